@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+extension EventStore {
+    /// Reads the global log after `checkpoint`, in log order, up to `limit` matching events.
+    ///
+    /// Only rows written by transactions older than every transaction still running are
+    /// read (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`): those can no longer be
+    /// joined by an event that sorts before them, so a reader that moves its checkpoint to
+    /// the last event it saw never misses one. Events of a still-open transaction, and of
+    /// any transaction that started after it, wait until it ends.
+    public func read(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws -> LogPage {
+        let limit = max(1, limit)
+        let transaction = String(checkpoint.transactionID)
+        // One statement, one snapshot: the page, the newest readable checkpoint (where the
+        // next read starts when the page isn't full) and whether committed events wait
+        // beyond the horizon.
+        let rows = try await client.query(
+            """
+            WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+            (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
+                    e.schema_version, e.data::text, e.metadata::text, e.recorded_at
+             FROM events e
+             WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
+               AND e.tx_id < (SELECT xmin FROM h)
+               AND (\(filter.types)::text[] IS NULL OR e.type = ANY(\(filter.types)::text[]))
+               AND (\(filter.streamPrefix)::text IS NULL OR starts_with(e.stream, \(filter.streamPrefix)::text))
+             ORDER BY e.tx_id, e.position
+             LIMIT \(limit))
+            UNION ALL
+            (SELECT 1, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+             FROM events e WHERE e.tx_id < (SELECT xmin FROM h)
+             ORDER BY e.tx_id DESC, e.position DESC LIMIT 1)
+            UNION ALL
+            (SELECT 2, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+             FROM events e
+             WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
+               AND e.tx_id >= (SELECT xmin FROM h)
+             LIMIT 1)
+            """,
+            logger: logger
+        )
+        var events: [RecordedEvent] = []
+        events.reserveCapacity(min(limit, 1000))
+        var head = checkpoint
+        var pending = false
+        for try await row in rows {
+            let (kind, transaction, position) = try row.decode((Int32, String, Int64).self)
+            let at = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            switch kind {
+            case 0: events.append(try Self.recordedEvent(row, at: at))
+            case 1: head = at
+            default: pending = true
+            }
+        }
+        events.sort { $0.checkpoint < $1.checkpoint }
+        let isFull = events.count == limit
+        let next = isFull ? events[events.count - 1].checkpoint : max(head, events.last?.checkpoint ?? checkpoint, checkpoint)
+        return LogPage(events: events, next: next, isFull: isFull, pendingBeyondHorizon: pending)
+    }
+
+    /// The newest checkpoint readers can read up to now.
+    public func head() async throws -> Checkpoint {
+        let rows = try await client.query(
+            """
+            SELECT tx_id::text, position FROM events
+            WHERE tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+            ORDER BY tx_id DESC, position DESC LIMIT 1
+            """,
+            logger: logger
+        )
+        for try await (transaction, position) in rows.decode((String, Int64).self) {
+            return Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+        }
+        return .start
+    }
+
+    /// Reads one stream from `fromVersion` (exclusive) on, in version order.
+    ///
+    /// A stream's versions commit in order (appends lock the stream), so a stream read needs
+    /// no horizon. Returns nil when the stream has no events.
+    public func readStream(_ stream: String, fromVersion: Int64 = 0, limit: Int = 1000) async throws -> StreamPage? {
+        let version = try await client.query(
+            "SELECT version FROM streams WHERE stream = \(stream)",
+            logger: logger
+        ).decode(Int64.self).first { _ in true }
+        guard let version, version > 0 else { return nil }
+        let rows = try await client.query(
+            """
+            SELECT 0, tx_id::text, position, event_id, stream, version, type, schema_version,
+                   data::text, metadata::text, recorded_at
+            FROM events WHERE stream = \(stream) AND version > \(fromVersion)
+            ORDER BY version LIMIT \(max(1, limit))
+            """,
+            logger: logger
+        )
+        var events: [RecordedEvent] = []
+        for try await row in rows {
+            let (_, transaction, position) = try row.decode((Int32, String, Int64).self)
+            let at = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            events.append(try Self.recordedEvent(row, at: at))
+        }
+        return StreamPage(stream: stream, version: version, events: events)
+    }
+
+    /// Decodes columns 3… of the read queries above.
+    private static func recordedEvent(_ row: PostgresRow, at checkpoint: Checkpoint) throws -> RecordedEvent {
+        let (_, _, _, id, stream, version, type, schemaVersion, data, metadata, recordedAt) = try row.decode(
+            (Int32, String, Int64, UUID, String, Int64, String, Int32, String, String, Date).self
+        )
+        return RecordedEvent(
+            checkpoint: checkpoint,
+            id: id,
+            stream: stream,
+            version: version,
+            type: type,
+            schemaVersion: schemaVersion,
+            data: data,
+            metadata: metadata,
+            recordedAt: recordedAt
+        )
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The append-only event log in PostgreSQL.
+///
+/// `EventStore` is a cheap value over a running `PostgresClient`: appends in their own
+/// transaction (``append(to:events:expected:)``), in a caller's transaction
+/// (``transaction(_:)``), in bulk through COPY (``appendBulk(_:)``); reads of the global
+/// log (``read(after:filter:limit:)``) and of one stream (``readStream(_:fromVersion:limit:)``).
+/// For many concurrent writers use ``GroupCommitAppender``; to follow the log live use ``tail(from:filter:notifier:)``.
+public struct EventStore: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Appends `events` to `stream` atomically, in a transaction of its own.
+    ///
+    /// - Throws: ``AppendError`` when the stream is not at the expected version or an event id
+    ///   is stored elsewhere. Appending events that are already stored (same ids, same stream)
+    ///   returns the original result and writes nothing.
+    @discardableResult
+    public func append(to stream: String, events: [NewEvent], expected: ExpectedVersion = .any) async throws
+        -> AppendResult
+    {
+        let request = AppendRequest(stream: stream, events: events, expected: expected)
+        let results = try await appendBatch([request])
+        return try results[0].get()
+    }
+
+    /// Appends several requests in one transaction; each is accepted or refused on its own
+    /// (a refused request writes nothing, the others are written).
+    public func appendBatch(_ requests: [AppendRequest]) async throws -> [Result<AppendResult, AppendError>] {
+        try await client.withTransaction(logger: logger) { connection in
+            try await LogWriter.write(requests, method: .insert, on: connection, logger: logger)
+        }
+    }
+
+    /// Appends events through `COPY`, the fastest path, for bulk ingest and imports.
+    ///
+    /// Each event goes to the end of its stream (no version check). Events whose id is
+    /// already stored in the same stream are skipped; an id stored in another stream refuses
+    /// that event only. All accepted events commit in one transaction.
+    public func appendBulk(_ items: [(stream: String, event: NewEvent)]) async throws -> BulkAppendResult {
+        let requests = items.map { AppendRequest(stream: $0.stream, events: [$0.event], expected: .any) }
+        let results = try await client.withTransaction(logger: logger) { connection in
+            try await LogWriter.write(requests, method: .copy, on: connection, logger: logger)
+        }
+        var summary = BulkAppendResult()
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .success(let appended) where appended.wasAlreadyStored: summary.alreadyStored += 1
+            case .success: summary.appended += 1
+            case .failure(let error): summary.refused.append((index, error))
+            }
+        }
+        return summary
+    }
+
+    /// Runs `body` in one transaction, with appends and any other writes of the caller
+    /// (a projector's checkpoint, an idempotency record) committing together.
+    ///
+    /// Keep it short: while it runs, no reader can read past the moment it started.
+    public func transaction<Value: Sendable>(
+        _ body: (EventStoreTransaction) async throws -> Value
+    ) async throws -> Value {
+        try await client.withTransaction(logger: logger) { connection in
+            try await body(EventStoreTransaction(connection: connection, logger: logger))
+        }
+    }
+}
+
+/// Appends inside a caller's transaction, see ``EventStore/transaction(_:)``.
+public struct EventStoreTransaction: Sendable {
+    public let connection: PostgresConnection
+    let logger: Logger
+
+    /// Like ``EventStore/append(to:events:expected:)``; the events commit with the transaction.
+    @discardableResult
+    public func append(to stream: String, events: [NewEvent], expected: ExpectedVersion = .any) async throws
+        -> AppendResult
+    {
+        let request = AppendRequest(stream: stream, events: events, expected: expected)
+        return try await LogWriter.write([request], method: .insert, on: connection, logger: logger)[0].get()
+    }
+}
+
+/// The outcome of ``EventStore/appendBulk(_:)``.
+public struct BulkAppendResult: Sendable {
+    public var appended = 0
+    public var alreadyStored = 0
+    /// Index in the input and reason of each refused event.
+    public var refused: [(index: Int, error: AppendError)] = []
+}

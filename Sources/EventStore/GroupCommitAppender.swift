@@ -1,0 +1,186 @@
+import DequeModule
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Batches concurrent appends into shared transactions ("group commit").
+///
+/// Callers of ``append(_:)`` are queued; each of ``Options/flushers`` loops takes up to
+/// ``Options/maxBatch`` queued requests (after waiting at most ``Options/linger`` for more to
+/// arrive) and writes them in one transaction. Each caller is answered when that
+/// transaction has committed, with its own result: a refused request (wrong expected
+/// version) doesn't affect the others. If a batch fails as a whole, its requests are retried
+/// one transaction each, so one bad request can't fail its neighbours.
+///
+/// Run it as a `Service`; on graceful shutdown it writes what is queued, then stops.
+public final class GroupCommitAppender: Service, Sendable {
+    public struct Options: Sendable {
+        /// Most requests written in one transaction.
+        public var maxBatch: Int = 500
+        /// How long a flusher waits for a batch to fill once it has work (zero: write at once;
+        /// batches still form from the requests that arrive while a transaction is in flight).
+        public var linger: Duration = .zero
+        /// Transactions in flight at once.
+        public var flushers: Int = 4
+
+        public init(maxBatch: Int = 500, linger: Duration = .zero, flushers: Int = 4) {
+            self.maxBatch = maxBatch
+            self.linger = linger
+            self.flushers = flushers
+        }
+    }
+
+    /// Counters since start, for benchmarks and metrics.
+    public struct Statistics: Sendable {
+        public var transactions = 0
+        public var requests = 0
+        public var fallbacks = 0
+    }
+
+    private struct Pending: Sendable {
+        var request: AppendRequest
+        var continuation: CheckedContinuation<AppendResult, any Error>
+    }
+
+    private struct State {
+        var queue = Deque<Pending>()
+        var idleFlushers: [CheckedContinuation<Void, Never>] = []
+        var isClosed = false
+        var statistics = Statistics()
+    }
+
+    private let store: EventStore
+    private let options: Options
+    private let state = Mutex(State())
+
+    public init(store: EventStore, options: Options = Options()) {
+        precondition(options.maxBatch >= 1 && options.flushers >= 1)
+        self.store = store
+        self.options = options
+    }
+
+    public var statistics: Statistics { state.withLock { $0.statistics } }
+
+    /// Appends `request` in the next group transaction and returns when it has committed.
+    public func append(_ request: AppendRequest) async throws -> AppendResult {
+        try await withCheckedThrowingContinuation { continuation in
+            let wake: CheckedContinuation<Void, Never>?? = state.withLock { state in
+                if state.isClosed { return .none }
+                state.queue.append(Pending(request: request, continuation: continuation))
+                return .some(state.idleFlushers.popLast())
+            }
+            switch wake {
+            case .none: continuation.resume(throwing: AppenderError.shutDown)
+            case .some(let flusher): flusher?.resume()
+            }
+        }
+    }
+
+    /// Convenience for ``append(_:)``.
+    @discardableResult
+    public func append(to stream: String, events: [NewEvent], expected: ExpectedVersion = .any) async throws
+        -> AppendResult
+    {
+        try await append(AppendRequest(stream: stream, events: events, expected: expected))
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<options.flushers {
+                    group.addTask { await self.flushLoop() }
+                }
+            }
+        } onGracefulShutdown: {
+            self.close()
+        }
+    }
+
+    private func close() {
+        let idle = state.withLock { state in
+            state.isClosed = true
+            defer { state.idleFlushers.removeAll() }
+            return state.idleFlushers
+        }
+        for flusher in idle { flusher.resume() }
+    }
+
+    private func flushLoop() async {
+        await withTaskCancellationHandler {
+            while let batch = await nextBatch() {
+                await flush(batch)
+            }
+        } onCancel: {
+            self.close()
+        }
+    }
+
+    /// Waits for work; nil once closed and drained.
+    private func nextBatch() async -> [Pending]? {
+        while true {
+            let (batch, closed) = state.withLock { state in
+                (state.queue.isEmpty ? [] : take(from: &state), state.isClosed)
+            }
+            if !batch.isEmpty {
+                guard options.linger > .zero, batch.count < options.maxBatch else { return batch }
+                try? await Task.sleep(for: options.linger)
+                return batch + state.withLock { take(from: &$0, max: options.maxBatch - batch.count) }
+            }
+            if closed { return nil }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    if !state.queue.isEmpty || state.isClosed { return true }
+                    state.idleFlushers.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+
+    private func take(from state: inout State, max: Int? = nil) -> [Pending] {
+        let count = Swift.min(state.queue.count, max ?? options.maxBatch)
+        let batch = Array(state.queue.prefix(count))
+        state.queue.removeFirst(count)
+        return batch
+    }
+
+    private func flush(_ batch: [Pending]) async {
+        guard !batch.isEmpty else { return }
+        do {
+            let results = try await store.appendBatch(batch.map(\.request))
+            record(transactions: 1, requests: batch.count, fallback: false)
+            for (pending, result) in zip(batch, results) { pending.continuation.resume(with: result) }
+        } catch {
+            // The batch failed as a whole (e.g. the same new event id raced in from two
+            // batches): give every request its own transaction and its own answer.
+            if batch.count > 1 {
+                store.logger.debug("group commit failed, retrying one by one", metadata: ["error": "\(error)"])
+            }
+            record(transactions: batch.count, requests: batch.count, fallback: batch.count > 1)
+            for pending in batch {
+                do {
+                    let result = try await store.appendBatch([pending.request])[0]
+                    pending.continuation.resume(with: result)
+                } catch {
+                    pending.continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private func record(transactions: Int, requests: Int, fallback: Bool) {
+        state.withLock { state in
+            state.statistics.transactions += transactions
+            state.statistics.requests += requests
+            if fallback { state.statistics.fallbacks += 1 }
+        }
+    }
+}
+
+public enum AppenderError: Error, CustomStringConvertible {
+    case shutDown
+
+    public var description: String { "the appender is shut down" }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// How Vigil reaches PostgreSQL, read from `VIGIL_PG_*` environment variables.
+public struct PostgresSettings: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 5432
+    public var username: String = "vigil"
+    public var password: String? = nil
+    public var database: String = "vigil"
+    /// `disable` (default: the stack runs on loopback), `prefer` or `require`.
+    public var tls: String = "disable"
+    public var maximumConnections: Int = 40
+    /// Sessions idle inside a transaction longer than this are closed by the server, so a
+    /// stuck client can't hold the log's read horizon back for long.
+    public var idleInTransactionTimeout: Duration = .seconds(30)
+    public var applicationName: String = "vigil"
+
+    public init() {}
+
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> PostgresSettings
+    {
+        var settings = PostgresSettings()
+        if let host = environment["VIGIL_PG_HOST"], !host.isEmpty { settings.host = host }
+        if let port = environment["VIGIL_PG_PORT"], !port.isEmpty {
+            guard let value = Int(port), (1...65535).contains(value) else {
+                throw SettingsError.invalid("VIGIL_PG_PORT", port)
+            }
+            settings.port = value
+        }
+        if let user = environment["VIGIL_PG_USER"], !user.isEmpty { settings.username = user }
+        if let password = environment["VIGIL_PG_PASSWORD"], !password.isEmpty { settings.password = password }
+        if let database = environment["VIGIL_PG_DATABASE"], !database.isEmpty { settings.database = database }
+        if let tls = environment["VIGIL_PG_TLS"], !tls.isEmpty {
+            guard ["disable", "prefer", "require"].contains(tls) else { throw SettingsError.invalid("VIGIL_PG_TLS", tls) }
+            settings.tls = tls
+        }
+        if let pool = environment["VIGIL_PG_POOL_SIZE"], !pool.isEmpty {
+            guard let value = Int(pool), value >= 2 else { throw SettingsError.invalid("VIGIL_PG_POOL_SIZE", pool) }
+            settings.maximumConnections = value
+        }
+        if let timeout = environment["VIGIL_PG_IDLE_TX_TIMEOUT_MS"], !timeout.isEmpty {
+            guard let value = Int(timeout), value >= 0 else {
+                throw SettingsError.invalid("VIGIL_PG_IDLE_TX_TIMEOUT_MS", timeout)
+            }
+            settings.idleInTransactionTimeout = .milliseconds(value)
+        }
+        return settings
+    }
+
+    private var tlsSetting: PostgresClient.Configuration.TLS {
+        switch tls {
+        case "require": .require(.makeClientConfiguration())
+        case "prefer": .prefer(.makeClientConfiguration())
+        default: .disable
+        }
+    }
+
+    private var startupParameters: [(String, String)] {
+        let milliseconds = idleInTransactionTimeout.components.seconds * 1000
+            + idleInTransactionTimeout.components.attoseconds / 1_000_000_000_000_000
+        return [
+            ("application_name", applicationName),
+            ("idle_in_transaction_session_timeout", String(milliseconds)),
+        ]
+    }
+
+    /// Configuration of the connection pool.
+    public var clientConfiguration: PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host,
+            port: port,
+            username: username,
+            password: password,
+            database: database,
+            tls: tlsSetting
+        )
+        configuration.options.maximumConnections = maximumConnections
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// The same server, another database (tests and benchmarks use scratch databases).
+    public func with(database: String) -> PostgresSettings {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+}
+
+public enum SettingsError: Error, CustomStringConvertible {
+    case invalid(String, String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let name, let value): "invalid value for \(name): '\(value)'"
+        }
+    }
+}

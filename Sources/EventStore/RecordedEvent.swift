@@ -1,0 +1,56 @@
+import Foundation
+
+/// An event as stored in the log.
+public struct RecordedEvent: Sendable, Hashable {
+    public var checkpoint: Checkpoint
+    public var id: UUID
+    public var stream: String
+    public var version: Int64
+    public var type: String
+    public var schemaVersion: Int32
+    /// The payload, a JSON object as text, exactly as PostgreSQL renders the stored `jsonb`.
+    public var data: String
+    public var metadata: String
+    public var recordedAt: Date
+
+    public var position: Int64 { checkpoint.position }
+}
+
+/// Which events of the log a reader wants.
+public struct LogFilter: Sendable, Hashable {
+    /// Only these event types (nil: all).
+    public var types: [String]?
+    /// Only streams whose name starts with this (nil: all).
+    public var streamPrefix: String?
+
+    public init(types: [String]? = nil, streamPrefix: String? = nil) {
+        self.types = types
+        self.streamPrefix = streamPrefix
+    }
+
+    public static let all = LogFilter()
+}
+
+/// One read of the global log.
+public struct LogPage: Sendable {
+    /// Matching events after the requested checkpoint, in log order.
+    public var events: [RecordedEvent]
+    /// Where the next read starts. When the page is not full this is the newest readable
+    /// checkpoint of the whole log (filtered-out events are skipped for good), otherwise
+    /// the checkpoint of the page's last event.
+    public var next: Checkpoint
+    /// The page was full: more matching events may be readable right away.
+    public var isFull: Bool
+    /// Committed events exist beyond the readable horizon: an older transaction is still
+    /// running, and they become readable when it ends (a tailer polls instead of waiting
+    /// for a notification, since a rollback elsewhere notifies nobody).
+    public var pendingBeyondHorizon: Bool
+}
+
+/// One stream's events from a version on.
+public struct StreamPage: Sendable {
+    public var stream: String
+    /// The stream's current version (0: the stream has no events).
+    public var version: Int64
+    public var events: [RecordedEvent]
+}
