@@ -35,8 +35,10 @@ extension EventStore {
             UNION ALL
             (SELECT 2, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
              FROM events e
-             WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
-               AND e.tx_id >= (SELECT xmin FROM h)
+             WHERE (e.tx_id, e.position) > (
+                 (SELECT greatest(\(transaction)::text::xid8, xmin) FROM h),
+                 (SELECT CASE WHEN \(transaction)::text::xid8 >= xmin THEN \(checkpoint.position)::int8 ELSE -1 END FROM h))
+             ORDER BY e.tx_id, e.position
              LIMIT 1)
             """,
             logger: logger

@@ -35,8 +35,8 @@ public struct EventStore: Sendable {
     /// Appends several requests in one transaction; each is accepted or refused on its own
     /// (a refused request writes nothing, the others are written).
     public func appendBatch(_ requests: [AppendRequest]) async throws -> [Result<AppendResult, AppendError>] {
-        try await client.withTransaction(logger: logger) { connection in
-            try await LogWriter.write(requests, method: .insert, on: connection, logger: logger)
+        try await transaction { transaction in
+            try await LogWriter.write(requests, method: .insert, on: transaction.connection, logger: logger)
         }
     }
 
@@ -47,8 +47,8 @@ public struct EventStore: Sendable {
     /// that event only. All accepted events commit in one transaction.
     public func appendBulk(_ items: [(stream: String, event: NewEvent)]) async throws -> BulkAppendResult {
         let requests = items.map { AppendRequest(stream: $0.stream, events: [$0.event], expected: .any) }
-        let results = try await client.withTransaction(logger: logger) { connection in
-            try await LogWriter.write(requests, method: .copy, on: connection, logger: logger)
+        let results = try await transaction { transaction in
+            try await LogWriter.write(requests, method: .copy, on: transaction.connection, logger: logger)
         }
         var summary = BulkAppendResult()
         for (index, result) in results.enumerated() {
@@ -64,14 +64,34 @@ public struct EventStore: Sendable {
     /// Runs `body` in one transaction, with appends and any other writes of the caller
     /// (a projector's checkpoint, an idempotency record) committing together.
     ///
-    /// Keep it short: while it runs, no reader can read past the moment it started.
+    /// Keep it short: while it runs, no reader can read past the moment it started. The body
+    /// may run more than once: when this transaction turns out to be older than the last
+    /// writer of a stream it appends to, it is rolled back and run again in a new one (so
+    /// every stream's versions stay in log order), like a serialization-failure retry.
     public func transaction<Value: Sendable>(
         _ body: (EventStoreTransaction) async throws -> Value
     ) async throws -> Value {
-        try await client.withTransaction(logger: logger) { connection in
-            try await body(EventStoreTransaction(connection: connection, logger: logger))
+        var attempt = 0
+        while true {
+            do {
+                return try await client.withTransaction(logger: logger) { connection in
+                    try await body(EventStoreTransaction(connection: connection, logger: logger))
+                }
+            } catch let error as PostgresTransactionError {
+                // PostgresNIO wraps what the body threw; when the rollback went through, the
+                // body's own error is the whole story.
+                guard let thrown = error.closureError, error.rollbackError == nil, error.beginError == nil else {
+                    throw error
+                }
+                guard let stale = thrown as? StaleTransaction else { throw thrown }
+                attempt += 1
+                guard attempt < Self.maxAttempts else { throw AppendError.tooMuchContention(stream: stale.stream) }
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...(100 * attempt))))
+            }
         }
     }
+
+    private static let maxAttempts = 50
 }
 
 /// Appends inside a caller's transaction, see ``EventStore/transaction(_:)``.

@@ -164,6 +164,10 @@ enum LogWriter {
 
     /// Locks the streams' rows (creating them at version 0) in a fixed order, so concurrent
     /// writers of the same streams queue instead of deadlocking, and returns their versions.
+    ///
+    /// - Throws: ``StaleTransaction`` when a stream's newest event was written by a younger
+    ///   transaction than this one (it got the lock first): appending now would put this
+    ///   stream's next version before its previous one in the log order.
     private static func lockStreams(_ streams: [String], on connection: PostgresConnection, logger: Logger)
         async throws -> [String: Int64]
     {
@@ -172,12 +176,15 @@ enum LogWriter {
             INSERT INTO streams AS s (stream, version)
             SELECT name, 0 FROM unnest(\(streams)::text[]) AS name ORDER BY name
             ON CONFLICT (stream) DO UPDATE SET version = s.version
-            RETURNING stream, version
+            RETURNING stream, version, coalesce(last_tx > pg_current_xact_id(), false)
             """,
             logger: logger
         )
         var versions: [String: Int64] = [:]
-        for try await (stream, version) in rows.decode((String, Int64).self) { versions[stream] = version }
+        for try await (stream, version, writtenByYounger) in rows.decode((String, Int64, Bool).self) {
+            if writtenByYounger { throw StaleTransaction(stream: stream) }
+            versions[stream] = version
+        }
         return versions
     }
 
@@ -219,7 +226,7 @@ enum LogWriter {
         let result = try await connection.query(
             """
             WITH bumped AS (
-                UPDATE streams SET version = u.version
+                UPDATE streams SET version = u.version, last_tx = pg_current_xact_id()
                 FROM unnest(\(touched)::text[], \(touchedVersions)::int8[]) AS u(stream, version)
                 WHERE streams.stream = u.stream
             )
@@ -249,7 +256,7 @@ enum LogWriter {
         let touchedVersions = touched.map { versions[$0] ?? 0 }
         try await connection.query(
             """
-            UPDATE streams SET version = u.version
+            UPDATE streams SET version = u.version, last_tx = pg_current_xact_id()
             FROM unnest(\(touched)::text[], \(touchedVersions)::int8[]) AS u(stream, version)
             WHERE streams.stream = u.stream
             """,
@@ -285,6 +292,12 @@ enum LogWriter {
             if buffer.readableBytes > 0 { try await writer.write(buffer) }
         }
     }
+}
+
+/// This transaction is older than the one that wrote a stream's newest event; the write is
+/// retried in a new transaction (see `streams.last_tx` in `schemas/store/0001_events.sql`).
+struct StaleTransaction: Error {
+    var stream: String
 }
 
 /// PostgreSQL's COPY text format: columns separated by tabs, rows by newlines, and those

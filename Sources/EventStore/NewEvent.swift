@@ -103,6 +103,9 @@ public enum AppendError: Error, Hashable, CustomStringConvertible {
     case duplicateEventID(UUID)
     /// The request itself is malformed (empty stream name or type, a repeated event id…).
     case invalidRequest(String)
+    /// The append was retried many times because younger transactions kept writing the
+    /// stream first (see ``EventStore/transaction(_:)``).
+    case tooMuchContention(stream: String)
 
     public var description: String {
         switch self {
@@ -112,6 +115,8 @@ public enum AppendError: Error, Hashable, CustomStringConvertible {
             "event \(id) is already stored as part of another append"
         case .invalidRequest(let reason):
             reason
+        case .tooMuchContention(let stream):
+            "stream '\(stream)' is contended: the append was retried too often"
         }
     }
 }

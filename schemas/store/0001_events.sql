@@ -29,9 +29,15 @@ CREATE INDEX events_tx_position_idx ON events (tx_id, position);
 -- Current version of every stream. Appends lock the stream's row, which
 -- serialises writers of one stream (versions commit in order) and lets writers
 -- of different streams proceed in parallel.
+--
+-- last_tx is the transaction that wrote the stream's newest event. A transaction
+-- may only append to a stream if it is not older than that one: otherwise its
+-- events would sort before the stream's earlier versions in the log order. The
+-- writer then retries in a new (younger) transaction.
 CREATE TABLE streams (
     stream  text   PRIMARY KEY,
-    version bigint NOT NULL DEFAULT 0
+    version bigint NOT NULL DEFAULT 0,
+    last_tx xid8
 );
 
 -- Wake live readers. The payload is the highest position written by the

@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Throw-away databases on the configured server, for tests and benchmarks: each gets a
+/// fresh, migrated database of its own and leaves nothing behind.
+public enum ScratchDatabase {
+    /// Creates `<prefix>_<random>`, applies the store's migrations, runs `body` with a running
+    /// client for it, then drops it.
+    public static func with<Value: Sendable>(
+        settings: PostgresSettings,
+        prefix: String = "vigil_scratch",
+        logger: Logger,
+        _ body: @Sendable (PostgresClient, PostgresSettings) async throws -> Value
+    ) async throws -> Value {
+        let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+        try await withClient(settings, logger: logger) { admin in
+            try await admin.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+        }
+        let scratch = settings.with(database: name)
+        do {
+            let value = try await withClient(scratch, logger: logger) { client in
+                try await Migrator.store().migrate(client: client, logger: logger)
+                return try await body(client, scratch)
+            }
+            try await drop(name, settings: settings, logger: logger)
+            return value
+        } catch {
+            try? await drop(name, settings: settings, logger: logger)
+            throw error
+        }
+    }
+
+    /// Runs `body` with a `PostgresClient` that runs for exactly as long.
+    public static func withClient<Value: Sendable>(
+        _ settings: PostgresSettings,
+        logger: Logger,
+        _ body: @Sendable (PostgresClient) async throws -> Value
+    ) async throws -> Value {
+        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+
+    private static func drop(_ name: String, settings: PostgresSettings, logger: Logger) async throws {
+        try await withClient(settings, logger: logger) { admin in
+            try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import EventStore
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite("Appending to streams")
+struct AppendTests {
+    @Test("appends get consecutive versions and increasing checkpoints, and read back intact")
+    func appendAndRead() async throws {
+        try await TestDatabase.withStore { store in
+            let first = try await store.append(to: "camera-a", events: [detection(), detection()], expected: .noStream)
+            #expect(first.version == 2)
+            #expect(first.checkpoints.count == 2)
+            #expect(first.checkpoints[0] < first.checkpoints[1])
+            let second = try await store.append(to: "camera-a", events: [detection()], expected: .exact(2))
+            #expect(second.version == 3)
+            #expect(second.checkpoints[0] > first.checkpoints[1])
+
+            let page = try #require(try await store.readStream("camera-a"))
+            #expect(page.version == 3)
+            #expect(page.events.map(\.version) == [1, 2, 3])
+            #expect(page.events.map(\.checkpoint) == first.checkpoints + second.checkpoints)
+            let fromTwo = try #require(try await store.readStream("camera-a", fromVersion: 2))
+            #expect(fromTwo.events.map(\.version) == [3])
+            #expect(try await store.readStream("camera-missing") == nil)
+        }
+    }
+
+    @Test("a wrong expected version is a typed conflict carrying the current version, and writes nothing")
+    func conflicts() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.append(to: "rule-7", events: [detection(), detection()])
+            await #expect(throws: AppendError.wrongExpectedVersion(stream: "rule-7", expected: .exact(5), current: 2)) {
+                try await store.append(to: "rule-7", events: [detection()], expected: .exact(5))
+            }
+            await #expect(throws: AppendError.wrongExpectedVersion(stream: "rule-7", expected: .noStream, current: 2)) {
+                try await store.append(to: "rule-7", events: [detection()], expected: .noStream)
+            }
+            await #expect(throws: AppendError.wrongExpectedVersion(stream: "rule-8", expected: .streamExists, current: 0)) {
+                try await store.append(to: "rule-8", events: [detection()], expected: .streamExists)
+            }
+            #expect(try await store.readAll().count == 2)
+            #expect(try await store.readStream("rule-7")?.version == 2)
+            #expect(try await store.readStream("rule-8") == nil)
+        }
+    }
+
+    @Test("re-appending stored event ids returns the original result and writes nothing")
+    func idempotency() async throws {
+        try await TestDatabase.withStore { store in
+            let events = [detection(), detection()]
+            let original = try await store.append(to: "camera-b", events: events, expected: .noStream)
+            // A retry with the same expectation would conflict, but it is recognised as a retry.
+            let retry = try await store.append(to: "camera-b", events: events, expected: .noStream)
+            #expect(retry.wasAlreadyStored)
+            #expect(retry.version == original.version)
+            #expect(retry.checkpoints == original.checkpoints)
+            #expect(try await store.readAll().count == 2)
+
+            // Some stored, some new: refused as a whole.
+            await #expect(throws: AppendError.duplicateEventID(events[1].id)) {
+                try await store.append(to: "camera-b", events: [events[1], detection()])
+            }
+            // The same id in another stream: refused.
+            await #expect(throws: AppendError.duplicateEventID(events[0].id)) {
+                try await store.append(to: "camera-c", events: [events[0]])
+            }
+            // The same id twice in one request: refused.
+            let twice = detection()
+            await #expect(throws: AppendError.self) {
+                try await store.append(to: "camera-c", events: [twice, twice])
+            }
+            #expect(try await store.readAll().count == 2)
+        }
+    }
+
+    @Test("a transaction that rolls back leaves no event behind")
+    func rollback() async throws {
+        struct Abort: Error {}
+        try await TestDatabase.withStore { store in
+            await #expect(throws: Abort.self) {
+                try await store.transaction { transaction in
+                    try await transaction.append(to: "camera-d", events: [detection()])
+                    throw Abort()
+                }
+            }
+            #expect(try await store.readAll().isEmpty)
+            #expect(try await store.readStream("camera-d") == nil)
+            // The stream can still start at version 1.
+            let result = try await store.append(to: "camera-d", events: [detection()], expected: .noStream)
+            #expect(result.version == 1)
+        }
+    }
+
+    @Test("the log refuses UPDATE and DELETE")
+    func appendOnly() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.append(to: "camera-e", events: [detection()])
+            await #expect(throws: PSQLError.self) {
+                try await store.client.query("UPDATE events SET type = 'Tampered'", logger: TestDatabase.logger)
+            }
+            await #expect(throws: PSQLError.self) {
+                try await store.client.query("DELETE FROM events", logger: TestDatabase.logger)
+            }
+            #expect(try await store.readAll().map(\.type) == ["DetectionRecorded"])
+        }
+    }
+
+    @Test("bulk COPY keeps payloads byte for byte, skips stored events and assigns stream versions")
+    func bulk() async throws {
+        try await TestDatabase.withStore { store in
+            let tricky = NewEvent(
+                type: "DetectionRecorded",
+                data: #"{"note":"tab\there, newline\nthere, backslash \\ and quote \" — ünïcødé 📷"}"#
+            )
+            try await store.append(to: "camera-f", events: [detection()])
+            let existing = detection()
+            try await store.append(to: "camera-g", events: [existing])
+            let items: [(stream: String, event: NewEvent)] =
+                [("camera-f", tricky), ("camera-g", existing)] + (0..<50).map { ("camera-f", detection(sequence: $0)) }
+            let result = try await store.appendBulk(items)
+            #expect(result.appended == 51)
+            #expect(result.alreadyStored == 1)
+            #expect(result.refused.isEmpty)
+
+            let stream = try #require(try await store.readStream("camera-f"))
+            #expect(stream.version == 52)
+            #expect(stream.events.map(\.version) == Array(1...52))
+            let stored = try #require(stream.events.first { $0.id == tricky.id })
+            let decoded = try JSONSerialization.jsonObject(with: Data(stored.data.utf8)) as? [String: String]
+            #expect(decoded?["note"] == "tab\there, newline\nthere, backslash \\ and quote \" — ünïcødé 📷")
+            #expect(try await store.readAll().count == 53)
+        }
+    }
+
+    @Test("migrations are recorded and applying them again changes nothing")
+    func migrationsAreIdempotent() async throws {
+        try await TestDatabase.withStore { store in
+            let migrator = Migrator.store()
+            let applied = try await migrator.migrate(client: store.client, logger: TestDatabase.logger)
+            let pending = try await migrator.pending(client: store.client, logger: TestDatabase.logger)
+            #expect(applied.isEmpty)
+            #expect(pending.isEmpty)
+            #expect(try migrator.migrations().map(\.version) == ["0001_events"])
+        }
+    }
+}

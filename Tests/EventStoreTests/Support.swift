@@ -1,0 +1,97 @@
+import EventStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL started by `tools/test` (its settings come in as `VIGIL_PG_*`).
+enum TestDatabase {
+    static let logger: Logger = {
+        var logger = Logger(label: "vigil.tests")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    static func settings() throws -> PostgresSettings {
+        guard ProcessInfo.processInfo.environment["VIGIL_PG_PORT"] != nil else {
+            throw TestSetupError("VIGIL_PG_PORT is not set: run the tests through tools/test, which starts PostgreSQL")
+        }
+        var settings = try PostgresSettings.fromEnvironment()
+        settings.maximumConnections = 40
+        return settings
+    }
+
+    /// A fresh, migrated database with a running client, dropped afterwards.
+    static func withStore<Value: Sendable>(
+        _ body: @Sendable (EventStore) async throws -> Value
+    ) async throws -> Value {
+        try await ScratchDatabase.with(settings: settings(), prefix: "vigil_test", logger: logger) { client, _ in
+            try await body(EventStore(client: client, logger: logger))
+        }
+    }
+
+    /// Like ``withStore(_:)``, with a running ``LogNotifier`` for tails.
+    static func withStoreAndNotifier<Value: Sendable>(
+        _ body: @Sendable (EventStore, LogNotifier) async throws -> Value
+    ) async throws -> Value {
+        try await withStore { store in
+            let notifier = LogNotifier(client: store.client, logger: logger)
+            return try await withThrowingTaskGroup(of: Value?.self) { group in
+                group.addTask {
+                    try await notifier.run()
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await body(store, notifier)
+            }
+        }
+    }
+}
+
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A ~250 byte event like the detections Vigil records.
+func detection(camera: String = "front_door", sequence: Int = 0, id: UUID = UUID()) -> NewEvent {
+    NewEvent(
+        id: id,
+        type: "DetectionRecorded",
+        data: """
+            {"camera_id":"\(camera)","object_type":"person","confidence":0.91,"detected_at":"2026-11-23T12:00:00Z",\
+            "bbox_x":120,"bbox_y":80,"bbox_width":64,"bbox_height":128,"file_path":"/cameras/\(camera)/\(sequence).jpg",\
+            "media_type":"image","sequence":\(sequence)}
+            """,
+        metadata: #"{"actor":"tests","request_id":"\#(UUID().uuidString)"}"#
+    )
+}
+
+extension EventStore {
+    /// A read that also waits for committed events held beyond the horizon.
+    ///
+    /// The horizon is cluster-wide: a transaction open in *another* test's database holds
+    /// back reads here too, so a test that reads its own writes waits until they are readable.
+    func readSettled(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws
+        -> LogPage
+    {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while true {
+            let page = try await read(after: checkpoint, filter: filter, limit: limit)
+            if page.isFull || !page.pendingBeyondHorizon || clock.now > deadline { return page }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Everything committed so far, following `next` until the log is drained.
+    func readAll(filter: LogFilter = .all, from start: Checkpoint = .start) async throws -> [RecordedEvent] {
+        var events: [RecordedEvent] = []
+        var checkpoint = start
+        while true {
+            let page = try await readSettled(after: checkpoint, filter: filter, limit: 500)
+            events += page.events
+            checkpoint = page.next
+            if !page.isFull { return events }
+        }
+    }
+}
