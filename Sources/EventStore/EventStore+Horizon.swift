@@ -17,22 +17,26 @@ public struct HorizonHolder: Sendable, Hashable {
 }
 
 extension EventStore {
-    /// The sessions with an open transaction, oldest first: the first one is what holds the
-    /// horizon (events committed after it started can't be read until it ends). Prepared
-    /// transactions count too (`pid` 0).
+    /// The transactions holding the horizon, oldest first: while the first one runs, events
+    /// committed by any younger transaction can't be read. Only transactions that have an id
+    /// (that wrote something) count, read-only ones don't; prepared transactions do (`pid` 0).
     public func horizonHolders(limit: Int = 5) async throws -> [HorizonHolder] {
         let rows = try await client.query(
             """
-            SELECT pid, datname::text, usename::text, application_name, client_addr::text, state,
-                   extract(epoch FROM now() - xact_start)::float8, left(query, 200)
-            FROM pg_stat_activity
-            WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
-              AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
-            UNION ALL
-            SELECT 0, database::text, owner::text, 'prepared transaction ' || gid, NULL, 'prepared',
-                   extract(epoch FROM now() - prepared)::float8, NULL
-            FROM pg_prepared_xacts
-            ORDER BY 7 DESC
+            SELECT pid, database, username, application, address, state, transaction_age, query
+            FROM (
+                SELECT pid, datname::text AS database, usename::text AS username,
+                       application_name AS application, client_addr::text AS address, state,
+                       coalesce(extract(epoch FROM now() - xact_start), 0)::float8 AS transaction_age,
+                       left(query, 200) AS query, age(backend_xid) AS xid_age
+                FROM pg_stat_activity
+                WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                UNION ALL
+                SELECT 0, database::text, owner::text, 'prepared transaction ' || gid, NULL, 'prepared',
+                       extract(epoch FROM now() - prepared)::float8, NULL, age(transaction)
+                FROM pg_prepared_xacts
+            ) AS holders
+            ORDER BY xid_age DESC
             LIMIT \(limit)
             """,
             logger: logger

@@ -10,7 +10,8 @@ extension EventStore {
     /// joined by an event that sorts before them, so a reader that moves its checkpoint to
     /// the last event it saw never misses one. Events of a still-open transaction, and of
     /// any transaction that started after it, wait until it ends.
-    public func read(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws -> LogPage {
+    public func read(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws -> LogPage
+    {
         let limit = max(1, limit)
         let transaction = String(checkpoint.transactionID)
         // One statement, one snapshot: the page, the newest readable checkpoint (where the
@@ -58,7 +59,8 @@ extension EventStore {
         }
         events.sort { $0.checkpoint < $1.checkpoint }
         let isFull = events.count == limit
-        let next = isFull ? events[events.count - 1].checkpoint : max(head, events.last?.checkpoint ?? checkpoint, checkpoint)
+        let next =
+            isFull ? events[events.count - 1].checkpoint : max(head, events.last?.checkpoint ?? checkpoint, checkpoint)
         return LogPage(events: events, next: next, isFull: isFull, pendingBeyondHorizon: pending)
     }
 

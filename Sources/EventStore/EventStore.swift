@@ -24,7 +24,9 @@ public struct EventStore: Sendable {
     ///   is stored elsewhere. Appending events that are already stored (same ids, same stream)
     ///   returns the original result and writes nothing.
     @discardableResult
-    public func append(to stream: String, events: [NewEvent], expected: ExpectedVersion = .any) async throws
+    public func append(
+        to stream: String, events: [NewEvent], expected: ExpectedVersion = .any
+    ) async throws
         -> AppendResult
     {
         let request = AppendRequest(stream: stream, events: events, expected: expected)
@@ -101,7 +103,9 @@ public struct EventStoreTransaction: Sendable {
 
     /// Like ``EventStore/append(to:events:expected:)``; the events commit with the transaction.
     @discardableResult
-    public func append(to stream: String, events: [NewEvent], expected: ExpectedVersion = .any) async throws
+    public func append(
+        to stream: String, events: [NewEvent], expected: ExpectedVersion = .any
+    ) async throws
         -> AppendResult
     {
         let request = AppendRequest(stream: stream, events: events, expected: expected)

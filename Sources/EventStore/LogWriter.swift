@@ -64,7 +64,8 @@ enum LogWriter {
             if case .accepted(_, _, let last) = decision {
                 let first = last - Int64(request.events.count) + 1
                 for (offset, event) in request.events.enumerated() {
-                    rows.append(Row(request: index, event: event, stream: request.stream, version: first + Int64(offset)))
+                    rows.append(
+                        Row(request: index, event: event, stream: request.stream, version: first + Int64(offset)))
                 }
             }
             decisions.append(decision)
@@ -96,11 +97,12 @@ enum LogWriter {
                 )
                 results.append(.success(result))
             case .sameAs(let original):
-                results.append(results[original].map { result in
-                    var repeated = result
-                    repeated.wasAlreadyStored = true
-                    return repeated
-                })
+                results.append(
+                    results[original].map { result in
+                        var repeated = result
+                        repeated.wasAlreadyStored = true
+                        return repeated
+                    })
             }
         }
         return results
@@ -168,7 +170,9 @@ enum LogWriter {
     /// - Throws: ``StaleTransaction`` when a stream's newest event was written by a younger
     ///   transaction than this one (it got the lock first): appending now would put this
     ///   stream's next version before its previous one in the log order.
-    private static func lockStreams(_ streams: [String], on connection: PostgresConnection, logger: Logger)
+    private static func lockStreams(
+        _ streams: [String], on connection: PostgresConnection, logger: Logger
+    )
         async throws -> [String: Int64]
     {
         let rows = try await connection.query(
@@ -188,7 +192,9 @@ enum LogWriter {
         return versions
     }
 
-    private static func storedEvents(_ ids: [UUID], on connection: PostgresConnection, logger: Logger)
+    private static func storedEvents(
+        _ ids: [UUID], on connection: PostgresConnection, logger: Logger
+    )
         async throws -> [UUID: StoredEvent]
     {
         let rows = try await connection.query(
@@ -302,8 +308,8 @@ struct StaleTransaction: Error {
 
 /// PostgreSQL's COPY text format: columns separated by tabs, rows by newlines, and those
 /// characters (and the backslash) escaped inside values.
-enum CopyText {
-    static func writeField(_ value: String, to buffer: inout ByteBuffer) {
+public enum CopyText {
+    public static func writeField(_ value: String, to buffer: inout ByteBuffer) {
         let utf8 = value.utf8
         if !utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 < 0x20 }) {
             buffer.writeString(value)

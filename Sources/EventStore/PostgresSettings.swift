@@ -19,7 +19,9 @@ public struct PostgresSettings: Sendable {
 
     public init() {}
 
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    )
         throws -> PostgresSettings
     {
         var settings = PostgresSettings()
@@ -34,7 +36,9 @@ public struct PostgresSettings: Sendable {
         if let password = environment["VIGIL_PG_PASSWORD"], !password.isEmpty { settings.password = password }
         if let database = environment["VIGIL_PG_DATABASE"], !database.isEmpty { settings.database = database }
         if let tls = environment["VIGIL_PG_TLS"], !tls.isEmpty {
-            guard ["disable", "prefer", "require"].contains(tls) else { throw SettingsError.invalid("VIGIL_PG_TLS", tls) }
+            guard ["disable", "prefer", "require"].contains(tls) else {
+                throw SettingsError.invalid("VIGIL_PG_TLS", tls)
+            }
             settings.tls = tls
         }
         if let pool = environment["VIGIL_PG_POOL_SIZE"], !pool.isEmpty {
@@ -59,7 +63,8 @@ public struct PostgresSettings: Sendable {
     }
 
     private var startupParameters: [(String, String)] {
-        let milliseconds = idleInTransactionTimeout.components.seconds * 1000
+        let milliseconds =
+            idleInTransactionTimeout.components.seconds * 1000
             + idleInTransactionTimeout.components.attoseconds / 1_000_000_000_000_000
         return [
             ("application_name", applicationName),

@@ -14,12 +14,12 @@ public enum ScratchDatabase {
         _ body: @Sendable (PostgresClient, PostgresSettings) async throws -> Value
     ) async throws -> Value {
         let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
-        try await withClient(settings, logger: logger) { admin in
+        try await settings.withRunningClient(logger: logger) { admin in
             try await admin.query("CREATE DATABASE \(unescaped: name)", logger: logger)
         }
         let scratch = settings.with(database: name)
         do {
-            let value = try await withClient(scratch, logger: logger) { client in
+            let value = try await scratch.withRunningClient(logger: logger) { client in
                 try await Migrator.store().migrate(client: client, logger: logger)
                 return try await body(client, scratch)
             }
@@ -31,13 +31,20 @@ public enum ScratchDatabase {
         }
     }
 
-    /// Runs `body` with a `PostgresClient` that runs for exactly as long.
-    public static func withClient<Value: Sendable>(
-        _ settings: PostgresSettings,
+    private static func drop(_ name: String, settings: PostgresSettings, logger: Logger) async throws {
+        try await settings.withRunningClient(logger: logger) { admin in
+            try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+        }
+    }
+}
+
+extension PostgresSettings {
+    /// Runs `body` with a connection pool that runs for exactly as long (one-off commands).
+    public func withRunningClient<Value: Sendable>(
         logger: Logger,
         _ body: @Sendable (PostgresClient) async throws -> Value
     ) async throws -> Value {
-        let client = PostgresClient(configuration: settings.clientConfiguration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         return try await withThrowingTaskGroup(of: Value?.self) { group in
             group.addTask {
                 await client.run()
@@ -45,12 +52,6 @@ public enum ScratchDatabase {
             }
             defer { group.cancelAll() }
             return try await body(client)
-        }
-    }
-
-    private static func drop(_ name: String, settings: PostgresSettings, logger: Logger) async throws {
-        try await withClient(settings, logger: logger) { admin in
-            try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
         }
     }
 }

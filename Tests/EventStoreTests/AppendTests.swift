@@ -36,7 +36,9 @@ struct AppendTests {
             await #expect(throws: AppendError.wrongExpectedVersion(stream: "rule-7", expected: .noStream, current: 2)) {
                 try await store.append(to: "rule-7", events: [detection()], expected: .noStream)
             }
-            await #expect(throws: AppendError.wrongExpectedVersion(stream: "rule-8", expected: .streamExists, current: 0)) {
+            await #expect(
+                throws: AppendError.wrongExpectedVersion(stream: "rule-8", expected: .streamExists, current: 0)
+            ) {
                 try await store.append(to: "rule-8", events: [detection()], expected: .streamExists)
             }
             #expect(try await store.readAll().count == 2)

@@ -127,7 +127,8 @@ struct GapTests {
                 var seen: [Seen] = []
                 for try await event in store.tail(from: start, notifier: notifier, batchSize: batchSize) {
                     if event.type == sentinelType { return seen }
-                    seen.append(Seen(id: event.id, checkpoint: event.checkpoint, stream: event.stream, version: event.version))
+                    seen.append(
+                        Seen(id: event.id, checkpoint: event.checkpoint, stream: event.stream, version: event.version))
                 }
                 return seen
             }
@@ -143,16 +144,21 @@ struct GapTests {
         }
     }
 
-    @Test("8 writers, 4 tailers, ≥100k events: every committed event exactly once, in one order", .timeLimit(.minutes(5)))
+    @Test(
+        "8 writers, 4 tailers, ≥100k events: every committed event exactly once, in one order", .timeLimit(.minutes(5)))
     func concurrentWritersAndTailers() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
             try await GroupCommitTests.withAppender(store) { appender in
                 let ledger = Ledger()
                 let deadline = Duration.seconds(180)
+                let clock = ContinuousClock()
+                let began = clock.now
 
                 // Tailers started before, during and after the writers, at different checkpoints.
-                async let fromStart = Self.tailer(store: store, notifier: notifier, from: .start, batchSize: 1000, deadline: deadline)
-                async let smallPages = Self.tailer(store: store, notifier: notifier, from: .start, batchSize: 7, deadline: deadline)
+                async let fromStart = Self.tailer(
+                    store: store, notifier: notifier, from: .start, batchSize: 1000, deadline: deadline)
+                async let smallPages = Self.tailer(
+                    store: store, notifier: notifier, from: .start, batchSize: 50, deadline: deadline)
                 async let writers: Void = withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await Self.groupWriter(0, appender: appender, ledger: ledger, events: 12_800) }
                     group.addTask { try await Self.groupWriter(1, appender: appender, ledger: ledger, events: 12_800) }
@@ -165,22 +171,28 @@ struct GapTests {
                     try await group.waitForAll()
                 }
                 try await Task.sleep(for: .seconds(1))
-                async let lateFromStart = Self.tailer(store: store, notifier: notifier, from: .start, batchSize: 500, deadline: deadline)
+                async let lateFromStart = Self.tailer(
+                    store: store, notifier: notifier, from: .start, batchSize: 500, deadline: deadline)
                 try await Task.sleep(for: .seconds(1))
                 let midway = try await store.head()
-                async let fromMidway = Self.tailer(store: store, notifier: notifier, from: midway, batchSize: 1000, deadline: deadline)
+                async let fromMidway = Self.tailer(
+                    store: store, notifier: notifier, from: midway, batchSize: 1000, deadline: deadline)
 
                 try await writers
+                let written = clock.now - began
                 try await store.append(to: "gap-test", events: [NewEvent(type: Self.sentinelType, data: "{}")])
 
                 let reference = try await fromStart
+                print("gap test: writers done after \(written), first tailer at the end after \(clock.now - began)")
                 let committed = ledger.committed
                 let rolledBack = ledger.rolledBack
                 #expect(committed.count >= 100_000)
                 #expect(!rolledBack.isEmpty, "some transactions should have rolled back")
 
                 Self.verify(reference, against: committed, rolledBack: rolledBack, name: "Self.tailer from start")
-                for (name, other) in [("small-page Self.tailer", try await smallPages), ("late Self.tailer", try await lateFromStart)] {
+                for (name, other) in [
+                    ("small-page Self.tailer", try await smallPages), ("late Self.tailer", try await lateFromStart),
+                ] {
                     Self.verify(other, against: committed, rolledBack: rolledBack, name: name)
                     #expect(other == reference, "\(name) saw a different order than the Self.tailer from start")
                 }
@@ -201,7 +213,8 @@ struct GapTests {
     static func verify(_ seen: [Seen], against committed: Set<UUID>, rolledBack: Set<UUID>, name: String) {
         var unique = Set<UUID>()
         for (index, event) in seen.enumerated() where !unique.insert(event.id).inserted {
-            Issue.record("\(name): event \(event.id) delivered twice (second time at index \(index), \(event.checkpoint))")
+            Issue.record(
+                "\(name): event \(event.id) delivered twice (second time at index \(index), \(event.checkpoint))")
             return
         }
         if let ghost = seen.first(where: { rolledBack.contains($0.id) }) {

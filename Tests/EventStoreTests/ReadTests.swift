@@ -1,7 +1,8 @@
-@testable import EventStore
 import Foundation
 import PostgresNIO
 import Testing
+
+@testable import EventStore
 
 @Suite("Reading the log")
 struct ReadTests {
@@ -26,12 +27,16 @@ struct ReadTests {
             try await store.append(to: "camera-front", events: [detection(), detection()])
             try await store.append(
                 to: "secevent-1",
-                events: [NewEvent(type: "SecurityEventOpened", data: "{}"), NewEvent(type: "SecurityEventClosed", data: "{}")]
+                events: [
+                    NewEvent(type: "SecurityEventOpened", data: "{}"),
+                    NewEvent(type: "SecurityEventClosed", data: "{}"),
+                ]
             )
             try await store.append(to: "camera-back", events: [detection()])
 
             let all = try await store.readSettled(after: .start)
-            #expect(all.events.map(\.stream) == ["camera-front", "camera-front", "secevent-1", "secevent-1", "camera-back"])
+            #expect(
+                all.events.map(\.stream) == ["camera-front", "camera-front", "secevent-1", "secevent-1", "camera-back"])
             #expect(!all.isFull)
             #expect(all.next == all.events.last?.checkpoint)
 

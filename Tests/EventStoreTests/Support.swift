@@ -71,7 +71,9 @@ extension EventStore {
     ///
     /// The horizon is cluster-wide: a transaction open in *another* test's database holds
     /// back reads here too, so a test that reads its own writes waits until they are readable.
-    func readSettled(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws
+    func readSettled(
+        after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000
+    ) async throws
         -> LogPage
     {
         let clock = ContinuousClock()

@@ -1,0 +1,67 @@
+import Hummingbird
+
+/// An error with the seed's body: `{"detail": "…"}`.
+public struct APIError: HTTPResponseError, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var detail: String
+
+    public init(_ status: HTTPResponse.Status, _ detail: String) {
+        self.status = status
+        self.detail = detail
+    }
+
+    public static func notFound(_ detail: String) -> APIError { APIError(.notFound, detail) }
+    public static func badRequest(_ detail: String) -> APIError { APIError(.badRequest, detail) }
+
+    public var description: String { "\(status.code) \(detail)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body = JSONWriter()
+        body.object { $0.field("detail", detail) }
+        return body.response(status: status)
+    }
+}
+
+/// A validation failure, 422 with FastAPI's body: `{"detail": [{"loc", "msg", "type"}]}`.
+public struct ValidationError: HTTPResponseError, CustomStringConvertible {
+    public struct Issue: Sendable, Equatable {
+        public var location: [String]
+        public var message: String
+        public var type: String
+
+        public init(location: [String], message: String, type: String) {
+            self.location = location
+            self.message = message
+            self.type = type
+        }
+    }
+
+    public var issues: [Issue]
+    public var status: HTTPResponse.Status { .unprocessableContent }
+
+    public init(_ issues: [Issue]) { self.issues = issues }
+
+    public init(location: [String], message: String, type: String) {
+        self.init([Issue(location: location, message: message, type: type)])
+    }
+
+    public var description: String {
+        issues.map { "\($0.location.joined(separator: ".")): \($0.message)" }.joined(separator: "; ")
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body = JSONWriter()
+        body.object { object in
+            object.array("detail") { array in
+                for issue in issues {
+                    array.object { item in
+                        item.array("loc") { loc in for part in issue.location { loc.string(part) } }
+                        item.field("msg", issue.message)
+                        item.field("type", issue.type)
+                    }
+                }
+            }
+        }
+        return body.response(status: status)
+    }
+}

@@ -1,0 +1,54 @@
+import EventStore
+import Hummingbird
+import Logging
+
+/// `GET /health`: liveness, no dependency checked. `GET /ready`: PostgreSQL answers, and what
+/// holds the log's read horizon (a transaction open for long delays every reader).
+struct HealthController<Context: RequestContext> {
+    let store: EventStore
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("/health", use: health)
+        router.get("/ready", use: ready)
+    }
+
+    @Sendable func health(_ request: Request, context: Context) async throws -> Response {
+        var body = JSONWriter()
+        body.object { $0.field("status", "alive") }
+        return body.response()
+    }
+
+    @Sendable func ready(_ request: Request, context: Context) async throws -> Response {
+        do {
+            let checkpoint = try await store.head()
+            let oldest = try await store.horizonHolders(limit: 1)
+            var body = JSONWriter()
+            body.object { object in
+                object.field("status", "ready")
+                object.object("checks") { $0.field("database", "healthy") }
+                object.object("log") { log in
+                    log.field("head", checkpoint.token)
+                    if let holder = oldest.first {
+                        log.object("horizon_held_by") { held in
+                            held.field("pid", Int64(holder.pid))
+                            held.field("application", holder.application)
+                            held.field("database", holder.database)
+                            held.field("state", holder.state)
+                            held.field("transaction_age_seconds", holder.transactionAge)
+                            held.field("query", holder.query)
+                        }
+                    }
+                }
+            }
+            return body.response()
+        } catch {
+            context.logger.warning("readiness check failed", metadata: ["error": "\(String(reflecting: error))"])
+            var body = JSONWriter()
+            body.object { object in
+                object.field("status", "not_ready")
+                object.object("checks") { $0.field("database", "unhealthy") }
+            }
+            return body.response(status: .serviceUnavailable)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Hummingbird
+
+/// Writes JSON straight into a buffer. Used where a response embeds JSON that is already
+/// serialised (event payloads from `jsonb`), so it is passed through instead of being
+/// decoded and encoded again.
+public struct JSONWriter {
+    private(set) var buffer = ByteBuffer()
+
+    public init() {}
+
+    public mutating func object(_ body: (inout ObjectWriter) -> Void) {
+        var writer = ObjectWriter(buffer: buffer)
+        buffer = ByteBuffer()
+        writer.buffer.writeInteger(UInt8(ascii: "{"))
+        body(&writer)
+        writer.buffer.writeInteger(UInt8(ascii: "}"))
+        buffer = writer.buffer
+    }
+
+    public func response(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
+    }
+
+    public struct ObjectWriter {
+        var buffer: ByteBuffer
+        private var isFirst = true
+
+        init(buffer: ByteBuffer) { self.buffer = buffer }
+
+        private mutating func key(_ name: String) {
+            if !isFirst { buffer.writeInteger(UInt8(ascii: ",")) }
+            isFirst = false
+            JSONWriter.writeString(name, to: &buffer)
+            buffer.writeInteger(UInt8(ascii: ":"))
+        }
+
+        public mutating func field(_ name: String, _ value: String?) {
+            key(name)
+            if let value { JSONWriter.writeString(value, to: &buffer) } else { buffer.writeStaticString("null") }
+        }
+
+        public mutating func field(_ name: String, _ value: Int64?) {
+            key(name)
+            buffer.writeString(value.map(String.init) ?? "null")
+        }
+
+        public mutating func field(_ name: String, _ value: Int) { field(name, Int64(value)) }
+
+        public mutating func field(_ name: String, _ value: Double) {
+            key(name)
+            buffer.writeString(value.isFinite ? String(value) : "null")
+        }
+
+        public mutating func field(_ name: String, _ value: Bool) {
+            key(name)
+            buffer.writeStaticString(value ? "true" : "false")
+        }
+
+        /// `json` must be valid JSON (it comes from PostgreSQL's `jsonb` output).
+        public mutating func raw(_ name: String, json: String) {
+            key(name)
+            buffer.writeString(json)
+        }
+
+        public mutating func object(_ name: String, _ body: (inout ObjectWriter) -> Void) {
+            key(name)
+            var nested = ObjectWriter(buffer: buffer)
+            buffer = ByteBuffer()
+            nested.buffer.writeInteger(UInt8(ascii: "{"))
+            body(&nested)
+            nested.buffer.writeInteger(UInt8(ascii: "}"))
+            buffer = nested.buffer
+        }
+
+        public mutating func array(_ name: String, _ body: (inout ArrayWriter) -> Void) {
+            key(name)
+            var nested = ArrayWriter(buffer: buffer)
+            buffer = ByteBuffer()
+            nested.buffer.writeInteger(UInt8(ascii: "["))
+            body(&nested)
+            nested.buffer.writeInteger(UInt8(ascii: "]"))
+            buffer = nested.buffer
+        }
+    }
+
+    public struct ArrayWriter {
+        var buffer: ByteBuffer
+        private var isFirst = true
+
+        init(buffer: ByteBuffer) { self.buffer = buffer }
+
+        private mutating func separator() {
+            if !isFirst { buffer.writeInteger(UInt8(ascii: ",")) }
+            isFirst = false
+        }
+
+        public mutating func string(_ value: String) {
+            separator()
+            JSONWriter.writeString(value, to: &buffer)
+        }
+
+        public mutating func object(_ body: (inout ObjectWriter) -> Void) {
+            separator()
+            var nested = ObjectWriter(buffer: buffer)
+            buffer = ByteBuffer()
+            nested.buffer.writeInteger(UInt8(ascii: "{"))
+            body(&nested)
+            nested.buffer.writeInteger(UInt8(ascii: "}"))
+            buffer = nested.buffer
+        }
+    }
+
+    static func writeString(_ value: String, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+            case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+            case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+            case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
+            case 0..<0x20:
+                let hex = String(byte, radix: 16)
+                buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+            default: buffer.writeInteger(byte)
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print figures and ratios against a baseline measured in the same run.",
+        subcommands: [AppendBenchmark.self]
+    )
+}
+
+/// One row of a benchmark table.
+struct Measurement {
+    var name: String
+    var events: Int
+    var calls: Int
+    var elapsed: Duration
+    /// Duration of each call (one COPY, one transaction, one append…).
+    var latencies: [Duration]
+
+    var eventsPerSecond: Double { Double(events) / elapsed.seconds }
+
+    func percentile(_ p: Double) -> Double {
+        guard !latencies.isEmpty else { return 0 }
+        let sorted = latencies.sorted()
+        let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
+        return sorted[max(0, index)].seconds * 1000
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+/// Prints rows as an aligned table with each row's throughput as a ratio to `baseline`.
+func printTable(_ rows: [Measurement], baseline: Measurement) {
+    func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(0, width - text.count))
+        return left ? text + padding : padding + text
+    }
+    print(
+        pad("path", 58, left: true) + pad("events", 9) + pad("calls", 8) + pad("events/s", 11) + pad("p50 ms", 9)
+            + pad("p99 ms", 9) + pad("vs COPY", 9)
+    )
+    for row in rows {
+        let ratio = row.eventsPerSecond / baseline.eventsPerSecond
+        print(
+            pad(row.name, 58, left: true) + pad("\(row.events)", 9) + pad("\(row.calls)", 8)
+                + pad(String(format: "%.0f", row.eventsPerSecond), 11)
+                + pad(String(format: "%.2f", row.percentile(0.50)), 9)
+                + pad(String(format: "%.2f", row.percentile(0.99)), 9)
+                + pad(String(format: "%.3f", ratio), 9)
+        )
+    }
+}

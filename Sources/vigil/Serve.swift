@@ -1,0 +1,45 @@
+import API
+import ArgumentParser
+import EventStore
+import Foundation
+import Hummingbird
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP API.")
+
+    @Option(help: "Address to listen on (VIGIL_HOST).")
+    var host: String = Environment.string("VIGIL_HOST") ?? "127.0.0.1"
+
+    @Option(help: "Port to listen on (VIGIL_PORT).")
+    var port: Int = Environment.string("VIGIL_PORT").flatMap { Int($0) } ?? 8000
+
+    func run() async throws {
+        let logger = Vigil.bootstrapLogging()
+        let settings = try PostgresSettings.fromEnvironment()
+        let pending: [String]
+        do {
+            pending = try await settings.withRunningClient(logger: logger) { client in
+                try await Migrator.store().pending(client: client, logger: logger)
+            }
+        } catch {
+            throw fail("cannot reach PostgreSQL at \(settings.host):\(settings.port)/\(settings.database): \(error)")
+        }
+        guard pending.isEmpty else {
+            throw fail(
+                "database \(settings.database) is not migrated (pending: \(pending.joined(separator: ", "))); "
+                    + "run `vigil migrate` first",
+                code: 2
+            )
+        }
+        let app = buildApplication(ServerConfiguration(host: host, port: port, postgres: settings), logger: logger)
+        try await app.runService()
+    }
+}
+
+enum Environment {
+    static func string(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+}

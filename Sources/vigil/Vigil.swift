@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Vigil: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Vigil: an event-sourced home-security intelligence backend.",
+        subcommands: [Serve.self, Migrate.self, Bench.self]
+    )
+
+    /// Logging is bootstrapped once, here, before any command runs.
+    static func bootstrapLogging() -> Logger {
+        let level =
+            ProcessInfo.processInfo.environment["VIGIL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "vigil")
+    }
+}
+
+/// Prints to standard error and exits with `code`.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
+    return ExitCode(code)
+}

@@ -1,0 +1,152 @@
+import API
+import EventStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresNIO
+import Testing
+
+/// Runs the real application (router, middleware, services) against a fresh database.
+func withApp(
+    _ body: @Sendable (EventStore, any TestClientProtocol) async throws -> Void
+) async throws {
+    guard ProcessInfo.processInfo.environment["VIGIL_PG_PORT"] != nil else {
+        Issue.record("VIGIL_PG_PORT is not set: run the tests through tools/test, which starts PostgreSQL")
+        return
+    }
+    let logger: Logger = {
+        var logger = Logger(label: "vigil.api-tests")
+        logger.logLevel = .error
+        return logger
+    }()
+    let settings = try PostgresSettings.fromEnvironment()
+    try await ScratchDatabase.with(settings: settings, prefix: "vigil_apitest", logger: logger) { client, scratch in
+        let store = EventStore(client: client, logger: logger)
+        let app = buildApplication(ServerConfiguration(postgres: scratch), logger: logger)
+        try await app.test(.router) { testClient in
+            try await body(store, testClient)
+        }
+    }
+}
+
+func json(_ response: TestResponse) throws -> [String: Any] {
+    let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))
+    return try #require(object as? [String: Any])
+}
+
+extension TestClientProtocol {
+    /// GET that retries until `ready` holds: another test's open transaction anywhere on the
+    /// server can hold the log's horizon for a moment.
+    func getEventually(_ uri: String, until ready: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            let response = try await execute(uri: uri, method: .get, headers: [:], body: nil)
+            #expect(response.status == .ok)
+            let body = try json(response)
+            if ready(body) || ContinuousClock.now > deadline { return body }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+@Suite("Log API")
+struct LogAPITests {
+    @Test("GET /health is alive and GET /ready reports the database and the log head")
+    func health() async throws {
+        try await withApp { _, client in
+            let health = try await client.execute(uri: "/health", method: .get)
+            #expect(health.status == .ok)
+            #expect(try json(health)["status"] as? String == "alive")
+            let ready = try await client.execute(uri: "/ready", method: .get)
+            #expect(ready.status == .ok)
+            let body = try json(ready)
+            #expect(body["status"] as? String == "ready")
+            #expect((body["log"] as? [String: Any])?["head"] as? String == Checkpoint.start.token)
+        }
+    }
+
+    @Test("GET /api/log pages through the log by checkpoint, with filters")
+    func pagesThroughTheLog() async throws {
+        try await withApp { store, client in
+            try await store.append(
+                to: "camera-front_door",
+                events: (0..<3).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) }
+            )
+            try await store.append(
+                to: "secevent-1", events: [NewEvent(type: "SecurityEventOpened", data: #"{"id":1}"#)])
+            try await store.append(to: "camera-back", events: [NewEvent(type: "DetectionRecorded", data: #"{"n":9}"#)])
+
+            let all = try await client.getEventually("/api/log") { ($0["count"] as? Int) == 5 }
+            let events = try #require(all["events"] as? [[String: Any]])
+            #expect(
+                events.map { $0["stream"] as? String } == [
+                    "camera-front_door", "camera-front_door", "camera-front_door", "secevent-1", "camera-back",
+                ])
+            #expect((events[0]["data"] as? [String: Any])?["n"] as? Int == 0)
+            #expect(events[0]["version"] as? Int == 1)
+            #expect(all["has_more"] as? Bool == false)
+            #expect(all["next_checkpoint"] as? String == events[4]["checkpoint"] as? String)
+
+            let first = try json(try await client.execute(uri: "/api/log?limit=2", method: .get))
+            #expect(first["count"] as? Int == 2)
+            #expect(first["has_more"] as? Bool == true)
+            let next = try #require(first["next_checkpoint"] as? String)
+            #expect(next == events[1]["checkpoint"] as? String)
+            let second = try json(try await client.execute(uri: "/api/log?limit=2&after=\(next)", method: .get))
+            let secondEvents = try #require(second["events"] as? [[String: Any]])
+            #expect(secondEvents.map { $0["event_id"] as? String } == events[2...3].map { $0["event_id"] as? String })
+
+            let opened = try json(try await client.execute(uri: "/api/log?types=SecurityEventOpened", method: .get))
+            #expect((opened["events"] as? [[String: Any]])?.map { $0["type"] as? String } == ["SecurityEventOpened"])
+            let cameras = try json(try await client.execute(uri: "/api/log?stream_prefix=camera-", method: .get))
+            #expect(cameras["count"] as? Int == 4)
+        }
+    }
+
+    @Test("GET /api/streams/{stream} reads one stream in version order; an unknown stream is a 404")
+    func readsAStream() async throws {
+        try await withApp { store, client in
+            try await store.append(
+                to: "camera-garage",
+                events: (1...4).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) }
+            )
+            let page = try json(
+                try await client.execute(uri: "/api/streams/camera-garage?from_version=1&limit=2", method: .get))
+            #expect(page["version"] as? Int == 4)
+            #expect((page["events"] as? [[String: Any]])?.map { $0["version"] as? Int } == [2, 3])
+            #expect(page["has_more"] as? Bool == true)
+            #expect(page["next_version"] as? Int == 3)
+
+            let missing = try await client.execute(uri: "/api/streams/camera-nowhere", method: .get)
+            #expect(missing.status == .notFound)
+            #expect(try json(missing)["detail"] as? String == "Stream camera-nowhere not found")
+        }
+    }
+
+    @Test("bad input gets the seed's error format: 400 for a malformed checkpoint, 422 for a bad limit, 404 JSON")
+    func errors() async throws {
+        try await withApp { _, client in
+            let malformed = try await client.execute(uri: "/api/log?after=not-a-checkpoint", method: .get)
+            #expect(malformed.status == .badRequest)
+            let detail = try #require(try json(malformed)["detail"] as? String)
+            #expect(detail.hasPrefix("Invalid checkpoint: "))
+
+            for (query, type) in [
+                ("limit=0", "greater_than_equal"), ("limit=1001", "less_than_equal"), ("limit=ten", "int_parsing"),
+            ] {
+                let response = try await client.execute(uri: "/api/log?\(query)", method: .get)
+                #expect(response.status == .unprocessableContent)
+                let issues = try #require(try json(response)["detail"] as? [[String: Any]])
+                #expect(issues.count == 1)
+                #expect(issues[0]["loc"] as? [String] == ["query", "limit"])
+                #expect(issues[0]["type"] as? String == type)
+                #expect((issues[0]["msg"] as? String)?.isEmpty == false)
+            }
+
+            let unknown = try await client.execute(uri: "/api/nothing-here", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(try json(unknown)["detail"] as? String != nil)
+        }
+    }
+}
