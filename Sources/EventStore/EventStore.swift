@@ -66,7 +66,9 @@ public struct EventStore: Sendable {
     /// Runs `body` in one transaction, with appends and any other writes of the caller
     /// (a projector's checkpoint, an idempotency record) committing together.
     ///
-    /// Keep it short: while it runs, no reader can read past the moment it started. The body
+    /// Keep it short: while it runs, no reader can read past the moment it started. Append to
+    /// several streams in a consistent order (by name): two transactions taking the same
+    /// streams in opposite orders deadlock, and PostgreSQL aborts one of them. The body
     /// may run more than once: when this transaction turns out to be older than the last
     /// writer of a stream it appends to, it is rolled back and run again in a new one (so
     /// every stream's versions stay in log order), like a serialization-failure retry.

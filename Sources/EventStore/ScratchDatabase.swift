@@ -16,6 +16,7 @@ public enum ScratchDatabase {
         let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
         try await settings.withRunningClient(logger: logger) { admin in
             try await admin.query("CREATE DATABASE \(unescaped: name)", logger: logger)
+            return ()
         }
         let scratch = settings.with(database: name)
         do {
@@ -34,6 +35,7 @@ public enum ScratchDatabase {
     private static func drop(_ name: String, settings: PostgresSettings, logger: Logger) async throws {
         try await settings.withRunningClient(logger: logger) { admin in
             try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
+            return ()
         }
     }
 }
@@ -44,7 +46,11 @@ extension PostgresSettings {
         logger: Logger,
         _ body: @Sendable (PostgresClient) async throws -> Value
     ) async throws -> Value {
-        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        // A one-off pool may be asked for a connection a moment before `run()` starts, which
+        // PostgresNIO reports as a warning; real failures still reach the caller as errors.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .error)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: background)
         return try await withThrowingTaskGroup(of: Value?.self) { group in
             group.addTask {
                 await client.run()
