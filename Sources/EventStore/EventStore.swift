@@ -29,9 +29,7 @@ public struct EventStore: Sendable {
     ) async throws
         -> AppendResult
     {
-        let request = AppendRequest(stream: stream, events: events, expected: expected)
-        let results = try await appendBatch([request])
-        return try results[0].get()
+        try await transaction { try await $0.append(to: stream, events: events, expected: expected) }
     }
 
     /// Appends several requests in one transaction; each is accepted or refused on its own

@@ -227,8 +227,8 @@ enum LogWriter {
         let schemaVersions = rows.map(\.event.schemaVersion)
         let data = rows.map(\.event.data)
         let metadata = rows.map(\.event.metadata)
-        let touched = Array(Set(streams))
-        let touchedVersions = touched.map { versions[$0] ?? 0 }
+        let (touched, touchedVersions) = newVersions(of: rows, versions: versions)
+        // The stream bump rides along in the same statement: one round trip.
         let result = try await connection.query(
             """
             WITH bumped AS (
@@ -258,8 +258,7 @@ enum LogWriter {
         on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        let touched = Array(Set(rows.map(\.stream)))
-        let touchedVersions = touched.map { versions[$0] ?? 0 }
+        let (touched, touchedVersions) = newVersions(of: rows, versions: versions)
         try await connection.query(
             """
             UPDATE streams SET version = u.version, last_tx = pg_current_xact_id()
@@ -268,28 +267,11 @@ enum LogWriter {
             """,
             logger: logger
         )
-        try await connection.copyFrom(
-            table: "events",
-            columns: ["event_id", "stream", "version", "type", "schema_version", "data", "metadata"],
-            logger: logger
-        ) { writer in
+        try await connection.copyFrom(table: "events", columns: CopyText.eventColumns, logger: logger) { writer in
             var buffer = ByteBuffer()
             buffer.reserveCapacity(1 << 20)
             for row in rows {
-                buffer.writeString(row.event.id.uuidString)
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                CopyText.writeField(row.stream, to: &buffer)
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                buffer.writeString(String(row.version))
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                CopyText.writeField(row.event.type, to: &buffer)
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                buffer.writeString(String(row.event.schemaVersion))
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                CopyText.writeField(row.event.data, to: &buffer)
-                buffer.writeInteger(UInt8(ascii: "\t"))
-                CopyText.writeField(row.event.metadata, to: &buffer)
-                buffer.writeInteger(UInt8(ascii: "\n"))
+                CopyText.writeRow(row.event, stream: row.stream, version: row.version, to: &buffer)
                 if buffer.readableBytes >= 1 << 20 {
                     try await writer.write(buffer)
                     buffer.clear()
@@ -297,6 +279,12 @@ enum LogWriter {
             }
             if buffer.readableBytes > 0 { try await writer.write(buffer) }
         }
+    }
+
+    /// The streams the rows touch and each one's version after them.
+    private static func newVersions(of rows: [Row], versions: [String: Int64]) -> ([String], [Int64]) {
+        let touched = Array(Set(rows.map(\.stream)))
+        return (touched, touched.map { versions[$0] ?? 0 })
     }
 }
 
@@ -309,6 +297,23 @@ struct StaleTransaction: Error {
 /// PostgreSQL's COPY text format: columns separated by tabs, rows by newlines, and those
 /// characters (and the backslash) escaped inside values.
 public enum CopyText {
+    /// The columns ``writeRow(_:stream:version:to:)`` writes, in order.
+    public static let eventColumns = ["event_id", "stream", "version", "type", "schema_version", "data", "metadata"]
+
+    /// One row of the events table (or of a table with the same columns).
+    public static func writeRow(_ event: NewEvent, stream: String, version: Int64, to buffer: inout ByteBuffer) {
+        buffer.writeString(event.id.uuidString)
+        buffer.writeInteger(UInt8(ascii: "\t"))
+        writeField(stream, to: &buffer)
+        buffer.writeString("\t\(version)\t")
+        writeField(event.type, to: &buffer)
+        buffer.writeString("\t\(event.schemaVersion)\t")
+        writeField(event.data, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "\t"))
+        writeField(event.metadata, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+    }
+
     public static func writeField(_ value: String, to buffer: inout ByteBuffer) {
         let utf8 = value.utf8
         if !utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 < 0x20 }) {

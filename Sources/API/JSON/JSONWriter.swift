@@ -10,12 +10,28 @@ public struct JSONWriter {
     public init() {}
 
     public mutating func object(_ body: (inout ObjectWriter) -> Void) {
-        var writer = ObjectWriter(buffer: buffer)
+        JSONWriter.nested(in: &buffer, open: "{", close: "}", ObjectWriter.init, body)
+    }
+
+    /// Writes a nested object or array: hands the buffer to a writer of that kind and takes it
+    /// back (moved, not copied).
+    static func nested<Writer: NestedWriter>(
+        in buffer: inout ByteBuffer,
+        open: Unicode.Scalar,
+        close: Unicode.Scalar,
+        _ make: (ByteBuffer) -> Writer,
+        _ body: (inout Writer) -> Void
+    ) {
+        var writer = make(buffer)
         buffer = ByteBuffer()
-        writer.buffer.writeInteger(UInt8(ascii: "{"))
+        writer.buffer.writeInteger(UInt8(ascii: open))
         body(&writer)
-        writer.buffer.writeInteger(UInt8(ascii: "}"))
+        writer.buffer.writeInteger(UInt8(ascii: close))
         buffer = writer.buffer
+    }
+
+    protocol NestedWriter {
+        var buffer: ByteBuffer { get set }
     }
 
     public func response(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
@@ -24,7 +40,7 @@ public struct JSONWriter {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: buffer))
     }
 
-    public struct ObjectWriter {
+    public struct ObjectWriter: NestedWriter {
         var buffer: ByteBuffer
         private var isFirst = true
 
@@ -67,26 +83,16 @@ public struct JSONWriter {
 
         public mutating func object(_ name: String, _ body: (inout ObjectWriter) -> Void) {
             key(name)
-            var nested = ObjectWriter(buffer: buffer)
-            buffer = ByteBuffer()
-            nested.buffer.writeInteger(UInt8(ascii: "{"))
-            body(&nested)
-            nested.buffer.writeInteger(UInt8(ascii: "}"))
-            buffer = nested.buffer
+            JSONWriter.nested(in: &buffer, open: "{", close: "}", ObjectWriter.init, body)
         }
 
         public mutating func array(_ name: String, _ body: (inout ArrayWriter) -> Void) {
             key(name)
-            var nested = ArrayWriter(buffer: buffer)
-            buffer = ByteBuffer()
-            nested.buffer.writeInteger(UInt8(ascii: "["))
-            body(&nested)
-            nested.buffer.writeInteger(UInt8(ascii: "]"))
-            buffer = nested.buffer
+            JSONWriter.nested(in: &buffer, open: "[", close: "]", ArrayWriter.init, body)
         }
     }
 
-    public struct ArrayWriter {
+    public struct ArrayWriter: NestedWriter {
         var buffer: ByteBuffer
         private var isFirst = true
 
@@ -104,12 +110,7 @@ public struct JSONWriter {
 
         public mutating func object(_ body: (inout ObjectWriter) -> Void) {
             separator()
-            var nested = ObjectWriter(buffer: buffer)
-            buffer = ByteBuffer()
-            nested.buffer.writeInteger(UInt8(ascii: "{"))
-            body(&nested)
-            nested.buffer.writeInteger(UInt8(ascii: "}"))
-            buffer = nested.buffer
+            JSONWriter.nested(in: &buffer, open: "{", close: "}", ObjectWriter.init, body)
         }
     }
 

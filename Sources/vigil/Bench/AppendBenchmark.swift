@@ -106,20 +106,11 @@ struct AppendBenchmark: AsyncParsableCommand {
             let chunk = payloads[chunkStart..<min(events, chunkStart + batch)]
             let began = clock.now
             try await client.withTransaction(logger: logger) { connection in
-                try await connection.copyFrom(
-                    table: "bench_copy",
-                    columns: ["event_id", "stream", "version", "type", "schema_version", "data", "metadata"],
-                    logger: logger
-                ) { writer in
+                try await connection.copyFrom(table: "bench_copy", columns: CopyText.eventColumns, logger: logger) {
+                    writer in
                     var buffer = ByteBuffer()
                     for (offset, event) in chunk.enumerated() {
-                        buffer.writeString("\(event.id.uuidString)\tcopy-\(chunkStart)\t\(offset + 1)\t")
-                        CopyText.writeField(event.type, to: &buffer)
-                        buffer.writeString("\t1\t")
-                        CopyText.writeField(event.data, to: &buffer)
-                        buffer.writeString("\t")
-                        CopyText.writeField(event.metadata, to: &buffer)
-                        buffer.writeString("\n")
+                        CopyText.writeRow(event, stream: "copy-\(chunkStart)", version: Int64(offset + 1), to: &buffer)
                     }
                     try await writer.write(buffer)
                 }
@@ -177,6 +168,30 @@ struct AppendBenchmark: AsyncParsableCommand {
 
     /// `EventStore.append`, `batch` events per call, one caller.
     static func batchedAppends(store: EventStore, events: Int, batch: Int) async throws -> Measurement {
+        try await timedChunks(
+            "store append, \(batch) events per call (INSERT … unnest)",
+            events: events,
+            batch: batch
+        ) { index, chunk in
+            try await store.append(to: "batched-\(index % 16)", events: chunk)
+        }
+    }
+
+    /// `EventStore.appendBulk` (the store's COPY path), `batch` events per call, 16 streams.
+    static func bulkAppends(store: EventStore, events: Int, batch: Int) async throws -> Measurement {
+        try await timedChunks("store bulk append, \(batch) events per call (COPY)", events: events, batch: batch) {
+            _, chunk in
+            _ = try await store.appendBulk(chunk.enumerated().map { (stream: "bulk-\($0 % 16)", event: $1) })
+        }
+    }
+
+    /// Calls `write` with consecutive chunks of `events` detections, one caller, timing each call.
+    static func timedChunks(
+        _ name: String,
+        events: Int,
+        batch: Int,
+        write: (Int, [NewEvent]) async throws -> Void
+    ) async throws -> Measurement {
         let payloads = try (0..<events).map(detection)
         var latencies: [Duration] = []
         let clock = ContinuousClock()
@@ -184,34 +199,11 @@ struct AppendBenchmark: AsyncParsableCommand {
         for (index, chunkStart) in stride(from: 0, to: events, by: batch).enumerated() {
             let chunk = Array(payloads[chunkStart..<min(events, chunkStart + batch)])
             let began = clock.now
-            try await store.append(to: "batched-\(index % 16)", events: chunk)
+            try await write(index, chunk)
             latencies.append(clock.now - began)
         }
         return Measurement(
-            name: "store append, \(batch) events per call (INSERT … unnest)",
-            events: events,
-            calls: latencies.count,
-            elapsed: clock.now - start,
-            latencies: latencies
-        )
-    }
-
-    /// `EventStore.appendBulk` (the store's COPY path), `batch` events per call, 16 streams.
-    static func bulkAppends(store: EventStore, events: Int, batch: Int) async throws -> Measurement {
-        let payloads = try (0..<events).map(detection)
-        var latencies: [Duration] = []
-        let clock = ContinuousClock()
-        let start = clock.now
-        for chunkStart in stride(from: 0, to: events, by: batch) {
-            let chunk = payloads[chunkStart..<min(events, chunkStart + batch)].enumerated().map { offset, event in
-                (stream: "bulk-\(offset % 16)", event: event)
-            }
-            let began = clock.now
-            _ = try await store.appendBulk(chunk)
-            latencies.append(clock.now - began)
-        }
-        return Measurement(
-            name: "store bulk append, \(batch) events per call (COPY)",
+            name: name,
             events: events,
             calls: latencies.count,
             elapsed: clock.now - start,
