@@ -1,12 +1,13 @@
-/// Follows the log from a checkpoint: catches up from the table, then waits for new events
-/// and delivers each committed event exactly once, in log order.
+/// Follows the log from a checkpoint page by page: catches up from the table, then waits for
+/// new events. Each committed event is in exactly one page, pages come in log order.
 ///
-/// It is woken by the ``LogNotifier`` and always reads the table. When committed events
-/// wait behind an older transaction (which may end with a rollback that notifies nobody),
-/// it polls with a short backoff until they become readable. Ends (returns nil) when its
-/// task is cancelled.
-public struct LogTail: AsyncSequence, Sendable {
-    public typealias Element = RecordedEvent
+/// It is woken by the ``LogNotifier`` and always reads the table. When committed events wait
+/// behind an older transaction (which may end with a rollback that notifies nobody), it polls
+/// with a short backoff until they become readable. A page is delivered when it has events,
+/// or when its ``LogPage/next`` moved past events the filter skipped (so a consumer can save
+/// that progress). Ends (returns nil) when its task is cancelled.
+public struct LogPages: AsyncSequence, Sendable {
+    public typealias Element = LogPage
 
     let store: EventStore
     let start: Checkpoint
@@ -18,42 +19,36 @@ public struct LogTail: AsyncSequence, Sendable {
     let idlePoll: Duration
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(tail: self, checkpoint: start)
+        Iterator(pages: self, checkpoint: start)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let tail: LogTail
-        /// Where the next read starts (ahead of the events still buffered).
+        let pages: LogPages
+        /// Where the next read starts.
         private var checkpoint: Checkpoint
-        private var buffer: [RecordedEvent] = []
-        private var index = 0
         private var backoff = Duration.milliseconds(2)
 
-        init(tail: LogTail, checkpoint: Checkpoint) {
-            self.tail = tail
+        init(pages: LogPages, checkpoint: Checkpoint) {
+            self.pages = pages
             self.checkpoint = checkpoint
         }
 
-        public mutating func next() async throws -> RecordedEvent? {
+        public mutating func next() async throws -> LogPage? {
             while !Task.isCancelled {
-                if index < buffer.count {
-                    defer { index += 1 }
-                    return buffer[index]
-                }
-                let seen = tail.signal.generation
-                let page = try await tail.store.read(after: checkpoint, filter: tail.filter, limit: tail.batchSize)
+                let seen = pages.signal.generation
+                let page = try await pages.store.read(after: checkpoint, filter: pages.filter, limit: pages.batchSize)
+                let advanced = page.next > checkpoint
                 checkpoint = page.next
-                buffer = page.events
-                index = 0
                 if !page.events.isEmpty || page.isFull {
                     backoff = .milliseconds(2)
-                    continue
+                    return page
                 }
+                if advanced { return page }
                 if page.pendingBeyondHorizon {
-                    await tail.signal.wait(after: seen, timeout: backoff)
+                    await pages.signal.wait(after: seen, timeout: backoff)
                     backoff = Swift.min(backoff * 2, .milliseconds(100))
                 } else {
-                    await tail.signal.wait(after: seen, timeout: tail.idlePoll)
+                    await pages.signal.wait(after: seen, timeout: pages.idlePoll)
                 }
             }
             return nil
@@ -61,16 +56,45 @@ public struct LogTail: AsyncSequence, Sendable {
     }
 }
 
+/// Follows the log event by event (see ``LogPages``).
+public struct LogTail: AsyncSequence, Sendable {
+    public typealias Element = RecordedEvent
+
+    let pages: LogPages
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(pages: pages.makeAsyncIterator())
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var pages: LogPages.Iterator
+        private var buffer: [RecordedEvent] = []
+        private var index = 0
+
+        init(pages: LogPages.Iterator) { self.pages = pages }
+
+        public mutating func next() async throws -> RecordedEvent? {
+            while index == buffer.count {
+                guard let page = try await pages.next() else { return nil }
+                buffer = page.events
+                index = 0
+            }
+            defer { index += 1 }
+            return buffer[index]
+        }
+    }
+}
+
 extension EventStore {
-    /// Follows the log after `checkpoint` (``Checkpoint/start`` for the whole log).
-    public func tail(
+    /// Follows the log after `checkpoint` (``Checkpoint/start`` for the whole log), page by page.
+    public func pages(
         from checkpoint: Checkpoint,
         filter: LogFilter = .all,
         notifier: LogNotifier,
         batchSize: Int = 1000,
         idlePoll: Duration = .seconds(5)
-    ) -> LogTail {
-        LogTail(
+    ) -> LogPages {
+        LogPages(
             store: self,
             start: checkpoint,
             filter: filter,
@@ -78,5 +102,16 @@ extension EventStore {
             signal: notifier.signal,
             idlePoll: idlePoll
         )
+    }
+
+    /// Follows the log after `checkpoint` (``Checkpoint/start`` for the whole log), event by event.
+    public func tail(
+        from checkpoint: Checkpoint,
+        filter: LogFilter = .all,
+        notifier: LogNotifier,
+        batchSize: Int = 1000,
+        idlePoll: Duration = .seconds(5)
+    ) -> LogTail {
+        LogTail(pages: pages(from: checkpoint, filter: filter, notifier: notifier, batchSize: batchSize, idlePoll: idlePoll))
     }
 }

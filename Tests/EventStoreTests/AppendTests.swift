@@ -2,6 +2,7 @@ import EventStore
 import Foundation
 import PostgresNIO
 import Testing
+import VigilTesting
 
 @Suite("Appending to streams")
 struct AppendTests {

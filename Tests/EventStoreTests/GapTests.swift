@@ -3,6 +3,7 @@ import Foundation
 import PostgresNIO
 import Synchronization
 import Testing
+import VigilTesting
 
 /// The store's central promise: every committed event reaches every tailer exactly once, in
 /// one order, and no rolled-back event ever appears, under concurrent writers that commit

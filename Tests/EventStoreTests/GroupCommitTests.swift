@@ -2,6 +2,7 @@ import EventStore
 import Foundation
 import ServiceLifecycle
 import Testing
+import VigilTesting
 
 @Suite("Group-commit appender")
 struct GroupCommitTests {

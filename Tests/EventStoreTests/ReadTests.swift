@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import Testing
+import VigilTesting
 
 @testable import EventStore
 

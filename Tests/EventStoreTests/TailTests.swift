@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import Testing
+import VigilTesting
 
 @Suite("Tailing the log")
 struct TailTests {

@@ -4,14 +4,15 @@ import Logging
 import PostgresNIO
 
 /// The PostgreSQL started by `tools/test` (its settings come in as `VIGIL_PG_*`).
-enum TestDatabase {
-    static let logger: Logger = {
+/// Fixtures for the test targets: fresh databases on the PostgreSQL that `tools/test` starts.
+public enum TestDatabase {
+    public static let logger: Logger = {
         var logger = Logger(label: "vigil.tests")
         logger.logLevel = .error
         return logger
     }()
 
-    static func settings() throws -> PostgresSettings {
+    public static func settings() throws -> PostgresSettings {
         guard ProcessInfo.processInfo.environment["VIGIL_PG_PORT"] != nil else {
             throw TestSetupError("VIGIL_PG_PORT is not set: run the tests through tools/test, which starts PostgreSQL")
         }
@@ -21,7 +22,7 @@ enum TestDatabase {
     }
 
     /// A fresh, migrated database with a running client, dropped afterwards.
-    static func withStore<Value: Sendable>(
+    public static func withStore<Value: Sendable>(
         _ body: @Sendable (EventStore) async throws -> Value
     ) async throws -> Value {
         try await ScratchDatabase.with(settings: settings(), prefix: "vigil_test", logger: logger) { client, _ in
@@ -30,7 +31,7 @@ enum TestDatabase {
     }
 
     /// Like ``withStore(_:)``, with a running ``LogNotifier`` for tails.
-    static func withStoreAndNotifier<Value: Sendable>(
+    public static func withStoreAndNotifier<Value: Sendable>(
         _ body: @Sendable (EventStore, LogNotifier) async throws -> Value
     ) async throws -> Value {
         try await withStore { store in
@@ -47,13 +48,13 @@ enum TestDatabase {
     }
 }
 
-struct TestSetupError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A ~250 byte event like the detections Vigil records.
-func detection(camera: String = "front_door", sequence: Int = 0, id: UUID = UUID()) -> NewEvent {
+public func detection(camera: String = "front_door", sequence: Int = 0, id: UUID = UUID()) -> NewEvent {
     NewEvent(
         id: id,
         type: "DetectionRecorded",
@@ -71,7 +72,7 @@ extension EventStore {
     ///
     /// The horizon is cluster-wide: a transaction open in *another* test's database holds
     /// back reads here too, so a test that reads its own writes waits until they are readable.
-    func readSettled(
+    public func readSettled(
         after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000
     ) async throws
         -> LogPage
@@ -86,7 +87,7 @@ extension EventStore {
     }
 
     /// Everything committed so far, following `next` until the log is drained.
-    func readAll(filter: LogFilter = .all, from start: Checkpoint = .start) async throws -> [RecordedEvent] {
+    public func readAll(filter: LogFilter = .all, from start: Checkpoint = .start) async throws -> [RecordedEvent] {
         var events: [RecordedEvent] = []
         var checkpoint = start
         while true {
