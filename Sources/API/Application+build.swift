@@ -38,5 +38,6 @@ func buildRouter(store: EventStore) -> Router<BasicRequestContext> {
     router.middlewares.add(LogRequestsMiddleware(.debug))
     HealthController(store: store).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
+    ProjectionsController(store: store).addRoutes(to: router)
     return router
 }

@@ -112,6 +112,8 @@ extension EventStore {
         batchSize: Int = 1000,
         idlePoll: Duration = .seconds(5)
     ) -> LogTail {
-        LogTail(pages: pages(from: checkpoint, filter: filter, notifier: notifier, batchSize: batchSize, idlePoll: idlePoll))
+        LogTail(
+            pages: pages(from: checkpoint, filter: filter, notifier: notifier, batchSize: batchSize, idlePoll: idlePoll)
+        )
     }
 }

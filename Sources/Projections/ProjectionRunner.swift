@@ -82,13 +82,26 @@ public final class ProjectionRunner: Service, Sendable {
         }
         currentState.withLock { $0 = .live }
         logger.info("projection lease taken", metadata: ["projection": "\(projection.name)"])
+        defer { currentState.withLock { $0 = .standby } }
         do {
             try await applyLog(on: connection)
-            try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+            await release(key, on: connection)
         } catch {
-            try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+            await release(key, on: connection)
             throw error
         }
+    }
+
+    /// Gives the lease back before the connection returns to the pool (a session-level lock
+    /// would otherwise stay with the pooled connection). Runs even when this task is cancelled
+    /// (in a task of its own, awaited); if the unlock fails, the connection is closed, which
+    /// releases the lock too.
+    private func release(_ key: Int64, on connection: PostgresConnection) async {
+        let logger = store.logger
+        let released = await Task {
+            (try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)) != nil
+        }.value
+        if !released { try? await connection.close() }
     }
 
     private func applyLog(on connection: PostgresConnection) async throws {
@@ -132,7 +145,9 @@ public final class ProjectionRunner: Service, Sendable {
     }
 
     /// The saved checkpoint (creating the row at the start of the log).
-    static func loadCheckpoint(_ name: String, on connection: PostgresConnection, logger: Logger) async throws
+    static func loadCheckpoint(
+        _ name: String, on connection: PostgresConnection, logger: Logger
+    ) async throws
         -> Checkpoint
     {
         try await connection.query(

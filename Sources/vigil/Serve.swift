@@ -17,21 +17,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let logger = Vigil.bootstrapLogging()
         let settings = try PostgresSettings.fromEnvironment()
-        let pending: [String]
-        do {
-            pending = try await settings.withRunningClient(logger: logger) { client in
-                try await Migrator.store().pending(client: client, logger: logger)
-            }
-        } catch {
-            throw fail("cannot reach PostgreSQL at \(settings.host):\(settings.port)/\(settings.database): \(error)")
-        }
-        guard pending.isEmpty else {
-            throw fail(
-                "database \(settings.database) is not migrated (pending: \(pending.joined(separator: ", "))); "
-                    + "run `vigil migrate` first",
-                code: 2
-            )
-        }
+        try await requireMigrated(settings, logger: logger)
         let app = buildApplication(ServerConfiguration(host: host, port: port, postgres: settings), logger: logger)
         try await app.runService()
     }
@@ -41,5 +27,26 @@ enum Environment {
     static func string(_ name: String) -> String? {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
         return value
+    }
+}
+
+/// Exits with a clear message when PostgreSQL can't be reached or the database lacks migrations.
+func requireMigrated(_ settings: PostgresSettings, logger: Logger) async throws {
+    let pending: [String]
+    do {
+        pending = try await settings.withRunningClient(logger: logger) { client in
+            try await Migrator.store().pending(client: client, logger: logger)
+        }
+    } catch {
+        throw fail(
+            "cannot reach PostgreSQL at \(settings.host):\(settings.port)/\(settings.database): \(String(reflecting: error))"
+        )
+    }
+    guard pending.isEmpty else {
+        throw fail(
+            "database \(settings.database) is not migrated (pending: \(pending.joined(separator: ", "))); "
+                + "run `vigil migrate` first",
+            code: 2
+        )
     }
 }

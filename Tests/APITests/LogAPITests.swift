@@ -150,3 +150,28 @@ struct LogAPITests {
         }
     }
 }
+
+@Suite("Projections API")
+struct ProjectionsAPITests {
+    @Test("GET /api/projections shows each projection's checkpoint, lag and state")
+    func status() async throws {
+        try await withApp { store, client in
+            try await store.append(
+                to: "camera-a", events: (0..<3).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) })
+            // A projection that has a checkpoint at the start and no instance running it.
+            try await store.client.query(
+                "INSERT INTO projection_checkpoints (name) VALUES ('demo')", logger: store.logger)
+            let body = try await client.getEventually("/api/projections") { body in
+                ((body["projections"] as? [[String: Any]])?.first?["lag_events"] as? Int) == 3
+            }
+            #expect(body["count"] as? Int == 1)
+            let demo = try #require((body["projections"] as? [[String: Any]])?.first)
+            #expect(demo["name"] as? String == "demo")
+            #expect(demo["state"] as? String == "stopped")
+            #expect(demo["checkpoint"] as? String == Checkpoint.start.token)
+            #expect(demo["lag_events"] as? Int == 3)
+            #expect(demo["events_applied"] as? Int == 0)
+            #expect(demo["last_error"] is NSNull)
+        }
+    }
+}

@@ -76,7 +76,7 @@ struct ReadTests {
             let page = try await store.read(after: before.next)
             #expect(page.events.isEmpty)
             #expect(page.pendingBeyondHorizon)
-            let holders = try await store.horizonHolders()
+            let holders = try await store.horizonHolders(limit: 100)
             #expect(holders.contains { $0.application == "vigil" && $0.state == "idle in transaction" })
 
             release.yield()

@@ -19,7 +19,11 @@ struct StreamCounts: Projection {
 
     final class Counter: Sendable {
         private let value = Mutex(0)
-        func next() -> Int { value.withLock { $0 += 1; return $0 } }
+        func next() -> Int {
+            value.withLock {
+                $0 += 1; return $0
+            }
+        }
         var count: Int { value.withLock { $0 } }
     }
 
@@ -47,7 +51,8 @@ struct StreamCounts: Projection {
 
 @Suite("Projection runner")
 struct ProjectionRunnerTests {
-    static let fast = ProjectionRunner.Options(batchSize: 300, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(50))
+    static let fast = ProjectionRunner.Options(
+        batchSize: 300, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(50))
 
     /// Runs `runner` until `body` returns, then cancels it (for a runner: a crash between batches).
     static func running<Value: Sendable>(
@@ -107,7 +112,8 @@ struct ProjectionRunnerTests {
 
             // More events arrive while no instance runs; a new instance resumes from the checkpoint.
             try await Self.appendCountedEvents(store, count: 2000)
-            let second = ProjectionRunner(projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
+            let second = ProjectionRunner(
+                projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
             try await Self.running(second) {
                 try await Self.waitForApplied(5000, store)
                 try await Self.appendCountedEvents(store, count: 500)  // and live appends
@@ -123,6 +129,7 @@ struct ProjectionRunnerTests {
             #expect(status.lastError == nil)
             #expect(status.checkpoint == (try await store.head()))
             #expect(status.lagEvents == 0)
+            #expect(status.state == "stopped", "a stopped runner must give its lease back")
         }
     }
 
@@ -140,6 +147,7 @@ struct ProjectionRunnerTests {
                     // Both run; exactly one holds the lease.
                     try await Task.sleep(for: .milliseconds(300))
                     #expect(Set([a.state, b.state]) == [.live, .standby])
+                    #expect(try await Self.status(store)?.state == "live")
                 }
                 // Whichever was live, `a` is gone now: `b` must be (or become) the live one.
                 try await Self.appendCountedEvents(store, count: 1000)

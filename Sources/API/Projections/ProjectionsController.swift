@@ -1,0 +1,40 @@
+import EventStore
+import Foundation
+import Hummingbird
+import Projections
+
+/// `GET /api/projections`: where every projection stands — checkpoint, head, lag in events and
+/// seconds, state (`live` while an instance holds its lease), last error.
+struct ProjectionsController<Context: RequestContext> {
+    let store: EventStore
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("/api/projections", use: list)
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> Response {
+        let statuses = try await store.projectionStatuses()
+        let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        var body = JSONWriter()
+        body.object { object in
+            object.array("projections") { array in
+                for status in statuses {
+                    array.object { item in
+                        item.field("name", status.name)
+                        item.field("state", status.state)
+                        item.field("checkpoint", status.checkpoint.token)
+                        item.field("head", status.head.token)
+                        item.field("lag_events", status.lagEvents)
+                        item.field("lag_seconds", status.lagSeconds)
+                        item.field("events_applied", status.eventsApplied)
+                        item.field("updated_at", status.updatedAt.formatted(timestamp))
+                        item.field("last_error", status.lastError)
+                        item.field("last_error_at", status.lastErrorAt?.formatted(timestamp))
+                    }
+                }
+            }
+            object.field("count", statuses.count)
+        }
+        return body.response()
+    }
+}
