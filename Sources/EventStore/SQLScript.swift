@@ -3,8 +3,8 @@ import Foundation
 /// Splits a SQL file into statements at top-level semicolons, respecting quotes, quoted
 /// identifiers, dollar-quoted bodies and comments (the extended query protocol takes one
 /// statement at a time).
-enum SQLScript {
-    static func statements(in script: String) -> [String] {
+public enum SQLScript {
+    public static func statements(in script: String) -> [String] {
         let chars = Array(script.unicodeScalars)
         var statements: [String] = []
         var current = String.UnicodeScalarView()

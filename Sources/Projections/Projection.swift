@@ -1,17 +1,44 @@
 import EventStore
+import Foundation
 import Logging
 import PostgresNIO
 
 /// A read model built from the log.
 ///
-/// `apply` gets the events of one page, in log order, and writes the read model with
-/// set-based SQL on `connection`, inside the runner's transaction: the runner commits the
-/// rows and the projection's checkpoint together, so an event is applied exactly once even
-/// if the process dies between or inside batches.
+/// Its tables live in one PostgreSQL schema per generation (`projection_<name>_<generation>`);
+/// views in `public` named like the tables point at the live generation, so readers query
+/// `public.<table>` and never notice a rebuild. ``createTables(on:logger:)`` and
+/// ``apply(_:on:logger:)`` run with `search_path` set to the generation's schema, so their SQL
+/// names tables unqualified.
+///
+/// `apply` gets the events of one page, in log order, and writes with set-based SQL inside the
+/// runner's transaction: the runner commits the rows and the checkpoint together, so an event
+/// is applied exactly once even if the process dies between or inside batches.
 public protocol Projection: Sendable {
-    /// Unique name; also the key of its checkpoint and of its lease.
+    /// Unique name (`[a-z][a-z0-9_]*`): the key of its checkpoints, its lease and its schemas.
     var name: String { get }
     /// The events it needs (the runner skips the rest, and still moves its checkpoint past them).
     var filter: LogFilter { get }
+    /// Creates the read model's tables and indexes in an empty generation schema.
+    func createTables(on connection: PostgresConnection, logger: Logger) async throws
     func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws
+}
+
+extension Projection {
+    /// Runs the `.sql` files of `projections/<name>/` in name order.
+    public func createTables(on connection: PostgresConnection, logger: Logger) async throws {
+        let directory = Migrator.schemasDirectory().deletingLastPathComponent()
+            .appendingPathComponent("projections").appendingPathComponent(name)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        for file in files {
+            let script = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            for statement in SQLScript.statements(in: script) {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+        }
+    }
+
+    /// The schema holding `generation`'s tables.
+    public func schema(generation: Int32) -> String { "projection_\(name)_\(generation)" }
 }

@@ -1,16 +1,18 @@
 import EventStore
+import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// Runs one projection: takes its lease, then applies the log page by page after its
-/// checkpoint, following live appends.
+/// Runs one projection: keeps its live generation up to date with the log, and carries out
+/// rebuilds (``EventStore/requestRebuild(of:)``) into a new generation that is swapped in when
+/// it has caught up.
 ///
-/// **One runner per projection per cluster.** The lease is a session-level PostgreSQL advisory
-/// lock held on the connection the runner writes through: when the process dies or the
-/// connection drops, the lock goes with it and another instance's runner (polling for it)
-/// takes over from the last committed checkpoint. Writes only ever happen on the
+/// **One runner per projection per cluster.** Each role (live, rebuild) holds a lease: a
+/// session-level PostgreSQL advisory lock on the connection it writes through. When the
+/// process dies or the connection drops, the lock goes with it and another instance's runner
+/// (polling for it) takes over from the last committed checkpoint. Writes only happen on the
 /// lock-holding connection, so a runner that lost its lease can't write.
 public final class ProjectionRunner: Service, Sendable {
     public enum State: String, Sendable {
@@ -23,7 +25,7 @@ public final class ProjectionRunner: Service, Sendable {
 
     public struct Options: Sendable {
         public var batchSize: Int = 1000
-        /// How often a standby runner tries to take the lease.
+        /// How often a standby runner tries to take a lease, and an idle rebuilder looks for work.
         public var leaseRetry: Duration = .seconds(1)
         /// Wait after a failed batch before it is tried again.
         public var errorRetry: Duration = .seconds(1)
@@ -48,43 +50,199 @@ public final class ProjectionRunner: Service, Sendable {
         self.options = options
     }
 
+    /// The live role's state in this process.
     public var state: State { currentState.withLock { $0 } }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await self.store.client.withConnection { connection in
-                        try await self.runWhileLeased(on: connection)
-                    }
-                } catch {
-                    if Task.isCancelled { break }
-                    self.store.logger.warning(
-                        "projection runner failed, restarting",
-                        metadata: ["projection": "\(self.projection.name)", "error": "\(String(reflecting: error))"]
-                    )
-                    try? await self.recordError(error)
-                }
-                self.currentState.withLock { $0 = .standby }
-                try? await Task.sleep(for: self.options.errorRetry)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.keepRunning("live") { try await self.runLive(on: $0) } }
+                group.addTask { await self.keepRunning("rebuild") { try await self.runRebuilds(on: $0) } }
             }
         }
         currentState.withLock { $0 = .stopped }
     }
 
-    /// Takes the lease on `connection` (waiting while another instance has it), then applies
-    /// pages until cancelled; releases the lease on the way out.
-    private func runWhileLeased(on connection: PostgresConnection) async throws {
+    /// Runs `role` on a pooled connection until cancelled, restarting it after errors.
+    private func keepRunning(_ role: String, _ body: @Sendable (PostgresConnection) async throws -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await store.client.withConnection { connection in try await body(connection) }
+            } catch {
+                if Task.isCancelled { break }
+                let reason = Self.reason(error)
+                store.logger.warning(
+                    "projection runner failed, restarting",
+                    metadata: ["projection": "\(projection.name)", "role": "\(role)", "error": "\(reason)"]
+                )
+                try? await recordError(reason, rebuild: role == "rebuild")
+            }
+            try? await Task.sleep(for: options.errorRetry)
+        }
+    }
+
+    // MARK: - Live
+
+    private func runLive(on connection: PostgresConnection) async throws {
+        try await withLease(projection.name, on: connection) {
+            try await Generations.ensureRegistered(projection, on: connection, logger: store.logger)
+            currentState.withLock { $0 = .live }
+            defer { currentState.withLock { $0 = .standby } }
+            while true {
+                do {
+                    try await followLive(on: connection)
+                    return  // cancelled
+                } catch is GenerationChanged {
+                    continue  // a rebuild was swapped in: go on from its checkpoint
+                }
+            }
+        }
+    }
+
+    private func followLive(on connection: PostgresConnection) async throws {
         let logger = store.logger
-        let key = Self.leaseKey(projection.name)
+        let generation = try await Self.generations(projection.name, on: connection, logger: logger).live
+        var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
+        let pages = store.pages(
+            from: checkpoint,
+            filter: projection.filter,
+            notifier: notifier,
+            batchSize: options.batchSize
+        )
+        for try await page in pages {
+            try await connection.withTransaction(logger: logger) { connection in
+                let (live, _) = try await Generations.lockRow(
+                    projection.name, share: true, on: connection, logger: logger)
+                guard live == generation else { throw GenerationChanged() }
+                try await self.apply(page, generation: generation, after: checkpoint, on: connection)
+            }
+            checkpoint = page.next
+        }
+    }
+
+    // MARK: - Rebuild
+
+    private func runRebuilds(on connection: PostgresConnection) async throws {
+        try await withLease("\(projection.name)#rebuild", on: connection) {
+            while !Task.isCancelled {
+                let logger = store.logger
+                let rebuild = try await Self.generations(projection.name, on: connection, logger: logger).rebuild
+                guard let rebuild else {
+                    try await Task.sleep(for: options.leaseRetry)
+                    continue
+                }
+                try await rebuildGeneration(rebuild, on: connection)
+            }
+        }
+    }
+
+    /// Applies the log from the start into `generation`, committing per batch, and swaps it in
+    /// once it has caught up.
+    private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
+        let logger = store.logger
+        var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
+        while !Task.isCancelled {
+            let page = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
+            if page.isFull {
+                let stillWanted = try await connection.withTransaction(logger: logger) { connection in
+                    let (_, rebuild) = try await Generations.lockRow(
+                        projection.name, share: true, on: connection, logger: logger)
+                    guard rebuild == generation else { return false }
+                    try await self.apply(page, generation: generation, after: checkpoint, on: connection)
+                    return true
+                }
+                guard stillWanted else { return }
+                checkpoint = page.next
+                continue
+            }
+            // Caught up: apply what is left and swap, with the live runner held off.
+            let swapped = try await connection.withTransaction(logger: logger) { connection in
+                let (live, rebuild) = try await Generations.lockRow(projection.name, on: connection, logger: logger)
+                guard rebuild == generation else { return true }
+                let last = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
+                try await self.apply(last, generation: generation, after: checkpoint, on: connection)
+                checkpoint = last.next
+                if last.isFull { return false }  // more arrived meanwhile: commit this batch, go on
+                try await self.swap(to: generation, replacing: live, on: connection)
+                return true
+            }
+            if swapped { return }
+        }
+    }
+
+    private func swap(to generation: Int32, replacing live: Int32, on connection: PostgresConnection) async throws {
+        let logger = store.logger
+        let name = projection.name
+        try await connection.query(
+            """
+            UPDATE projections SET live_generation = \(generation), rebuild_generation = NULL,
+                                   rebuild_requested_at = NULL
+            WHERE name = \(name)
+            """,
+            logger: logger
+        )
+        try await Generations.publish(projection, generation: generation, on: connection, logger: logger)
+        try await connection.query(
+            "DROP SCHEMA IF EXISTS \(unescaped: projection.schema(generation: live)) CASCADE",
+            logger: logger
+        )
+        try await connection.query(
+            "DELETE FROM projection_checkpoints WHERE name = \(name) AND generation = \(live)",
+            logger: logger
+        )
+        logger.info(
+            "projection rebuilt and swapped in", metadata: ["projection": "\(name)", "generation": "\(generation)"])
+    }
+
+    // MARK: - Shared
+
+    /// Applies a page to `generation` and moves its checkpoint, inside the caller's transaction.
+    private func apply(
+        _ page: LogPage,
+        generation: Int32,
+        after checkpoint: Checkpoint,
+        on connection: PostgresConnection
+    ) async throws {
+        let logger = store.logger
+        let name = projection.name
+        if !page.events.isEmpty {
+            try await Generations.useSchema(projection.schema(generation: generation), on: connection, logger: logger)
+            try await projection.apply(page.events, on: connection, logger: logger)
+            try await connection.query("SET LOCAL search_path TO public", logger: logger)
+        }
+        let next = page.next
+        let updated = try await connection.query(
+            """
+            UPDATE projection_checkpoints
+            SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
+                checkpoint_position = \(next.position),
+                events_applied = events_applied + \(Int64(page.events.count)),
+                last_event_at = coalesce(\(page.events.last?.recordedAt)::timestamptz, last_event_at),
+                updated_at = now(), last_error = NULL, last_error_at = NULL
+            WHERE name = \(name) AND generation = \(generation)
+              AND (checkpoint_tx, checkpoint_position)
+                  = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
+            RETURNING 1
+            """,
+            logger: logger
+        ).decode(Int32.self).first { _ in true }
+        // Someone else moved the checkpoint: this runner is not the only one. Refuse.
+        guard updated != nil else { throw ProjectionError.checkpointMoved(name) }
+    }
+
+    /// Runs `body` holding the advisory lock `leaseName` on `connection` (waiting for it).
+    private func withLease(
+        _ leaseName: String,
+        on connection: PostgresConnection,
+        _ body: () async throws -> Void
+    ) async throws {
+        let key = Self.leaseKey(leaseName)
         while !(try await tryLock(key, on: connection)) {
             try await Task.sleep(for: options.leaseRetry)
         }
-        currentState.withLock { $0 = .live }
-        logger.info("projection lease taken", metadata: ["projection": "\(projection.name)"])
-        defer { currentState.withLock { $0 = .standby } }
+        store.logger.debug("lease taken", metadata: ["lease": "\(leaseName)"])
         do {
-            try await applyLog(on: connection)
+            try await body()
             await release(key, on: connection)
         } catch {
             await release(key, on: connection)
@@ -104,83 +262,62 @@ public final class ProjectionRunner: Service, Sendable {
         if !released { try? await connection.close() }
     }
 
-    private func applyLog(on connection: PostgresConnection) async throws {
-        let logger = store.logger
-        let name = projection.name
-        var checkpoint = try await Self.loadCheckpoint(name, on: connection, logger: logger)
-        let pages = store.pages(
-            from: checkpoint,
-            filter: projection.filter,
-            notifier: notifier,
-            batchSize: options.batchSize
-        )
-        for try await page in pages {
-            let next = page.next
-            let events = page.events
-            let lastEventAt = events.last?.recordedAt
-            try await connection.withTransaction(logger: logger) { connection in
-                if !events.isEmpty {
-                    try await self.projection.apply(events, on: connection, logger: logger)
-                }
-                let updated = try await connection.query(
-                    """
-                    UPDATE projection_checkpoints
-                    SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
-                        checkpoint_position = \(next.position),
-                        events_applied = events_applied + \(Int64(events.count)),
-                        last_event_at = coalesce(\(lastEventAt)::timestamptz, last_event_at),
-                        updated_at = now(), last_error = NULL, last_error_at = NULL
-                    WHERE name = \(name)
-                      AND (checkpoint_tx, checkpoint_position)
-                          = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
-                    RETURNING 1
-                    """,
-                    logger: logger
-                ).decode(Int32.self).first { _ in true }
-                // Someone else moved the checkpoint: this runner is not the only one. Refuse.
-                guard updated != nil else { throw ProjectionError.checkpointMoved(name) }
-            }
-            checkpoint = next
-        }
-    }
-
-    /// The saved checkpoint (creating the row at the start of the log).
-    static func loadCheckpoint(
-        _ name: String, on connection: PostgresConnection, logger: Logger
-    ) async throws
-        -> Checkpoint
-    {
-        try await connection.query(
-            "INSERT INTO projection_checkpoints (name) VALUES (\(name)) ON CONFLICT (name) DO NOTHING",
-            logger: logger
-        )
-        let rows = try await connection.query(
-            "SELECT checkpoint_tx::text, checkpoint_position FROM projection_checkpoints WHERE name = \(name)",
-            logger: logger
-        )
-        for try await (transaction, position) in rows.decode((String, Int64).self) {
-            return Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
-        }
-        return .start
-    }
-
     private func tryLock(_ key: Int64, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: store.logger)
         for try await locked in rows.decode(Bool.self) { return locked }
         return false
     }
 
-    private func recordError(_ error: any Error) async throws {
+    static func generations(
+        _ name: String, on connection: PostgresConnection, logger: Logger
+    ) async throws
+        -> (live: Int32, rebuild: Int32?)
+    {
+        let rows = try await connection.query(
+            "SELECT live_generation, rebuild_generation FROM projections WHERE name = \(name)",
+            logger: logger
+        )
+        for try await row in rows.decode((Int32, Int32?).self) { return row }
+        throw ProjectionError.unknown(name)
+    }
+
+    private func loadCheckpoint(generation: Int32, on connection: PostgresConnection) async throws -> Checkpoint {
+        let rows = try await connection.query(
+            """
+            SELECT checkpoint_tx::text, checkpoint_position FROM projection_checkpoints
+            WHERE name = \(projection.name) AND generation = \(generation)
+            """,
+            logger: store.logger
+        )
+        for try await (transaction, position) in rows.decode((String, Int64).self) {
+            return Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+        }
+        throw ProjectionError.unknown("\(projection.name) generation \(generation)")
+    }
+
+    private func recordError(_ reason: String, rebuild: Bool) async throws {
+        let column = rebuild ? "rebuild_generation" : "live_generation"
         try await store.client.query(
             """
-            UPDATE projection_checkpoints SET last_error = \(String(describing: error)), last_error_at = now()
-            WHERE name = \(projection.name)
+            UPDATE projection_checkpoints c SET last_error = \(reason), last_error_at = now()
+            FROM projections p
+            WHERE p.name = \(projection.name) AND c.name = p.name AND c.generation = p.\(unescaped: column)
             """,
             logger: store.logger
         )
     }
 
-    /// The advisory-lock key of a projection's lease: a stable 64-bit hash of its name (FNV-1a).
+    private static func reason(_ error: any Error) -> String {
+        if let transaction = error as? PostgresTransactionError, let thrown = transaction.closureError {
+            return reason(thrown)
+        }
+        if let database = error as? PSQLError, let message = database.serverInfo?[.message] {
+            return message
+        }
+        return String(describing: error)
+    }
+
+    /// The advisory-lock key of a lease: a stable 64-bit hash of its name (FNV-1a).
     static func leaseKey(_ name: String) -> Int64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in "vigil.projection.\(name)".utf8 {
@@ -191,13 +328,22 @@ public final class ProjectionRunner: Service, Sendable {
     }
 }
 
+/// The live generation changed under a batch (a rebuild was swapped in).
+struct GenerationChanged: Error {}
+
 public enum ProjectionError: Error, CustomStringConvertible {
     case checkpointMoved(String)
+    case invalidName(String)
+    case unknown(String)
 
     public var description: String {
         switch self {
         case .checkpointMoved(let name):
             "the checkpoint of projection \(name) was moved by someone else; its lease was not exclusive"
+        case .invalidName(let name):
+            "projection name '\(name)' must match [a-z][a-z0-9_]{0,39}"
+        case .unknown(let name):
+            "no projection \(name)"
         }
     }
 }

@@ -5,7 +5,19 @@ import PostgresNIO
 
 /// Where a projection stands, as `GET /api/projections` and `vigil projections status` show it.
 public struct ProjectionStatus: Sendable {
+    public struct Rebuild: Sendable {
+        public var generation: Int32
+        public var checkpoint: Checkpoint
+        public var eventsApplied: Int64
+        public var startedAt: Date
+        /// 0…1, by log position.
+        public var progress: Double
+        /// Estimated seconds left at the rate so far (nil until there is a rate).
+        public var estimatedSecondsLeft: Double?
+    }
+
     public var name: String
+    public var generation: Int32
     public var checkpoint: Checkpoint
     public var head: Checkpoint
     /// Events between the checkpoint and the head (counted up to a million).
@@ -18,53 +30,79 @@ public struct ProjectionStatus: Sendable {
     public var lastErrorAt: Date?
     /// Some instance holds the projection's lease (runs it) right now.
     public var isLeased: Bool
+    public var rebuild: Rebuild?
 
-    /// `live` when an instance runs it, else `stopped` (no instance of this cluster runs it).
-    public var state: String { isLeased ? "live" : "stopped" }
+    /// `rebuilding` while a new generation is being built (the live one still serves), `live`
+    /// when an instance runs it, else `stopped`.
+    public var state: String { rebuild != nil ? "rebuilding" : isLeased ? "live" : "stopped" }
 }
 
 extension EventStore {
-    /// The status of every projection that has a checkpoint.
+    /// The status of every registered projection.
     public func projectionStatuses() async throws -> [ProjectionStatus] {
         let head = try await self.head()
-        let names = try await client.query("SELECT name FROM projection_checkpoints", logger: logger)
+        let names = try await client.query("SELECT name FROM projections", logger: logger)
             .decode(String.self).reduce(into: [String]()) { $0.append($1) }
-        let keys = names.map { (name: $0, key: ProjectionRunner.leaseKey($0)) }
+        let keys = names.map { ProjectionRunner.leaseKey($0) }
+        let headTransaction = String(head.transactionID)
         let rows = try await client.query(
             """
-            SELECT p.name, p.checkpoint_tx::text, p.checkpoint_position, p.events_applied, p.updated_at,
-                   p.last_error, p.last_error_at,
+            SELECT p.name, p.live_generation, c.checkpoint_tx::text, c.checkpoint_position, c.events_applied,
+                   c.updated_at, c.last_error, c.last_error_at,
                    (SELECT count(*) FROM (
                         SELECT 1 FROM events e
-                        WHERE (e.tx_id, e.position) > (p.checkpoint_tx, p.checkpoint_position)
-                          AND (e.tx_id, e.position) <= (\(String(head.transactionID))::text::xid8, \(head.position))
+                        WHERE (e.tx_id, e.position) > (c.checkpoint_tx, c.checkpoint_position)
+                          AND (e.tx_id, e.position) <= (\(headTransaction)::text::xid8, \(head.position))
                         LIMIT 1000000) AS behind),
                    EXISTS (SELECT 1 FROM pg_locks l
                            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                             AND l.classid::int8 = ((hash_key >> 32) & 4294967295)
-                             AND l.objid::int8 = (hash_key & 4294967295)),
+                             AND l.classid::int8 = ((lease.key >> 32) & 4294967295)
+                             AND l.objid::int8 = (lease.key & 4294967295)),
                    coalesce(extract(epoch FROM (
                         SELECT recorded_at FROM events
-                        WHERE (tx_id, position) = (\(String(head.transactionID))::text::xid8, \(head.position))
-                   ) - p.last_event_at), 0)::float8
-            FROM projection_checkpoints p
-            CROSS JOIN LATERAL (SELECT lease_keys.key AS hash_key
-                                FROM unnest(\(keys.map(\.name))::text[], \(keys.map(\.key))::int8[]) AS lease_keys(name, key)
-                                WHERE lease_keys.name = p.name) AS lease
+                        WHERE (tx_id, position) = (\(headTransaction)::text::xid8, \(head.position))
+                   ) - c.last_event_at), 0)::float8,
+                   r.generation, r.checkpoint_tx::text, r.checkpoint_position, r.events_applied, r.created_at
+            FROM projections p
+            JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
+            LEFT JOIN projection_checkpoints r ON r.name = p.name AND r.generation = p.rebuild_generation
+            JOIN unnest(\(names)::text[], \(keys)::int8[]) AS lease(name, key) ON lease.name = p.name
             ORDER BY p.name
             """,
             logger: logger
         )
         var statuses: [ProjectionStatus] = []
-        for try await (name, transaction, position, applied, updatedAt, error, errorAt, lag, leased, lagSeconds)
-            in rows.decode((String, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double).self)
-        {
-            let checkpoint = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+        for try await row in rows {
+            let (name, generation, transaction, position, applied, updatedAt, error, errorAt, lag, leased, lagSeconds) =
+                try row.decode((String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double).self)
+            let columns = try row.decode(
+                (
+                    String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double,
+                    Int32?, String?, Int64?, Int64?, Date?
+                ).self
+            )
+            var rebuild: ProjectionStatus.Rebuild?
+            if let rebuildGeneration = columns.11, let rebuildTransaction = columns.12,
+                let rebuildPosition = columns.13,
+                let rebuildApplied = columns.14, let startedAt = columns.15
+            {
+                let progress = head.position > 0 ? min(1, Double(rebuildPosition) / Double(head.position)) : 1
+                let elapsed = Date().timeIntervalSince(startedAt)
+                rebuild = ProjectionStatus.Rebuild(
+                    generation: rebuildGeneration,
+                    checkpoint: Checkpoint(transactionID: UInt64(rebuildTransaction) ?? 0, position: rebuildPosition),
+                    eventsApplied: rebuildApplied,
+                    startedAt: startedAt,
+                    progress: progress,
+                    estimatedSecondsLeft: progress > 0.001 ? elapsed * (1 - progress) / progress : nil
+                )
+            }
             statuses.append(
                 ProjectionStatus(
                     name: name,
-                    checkpoint: checkpoint,
+                    generation: generation,
+                    checkpoint: Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position),
                     head: head,
                     lagEvents: lag,
                     lagSeconds: lag == 0 ? 0 : max(0, lagSeconds),
@@ -72,7 +110,8 @@ extension EventStore {
                     updatedAt: updatedAt,
                     lastError: error,
                     lastErrorAt: errorAt,
-                    isLeased: leased
+                    isLeased: leased,
+                    rebuild: rebuild
                 )
             )
         }

@@ -37,6 +37,13 @@ struct ProjectionsCommand: AsyncParsableCommand {
                         + String(format: "%10d %7.1f %11d  ", status.lagEvents, status.lagSeconds, status.eventsApplied)
                         + (status.lastError ?? "-")
                 )
+                if let rebuild = status.rebuild {
+                    print(
+                        "  rebuilding generation \(rebuild.generation): "
+                            + String(format: "%.1f%%", rebuild.progress * 100)
+                            + (rebuild.estimatedSecondsLeft.map { String(format: ", about %.0f s left", $0) } ?? "")
+                    )
+                }
             }
         }
     }

@@ -159,8 +159,11 @@ struct ProjectionsAPITests {
             try await store.append(
                 to: "camera-a", events: (0..<3).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) })
             // A projection that has a checkpoint at the start and no instance running it.
+            try await store.client.query("INSERT INTO projections (name) VALUES ('demo')", logger: store.logger)
             try await store.client.query(
-                "INSERT INTO projection_checkpoints (name) VALUES ('demo')", logger: store.logger)
+                "INSERT INTO projection_checkpoints (name, generation) VALUES ('demo', 1)",
+                logger: store.logger
+            )
             let body = try await client.getEventually("/api/projections") { body in
                 ((body["projections"] as? [[String: Any]])?.first?["lag_events"] as? Int) == 3
             }
@@ -172,6 +175,8 @@ struct ProjectionsAPITests {
             #expect(demo["lag_events"] as? Int == 3)
             #expect(demo["events_applied"] as? Int == 0)
             #expect(demo["last_error"] is NSNull)
+            #expect(demo["generation"] as? Int == 1)
+            #expect(demo["rebuild"] is NSNull)
         }
     }
 }

@@ -29,11 +29,9 @@ struct StreamCounts: Projection {
 
     init(failOnCalls: Set<Int> = []) { self.failOnCalls = failOnCalls }
 
-    static func createTable(_ store: EventStore) async throws {
-        try await store.client.query(
-            "CREATE TABLE stream_counts (stream text PRIMARY KEY, n bigint NOT NULL)",
-            logger: TestDatabase.logger
-        )
+    func createTables(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            "CREATE TABLE stream_counts (stream text PRIMARY KEY, n bigint NOT NULL)", logger: logger)
     }
 
     func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
@@ -100,7 +98,6 @@ struct ProjectionRunnerTests {
     @Test("every event is applied exactly once across a failure inside a batch and a crash between batches")
     func exactlyOnce() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
-            try await StreamCounts.createTable(store)
             try await Self.appendCountedEvents(store, count: 3000)
 
             // First instance: its 4th batch fails after writing its rows; the runner retries.
@@ -136,7 +133,6 @@ struct ProjectionRunnerTests {
     @Test("one runner holds the lease; when it stops, a standby takes over from its checkpoint")
     func leaseTakeover() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
-            try await StreamCounts.createTable(store)
             try await Self.appendCountedEvents(store, count: 1000)
             let a = ProjectionRunner(projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
             let b = ProjectionRunner(projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
@@ -157,6 +153,53 @@ struct ProjectionRunnerTests {
             let counts = try await Self.counts(store)
             #expect(counts.values.reduce(0, +) == 2000)
             #expect(counts.values.allSatisfy { $0 == 200 })
+        }
+    }
+
+    @Test("a rebuild fills a new generation while the live one serves, then swaps in and equals the log")
+    func rebuildWithoutDowntime() async throws {
+        try await TestDatabase.withStoreAndNotifier { store, notifier in
+            try await Self.appendCountedEvents(store, count: 3000)
+            let runner = ProjectionRunner(
+                projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
+            try await Self.running(runner) {
+                try await Self.waitForApplied(3000, store)
+                let generation = try await store.requestRebuild(of: StreamCounts())
+                #expect(generation == 2)
+                #expect(
+                    try await store.requestRebuild(of: StreamCounts()) == 2, "a rebuild under way is not started twice")
+
+                // Readers keep reading the live generation, and events keep arriving.
+                for _ in 0..<5 {
+                    let total = try await Self.counts(store).values.reduce(0, +)
+                    #expect(total >= 3000 && total <= 4000)
+                    try await Self.appendCountedEvents(store, count: 200)
+                }
+
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    if let status = try await Self.status(store), status.generation == 2, status.eventsApplied == 4000 {
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let status = try #require(try await Self.status(store))
+                #expect(status.generation == 2)
+                #expect(status.rebuild == nil)
+                #expect(status.eventsApplied == 4000)
+                #expect(status.state == "live")
+            }
+            let counts = try await Self.counts(store)
+            #expect(counts.count == 10)
+            #expect(counts.values.allSatisfy { $0 == 400 })
+            let leftovers = try await store.client.query(
+                """
+                SELECT (SELECT count(*) FROM projection_checkpoints WHERE generation = 1)
+                     + (SELECT count(*) FROM pg_namespace WHERE nspname = 'projection_stream_counts_1')
+                """,
+                logger: TestDatabase.logger
+            ).decode(Int64.self).first { _ in true }
+            #expect(leftovers == 0, "the old generation is dropped after the swap")
         }
     }
 }

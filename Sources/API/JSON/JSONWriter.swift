@@ -65,9 +65,9 @@ public struct JSONWriter {
 
         public mutating func field(_ name: String, _ value: Int) { field(name, Int64(value)) }
 
-        public mutating func field(_ name: String, _ value: Double) {
+        public mutating func field(_ name: String, _ value: Double?) {
             key(name)
-            buffer.writeString(value.isFinite ? String(value) : "null")
+            buffer.writeString(value.map { $0.isFinite ? String($0) : "null" } ?? "null")
         }
 
         public mutating func field(_ name: String, _ value: Bool) {

@@ -4,7 +4,8 @@ import Hummingbird
 import Projections
 
 /// `GET /api/projections`: where every projection stands — checkpoint, head, lag in events and
-/// seconds, state (`live` while an instance holds its lease), last error.
+/// seconds, state (`live` while an instance holds its lease, `rebuilding` with progress and ETA
+/// while a new generation is built), last error.
 struct ProjectionsController<Context: RequestContext> {
     let store: EventStore
 
@@ -22,6 +23,7 @@ struct ProjectionsController<Context: RequestContext> {
                     array.object { item in
                         item.field("name", status.name)
                         item.field("state", status.state)
+                        item.field("generation", Int64(status.generation))
                         item.field("checkpoint", status.checkpoint.token)
                         item.field("head", status.head.token)
                         item.field("lag_events", status.lagEvents)
@@ -30,6 +32,18 @@ struct ProjectionsController<Context: RequestContext> {
                         item.field("updated_at", status.updatedAt.formatted(timestamp))
                         item.field("last_error", status.lastError)
                         item.field("last_error_at", status.lastErrorAt?.formatted(timestamp))
+                        if let rebuild = status.rebuild {
+                            item.object("rebuild") { object in
+                                object.field("generation", Int64(rebuild.generation))
+                                object.field("checkpoint", rebuild.checkpoint.token)
+                                object.field("events_applied", rebuild.eventsApplied)
+                                object.field("progress", rebuild.progress)
+                                object.field("eta_seconds", rebuild.estimatedSecondsLeft)
+                                object.field("started_at", rebuild.startedAt.formatted(timestamp))
+                            }
+                        } else {
+                            item.field("rebuild", nil as String?)
+                        }
                     }
                 }
             }
