@@ -88,6 +88,19 @@ struct ProjectionRunnerTests {
         Issue.record("the projection did not apply \(count) events within 60 s")
     }
 
+    /// Waits until the checkpoint has also moved past the trailing events the filter skips.
+    static func waitForCaughtUp(_ store: EventStore) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let head = try await store.head()
+            let beyond = try await store.read(after: head, limit: 1)
+            let settled = beyond.events.isEmpty && !beyond.pendingBeyondHorizon
+            if settled, let status = try await status(store), status.checkpoint == head { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("the projection did not catch up with the head within 60 s")
+    }
+
     static func appendCountedEvents(_ store: EventStore, count: Int) async throws {
         let items = (0..<count).map { (stream: "count-\($0 % 10)", event: detection(sequence: $0)) }
         _ = try await store.appendBulk(items)
@@ -115,6 +128,7 @@ struct ProjectionRunnerTests {
                 try await Self.waitForApplied(5000, store)
                 try await Self.appendCountedEvents(store, count: 500)  // and live appends
                 try await Self.waitForApplied(5500, store)
+                try await Self.waitForCaughtUp(store)
             }
 
             let counts = try await Self.counts(store)
