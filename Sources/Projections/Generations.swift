@@ -3,8 +3,9 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Creating, publishing and swapping a projection's generations. All of it runs inside the
-/// caller's transaction, with the projection's row in `projections` locked.
+/// Creating and publishing a projection's generations. `create` and `publish` run inside the
+/// caller's transaction, with the projection's row in `projections` locked (`lockRow`);
+/// `ensureRegistered` opens a transaction of its own.
 enum Generations {
     /// Registers the projection and, the first time, creates and publishes generation 1.
     static func ensureRegistered(

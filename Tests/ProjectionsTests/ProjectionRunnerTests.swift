@@ -91,14 +91,17 @@ struct ProjectionRunnerTests {
     /// Waits until the checkpoint has also moved past the trailing events the filter skips.
     static func waitForCaughtUp(_ store: EventStore) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
+        var last = ""
         while ContinuousClock.now < deadline {
             let head = try await store.head()
             let beyond = try await store.read(after: head, limit: 1)
             let settled = beyond.events.isEmpty && !beyond.pendingBeyondHorizon
-            if settled, let status = try await status(store), status.checkpoint == head { return }
+            let status = try await status(store)
+            if settled, let status, status.checkpoint == head { return }
+            last = "head \(head), settled \(settled), checkpoint \(status.map { "\($0.checkpoint)" } ?? "none")"
             try await Task.sleep(for: .milliseconds(20))
         }
-        Issue.record("the projection did not catch up with the head within 60 s")
+        Issue.record("the projection did not catch up with the head within 60 s: \(last)")
     }
 
     static func appendCountedEvents(_ store: EventStore, count: Int) async throws {
