@@ -76,16 +76,12 @@ public struct EventStore: Sendable {
         var attempt = 0
         while true {
             do {
-                return try await client.withTransaction(logger: logger) { connection in
-                    try await body(EventStoreTransaction(connection: connection, logger: logger))
+                return try await client.withConnection { connection in
+                    try await connection.inTransaction(logger: logger) { connection in
+                        try await body(EventStoreTransaction(connection: connection, logger: logger))
+                    }
                 }
-            } catch let error as PostgresTransactionError {
-                // PostgresNIO wraps what the body threw; when the rollback went through, the
-                // body's own error is the whole story.
-                guard let thrown = error.closureError, error.rollbackError == nil, error.beginError == nil else {
-                    throw error
-                }
-                guard let stale = thrown as? StaleTransaction else { throw thrown }
+            } catch let stale as StaleTransaction {
                 attempt += 1
                 guard attempt < Self.maxAttempts else { throw AppendError.tooMuchContention(stream: stale.stream) }
                 try await Task.sleep(for: .microseconds(Int.random(in: 0...(100 * attempt))))

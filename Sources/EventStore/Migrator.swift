@@ -52,31 +52,33 @@ public struct Migrator: Sendable {
     public func migrate(client: PostgresClient, logger: Logger) async throws -> [String] {
         var applied: [String] = []
         for migration in try migrations() {
-            let didApply = try await client.withTransaction(logger: logger) { connection in
-                // One migrator at a time, whichever instance runs it.
-                try await connection.query("SELECT pg_advisory_xact_lock(7146000001)", logger: logger)
-                try await Self.createTable(on: connection, logger: logger)
-                let recorded = try await connection.query(
-                    "SELECT checksum FROM schema_migrations WHERE scope = \(scope) AND version = \(migration.version)",
-                    logger: logger
-                ).decode(String.self).first { _ in true }
-                if let recorded {
-                    guard recorded == migration.checksum else {
-                        throw MigrationError.changedAfterApply(scope: scope, version: migration.version)
+            let didApply = try await client.withConnection { connection in
+                try await connection.inTransaction(logger: logger) { connection in
+                    // One migrator at a time, whichever instance runs it.
+                    try await connection.query("SELECT pg_advisory_xact_lock(7146000001)", logger: logger)
+                    try await Self.createTable(on: connection, logger: logger)
+                    let recorded = try await connection.query(
+                        "SELECT checksum FROM schema_migrations WHERE scope = \(scope) AND version = \(migration.version)",
+                        logger: logger
+                    ).decode(String.self).first { _ in true }
+                    if let recorded {
+                        guard recorded == migration.checksum else {
+                            throw MigrationError.changedAfterApply(scope: scope, version: migration.version)
+                        }
+                        return false
                     }
-                    return false
+                    for statement in SQLScript.statements(in: migration.sql) {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        """
+                        INSERT INTO schema_migrations (scope, version, checksum)
+                        VALUES (\(scope), \(migration.version), \(migration.checksum))
+                        """,
+                        logger: logger
+                    )
+                    return true
                 }
-                for statement in SQLScript.statements(in: migration.sql) {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                }
-                try await connection.query(
-                    """
-                    INSERT INTO schema_migrations (scope, version, checksum)
-                    VALUES (\(scope), \(migration.version), \(migration.checksum))
-                    """,
-                    logger: logger
-                )
-                return true
             }
             if didApply {
                 logger.info("applied migration", metadata: ["scope": "\(scope)", "version": "\(migration.version)"])

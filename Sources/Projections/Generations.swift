@@ -16,7 +16,7 @@ enum Generations {
         guard projection.name.range(of: "^[a-z][a-z0-9_]{0,39}$", options: .regularExpression) != nil else {
             throw ProjectionError.invalidName(projection.name)
         }
-        try await connection.withTransaction(logger: logger) { connection in
+        try await connection.inTransaction(logger: logger) { connection in
             try await connection.query(
                 "INSERT INTO projections (name) VALUES (\(projection.name)) ON CONFLICT (name) DO NOTHING",
                 logger: logger
@@ -110,7 +110,7 @@ extension EventStore {
     @discardableResult
     public func requestRebuild(of projection: any Projection) async throws -> Int32 {
         try await client.withConnection { connection in
-            try await connection.withTransaction(logger: logger) { connection in
+            try await connection.inTransaction(logger: logger) { connection in
                 let (live, rebuild) = try await Generations.lockRow(projection.name, on: connection, logger: logger)
                 if let rebuild { return rebuild }
                 let next = live + 1

@@ -110,7 +110,7 @@ public final class ProjectionRunner: Service, Sendable {
             batchSize: options.batchSize
         )
         for try await page in pages {
-            try await connection.withTransaction(logger: logger) { connection in
+            try await connection.inTransaction(logger: logger) { connection in
                 let (live, _) = try await Generations.lockRow(
                     projection.name, share: true, on: connection, logger: logger)
                 guard live == generation else { throw GenerationChanged() }
@@ -144,7 +144,7 @@ public final class ProjectionRunner: Service, Sendable {
         while !Task.isCancelled {
             let page = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
             if page.isFull {
-                let stillWanted = try await connection.withTransaction(logger: logger) { connection in
+                let stillWanted = try await connection.inTransaction(logger: logger) { connection in
                     let (_, rebuild) = try await Generations.lockRow(
                         projection.name, share: true, on: connection, logger: logger)
                     guard rebuild == generation else { return false }
@@ -156,7 +156,7 @@ public final class ProjectionRunner: Service, Sendable {
                 continue
             }
             // Caught up: apply what is left and swap, with the live runner held off.
-            let swapped = try await connection.withTransaction(logger: logger) { connection in
+            let swapped = try await connection.inTransaction(logger: logger) { connection in
                 let (live, rebuild) = try await Generations.lockRow(projection.name, on: connection, logger: logger)
                 guard rebuild == generation else { return true }
                 let last = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)

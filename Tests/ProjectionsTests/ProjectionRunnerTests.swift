@@ -98,7 +98,9 @@ struct ProjectionRunnerTests {
             let settled = beyond.events.isEmpty && !beyond.pendingBeyondHorizon
             let status = try await status(store)
             if settled, let status, status.checkpoint == head { return }
-            last = "head \(head), settled \(settled), checkpoint \(status.map { "\($0.checkpoint)" } ?? "none")"
+            last =
+                "head \(head), settled \(settled), checkpoint \(status.map { "\($0.checkpoint)" } ?? "none"), "
+                + "state \(status?.state ?? "none"), last error \(status?.lastError ?? "none")"
             try await Task.sleep(for: .milliseconds(20))
         }
         Issue.record("the projection did not catch up with the head within 60 s: \(last)")

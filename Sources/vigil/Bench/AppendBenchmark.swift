@@ -105,14 +105,17 @@ struct AppendBenchmark: AsyncParsableCommand {
         for chunkStart in stride(from: 0, to: events, by: batch) {
             let chunk = payloads[chunkStart..<min(events, chunkStart + batch)]
             let began = clock.now
-            try await client.withTransaction(logger: logger) { connection in
-                try await connection.copyFrom(table: "bench_copy", columns: CopyText.eventColumns, logger: logger) {
-                    writer in
-                    var buffer = ByteBuffer()
-                    for (offset, event) in chunk.enumerated() {
-                        CopyText.writeRow(event, stream: "copy-\(chunkStart)", version: Int64(offset + 1), to: &buffer)
+            try await client.withConnection { connection in
+                try await connection.inTransaction(logger: logger) { connection in
+                    try await connection.copyFrom(table: "bench_copy", columns: CopyText.eventColumns, logger: logger) {
+                        writer in
+                        var buffer = ByteBuffer()
+                        for (offset, event) in chunk.enumerated() {
+                            CopyText.writeRow(
+                                event, stream: "copy-\(chunkStart)", version: Int64(offset + 1), to: &buffer)
+                        }
+                        try await writer.write(buffer)
                     }
-                    try await writer.write(buffer)
                 }
             }
             latencies.append(clock.now - began)
