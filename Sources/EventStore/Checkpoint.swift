@@ -17,6 +17,11 @@ public struct Checkpoint: Sendable, Hashable, Comparable, CustomStringConvertibl
         self.position = position
     }
 
+    /// A checkpoint from a row: `tx_id::text` and `position`.
+    public init(transactionText: String, position: Int64) {
+        self.init(transactionID: UInt64(transactionText) ?? 0, position: position)
+    }
+
     /// Parses a token made by ``token``.
     public init(token: String) throws(CheckpointError) {
         let utf8 = Array(token.utf8)

@@ -50,7 +50,7 @@ extension EventStore {
         var pending = false
         for try await row in rows {
             let (kind, transaction, position) = try row.decode((Int32, String, Int64).self)
-            let at = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            let at = Checkpoint(transactionText: transaction, position: position)
             switch kind {
             case 0: events.append(try Self.recordedEvent(row, at: at))
             case 1: head = at
@@ -75,7 +75,7 @@ extension EventStore {
             logger: logger
         )
         for try await (transaction, position) in rows.decode((String, Int64).self) {
-            return Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            return Checkpoint(transactionText: transaction, position: position)
         }
         return .start
     }
@@ -102,7 +102,7 @@ extension EventStore {
         var events: [RecordedEvent] = []
         for try await row in rows {
             let (_, transaction, position) = try row.decode((Int32, String, Int64).self)
-            let at = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            let at = Checkpoint(transactionText: transaction, position: position)
             events.append(try Self.recordedEvent(row, at: at))
         }
         return StreamPage(stream: stream, version: version, events: events)

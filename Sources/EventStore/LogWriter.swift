@@ -208,7 +208,7 @@ enum LogWriter {
         for try await (id, stream, version, transaction, position) in rows.decode(
             (UUID, String, Int64, String, Int64).self
         ) {
-            let checkpoint = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            let checkpoint = Checkpoint(transactionText: transaction, position: position)
             stored[id] = StoredEvent(stream: stream, version: version, checkpoint: checkpoint)
         }
         return stored
@@ -247,7 +247,7 @@ enum LogWriter {
         var checkpoints: [UUID: Checkpoint] = [:]
         checkpoints.reserveCapacity(rows.count)
         for try await (id, transaction, position) in result.decode((UUID, String, Int64).self) {
-            checkpoints[id] = Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            checkpoints[id] = Checkpoint(transactionText: transaction, position: position)
         }
         return checkpoints
     }

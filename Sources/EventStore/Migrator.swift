@@ -121,14 +121,9 @@ public struct Migrator: Sendable {
         )
     }
 
-    /// FNV-1a 64 of the file's bytes: enough to notice an edit.
+    /// FNV-1a of the file's bytes: enough to notice an edit.
     static func checksum(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return String(hash, radix: 16)
+        String(fnv1a(text), radix: 16)
     }
 }
 
@@ -141,4 +136,15 @@ public enum MigrationError: Error, CustomStringConvertible {
             "migration \(scope)/\(version) was edited after it was applied; add a new migration instead"
         }
     }
+}
+
+/// 64-bit FNV-1a of a string's UTF-8 bytes: a stable hash for checksums and lock keys (not
+/// for security).
+public func fnv1a(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x100_0000_01b3
+    }
+    return hash
 }

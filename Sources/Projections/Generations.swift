@@ -4,7 +4,7 @@ import Logging
 import PostgresNIO
 
 /// Creating and publishing a projection's generations. `create` and `publish` run inside the
-/// caller's transaction, with the projection's row in `projections` locked (`lockRow`);
+/// caller's transaction, with the projection's row in `projections` locked (`read(_:lock:…)`);
 /// `ensureRegistered` opens a transaction of its own.
 enum Generations {
     /// Registers the projection and, the first time, creates and publishes generation 1.
@@ -21,7 +21,7 @@ enum Generations {
                 "INSERT INTO projections (name) VALUES (\(projection.name)) ON CONFLICT (name) DO NOTHING",
                 logger: logger
             )
-            let live = try await lockRow(projection.name, on: connection, logger: logger).live
+            let live = try await read(projection.name, lock: .update, on: connection, logger: logger).live
             let exists =
                 try await connection.query(
                     "SELECT to_regnamespace(\(projection.schema(generation: live))) IS NOT NULL",
@@ -34,17 +34,25 @@ enum Generations {
         }
     }
 
-    /// Locks the projection's row (`FOR UPDATE`, or `FOR SHARE` for a batch that only needs the
-    /// generations not to change under it) and returns its generations.
-    static func lockRow(
-        _ name: String, share: Bool = false, on connection: PostgresConnection, logger: Logger
+    /// How ``read(_:lock:on:logger:)`` locks the projection's row.
+    enum RowLock: String {
+        case none = ""
+        /// For a batch that only needs the generations not to change under it.
+        case share = "FOR SHARE"
+        /// For changing the generations.
+        case update = "FOR UPDATE"
+    }
+
+    /// The projection's generations, its row locked as asked.
+    static func read(
+        _ name: String, lock: RowLock, on connection: PostgresConnection, logger: Logger
     )
         async throws -> (live: Int32, rebuild: Int32?)
     {
         let rows = try await connection.query(
             """
             SELECT live_generation, rebuild_generation FROM projections WHERE name = \(name)
-            \(unescaped: share ? "FOR SHARE" : "FOR UPDATE")
+            \(unescaped: lock.rawValue)
             """,
             logger: logger
         )
@@ -62,9 +70,9 @@ enum Generations {
         let schema = projection.schema(generation: generation)
         try await connection.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE", logger: logger)
         try await connection.query("CREATE SCHEMA \(unescaped: schema)", logger: logger)
-        try await useSchema(schema, on: connection, logger: logger)
-        try await projection.createTables(on: connection, logger: logger)
-        try await connection.query("SET LOCAL search_path TO public", logger: logger)
+        try await inSchema(schema, on: connection, logger: logger) {
+            try await projection.createTables(on: connection, logger: logger)
+        }
         try await connection.query(
             """
             INSERT INTO projection_checkpoints (name, generation) VALUES (\(projection.name), \(generation))
@@ -97,9 +105,17 @@ enum Generations {
         }
     }
 
-    /// `SET LOCAL search_path` to a generation's schema (then `public`), for the transaction.
-    static func useSchema(_ schema: String, on connection: PostgresConnection, logger: Logger) async throws {
+    /// Runs `body` with `search_path` set to a generation's schema (then `public`), and back to
+    /// `public` after it (inside the caller's transaction).
+    static func inSchema(
+        _ schema: String,
+        on connection: PostgresConnection,
+        logger: Logger,
+        _ body: () async throws -> Void
+    ) async throws {
         try await connection.query("SET LOCAL search_path TO \(unescaped: schema), public", logger: logger)
+        try await body()
+        try await connection.query("SET LOCAL search_path TO public", logger: logger)
     }
 }
 
@@ -111,7 +127,8 @@ extension EventStore {
     public func requestRebuild(of projection: any Projection) async throws -> Int32 {
         try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
-                let (live, rebuild) = try await Generations.lockRow(projection.name, on: connection, logger: logger)
+                let (live, rebuild) = try await Generations.read(
+                    projection.name, lock: .update, on: connection, logger: logger)
                 if let rebuild { return rebuild }
                 let next = live + 1
                 try await Generations.create(projection, generation: next, on: connection, logger: logger)

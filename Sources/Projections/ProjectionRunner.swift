@@ -101,7 +101,7 @@ public final class ProjectionRunner: Service, Sendable {
 
     private func followLive(on connection: PostgresConnection) async throws {
         let logger = store.logger
-        let generation = try await Self.generations(projection.name, on: connection, logger: logger).live
+        let generation = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger).live
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
         let pages = store.pages(
             from: checkpoint,
@@ -111,8 +111,8 @@ public final class ProjectionRunner: Service, Sendable {
         )
         for try await page in pages {
             try await connection.inTransaction(logger: logger) { connection in
-                let (live, _) = try await Generations.lockRow(
-                    projection.name, share: true, on: connection, logger: logger)
+                let (live, _) = try await Generations.read(
+                    projection.name, lock: .share, on: connection, logger: logger)
                 guard live == generation else { throw GenerationChanged() }
                 try await self.apply(page, generation: generation, after: checkpoint, on: connection)
             }
@@ -126,7 +126,8 @@ public final class ProjectionRunner: Service, Sendable {
         try await withLease("\(projection.name)#rebuild", on: connection) {
             while !Task.isCancelled {
                 let logger = store.logger
-                let rebuild = try await Self.generations(projection.name, on: connection, logger: logger).rebuild
+                let rebuild = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger)
+                    .rebuild
                 guard let rebuild else {
                     try await Task.sleep(for: options.leaseRetry)
                     continue
@@ -145,8 +146,8 @@ public final class ProjectionRunner: Service, Sendable {
             let page = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
             if page.isFull {
                 let stillWanted = try await connection.inTransaction(logger: logger) { connection in
-                    let (_, rebuild) = try await Generations.lockRow(
-                        projection.name, share: true, on: connection, logger: logger)
+                    let (_, rebuild) = try await Generations.read(
+                        projection.name, lock: .share, on: connection, logger: logger)
                     guard rebuild == generation else { return false }
                     try await self.apply(page, generation: generation, after: checkpoint, on: connection)
                     return true
@@ -157,7 +158,8 @@ public final class ProjectionRunner: Service, Sendable {
             }
             // Caught up: apply what is left and swap, with the live runner held off.
             let swapped = try await connection.inTransaction(logger: logger) { connection in
-                let (live, rebuild) = try await Generations.lockRow(projection.name, on: connection, logger: logger)
+                let (live, rebuild) = try await Generations.read(
+                    projection.name, lock: .update, on: connection, logger: logger)
                 guard rebuild == generation else { return true }
                 let last = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
                 try await self.apply(last, generation: generation, after: checkpoint, on: connection)
@@ -206,9 +208,9 @@ public final class ProjectionRunner: Service, Sendable {
         let logger = store.logger
         let name = projection.name
         if !page.events.isEmpty {
-            try await Generations.useSchema(projection.schema(generation: generation), on: connection, logger: logger)
-            try await projection.apply(page.events, on: connection, logger: logger)
-            try await connection.query("SET LOCAL search_path TO public", logger: logger)
+            try await Generations.inSchema(projection.schema(generation: generation), on: connection, logger: logger) {
+                try await projection.apply(page.events, on: connection, logger: logger)
+            }
         }
         let next = page.next
         let updated = try await connection.query(
@@ -268,19 +270,6 @@ public final class ProjectionRunner: Service, Sendable {
         return false
     }
 
-    static func generations(
-        _ name: String, on connection: PostgresConnection, logger: Logger
-    ) async throws
-        -> (live: Int32, rebuild: Int32?)
-    {
-        let rows = try await connection.query(
-            "SELECT live_generation, rebuild_generation FROM projections WHERE name = \(name)",
-            logger: logger
-        )
-        for try await row in rows.decode((Int32, Int32?).self) { return row }
-        throw ProjectionError.unknown(name)
-    }
-
     private func loadCheckpoint(generation: Int32, on connection: PostgresConnection) async throws -> Checkpoint {
         let rows = try await connection.query(
             """
@@ -290,7 +279,7 @@ public final class ProjectionRunner: Service, Sendable {
             logger: store.logger
         )
         for try await (transaction, position) in rows.decode((String, Int64).self) {
-            return Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position)
+            return Checkpoint(transactionText: transaction, position: position)
         }
         throw ProjectionError.unknown("\(projection.name) generation \(generation)")
     }
@@ -317,14 +306,9 @@ public final class ProjectionRunner: Service, Sendable {
         return String(describing: error)
     }
 
-    /// The advisory-lock key of a lease: a stable 64-bit hash of its name (FNV-1a).
+    /// The advisory-lock key of a lease: a stable 64-bit hash of its name.
     static func leaseKey(_ name: String) -> Int64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "vigil.projection.\(name)".utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return Int64(bitPattern: hash)
+        Int64(bitPattern: fnv1a("vigil.projection.\(name)"))
     }
 }
 

@@ -91,7 +91,7 @@ extension EventStore {
                 let elapsed = Date().timeIntervalSince(startedAt)
                 rebuild = ProjectionStatus.Rebuild(
                     generation: rebuildGeneration,
-                    checkpoint: Checkpoint(transactionID: UInt64(rebuildTransaction) ?? 0, position: rebuildPosition),
+                    checkpoint: Checkpoint(transactionText: rebuildTransaction, position: rebuildPosition),
                     eventsApplied: rebuildApplied,
                     startedAt: startedAt,
                     progress: progress,
@@ -102,7 +102,7 @@ extension EventStore {
                 ProjectionStatus(
                     name: name,
                     generation: generation,
-                    checkpoint: Checkpoint(transactionID: UInt64(transaction) ?? 0, position: position),
+                    checkpoint: Checkpoint(transactionText: transaction, position: position),
                     head: head,
                     lagEvents: lag,
                     lagSeconds: lag == 0 ? 0 : max(0, lagSeconds),
