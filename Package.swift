@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         .target(
@@ -37,6 +38,8 @@ let package = Package(
             name: "VigilTesting",
             dependencies: [
                 "EventStore",
+                "Domain",
+                "Projections",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -46,6 +49,7 @@ let package = Package(
             name: "Projections",
             dependencies: [
                 "EventStore",
+                "Domain",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -59,6 +63,7 @@ let package = Package(
                 "Projections",
                 "Domain",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,6 +101,7 @@ let package = Package(
             name: "ProjectionsTests",
             dependencies: [
                 "Projections",
+                "Domain",
                 "VigilTesting",
                 "EventStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -109,6 +115,9 @@ let package = Package(
             dependencies: [
                 "API",
                 "EventStore",
+                "Domain",
+                "Projections",
+                "VigilTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

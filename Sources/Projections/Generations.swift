@@ -126,7 +126,8 @@ extension EventStore {
     @discardableResult
     public func requestRebuild(of projection: any Projection) async throws -> Int32 {
         try await client.withConnection { connection in
-            try await connection.inTransaction(logger: logger) { connection in
+            try await Generations.ensureRegistered(projection, on: connection, logger: logger)
+            return try await connection.inTransaction(logger: logger) { connection in
                 let (live, rebuild) = try await Generations.read(
                     projection.name, lock: .update, on: connection, logger: logger)
                 if let rebuild { return rebuild }
@@ -140,6 +141,16 @@ extension EventStore {
                     logger: logger
                 )
                 return next
+            }
+        }
+    }
+
+    /// Registers `projections` and creates their first generation where none exists yet, so
+    /// their views answer (empty) before a runner has applied anything.
+    public func registerProjections(_ projections: [any Projection]) async throws {
+        try await client.withConnection { connection in
+            for projection in projections {
+                try await Generations.ensureRegistered(projection, on: connection, logger: logger)
             }
         }
     }

@@ -124,6 +124,7 @@ public final class ProjectionRunner: Service, Sendable {
 
     private func runRebuilds(on connection: PostgresConnection) async throws {
         try await withLease("\(projection.name)#rebuild", on: connection) {
+            try await Generations.ensureRegistered(projection, on: connection, logger: store.logger)
             while !Task.isCancelled {
                 let logger = store.logger
                 let rebuild = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger)

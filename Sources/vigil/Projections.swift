@@ -3,12 +3,13 @@ import EventStore
 import Foundation
 import Logging
 import Projections
+import Synchronization
 
 struct ProjectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "projections",
         abstract: "Inspect the projections.",
-        subcommands: [Status.self]
+        subcommands: [Status.self, Rebuild.self]
     )
 
     struct Status: AsyncParsableCommand {
@@ -45,6 +46,88 @@ struct ProjectionsCommand: AsyncParsableCommand {
                     )
                 }
             }
+        }
+    }
+
+    struct Rebuild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild a projection from the start of the log into a new generation, without downtime.",
+            discussion: """
+                The live generation keeps serving while the new one is built; when the new one has \
+                caught up it is swapped in atomically. The work is done by whichever process holds the \
+                projection's rebuild lease: a running `vigil serve`, or, with --wait, this command itself \
+                if no other process runs the projection.
+                """
+        )
+
+        @Argument(help: "The projection (cameras, detections, security_events).")
+        var name: String
+
+        @Flag(help: "Wait until the new generation is live, showing progress.")
+        var wait = false
+
+        func run() async throws {
+            let logger = Vigil.bootstrapLogging()
+            guard let projection = ReadModels.named(name) else {
+                throw fail(
+                    "no projection named \(name); known: \(ReadModels.all.map(\.name).joined(separator: ", "))", code: 2
+                )
+            }
+            let settings = try PostgresSettings.fromEnvironment()
+            try await requireMigrated(settings, logger: logger)
+            try await settings.withRunningClient(logger: logger) { client in
+                let store = EventStore(client: client, logger: logger)
+                let generation = try await store.requestRebuild(of: projection)
+                print("rebuilding \(projection.name) into generation \(generation)")
+                guard wait else { return }
+                let notifier = LogNotifier(client: client, logger: logger)
+                let runner = ProjectionRunner(projection: projection, store: store, notifier: notifier)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await notifier.run() }
+                    group.addTask { try await runner.run() }
+                    defer { group.cancelAll() }
+                    try await Self.follow(projection.name, generation: generation, store: store)
+                }
+            }
+        }
+
+        /// Draws a progress bar until `generation` is live.
+        static func follow(_ name: String, generation: Int32, store: EventStore) async throws {
+            let started = ContinuousClock.now
+            var lastLine = ""
+            while true {
+                guard let status = try await store.projectionStatuses().first(where: { $0.name == name }) else {
+                    throw fail("projection \(name) disappeared")
+                }
+                if status.rebuild == nil {
+                    guard status.generation >= generation else { throw fail("the rebuild was abandoned") }
+                    let elapsed = started.duration(to: .now)
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    print(
+                        "\r\(bar(1))  done: generation \(status.generation) is live "
+                            + String(format: "(%.1f s, %d events applied)", seconds, status.eventsApplied)
+                            + String(repeating: " ", count: 10))
+                    return
+                }
+                if let rebuild = status.rebuild {
+                    let eta = rebuild.estimatedSecondsLeft.map { String(format: "ETA %.0f s", $0) } ?? "ETA -"
+                    let line =
+                        "\r\(bar(rebuild.progress)) "
+                        + String(format: "%5.1f%%  %d events  ", rebuild.progress * 100, rebuild.eventsApplied) + eta
+                        + (status.lastError.map { "  last error: \($0)" } ?? "")
+                    if line != lastLine {
+                        FileHandle.standardOutput.write(Data((line + "   ").utf8))
+                        lastLine = line
+                    }
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+
+        static func bar(_ progress: Double) -> String {
+            let width = 30
+            let filled = Int((min(max(progress, 0), 1) * Double(width)).rounded(.down))
+            return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
         }
     }
 }

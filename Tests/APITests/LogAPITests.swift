@@ -71,11 +71,11 @@ struct LogAPITests {
         try await withApp { store, client in
             try await store.append(
                 to: "camera-front_door",
-                events: (0..<3).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) }
+                events: (0..<3).map { NewEvent(type: "Noted", data: #"{"n":\#($0)}"#) }
             )
             try await store.append(
                 to: "secevent-1", events: [NewEvent(type: "SecurityEventOpened", data: #"{"id":1}"#)])
-            try await store.append(to: "camera-back", events: [NewEvent(type: "DetectionRecorded", data: #"{"n":9}"#)])
+            try await store.append(to: "camera-back", events: [NewEvent(type: "Noted", data: #"{"n":9}"#)])
 
             let all = try await client.getEventually("/api/log") { ($0["count"] as? Int) == 5 }
             let events = try #require(all["events"] as? [[String: Any]])
@@ -109,7 +109,7 @@ struct LogAPITests {
         try await withApp { store, client in
             try await store.append(
                 to: "camera-garage",
-                events: (1...4).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) }
+                events: (1...4).map { NewEvent(type: "Noted", data: #"{"n":\#($0)}"#) }
             )
             let page = try json(
                 try await client.execute(uri: "/api/streams/camera-garage?from_version=1&limit=2", method: .get))
@@ -157,7 +157,7 @@ struct ProjectionsAPITests {
     func status() async throws {
         try await withApp { store, client in
             try await store.append(
-                to: "camera-a", events: (0..<3).map { NewEvent(type: "DetectionRecorded", data: #"{"n":\#($0)}"#) })
+                to: "camera-a", events: (0..<3).map { NewEvent(type: "Noted", data: #"{"n":\#($0)}"#) })
             // A projection that has a checkpoint at the start and no instance running it.
             try await store.client.query("INSERT INTO projections (name) VALUES ('demo')", logger: store.logger)
             try await store.client.query(

@@ -9,6 +9,9 @@ public struct JSONWriter {
 
     public init() {}
 
+    /// A whole document that is already JSON (rendered by PostgreSQL).
+    public mutating func raw(json: String) { buffer.writeString(json) }
+
     public mutating func object(_ body: (inout ObjectWriter) -> Void) {
         JSONWriter.nested(in: &buffer, open: "{", close: "}", ObjectWriter.init, body)
     }
@@ -112,6 +115,19 @@ public struct JSONWriter {
             separator()
             JSONWriter.nested(in: &buffer, open: "{", close: "}", ObjectWriter.init, body)
         }
+
+        /// `json` must be valid JSON (rendered by PostgreSQL).
+        public mutating func raw(json: String) {
+            separator()
+            buffer.writeString(json)
+        }
+    }
+
+    /// `value` as a JSON string literal.
+    static func quoted(_ value: String) -> String {
+        var buffer = ByteBuffer()
+        writeString(value, to: &buffer)
+        return String(buffer: buffer)
     }
 
     static func writeString(_ value: String, to buffer: inout ByteBuffer) {

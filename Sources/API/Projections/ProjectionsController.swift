@@ -11,6 +11,23 @@ struct ProjectionsController<Context: RequestContext> {
 
     func addRoutes(to router: Router<Context>) {
         router.get("/api/projections", use: list)
+        router.post("/api/projections/{name}/rebuild", use: rebuild)
+    }
+
+    /// Starts a rebuild into a new generation (202); the live one keeps serving until the new
+    /// one has caught up and is swapped in. Asking again while one runs returns the same one.
+    @Sendable func rebuild(_ request: Request, context: Context) async throws -> Response {
+        let name = try context.parameters.require("name")
+        guard let projection = ReadModels.named(name) else { throw APIError.notFound("Projection \(name) not found") }
+        let generation = try await store.requestRebuild(of: projection)
+        var body = JSONWriter()
+        body.object { object in
+            object.field("name", name)
+            object.field("state", "rebuilding")
+            object.field("generation", Int64(generation))
+            object.field("status_url", "/api/projections")
+        }
+        return body.response(status: .accepted)
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Hummingbird
 
@@ -47,5 +48,90 @@ struct QueryParameters {
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
         return values.isEmpty ? nil : values
+    }
+
+    /// A boolean the way pydantic reads one from a query string.
+    func bool(_ name: String) throws -> Bool? {
+        guard let text = string(name) else { return nil }
+        switch text.lowercased() {
+        case "true", "1", "yes", "on", "t", "y": return true
+        case "false", "0", "no", "off", "f", "n": return false
+        default:
+            throw ValidationError(
+                location: ["query", name],
+                message: "Input should be a valid boolean, unable to interpret input",
+                type: "bool_parsing"
+            )
+        }
+    }
+
+    /// A number in `range`.
+    func double(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let text = string(name) else { return nil }
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite else {
+            throw ValidationError(
+                location: ["query", name],
+                message: "Input should be a valid number, unable to parse string as a number",
+                type: "float_parsing"
+            )
+        }
+        if value < range.lowerBound {
+            throw ValidationError(
+                location: ["query", name],
+                message: "Input should be greater than or equal to \(range.lowerBound)",
+                type: "greater_than_equal"
+            )
+        }
+        if value > range.upperBound {
+            throw ValidationError(
+                location: ["query", name],
+                message: "Input should be less than or equal to \(range.upperBound)",
+                type: "less_than_equal"
+            )
+        }
+        return value
+    }
+
+    /// An ISO 8601 date-time (`Z` or an offset; none means UTC) or a date (its midnight, UTC).
+    func date(_ name: String) throws -> Date? {
+        guard let text = string(name) else { return nil }
+        if let date = Self.parseDate(text.trimmingCharacters(in: .whitespaces)) { return date }
+        throw ValidationError(
+            location: ["query", name],
+            message: "Input should be a valid datetime or date, invalid format",
+            type: "datetime_from_date_parsing"
+        )
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        if let date = EventCoding.parseTimestamp(text) { return date }
+        // No zone: UTC.
+        if text.count > 10, let date = EventCoding.parseTimestamp(text + "Z") { return date }
+        if text.count == 10, let date = try? Date.ISO8601FormatStyle().year().month().day().parse(text) {
+            return date
+        }
+        return nil
+    }
+
+    /// One of an enum's raw values.
+    func choice<Value: RawRepresentable & CaseIterable>(_ name: String, _ type: Value.Type) throws -> Value?
+    where Value.RawValue == String {
+        guard let text = string(name) else { return nil }
+        if let value = Value(rawValue: text) { return value }
+        throw ValidationError(
+            location: ["query", name],
+            message: "Input should be " + JSONBody.alternatives(Value.allCases.map(\.rawValue)),
+            type: "enum"
+        )
+    }
+
+    /// `start_date` and `end_date`; start after end is a 400.
+    func dateRange() throws -> (start: Date?, end: Date?) {
+        let start = try date("start_date")
+        let end = try date("end_date")
+        if let start, let end, start > end {
+            throw APIError.badRequest("start_date must be before or equal to end_date")
+        }
+        return (start, end)
     }
 }

@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import Logging
 import PostgresNIO
+import Projections
 import ServiceLifecycle
 import Synchronization
 
@@ -77,6 +78,7 @@ struct AppendBenchmark: AsyncParsableCommand {
 
     static func detection(_ sequence: Int) throws -> NewEvent {
         let payload = DetectionRecorded(
+            id: Int64(sequence + 1),
             cameraId: "camera_\(sequence % 16)",
             filePath: "/export/foscam/camera_\(sequence % 16)/snap_\(sequence).jpg",
             detectedAt: Date(timeIntervalSince1970: 1_795_000_000 + Double(sequence)),
@@ -87,7 +89,7 @@ struct AppendBenchmark: AsyncParsableCommand {
             bboxWidth: 64,
             bboxHeight: 128
         )
-        return try NewEvent(type: DetectionRecorded.type, payload: payload, metadata: ["actor": "bench"])
+        return try NewEvent(payload, metadata: EventMetadata(actor: "bench"))
     }
 
     /// COPY into a scratch copy of the events table (same columns, indexes and defaults, no

@@ -1,0 +1,59 @@
+import Domain
+import Foundation
+
+/// The seeds' pagination cursor: base64 of `{"id": …, "created_at": "…"}`, where `created_at`
+/// is the sort timestamp of the last item of a page and `id` breaks ties.
+///
+/// The timestamp is kept as the text PostgreSQL rendered (`vigil_ts`, microseconds) and bound
+/// back as `timestamptz`, so it round-trips exactly; `Date` would lose precision.
+struct Cursor: Equatable {
+    enum ID: Equatable {
+        case integer(Int64)
+        case text(String)
+    }
+
+    var id: ID
+    var createdAt: String
+
+    /// Base64 (standard alphabet, padded) of compact JSON.
+    var encoded: String {
+        let id: String =
+            switch self.id {
+            case .integer(let value): String(value)
+            case .text(let value): JSONWriter.quoted(value)
+            }
+        let json = #"{"id":\#(id),"created_at":\#(JSONWriter.quoted(createdAt))}"#
+        return Data(json.utf8).base64EncodedString()
+    }
+
+    /// Decodes a client's cursor: standard or URL-safe base64, with or without padding.
+    /// Errors are the reason shown after `Invalid cursor: `.
+    static func decode(_ text: String) throws(CursorError) -> Cursor {
+        var base64 = text.trimmingCharacters(in: .whitespaces)
+            .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        if base64.count % 4 != 0 { base64 += String(repeating: "=", count: 4 - base64.count % 4) }
+        guard !text.isEmpty, let data = Data(base64Encoded: base64) else { throw CursorError("not valid base64") }
+        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            throw CursorError("not a JSON object")
+        }
+        let id: ID
+        switch object["id"] {
+        case .number(let value) where value == value.rounded() && abs(value) < 9e15: id = .integer(Int64(value))
+        case .string(let value) where !value.isEmpty: id = .text(value)
+        case nil: throw CursorError("missing 'id'")
+        default: throw CursorError("'id' must be an integer or a string")
+        }
+        guard case .string(let createdAt) = object["created_at"] else {
+            throw CursorError("missing or non-string 'created_at'")
+        }
+        guard EventCoding.parseTimestamp(createdAt) != nil else {
+            throw CursorError("'created_at' is not an ISO 8601 timestamp")
+        }
+        return Cursor(id: id, createdAt: createdAt)
+    }
+}
+
+struct CursorError: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}

@@ -1,0 +1,143 @@
+import Foundation
+
+/// A fact Vigil records in the log.
+///
+/// Its JSON (snake_case keys spelled out in `CodingKeys`, so free-form objects inside keep
+/// their keys; ISO 8601 UTC timestamps with milliseconds) is the `data` of the
+/// stored event and the published contract for anyone who reads the log: each type has a
+/// JSON Schema in `schemas/events/<type>.v<schemaVersion>.json`. A change of shape is a new
+/// schema version, never a rewrite of stored events.
+public protocol DomainEvent: Codable, Sendable, Hashable {
+    static var type: String { get }
+    static var schemaVersion: Int32 { get }
+    /// The stream the event is appended to.
+    var stream: String { get }
+}
+
+extension DomainEvent {
+    public static var schemaVersion: Int32 { 1 }
+
+    /// The event's `data` as JSON text.
+    public func encodedData() throws -> String {
+        String(decoding: try EventCoding.encoder.encode(self), as: UTF8.self)
+    }
+
+    /// Decodes stored `data` (JSON text) of this type.
+    public static func decode(_ data: String) throws -> Self {
+        try EventCoding.decoder.decode(Self.self, from: Data(data.utf8))
+    }
+}
+
+/// The encoder and decoder of event payloads.
+public enum EventCoding {
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(timestamp(date))
+        }
+        return encoder
+    }
+
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = parseTimestamp(text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "not an ISO 8601 timestamp: \(text)")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// `2026-11-23T15:11:07.123Z`: UTC, milliseconds.
+    public static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// Parses an ISO 8601 timestamp with or without fractional seconds, with `Z` or an offset.
+    public static func parseTimestamp(_ text: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        return try? Date.ISO8601FormatStyle().parse(text)
+    }
+}
+
+/// Any JSON value (for free-form payload fields such as a detection's `enrichment_data`).
+public enum JSONValue: Codable, Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}
+
+/// Who caused an event and through what request: the `metadata` of every stored event, and
+/// what the audit trail is projected from.
+public struct EventMetadata: Codable, Sendable, Hashable {
+    /// An API key's name, `system`, or a worker's name (`anonymous` until keys are required).
+    public var actor: String
+    public var requestId: String?
+    public var clientAddress: String?
+    public var userAgent: String?
+    public var correlationId: String?
+    public var causationId: String?
+
+    public init(
+        actor: String, requestId: String? = nil, clientAddress: String? = nil, userAgent: String? = nil,
+        correlationId: String? = nil, causationId: String? = nil
+    ) {
+        self.actor = actor
+        self.requestId = requestId
+        self.clientAddress = clientAddress
+        self.userAgent = userAgent
+        self.correlationId = correlationId
+        self.causationId = causationId
+    }
+
+    public func encoded() throws -> String {
+        String(decoding: try EventCoding.encoder.encode(self), as: UTF8.self)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case actor
+        case requestId = "request_id"
+        case clientAddress = "client_address"
+        case userAgent = "user_agent"
+        case correlationId = "correlation_id"
+        case causationId = "causation_id"
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+
+/// The batch aggregator opened a security event: detections of one camera, grouped. Stream
+/// `secevent-<id>`; `id` is the event's public integer id, assigned by the writer.
+public struct SecurityEventOpened: DomainEvent {
+    public static let type = "SecurityEventOpened"
+    public var id: Int64
+    public var cameraId: String
+    public var batchId: String
+    public var startedAt: Date
+    public var detectionIds: [Int64]
+    public var objectTypes: [String]
+    /// Analyzed at once as its own event (a high-confidence detection of a fast-path type).
+    public var isFastPath: Bool
+
+    public init(
+        id: Int64, cameraId: String, batchId: String, startedAt: Date, detectionIds: [Int64], objectTypes: [String],
+        isFastPath: Bool = false
+    ) {
+        self.id = id
+        self.cameraId = cameraId
+        self.batchId = batchId
+        self.startedAt = startedAt
+        self.detectionIds = detectionIds
+        self.objectTypes = objectTypes
+        self.isFastPath = isFastPath
+    }
+
+    public var stream: String { SecurityEvents.stream(id) }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case cameraId = "camera_id"
+        case batchId = "batch_id"
+        case startedAt = "started_at"
+        case detectionIds = "detection_ids"
+        case objectTypes = "object_types"
+        case isFastPath = "is_fast_path"
+    }
+}
+
+/// The batch closed: its final detections.
+public struct SecurityEventClosed: DomainEvent {
+    public static let type = "SecurityEventClosed"
+    public var id: Int64
+    public var endedAt: Date
+    public var detectionIds: [Int64]
+    public var objectTypes: [String]
+
+    public init(id: Int64, endedAt: Date, detectionIds: [Int64], objectTypes: [String]) {
+        self.id = id
+        self.endedAt = endedAt
+        self.detectionIds = detectionIds
+        self.objectTypes = objectTypes
+    }
+
+    public var stream: String { SecurityEvents.stream(id) }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case endedAt = "ended_at"
+        case detectionIds = "detection_ids"
+        case objectTypes = "object_types"
+    }
+}
+
+/// An analyzer scored the event. It carries the score, never a level: levels are derived from
+/// the severity thresholds in force, so a threshold change re-classifies history.
+public struct SecurityEventAnalyzed: DomainEvent {
+    public static let type = "SecurityEventAnalyzed"
+    public var id: Int64
+    /// 0…100.
+    public var riskScore: Int
+    public var summary: String
+    public var reasoning: String
+    public var model: String?
+    public var latencyMs: Int?
+
+    public init(
+        id: Int64, riskScore: Int, summary: String, reasoning: String, model: String? = nil, latencyMs: Int? = nil
+    ) {
+        self.id = id
+        self.riskScore = riskScore
+        self.summary = summary
+        self.reasoning = reasoning
+        self.model = model
+        self.latencyMs = latencyMs
+    }
+
+    public var stream: String { SecurityEvents.stream(id) }
+
+    enum CodingKeys: String, CodingKey {
+        case id, summary, reasoning, model
+        case riskScore = "risk_score"
+        case latencyMs = "latency_ms"
+    }
+}
+
+/// A person reviewed the event (`PATCH /api/events/{id}`); absent fields are unchanged.
+public struct SecurityEventReviewed: DomainEvent {
+    public static let type = "SecurityEventReviewed"
+    public var id: Int64
+    public var reviewed: Bool?
+    public var notes: String?
+
+    public init(id: Int64, reviewed: Bool?, notes: String?) {
+        self.id = id
+        self.reviewed = reviewed
+        self.notes = notes
+    }
+
+    public var stream: String { SecurityEvents.stream(id) }
+}
+
+public enum SecurityEvents {
+    public static func stream(_ id: Int64) -> String { "secevent-\(id)" }
+}
+
+/// The four risk levels, from a score under the thresholds in force.
+public enum RiskLevel: String, Codable, Sendable, CaseIterable {
+    case low, medium, high, critical
+}
+
+/// Upper bounds (inclusive) of the low, medium and high levels; above `highMax` is critical.
+public struct SeverityThresholds: Sendable, Hashable, Codable {
+    public var lowMax: Int
+    public var mediumMax: Int
+    public var highMax: Int
+
+    public static let defaults = SeverityThresholds(lowMax: 29, mediumMax: 59, highMax: 84)
+
+    public init(lowMax: Int, mediumMax: Int, highMax: Int) {
+        self.lowMax = lowMax
+        self.mediumMax = mediumMax
+        self.highMax = highMax
+    }
+
+    /// `0 <= low_max < medium_max < high_max <= 100`.
+    public var isValid: Bool { 0 <= lowMax && lowMax < mediumMax && mediumMax < highMax && highMax <= 100 }
+
+    public func level(_ score: Int) -> RiskLevel {
+        if score <= lowMax { return .low }
+        if score <= mediumMax { return .medium }
+        if score <= highMax { return .high }
+        return .critical
+    }
+
+    /// The scores (inclusive) that map to `level` under valid thresholds (nil: none, which
+    /// happens for `critical` when `high_max` is 100).
+    public func scores(of level: RiskLevel) -> ClosedRange<Int>? {
+        let (lower, upper) =
+            switch level {
+            case .low: (0, lowMax)
+            case .medium: (lowMax + 1, mediumMax)
+            case .high: (mediumMax + 1, highMax)
+            case .critical: (highMax + 1, 100)
+            }
+        return lower <= upper ? lower...upper : nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case lowMax = "low_max"
+        case mediumMax = "medium_max"
+        case highMax = "high_max"
+    }
+}
+
+/// Every event type Vigil writes, for the schema check and for readers that dispatch on type.
+public enum EventCatalog {
+    public static let types: [any DomainEvent.Type] = [
+        CameraRegistered.self, CameraUpdated.self, CameraRemoved.self,
+        DetectionRecorded.self,
+        SecurityEventOpened.self, SecurityEventClosed.self, SecurityEventAnalyzed.self, SecurityEventReviewed.self,
+    ]
+}

@@ -1,0 +1,58 @@
+import Domain
+import EventStore
+import Logging
+import PostgresNIO
+
+/// `detections`: the list behind `/api/detections`, with per-camera totals for `count`.
+public struct DetectionsProjection: Projection {
+    public let name = "detections"
+    public let filter = LogFilter(types: [DetectionRecorded.type, CameraRemoved.type])
+
+    public init() {}
+
+    public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        try await applyRuns(events, on: connection, logger: logger) { run in
+            let data = run.data
+            switch run.type {
+            case DetectionRecorded.type:
+                return [
+                    """
+                    WITH inserted AS (
+                        INSERT INTO detections (
+                            id, camera_id, file_path, file_type, detected_at, object_type, confidence,
+                            bbox_x, bbox_y, bbox_width, bbox_height, thumbnail_path, media_type, duration,
+                            video_codec, video_width, video_height, enrichment_data)
+                        SELECT (data->>'id')::bigint, data->>'camera_id', data->>'file_path', data->>'file_type',
+                               (data->>'detected_at')::timestamptz, data->>'object_type',
+                               (data->>'confidence')::double precision,
+                               (data->>'bbox_x')::integer, (data->>'bbox_y')::integer,
+                               (data->>'bbox_width')::integer, (data->>'bbox_height')::integer,
+                               data->>'thumbnail_path', data->>'media_type', (data->>'duration')::double precision,
+                               data->>'video_codec', (data->>'video_width')::integer, (data->>'video_height')::integer,
+                               data->'enrichment_data'
+                        FROM unnest(\(data)::jsonb[]) AS e(data)
+                        ON CONFLICT (id) DO NOTHING
+                        RETURNING camera_id
+                    )
+                    INSERT INTO detection_totals (camera_id, n)
+                    SELECT camera_id, count(*) FROM inserted GROUP BY camera_id
+                    ON CONFLICT (camera_id) DO UPDATE SET n = detection_totals.n + excluded.n
+                    """
+                ]
+            case CameraRemoved.type:
+                return [
+                    """
+                    UPDATE detections SET hidden = true
+                    WHERE NOT hidden AND camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
+                    """,
+                    """
+                    UPDATE detection_totals SET n = 0
+                    WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
+                    """,
+                ]
+            default:
+                return []
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Domain
+import Foundation
+import Testing
+
+/// One instance of every event type, fields filled in both their minimal and full forms.
+enum Samples {
+    static let date = Date(timeIntervalSince1970: 1_795_000_000.125)
+
+    static let events: [any DomainEvent] = [
+        CameraRegistered(
+            id: "front_door", name: "Front Door", folderPath: "/export/foscam/front_door",
+            status: .online, registeredAt: date),
+        CameraUpdated(id: "front_door", status: .offline, updatedAt: date),
+        CameraUpdated(id: "front_door", name: "Porch", folderPath: "/export/porch", status: .online, updatedAt: date),
+        CameraRemoved(id: "front_door", removedAt: date),
+        DetectionRecorded(
+            id: 1, cameraId: "front_door", filePath: "/export/foscam/front_door/a.jpg", detectedAt: date,
+            objectType: "person", confidence: 0.93, bboxX: 120, bboxY: 80, bboxWidth: 64, bboxHeight: 128),
+        DetectionRecorded(
+            id: 2, cameraId: "front_door", filePath: "/export/foscam/front_door/b.mp4", fileType: "video/mp4",
+            detectedAt: date, objectType: "car", confidence: 1, bboxX: 0, bboxY: 0, bboxWidth: 10, bboxHeight: 10,
+            thumbnailPath: "/data/thumbs/2.jpg", mediaType: "video", duration: 12.5, videoCodec: "h264",
+            videoWidth: 1920, videoHeight: 1080,
+            enrichmentData: ["licensePlate": .string("AB-123"), "colors": .array([.string("red")]), "n": .number(2)]),
+        SecurityEventOpened(
+            id: 7, cameraId: "front_door", batchId: "b-1", startedAt: date, detectionIds: [1, 2],
+            objectTypes: ["person", "car"]),
+        SecurityEventClosed(id: 7, endedAt: date, detectionIds: [1, 2], objectTypes: ["person", "car"]),
+        SecurityEventAnalyzed(id: 7, riskScore: 85, summary: "Person at the door", reasoning: "Night, unknown"),
+        SecurityEventAnalyzed(
+            id: 7, riskScore: 0, summary: "", reasoning: "", model: "nemotron", latencyMs: 1200),
+        SecurityEventReviewed(id: 7, reviewed: true, notes: nil),
+        SecurityEventReviewed(id: 7, reviewed: nil, notes: "Delivery driver"),
+    ]
+
+    static func json(_ events: [(type: String, version: Int32, data: String)]) -> String {
+        "["
+            + events.map { #"{"type":"\#($0.type)","schema_version":\#($0.version),"data":\#($0.data)}"# }
+            .joined(separator: ",") + "]"
+    }
+
+    static func encoded(_ event: any DomainEvent) throws -> (type: String, version: Int32, data: String) {
+        (type(of: event).type, type(of: event).schemaVersion, try event.encodedData())
+    }
+}
+
+@Suite("Event schemas")
+struct EventSchemaTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// Runs `tools/validate-events` (Python's jsonschema) on `samples`; its exit status and output.
+    static func validate(_ samples: String, allSchemas: Bool) throws -> (status: Int32, output: String) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-samples-\(UUID()).json")
+        try samples.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            ["python3", root.appendingPathComponent("tools/validate-events").path, file.path]
+            + (allSchemas ? ["--all-schemas"] : [])
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test("Every event type's encoding is valid under its published JSON Schema, and every schema is used")
+    func everyTypeMatchesItsSchema() throws {
+        let result = try Self.validate(Samples.json(try Samples.events.map(Samples.encoded)), allSchemas: true)
+        #expect(result.status == 0, "\(result.output)")
+        let sampled = Set(Samples.events.map { type(of: $0).type })
+        #expect(sampled == Set(EventCatalog.types.map { $0.type }))
+    }
+
+    @Test("The schemas refuse what the contract forbids: a missing field, a score over 100, a level")
+    func schemasRefuseBadPayloads() throws {
+        let bad: [(type: String, version: Int32, data: String)] = [
+            (
+                "CameraRegistered", 1,
+                #"{"id":"x","folder_path":"/a","status":"online","registered_at":"2026-11-23T00:00:00Z"}"#
+            ),
+            ("SecurityEventAnalyzed", 1, #"{"id":1,"risk_score":101,"summary":"","reasoning":""}"#),
+            (
+                "SecurityEventAnalyzed", 1,
+                #"{"id":1,"risk_score":50,"risk_level":"medium","summary":"","reasoning":""}"#
+            ),
+            ("DetectionRecorded", 1, #"{"id":1}"#),
+        ]
+        let result = try Self.validate(Samples.json(bad), allSchemas: false)
+        #expect(result.status == 1)
+        for index in 0..<bad.count { #expect(result.output.contains("sample \(index) ")) }
+        #expect(result.output.contains("'name' is a required property"))
+        #expect(result.output.contains("risk_level"))
+    }
+
+    @Test("Payloads round-trip; timestamps keep milliseconds; free-form keys are kept as they are")
+    func roundTrip() throws {
+        for event in Samples.events {
+            let data = try event.encodedData()
+            let decoded = try type(of: event).decode(data)
+            #expect(AnyHashable(decoded) == AnyHashable(event), "\(data)")
+        }
+        let detection = try #require(Samples.events[5] as? DetectionRecorded)
+        let data = try detection.encodedData()
+        #expect(data.contains(#""detected_at":"2026-11-18T11:06:40.125Z""#))
+        #expect(data.contains(#""licensePlate":"AB-123""#))
+        #expect(detection.stream == "detections-front_door")
+    }
+}
+
+@Suite("Cameras and severity")
+struct CameraTests {
+    @Test(
+        "Camera ids are normalised from names",
+        arguments: [
+            ("Front Door", "front_door"), ("front-door", "front_door"), ("  Back  Yard!! ", "back_yard"),
+            ("Garage_2", "garage_2"), ("Café--Patio", "café_patio"), ("!!!", ""),
+        ])
+    func normalizedID(name: String, id: String) {
+        #expect(Camera.normalizedID(name) == id)
+    }
+
+    @Test("A camera's stream folds to its current state; removal ends it")
+    func fold() throws {
+        let date = Samples.date
+        let events: [any DomainEvent] = [
+            CameraRegistered(id: "a", name: "A", folderPath: "/a", status: .online, registeredAt: date),
+            CameraUpdated(id: "a", status: .offline, updatedAt: date),
+        ]
+        let stored = try events.map { (type: type(of: $0).type, data: try $0.encodedData()) }
+        let camera = try #require(try Camera.fold(stored))
+        #expect(camera.status == .offline && camera.name == "A" && camera.folderPath == "/a")
+        #expect(camera.update(name: "A", folderPath: nil, status: .offline, at: date) == nil)
+        #expect(camera.update(name: "B", folderPath: "/a", status: nil, at: date)?.name == "B")
+        let removed =
+            stored + [(type: CameraRemoved.type, data: try CameraRemoved(id: "a", removedAt: date).encodedData())]
+        #expect(try Camera.fold(removed) == nil)
+    }
+
+    @Test("Risk levels follow the thresholds in force")
+    func levels() {
+        let defaults = SeverityThresholds.defaults
+        #expect(
+            [0, 29, 30, 59, 60, 84, 85, 100].map(defaults.level) == [
+                .low, .low, .medium, .medium, .high, .high, .critical, .critical,
+            ])
+        #expect(defaults.scores(of: .medium) == 30...59)
+        let strict = SeverityThresholds(lowMax: 10, mediumMax: 20, highMax: 100)
+        #expect(strict.isValid && strict.scores(of: .critical) == nil && strict.level(100) == .high)
+        #expect(!SeverityThresholds(lowMax: 50, mediumMax: 50, highMax: 90).isValid)
+    }
+}
