@@ -78,7 +78,8 @@ struct ProjectionsCommand: AsyncParsableCommand {
             try await settings.withRunningClient(logger: logger) { client in
                 let store = EventStore(client: client, logger: logger)
                 let generation = try await store.requestRebuild(of: projection)
-                print("rebuilding \(projection.name) into generation \(generation)")
+                FileHandle.standardOutput.write(
+                    Data("rebuilding \(projection.name) into generation \(generation)\n".utf8))
                 guard wait else { return }
                 let notifier = LogNotifier(client: client, logger: logger)
                 let runner = ProjectionRunner(projection: projection, store: store, notifier: notifier)
@@ -103,10 +104,11 @@ struct ProjectionsCommand: AsyncParsableCommand {
                     guard status.generation >= generation else { throw fail("the rebuild was abandoned") }
                     let elapsed = started.duration(to: .now)
                     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                    print(
-                        "\r\(bar(1))  done: generation \(status.generation) is live "
-                            + String(format: "(%.1f s, %d events applied)", seconds, status.eventsApplied)
-                            + String(repeating: " ", count: 10))
+                    FileHandle.standardOutput.write(
+                        Data(
+                            ("\r\(bar(1))  done: generation \(status.generation) is live "
+                                + String(format: "(%.1f s, %d events applied)", seconds, status.eventsApplied)
+                                + String(repeating: " ", count: 10) + "\n").utf8))
                     return
                 }
                 if let rebuild = status.rebuild {

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PostgresNIO
+import Projections
 import Testing
 
 /// Runs the real application (router, middleware, services) against a fresh database.
@@ -23,7 +24,10 @@ func withApp(
     let settings = try PostgresSettings.fromEnvironment()
     try await ScratchDatabase.with(settings: settings, prefix: "vigil_apitest", logger: logger) { client, scratch in
         let store = EventStore(client: client, logger: logger)
-        let app = buildApplication(ServerConfiguration(postgres: scratch), logger: logger)
+        var configuration = ServerConfiguration(postgres: scratch)
+        configuration.projectionOptions = .init(
+            batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
+        let app = buildApplication(configuration, logger: logger)
         try await app.test(.router) { testClient in
             try await body(store, testClient)
         }
@@ -164,13 +168,23 @@ struct ProjectionsAPITests {
                 "INSERT INTO projection_checkpoints (name, generation) VALUES ('demo', 1)",
                 logger: store.logger
             )
-            let body = try await client.getEventually("/api/projections") { body in
-                ((body["projections"] as? [[String: Any]])?.first?["lag_events"] as? Int) == 3
+            func demo(_ body: [String: Any]) -> [String: Any]? {
+                (body["projections"] as? [[String: Any]])?.first { $0["name"] as? String == "demo" }
             }
-            #expect(body["count"] as? Int == 1)
-            let demo = try #require((body["projections"] as? [[String: Any]])?.first)
-            #expect(demo["name"] as? String == "demo")
+            let body = try await client.getEventually("/api/projections") { body in
+                demo(body)?["lag_events"] as? Int == 3
+            }
+            // The read models the server runs, and the stopped one.
+            let projections = try #require(body["projections"] as? [[String: Any]])
+            #expect(
+                Set(projections.compactMap { $0["name"] as? String })
+                    == ["demo", "cameras", "detections", "security_events"])
+            #expect(body["count"] as? Int == 4)
+            let demo = try #require(demo(body))
             #expect(demo["state"] as? String == "stopped")
+            for live in projections where live["name"] as? String != "demo" {
+                #expect(live["state"] as? String == "live")
+            }
             #expect(demo["checkpoint"] as? String == Checkpoint.start.token)
             #expect(demo["lag_events"] as? Int == 3)
             #expect(demo["events_applied"] as? Int == 0)
