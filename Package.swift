@@ -74,6 +74,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "API",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 "Projections",
                 "EventStore",
                 "Domain",

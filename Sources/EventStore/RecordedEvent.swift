@@ -14,6 +14,21 @@ public struct RecordedEvent: Sendable, Hashable {
     public var recordedAt: Date
 
     public var position: Int64 { checkpoint.position }
+
+    public init(
+        checkpoint: Checkpoint, id: UUID, stream: String, version: Int64, type: String, schemaVersion: Int32,
+        data: String, metadata: String, recordedAt: Date
+    ) {
+        self.checkpoint = checkpoint
+        self.id = id
+        self.stream = stream
+        self.version = version
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.data = data
+        self.metadata = metadata
+        self.recordedAt = recordedAt
+    }
 }
 
 /// Which events of the log a reader wants.

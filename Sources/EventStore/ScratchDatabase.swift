@@ -6,11 +6,12 @@ import PostgresNIO
 /// fresh, migrated database of its own and leaves nothing behind.
 public enum ScratchDatabase {
     /// Creates `<prefix>_<random>`, applies the store's migrations, runs `body` with a running
-    /// client for it, then drops it.
+    /// client for it, then drops it (unless `keep`).
     public static func with<Value: Sendable>(
         settings: PostgresSettings,
         prefix: String = "vigil_scratch",
         logger: Logger,
+        keep: Bool = false,
         _ body: @Sendable (PostgresClient, PostgresSettings) async throws -> Value
     ) async throws -> Value {
         let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
@@ -24,7 +25,7 @@ public enum ScratchDatabase {
                 try await Migrator.store().migrate(client: client, logger: logger)
                 return try await body(client, scratch)
             }
-            try await drop(name, settings: settings, logger: logger)
+            if !keep { try await drop(name, settings: settings, logger: logger) }
             return value
         } catch {
             try? await drop(name, settings: settings, logger: logger)

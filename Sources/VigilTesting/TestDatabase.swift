@@ -53,11 +53,12 @@ public struct TestSetupError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A ~250 byte event like the detections Vigil records.
+/// A ~250 byte event shaped like the detections Vigil records (type `TestDetection`, so the read
+/// models, which need a full `DetectionRecorded`, leave it alone).
 public func detection(camera: String = "front_door", sequence: Int = 0, id: UUID = UUID()) -> NewEvent {
     NewEvent(
         id: id,
-        type: "DetectionRecorded",
+        type: "TestDetection",
         data: """
             {"camera_id":"\(camera)","object_type":"person","confidence":0.91,"detected_at":"2026-11-23T12:00:00Z",\
             "bbox_x":120,"bbox_y":80,"bbox_width":64,"bbox_height":128,"file_path":"/cameras/\(camera)/\(sequence).jpg",\

@@ -1,4 +1,5 @@
 import API
+import Domain
 import EventStore
 import Foundation
 import Hummingbird
@@ -78,7 +79,14 @@ struct LogAPITests {
                 events: (0..<3).map { NewEvent(type: "Noted", data: #"{"n":\#($0)}"#) }
             )
             try await store.append(
-                to: "secevent-1", events: [NewEvent(type: "SecurityEventOpened", data: #"{"id":1}"#)])
+                to: "secevent-1",
+                events: [
+                    try NewEvent(
+                        SecurityEventOpened(
+                            id: 1, cameraId: "front_door", batchId: "b-1", startedAt: Date(), detectionIds: [],
+                            objectTypes: []),
+                        metadata: EventMetadata(actor: "tests"))
+                ])
             try await store.append(to: "camera-back", events: [NewEvent(type: "Noted", data: #"{"n":9}"#)])
 
             let all = try await client.getEventually("/api/log") { ($0["count"] as? Int) == 5 }

@@ -105,7 +105,7 @@ struct AppendTests {
             await #expect(throws: PSQLError.self) {
                 try await store.client.query("DELETE FROM events", logger: TestDatabase.logger)
             }
-            #expect(try await store.readAll().map(\.type) == ["DetectionRecorded"])
+            #expect(try await store.readAll().map(\.type) == ["TestDetection"])
         }
     }
 
@@ -113,7 +113,7 @@ struct AppendTests {
     func bulk() async throws {
         try await TestDatabase.withStore { store in
             let tricky = NewEvent(
-                type: "DetectionRecorded",
+                type: "TestDetection",
                 data: #"{"note":"tab\there, newline\nthere, backslash \\ and quote \" — ünïcødé 📷"}"#
             )
             try await store.append(to: "camera-f", events: [detection()])

@@ -13,7 +13,10 @@ public struct CamerasProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
-        try await applyRuns(events, on: connection, logger: logger) { run in
+        // Lifecycle events apply where they stand; detections between them only touch
+        // `last_seen_at` of cameras that exist, so they can be grouped.
+        let lifecycle: Set = [CameraRegistered.type, CameraUpdated.type, CameraRemoved.type]
+        try await applyRuns(events, barriers: lifecycle, on: connection, logger: logger) { run in
             let (data, positions) = (run.data, run.positions)
             switch run.type {
             case CameraRegistered.type:

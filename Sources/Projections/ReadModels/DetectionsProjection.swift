@@ -11,7 +11,8 @@ public struct DetectionsProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
-        try await applyRuns(events, on: connection, logger: logger) { run in
+        // A removal hides what was recorded before it, so it applies where it stands.
+        try await applyRuns(events, barriers: [CameraRemoved.type], on: connection, logger: logger) { run in
             let data = run.data
             switch run.type {
             case DetectionRecorded.type:

@@ -14,7 +14,19 @@ public struct SecurityEventsProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
-        try await applyRuns(events, on: connection, logger: logger) { run in
+        // Between camera removals: an event is opened (inserted) before anything else happens
+        // to it, and closing, analysis and review each set columns of their own, each keeping
+        // the last per event; so inserts first, then the updates by type, give the log's result.
+        try await applyRuns(
+            events,
+            barriers: [CameraRemoved.type],
+            order: [
+                SecurityEventOpened.type, SecurityEventClosed.type, SecurityEventAnalyzed.type,
+                SecurityEventReviewed.type,
+            ],
+            on: connection,
+            logger: logger
+        ) { run in
             let (data, positions) = (run.data, run.positions)
             switch run.type {
             case SecurityEventOpened.type:

@@ -1,0 +1,245 @@
+import API
+import ArgumentParser
+import Domain
+import EventStore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresNIO
+import Projections
+import Synchronization
+
+/// `vigil bench pages`: builds the read models of a large synthetic history from the log (and
+/// rebuilds them), then measures `GET /api/events?limit=100` over real HTTP at several depths,
+/// by cursor and by offset, with and without filters, in one run on one scratch database.
+struct PagesBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pages",
+        abstract: "Read-model build and rebuild speed; page latency by depth, cursor vs offset."
+    )
+
+    @Option(help: "Security events in the history (each with one detection: four log events).")
+    var events: Int = 1_000_000
+
+    @Option(help: "Requests measured per (filter, depth, method).")
+    var samples: Int = 40
+
+    @Option(help: "Events per projection batch.")
+    var batch: Int = ProjectionRunner.Options().batchSize
+
+    @Flag(help: "Skip the timed rebuild of detections and security_events.")
+    var skipRebuild = false
+
+    @Flag(help: "Keep the scratch database (its name is printed) instead of dropping it.")
+    var keep = false
+
+    func run() async throws {
+        var quiet = Vigil.bootstrapLogging()
+        quiet.logLevel = .warning
+        let logger = quiet
+        let settings = try PostgresSettings.fromEnvironment()
+        let (events, samples, batch, skipRebuild) = (self.events, self.samples, self.batch, self.skipRebuild)
+        try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench_pages", logger: logger, keep: keep) {
+            client, scratch in
+            let store = EventStore(client: client, logger: logger)
+            let version =
+                try await client.query("SHOW server_version", logger: logger).decode(String.self).first { _ in true }
+                ?? "?"
+            print(
+                "vigil bench pages: PostgreSQL \(version), \(ProcessInfo.processInfo.activeProcessorCount) cores, "
+                    + "\(events) security events, database \(scratch.database)")
+
+            // 1. The history, into the log.
+            let history = SyntheticHistory(
+                cameraCount: 4, start: Date(timeIntervalSince1970: 1_700_000_000), spacing: 30)
+            let appendStart = ContinuousClock.now
+            try await store.appendSynthetic(history, events: 0..<events, chunk: 10_000) { done in
+                if done % 100_000 == 0 || done == events {
+                    Self.progress("appending", done, events, since: appendStart)
+                }
+            }
+            let logEvents = events * 4 + history.cameras.count
+            let appendTime = appendStart.duration(to: .now).seconds
+            Self.endProgress(
+                String(
+                    format: "appended %d log events in %.1f s (%.0f events/s, bulk COPY)", logEvents, appendTime,
+                    Double(logEvents) / appendTime))
+
+            // 2. The server, its runners building the read models from the log.
+            var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
+            configuration.projectionOptions = .init(batchSize: batch, leaseRetry: .milliseconds(100))
+            let app = buildApplication(configuration, logger: logger)
+            try await app.test(.live) { http in
+                let buildStart = ContinuousClock.now
+                try await Self.waitForReadModels(store, generation: 1, since: buildStart, label: "building")
+                let built = buildStart.duration(to: .now).seconds
+                Self.endProgress(
+                    String(
+                        format: "built cameras, detections, security_events from the log in %.1f s (%.0f log events/s)",
+                        built, Double(logEvents) / built))
+
+                if !skipRebuild {
+                    // 3. Rebuild detections + security_events while the server keeps serving.
+                    let rebuildStart = ContinuousClock.now
+                    for name in ["detections", "security_events"] {
+                        _ = try await store.requestRebuild(of: ReadModels.named(name)!)
+                    }
+                    var served = 0
+                    while try await !Self.rebuilt(store, generation: 2) {
+                        let response = try await http.execute(uri: "/api/events?limit=100", method: .get)
+                        guard response.status == .ok else { throw ValidationError("page failed during rebuild") }
+                        served += 1
+                        if served % 20 == 0 { try await Self.rebuildProgress(store, since: rebuildStart) }
+                    }
+                    let rebuilt = rebuildStart.duration(to: .now).seconds
+                    let applied = events * 4  // detections: 1 per event; security_events: 3 per event
+                    Self.endProgress(
+                        String(
+                            format: "rebuilt detections + security_events in %.1f s: %.0f events/s "
+                                + "(%d events applied), %d pages served meanwhile, all 200",
+                            rebuilt, Double(applied) / rebuilt, applied, served))
+                }
+
+                // 4. Page latency by depth.
+                print("")
+                print("GET /api/events?limit=100 — \(samples) requests per cell, milliseconds over loopback HTTP")
+                print(
+                    Self.row([
+                        "filter", "depth", "cursor p50", "cursor p99", "offset p50", "offset p99", "offset/cursor p99",
+                    ]))
+                for filter in ["", "camera_id=front_door", "camera_id=front_door&risk_level=high"] {
+                    let total = try await Self.count(http, filter)
+                    let depths =
+                        filter.isEmpty
+                        ? [0, 10_000, 500_000, 900_000].filter { $0 < total }
+                        : [0, total / 100, total / 2, total * 9 / 10]
+                    var cursorAtZero = 0.0
+                    for depth in depths {
+                        let cursor = try await Self.cursor(at: depth, filter: filter, client: client, logger: logger)
+                        let base = "/api/events?limit=100" + (filter.isEmpty ? "" : "&" + filter)
+                        let byCursor = try await Self.measure(
+                            http, cursor.map { base + "&cursor=" + $0 } ?? base, samples: samples)
+                        let byOffset = try await Self.measure(http, base + "&offset=\(depth)", samples: samples)
+                        if depth == 0 { cursorAtZero = byCursor.p99 }
+                        print(
+                            Self.row([
+                                filter.isEmpty ? "none" : filter, "\(depth)",
+                                String(format: "%.1f", byCursor.p50), String(format: "%.1f", byCursor.p99),
+                                String(format: "%.1f", byOffset.p50), String(format: "%.1f", byOffset.p99),
+                                String(format: "%.1fx", byOffset.p99 / byCursor.p99),
+                            ])
+                                + (depth > 0
+                                    ? String(format: "   cursor p99 vs depth 0: %.2fx", byCursor.p99 / cursorAtZero)
+                                    : ""))
+                    }
+                }
+            }
+        }
+    }
+
+    struct ValidationError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static func row(_ cells: [String]) -> String {
+        let widths = [38, 8, 11, 11, 11, 11, 18]
+        return zip(cells, widths).enumerated().map { index, pair in
+            let (text, width) = pair
+            let padding = String(repeating: " ", count: max(0, width - text.count))
+            return index == 0 ? text + padding : padding + text
+        }.joined(separator: " ")
+    }
+
+    static func progress(_ what: String, _ done: Int, _ total: Int, since start: ContinuousClock.Instant) {
+        let seconds = start.duration(to: .now).seconds
+        let line =
+            "\r\(what) "
+            + String(format: "%d/%d (%.0f%%, %.0f s)", done, total, 100 * Double(done) / Double(max(total, 1)), seconds)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    static func endProgress(_ line: String) {
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        print(line)
+    }
+
+    /// Waits until all read models are live in `generation` and have caught up with the log.
+    static func waitForReadModels(
+        _ store: EventStore, generation: Int32, since start: ContinuousClock.Instant, label: String
+    ) async throws {
+        while true {
+            let statuses = try await store.projectionStatuses().filter { ReadModels.named($0.name) != nil }
+            if statuses.count == ReadModels.all.count,
+                statuses.allSatisfy({ $0.generation >= generation && $0.rebuild == nil && $0.lagEvents == 0 })
+            {
+                return
+            }
+            let applied = statuses.map(\.eventsApplied).reduce(0, +)
+            let seconds = start.duration(to: .now).seconds
+            FileHandle.standardError.write(
+                Data(("\r\(label): " + String(format: "%d events applied (%.0f s)", applied, seconds)).utf8))
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    static func rebuilt(_ store: EventStore, generation: Int32) async throws -> Bool {
+        let statuses = try await store.projectionStatuses().filter {
+            ["detections", "security_events"].contains($0.name)
+        }
+        return statuses.count == 2 && statuses.allSatisfy { $0.generation >= generation && $0.rebuild == nil }
+    }
+
+    static func rebuildProgress(_ store: EventStore, since start: ContinuousClock.Instant) async throws {
+        let statuses = try await store.projectionStatuses().filter { $0.rebuild != nil }
+        let text = statuses.map { $0.name + String(format: " %.0f%%", ($0.rebuild?.progress ?? 0) * 100) }
+            .joined(separator: ", ")
+        FileHandle.standardError.write(
+            Data(("\rrebuilding: \(text)" + String(format: " (%.0f s)   ", start.duration(to: .now).seconds)).utf8))
+    }
+
+    static func count(_ http: any TestClientProtocol, _ filter: String) async throws -> Int {
+        let response = try await http.execute(uri: "/api/events?limit=1&" + filter, method: .get)
+        let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+        return body?["count"] as? Int ?? 0
+    }
+
+    /// The cursor that starts a page at `depth` (nil at 0), as a client walking there would hold.
+    static func cursor(at depth: Int, filter: String, client: PostgresClient, logger: Logger) async throws -> String? {
+        guard depth > 0 else { return nil }
+        var conditions = ["NOT hidden"]
+        if filter.contains("camera_id=front_door") { conditions.append("camera_id = 'front_door'") }
+        if filter.contains("risk_level=high") {
+            let high = SeverityThresholds.defaults.scores(of: .high)!
+            conditions.append("risk_score BETWEEN \(high.lowerBound) AND \(high.upperBound)")
+        }
+        let rows = try await client.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT id, vigil_ts(started_at) FROM security_events WHERE \(conditions.joined(separator: " AND "))
+                    ORDER BY started_at DESC, id DESC OFFSET \(depth - 1) LIMIT 1
+                    """), logger: logger)
+        for try await (id, time) in rows.decode((Int64, String).self) {
+            let json = #"{"id":\#(id),"created_at":"\#(time)"}"#
+            return Data(json.utf8).base64EncodedString().addingPercentEncoding(withAllowedCharacters: .alphanumerics)
+        }
+        return nil
+    }
+
+    /// p50 and p99 of `samples` sequential GETs (after 3 unmeasured warm-up requests).
+    static func measure(
+        _ http: any TestClientProtocol, _ uri: String, samples: Int
+    ) async throws -> (p50: Double, p99: Double) {
+        var latencies: [Duration] = []
+        for index in 0..<(samples + 3) {
+            let start = ContinuousClock.now
+            let response = try await http.execute(uri: uri, method: .get)
+            let elapsed = start.duration(to: .now)
+            guard response.status == .ok else { throw ValidationError("\(uri): \(response.status)") }
+            if index >= 3 { latencies.append(elapsed) }
+        }
+        let measurement = Measurement(name: uri, events: 0, calls: samples, elapsed: .zero, latencies: latencies)
+        return (measurement.percentile(0.5), measurement.percentile(0.99))
+    }
+}
