@@ -84,6 +84,23 @@ enum Generations {
         )
     }
 
+    /// `VACUUM (ANALYZE)` of a generation's tables (outside any transaction).
+    static func vacuum(
+        _ projection: any Projection, generation: Int32, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let schema = projection.schema(generation: generation)
+        for table in try await tables(in: schema, on: connection, logger: logger) {
+            try await connection.query("VACUUM (ANALYZE) \(unescaped: schema).\(unescaped: table)", logger: logger)
+        }
+    }
+
+    static func tables(in schema: String, on connection: PostgresConnection, logger: Logger) async throws -> [String] {
+        try await connection.query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = \(schema) ORDER BY tablename",
+            logger: logger
+        ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
+    }
+
     /// Points the views `public.<table>` at `generation`'s tables.
     static func publish(
         _ projection: any Projection,
@@ -92,11 +109,7 @@ enum Generations {
         logger: Logger
     ) async throws {
         let schema = projection.schema(generation: generation)
-        let tables = try await connection.query(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = \(schema) ORDER BY tablename",
-            logger: logger
-        ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
-        for table in tables {
+        for table in try await tables(in: schema, on: connection, logger: logger) {
             try await connection.query("DROP VIEW IF EXISTS public.\(unescaped: table)", logger: logger)
             try await connection.query(
                 "CREATE VIEW public.\(unescaped: table) AS SELECT * FROM \(unescaped: schema).\(unescaped: table)",

@@ -143,8 +143,16 @@ public final class ProjectionRunner: Service, Sendable {
     private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
         let logger = store.logger
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
+        var vacuumed = false
         while !Task.isCancelled {
             let page = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
+            if !page.isFull && !vacuumed {
+                // Nearly caught up: fresh statistics and a visibility map before it serves (so
+                // its first queries get good plans and index-only scans), then catch up again.
+                try await Generations.vacuum(projection, generation: generation, on: connection, logger: logger)
+                vacuumed = true
+                continue
+            }
             if page.isFull {
                 let stillWanted = try await connection.inTransaction(logger: logger) { connection in
                     let (_, rebuild) = try await Generations.read(

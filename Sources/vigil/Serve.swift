@@ -14,11 +14,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (VIGIL_PORT).")
     var port: Int = Environment.string("VIGIL_PORT").flatMap { Int($0) } ?? 8000
 
+    @Option(help: "Run the projection runners in this process: on or off (VIGIL_PROJECTIONS).")
+    var projections: String = Environment.string("VIGIL_PROJECTIONS") ?? "on"
+
     func run() async throws {
         let logger = Vigil.bootstrapLogging()
+        guard ["on", "off"].contains(projections) else { throw fail("--projections must be on or off", code: 2) }
         let settings = try PostgresSettings.fromEnvironment()
         try await requireMigrated(settings, logger: logger)
-        let app = buildApplication(ServerConfiguration(host: host, port: port, postgres: settings), logger: logger)
+        var configuration = ServerConfiguration(host: host, port: port, postgres: settings)
+        configuration.runProjections = projections == "on"
+        let app = buildApplication(configuration, logger: logger)
         try await app.runService()
     }
 }

@@ -26,6 +26,9 @@ CREATE TABLE security_events (
 );
 CREATE INDEX security_events_page ON security_events (started_at, id) WHERE NOT hidden;
 CREATE INDEX security_events_camera_page ON security_events (camera_id, started_at, id) WHERE NOT hidden;
+-- Exact counts for level filters (alone or with a camera) by index-only scans.
+CREATE INDEX security_events_camera_score ON security_events (camera_id, risk_score) WHERE NOT hidden;
+CREATE INDEX security_events_score ON security_events (risk_score) WHERE NOT hidden;
 CREATE INDEX security_events_object_types ON security_events USING gin (object_types) WHERE NOT hidden;
 CREATE INDEX security_events_document ON security_events USING gin (document) WHERE NOT hidden;
 
