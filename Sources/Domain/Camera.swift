@@ -88,6 +88,17 @@ public struct Camera: Sendable, Hashable {
     public var registeredAt: Date
     public var updatedAt: Date?
 
+    public init(
+        id: String, name: String, folderPath: String, status: CameraStatus, registeredAt: Date, updatedAt: Date? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.folderPath = folderPath
+        self.status = status
+        self.registeredAt = registeredAt
+        self.updatedAt = updatedAt
+    }
+
     public static func stream(_ id: String) -> String { "camera-\(id)" }
 
     /// The id a camera name maps to: lower-case; spaces and hyphens become `_`; other
@@ -129,19 +140,23 @@ public struct Camera: Sendable, Hashable {
                     id: registered.id, name: registered.name, folderPath: registered.folderPath,
                     status: registered.status, registeredAt: registered.registeredAt)
             case CameraUpdated.type:
-                let updated = try CameraUpdated.decode(event.data)
-                guard var changed = camera else { continue }
-                changed.name = updated.name ?? changed.name
-                changed.folderPath = updated.folderPath ?? changed.folderPath
-                changed.status = updated.status ?? changed.status
-                changed.updatedAt = updated.updatedAt
-                camera = changed
+                camera = camera?.applying(try CameraUpdated.decode(event.data))
             case CameraRemoved.type:
                 camera = nil
             default:
                 continue
             }
         }
+        return camera
+    }
+
+    /// The camera after `event`.
+    public func applying(_ event: CameraUpdated) -> Camera {
+        var camera = self
+        camera.name = event.name ?? name
+        camera.folderPath = event.folderPath ?? folderPath
+        camera.status = event.status ?? status
+        camera.updatedAt = event.updatedAt
         return camera
     }
 

@@ -28,6 +28,10 @@ struct CommandAPITests {
             let camera = try json(created)
             #expect(camera["id"] as? String == "front_door" && camera["status"] as? String == "online")
             #expect(camera["last_seen_at"] is NSNull)
+            // Reads follow the projection (another test's transaction can hold the horizon).
+            try await waitUntil("the camera is in the read model") {
+                try await client.send(.get, "/api/cameras/front_door").status == .ok
+            }
 
             let before = try await Self.logSize(store)
             let duplicate = try await client.send(
@@ -56,9 +60,10 @@ struct CommandAPITests {
             let patched = try await client.send(.patch, "/api/cameras/front_door", json: #"{"status": "offline"}"#)
             #expect(patched.status == .ok)
             #expect(try json(patched)["status"] as? String == "offline")
+            try await waitUntil("the list shows the camera offline") {
+                try await client.getJSON("/api/cameras?status=offline")["count"] as? Int == 1
+            }
             #expect(try await client.getJSON("/api/cameras/front_door")["status"] as? String == "offline")
-            let list = try await client.getJSON("/api/cameras?status=offline")
-            #expect(list["count"] as? Int == 1)
 
             // The camera's history: its events and detections leave the lists with it.
             try await store.appendSynthetic(SyntheticHistory(cameraCount: 2, start: Self.start), events: 0..<20)
@@ -67,6 +72,12 @@ struct CommandAPITests {
             #expect(frontEvents > 0)
             let deleted = try await client.send(.delete, "/api/cameras/front_door")
             #expect(deleted.status == .noContent)
+            try await waitUntil("the removal is applied") {
+                let detections = try await client.getJSON("/api/detections?camera_id=front_door")["count"] as? Int
+                let events = try await client.getJSON("/api/events?camera_id=front_door")["count"] as? Int
+                let camera = try await client.send(.get, "/api/cameras/front_door").status
+                return detections == 0 && events == 0 && camera == .notFound
+            }
             #expect(try await client.send(.get, "/api/cameras/front_door").status == .notFound)
             #expect(try await client.send(.delete, "/api/cameras/front_door").status == .notFound)
             #expect(try await client.getJSON("/api/events")["count"] as? Int == 20 - frontEvents)
@@ -90,7 +101,9 @@ struct CommandAPITests {
             #expect(response.status == .ok)
             let event = try json(response)
             #expect(event["reviewed"] as? Bool == true && event["notes"] as? String == "Delivery driver")
-            #expect(try await client.getJSON("/api/events?reviewed=true")["count"] as? Int == 1)
+            try await waitUntil("the review is in the list") {
+                try await client.getJSON("/api/events?reviewed=true")["count"] as? Int == 1
+            }
             let notesOnly = try await client.send(.patch, "/api/events/3", json: #"{"notes": "Known"}"#)
             #expect(try json(notesOnly)["reviewed"] as? Bool == true && json(notesOnly)["notes"] as? String == "Known")
 

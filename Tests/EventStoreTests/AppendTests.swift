@@ -144,7 +144,8 @@ struct AppendTests {
             let pending = try await migrator.pending(client: store.client, logger: TestDatabase.logger)
             #expect(applied.isEmpty)
             #expect(pending.isEmpty)
-            #expect(try migrator.migrations().map(\.version) == ["0001_events", "0002_projections"])
+            #expect(
+                try migrator.migrations().map(\.version) == ["0001_events", "0002_projections", "0003_read_support"])
         }
     }
 }

@@ -101,6 +101,19 @@ struct ReadModelRebuildTests {
                 live["cameras"] = try await Self.checksum(
                     "cameras", columns: "t.id, t.name, t.folder_path, t.status, t.removed_at", store)
                 #expect(live["security_events"]?.hasSuffix("/600") == true)
+                // Independently of how rows were built: the reviews the writers appended.
+                let reviewed = (0..<600).filter { $0 % 14 == 0 }.count
+                let noted = (0..<600).filter { $0 % 7 == 0 && $0 % 3 == 0 }.count
+                #expect(
+                    try await Self.checksum("security_events", where: "t.reviewed", store).hasSuffix("/\(reviewed)"))
+                #expect(
+                    try await Self.checksum("security_events", where: "t.notes LIKE 'note %'", store)
+                        .hasSuffix("/\(noted)"))
+                #expect(
+                    try await Self.checksum(
+                        "security_events", where: "t.risk_score IS NULL OR t.ended_at IS NULL", store
+                    )
+                    .hasSuffix("/0"))
                 #expect(try await Self.checksum("security_events", where: "t.hidden", store).hasSuffix("/0") == false)
 
                 // Rebuild all three while more events arrive.

@@ -79,7 +79,10 @@ struct CamerasController<Context: RequestContext> {
         try await requireUnique(name: name, folderPath: folderPath, except: id)
         let event = CameraRegistered(id: id, name: name, folderPath: folderPath, status: status, registeredAt: Date())
         try await append(event, expected: version, request: request, waitFor: ["cameras"])
-        return try await item(id, status: .created)
+        // From the stream, not the read model: the camera exists once its event is stored.
+        let camera = Camera(
+            id: id, name: name, folderPath: folderPath, status: status, registeredAt: event.registeredAt)
+        return try await response(camera, status: .created)
     }
 
     @Sendable func update(_ request: Request, context: Context) async throws -> Response {
@@ -93,11 +96,13 @@ struct CamerasController<Context: RequestContext> {
 
         let (current, version) = try await load(id)
         guard let current else { throw APIError.notFound("Camera \(id) not found") }
+        var camera = current
         if let event = current.update(name: name, folderPath: folderPath, status: status, at: Date()) {
             try await requireUnique(name: event.name, folderPath: event.folderPath, except: id)
             try await append(event, expected: version, request: request, waitFor: ["cameras"])
+            camera = current.applying(event)
         }
-        return try await item(id)
+        return try await response(camera)
     }
 
     @Sendable func remove(_ request: Request, context: Context) async throws -> Response {
@@ -108,6 +113,30 @@ struct CamerasController<Context: RequestContext> {
             CameraRemoved(id: id, removedAt: Date()), expected: version, request: request,
             waitFor: ["cameras", "detections", "security_events"])
         return Response(status: .noContent)
+    }
+
+    /// A camera as its stream has it, with `last_seen_at` from the read model.
+    private func response(_ camera: Camera, status: HTTPResponse.Status = .ok) async throws -> Response {
+        // The event's own rendering of the time (milliseconds), as the read model stores it.
+        let registered = EventCoding.timestamp(camera.registeredAt)
+        let rows = try await client.query(
+            """
+            SELECT vigil_ts(last_seen_at), vigil_ts(\(registered)::timestamptz)
+            FROM (SELECT 1) AS one LEFT JOIN cameras ON id = \(camera.id) AND removed_at IS NULL
+            """,
+            logger: logger)
+        var times: (lastSeen: String?, created: String?) = (nil, nil)
+        for try await row in rows.decode((String?, String?).self) { times = row }
+        var body = JSONWriter()
+        body.object { object in
+            object.field("id", camera.id)
+            object.field("name", camera.name)
+            object.field("folder_path", camera.folderPath)
+            object.field("status", camera.status.rawValue)
+            object.field("created_at", times.created)
+            object.field("last_seen_at", times.lastSeen)
+        }
+        return body.response(status: status)
     }
 
     /// Value errors pydantic validators would raise.

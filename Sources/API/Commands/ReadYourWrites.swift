@@ -10,7 +10,7 @@ extension EventStore {
     /// running): returns whether they caught up.
     @discardableResult
     func waitForProjections(
-        _ projections: [String], toReach checkpoint: Checkpoint, timeout: Duration = .seconds(3)
+        _ projections: [String], toReach checkpoint: Checkpoint, timeout: Duration = .seconds(10)
     ) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         let transaction = String(checkpoint.transactionID)

@@ -44,10 +44,13 @@ struct EventsController<Context: RequestContext> {
         return try await item(id)
     }
 
-    private func item(_ id: Int64) async throws -> Response {
+    /// The event as the read model shows it, with a review just written (`reviewed`, `notes`)
+    /// applied over it in case the projection has not caught up.
+    private func item(_ id: Int64, reviewed: Bool? = nil, notes: String? = nil) async throws -> Response {
         let thresholds = try await thresholds()
         return try await itemResponse(notFound: "Event \(id) not found", client: client, logger: logger) { sql in
-            "SELECT \(SecurityEventSQL.item(&sql, thresholds)) FROM security_events t "
+            "SELECT \(SecurityEventSQL.item(&sql, thresholds, reviewed: reviewed, notes: notes)) "
+                + "FROM security_events t "
                 + "WHERE t.id = \(sql.bind(id)) AND NOT t.hidden"
         }
     }
@@ -78,7 +81,7 @@ struct EventsController<Context: RequestContext> {
                 try await store.waitForProjections(["security_events"], toReach: checkpoint)
             }
         }
-        return try await item(id)
+        return try await item(id, reviewed: reviewed, notes: notes)
     }
 
     private func requireVisible(_ id: Int64) async throws {

@@ -18,19 +18,26 @@ enum SecurityEventSQL {
     }
 
     /// The item JSON (CONTRACT: security events), with `extra` key/value pairs appended.
-    static func item(_ sql: inout SQLBuilder, _ thresholds: SeverityThresholds, extra: String = "") -> String {
-        """
-        json_build_object(
-            'id', t.id, 'camera_id', t.camera_id,
-            'started_at', vigil_ts(t.started_at), 'ended_at', vigil_ts(t.ended_at),
-            'risk_score', t.risk_score, 'risk_level', \(level(&sql, thresholds)),
-            'summary', t.summary, 'reasoning', t.reasoning, 'reviewed', t.reviewed, 'notes', t.notes,
-            'detection_count', cardinality(t.detection_ids), 'detection_ids', t.detection_ids,
-            'object_types', t.object_types,
-            'thumbnail_url', CASE WHEN cardinality(t.detection_ids) > 0
-                                  THEN '/api/detections/' || t.detection_ids[1] || '/image' END,
-            'batch_id', t.batch_id, 'is_fast_path', t.is_fast_path\(extra))::text
-        """
+    /// `reviewed` and `notes` replace the row's values (a review just written, whose row the
+    /// projection may not have updated yet).
+    static func item(
+        _ sql: inout SQLBuilder, _ thresholds: SeverityThresholds, extra: String = "",
+        reviewed: Bool? = nil, notes: String? = nil
+    ) -> String {
+        let reviewed = reviewed.map { "\(sql.bind($0))::boolean" } ?? "t.reviewed"
+        let notes = notes.map { "\(sql.bind($0))::text" } ?? "t.notes"
+        return """
+            json_build_object(
+                'id', t.id, 'camera_id', t.camera_id,
+                'started_at', vigil_ts(t.started_at), 'ended_at', vigil_ts(t.ended_at),
+                'risk_score', t.risk_score, 'risk_level', \(level(&sql, thresholds)),
+                'summary', t.summary, 'reasoning', t.reasoning, 'reviewed', \(reviewed), 'notes', \(notes),
+                'detection_count', cardinality(t.detection_ids), 'detection_ids', t.detection_ids,
+                'object_types', t.object_types,
+                'thumbnail_url', CASE WHEN cardinality(t.detection_ids) > 0
+                                      THEN '/api/detections/' || t.detection_ids[1] || '/image' END,
+                'batch_id', t.batch_id, 'is_fast_path', t.is_fast_path\(extra))::text
+            """
     }
 
     /// The list filters of the seeds: camera_id, risk_level, start_date, end_date, reviewed,

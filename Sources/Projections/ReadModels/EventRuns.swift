@@ -20,23 +20,40 @@ public struct EventRun: Sendable {
     }
 
     /// Splits `events` (in log order) into runs, grouping by type where that can't change the
-    /// outcome.
-    ///
-    /// Events of a `barriers` type (rare ones whose effect depends on everything before them,
-    /// such as a camera's removal) are applied where they stand in the log. Between two barriers
-    /// the other events are grouped by type and the groups applied in `order`: the projection
-    /// promises that, between barriers, applying its types in that order gives the log's
-    /// outcome (e.g. inserts before updates of other columns). Types not in `order` go last.
+    /// outcome: ``segments(_:barriers:)`` flattened, each group's runs in `order` (types not in
+    /// `order` last, by name).
     public static func split(
         _ events: [RecordedEvent], barriers: Set<String> = [], order: [String] = []
     )
         -> [EventRun]
     {
-        var runs: [EventRun] = []
+        segments(events, barriers: barriers).flatMap { segment -> [EventRun] in
+            switch segment {
+            case .barrier(let run): return [run]
+            case .group(let runs):
+                let types = order.filter { runs[$0] != nil } + runs.keys.filter { !order.contains($0) }.sorted()
+                return types.map { runs[$0]! }
+            }
+        }
+    }
+
+    /// A stretch of a page: the events between two barriers, by type, or a run of barriers.
+    public enum Segment: Sendable {
+        case group([String: EventRun])
+        case barrier(EventRun)
+    }
+
+    /// Cuts `events` at the events of a `barriers` type — rare ones whose effect depends on
+    /// everything before them, such as a camera's removal — which are applied where they stand
+    /// in the log. Between two barriers the other events are grouped by type: the projection
+    /// promises that some order of the types gives the log's outcome (e.g. inserts before
+    /// updates of other columns).
+    public static func segments(_ events: [RecordedEvent], barriers: Set<String> = []) -> [Segment] {
+        var segments: [Segment] = []
         var pending: [String: [RecordedEvent]] = [:]
         func flush() {
-            let types = order.filter { pending[$0] != nil } + pending.keys.filter { !order.contains($0) }.sorted()
-            for type in types { runs.append(EventRun(type: type, events: pending[type]!)) }
+            guard !pending.isEmpty else { return }
+            segments.append(.group(pending.mapValues { EventRun(type: $0[0].type, events: $0) }))
             pending.removeAll(keepingCapacity: true)
         }
         var index = events.startIndex
@@ -45,7 +62,7 @@ public struct EventRun: Sendable {
             if barriers.contains(event.type) {
                 flush()
                 let end = events[index...].firstIndex { $0.type != event.type } ?? events.endIndex
-                runs.append(EventRun(type: event.type, events: events[index..<end]))
+                segments.append(.barrier(EventRun(type: event.type, events: events[index..<end])))
                 index = end
             } else {
                 pending[event.type, default: []].append(event)
@@ -53,7 +70,7 @@ public struct EventRun: Sendable {
             }
         }
         flush()
-        return runs
+        return segments
     }
 }
 

@@ -1,5 +1,6 @@
 import Domain
 import EventStore
+import Foundation
 import Logging
 import PostgresNIO
 
@@ -16,102 +17,140 @@ public struct SecurityEventsProjection: Projection {
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
         // Between camera removals: an event is opened (inserted) before anything else happens
         // to it, and closing, analysis and review each set columns of their own, each keeping
-        // the last per event; so inserts first, then the updates by type, give the log's result.
-        try await applyRuns(
-            events,
-            barriers: [CameraRemoved.type],
-            order: [
-                SecurityEventOpened.type, SecurityEventClosed.type, SecurityEventAnalyzed.type,
-                SecurityEventReviewed.type,
-            ],
-            on: connection,
-            logger: logger
-        ) { run in
-            let (data, positions) = (run.data, run.positions)
-            switch run.type {
-            case SecurityEventOpened.type:
-                return [
-                    """
-                    WITH inserted AS (
-                        INSERT INTO security_events (
-                            id, camera_id, batch_id, started_at, detection_ids, object_types, is_fast_path)
-                        SELECT (data->>'id')::bigint, data->>'camera_id', data->>'batch_id',
-                               (data->>'started_at')::timestamptz,
-                               ARRAY(SELECT jsonb_array_elements_text(data->'detection_ids')::bigint),
-                               ARRAY(SELECT jsonb_array_elements_text(data->'object_types')),
-                               coalesce((data->>'is_fast_path')::boolean, false)
-                        FROM unnest(\(data)::jsonb[]) AS e(data)
-                        ON CONFLICT (id) DO NOTHING
-                        RETURNING camera_id
-                    )
-                    INSERT INTO security_event_totals (camera_id, n)
-                    SELECT camera_id, count(*) FROM inserted GROUP BY camera_id
-                    ON CONFLICT (camera_id) DO UPDATE SET n = security_event_totals.n + excluded.n
-                    """
-                ]
-            case SecurityEventClosed.type:
-                return [
-                    """
-                    UPDATE security_events s SET
-                        ended_at = (c.data->>'ended_at')::timestamptz,
-                        detection_ids = ARRAY(SELECT jsonb_array_elements_text(c.data->'detection_ids')::bigint),
-                        object_types = ARRAY(SELECT jsonb_array_elements_text(c.data->'object_types'))
-                    FROM (
-                        SELECT DISTINCT ON ((data->>'id')::bigint) (data->>'id')::bigint AS id, data
-                        FROM unnest(\(data)::jsonb[], \(positions)::bigint[]) AS e(data, pos)
-                        ORDER BY (data->>'id')::bigint, pos DESC
-                    ) c
-                    WHERE s.id = c.id
-                    """
-                ]
-            case SecurityEventAnalyzed.type:
-                return [
-                    """
-                    UPDATE security_events s SET
-                        risk_score = (a.data->>'risk_score')::smallint,
-                        summary = a.data->>'summary',
-                        reasoning = a.data->>'reasoning',
-                        model = a.data->>'model'
-                    FROM (
-                        SELECT DISTINCT ON ((data->>'id')::bigint) (data->>'id')::bigint AS id, data
-                        FROM unnest(\(data)::jsonb[], \(positions)::bigint[]) AS e(data, pos)
-                        ORDER BY (data->>'id')::bigint, pos DESC
-                    ) a
-                    WHERE s.id = a.id
-                    """
-                ]
-            case SecurityEventReviewed.type:
-                return [
-                    """
-                    UPDATE security_events s SET
-                        reviewed = coalesce(r.reviewed, s.reviewed),
-                        notes = coalesce(r.notes, s.notes)
-                    FROM (
-                        SELECT (data->>'id')::bigint AS id,
-                               (array_agg((data->>'reviewed')::boolean ORDER BY pos DESC)
-                                   FILTER (WHERE data ? 'reviewed'))[1] AS reviewed,
-                               (array_agg(data->>'notes' ORDER BY pos DESC) FILTER (WHERE data ? 'notes'))[1] AS notes
-                        FROM unnest(\(data)::jsonb[], \(positions)::bigint[]) AS e(data, pos)
-                        GROUP BY 1
-                    ) r
-                    WHERE s.id = r.id
-                    """
-                ]
-            case CameraRemoved.type:
-                return [
-                    """
-                    UPDATE security_events SET hidden = true
-                    WHERE NOT hidden AND camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
-                    """,
-                    """
-                    UPDATE security_event_totals SET n = 0
-                    WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
-                    """,
-                ]
-            default:
-                return []
+        // the last per event. So each stretch is applied as: one INSERT of the events opened in
+        // it, already closed, analyzed and reviewed as far as the stretch goes (a row is written
+        // once, not once per event), then UPDATEs for the other events, by type.
+        for segment in EventRun.segments(events, barriers: [CameraRemoved.type]) {
+            switch segment {
+            case .barrier(let removals):
+                try await hide(removals, on: connection, logger: logger)
+            case .group(let runs):
+                let empty = EventRun(type: "", events: [RecordedEvent]())
+                let closed = runs[SecurityEventClosed.type] ?? empty
+                let analyzed = runs[SecurityEventAnalyzed.type] ?? empty
+                let reviewed = runs[SecurityEventReviewed.type] ?? empty
+                var inserted: [Int64] = []
+                if let opened = runs[SecurityEventOpened.type] {
+                    inserted = try await insert(opened, closed, analyzed, reviewed, on: connection, logger: logger)
+                }
+                if !closed.data.isEmpty {
+                    try await update(
+                        """
+                        UPDATE security_events s SET
+                            ended_at = (c.data->>'ended_at')::timestamptz,
+                            detection_ids = ARRAY(SELECT jsonb_array_elements_text(c.data->'detection_ids')::bigint),
+                            object_types = ARRAY(SELECT jsonb_array_elements_text(c.data->'object_types'))
+                        FROM (\(Self.lastPerID)) c
+                        WHERE s.id = c.id AND c.id <> ALL ($3::bigint[])
+                        """, closed, excluding: inserted, on: connection, logger: logger)
+                }
+                if !analyzed.data.isEmpty {
+                    try await update(
+                        """
+                        UPDATE security_events s SET
+                            risk_score = (a.data->>'risk_score')::smallint, summary = a.data->>'summary',
+                            reasoning = a.data->>'reasoning', model = a.data->>'model'
+                        FROM (\(Self.lastPerID)) a
+                        WHERE s.id = a.id AND a.id <> ALL ($3::bigint[])
+                        """, analyzed, excluding: inserted, on: connection, logger: logger)
+                }
+                if !reviewed.data.isEmpty {
+                    try await update(
+                        """
+                        UPDATE security_events s SET
+                            reviewed = coalesce(r.reviewed, s.reviewed), notes = coalesce(r.notes, s.notes)
+                        FROM (\(Self.reviews)) r
+                        WHERE s.id = r.id AND r.id <> ALL ($3::bigint[])
+                        """, reviewed, excluding: inserted, on: connection, logger: logger)
+                }
             }
         }
+    }
+
+    /// The last event per security event id of a run bound as `$1` (data) and `$2` (positions).
+    static let lastPerID = """
+        SELECT DISTINCT ON ((data->>'id')::bigint) (data->>'id')::bigint AS id, data
+        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        ORDER BY (data->>'id')::bigint, pos DESC
+        """
+
+    /// Per security event id, the last `reviewed` and the last `notes` given (absent: unchanged).
+    static let reviews = """
+        SELECT (data->>'id')::bigint AS id,
+               (array_agg((data->>'reviewed')::boolean ORDER BY pos DESC) FILTER (WHERE data ? 'reviewed'))[1] AS reviewed,
+               (array_agg(data->>'notes' ORDER BY pos DESC) FILTER (WHERE data ? 'notes'))[1] AS notes
+        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        GROUP BY 1
+        """
+
+    /// Inserts the opened events with what the same stretch says about them; returns their ids.
+    private func insert(
+        _ opened: EventRun, _ closed: EventRun, _ analyzed: EventRun, _ reviewed: EventRun,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Int64] {
+        let lastPerID = Self.lastPerID
+        func part(_ first: Int) -> String {
+            lastPerID.replacingOccurrences(of: "$1", with: "$\(first)").replacingOccurrences(
+                of: "$2", with: "$\(first + 1)")
+        }
+        let reviews = Self.reviews.replacingOccurrences(of: "$1", with: "$7").replacingOccurrences(of: "$2", with: "$8")
+        var binds = PostgresBindings()
+        for part in [opened, closed, analyzed, reviewed] {
+            binds.append(part.data)
+            binds.append(part.positions)
+        }
+        let statement = """
+            WITH o AS (\(part(1))), c AS (\(part(3))), a AS (\(part(5))), r AS (\(reviews)),
+            inserted AS (
+                INSERT INTO security_events (
+                    id, camera_id, batch_id, started_at, ended_at, risk_score, summary, reasoning, model,
+                    reviewed, notes, detection_ids, object_types, is_fast_path)
+                SELECT o.id, o.data->>'camera_id', o.data->>'batch_id', (o.data->>'started_at')::timestamptz,
+                       (c.data->>'ended_at')::timestamptz, (a.data->>'risk_score')::smallint,
+                       a.data->>'summary', a.data->>'reasoning', a.data->>'model',
+                       coalesce(r.reviewed, false), r.notes,
+                       ARRAY(SELECT jsonb_array_elements_text(coalesce(c.data, o.data)->'detection_ids')::bigint),
+                       ARRAY(SELECT jsonb_array_elements_text(coalesce(c.data, o.data)->'object_types')),
+                       coalesce((o.data->>'is_fast_path')::boolean, false)
+                FROM o LEFT JOIN c USING (id) LEFT JOIN a USING (id) LEFT JOIN r USING (id)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id, camera_id
+            ),
+            totals AS (
+                INSERT INTO security_event_totals (camera_id, n)
+                SELECT camera_id, count(*) FROM inserted GROUP BY camera_id
+                ON CONFLICT (camera_id) DO UPDATE SET n = security_event_totals.n + excluded.n
+            )
+            SELECT id FROM inserted
+            """
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
+        return try await rows.decode(Int64.self).reduce(into: []) { $0.append($1) }
+    }
+
+    /// Runs `sql` with a run's data as `$1`, its positions as `$2` and the ids just inserted
+    /// (already up to date) as `$3`.
+    private func update(
+        _ sql: String, _ run: EventRun, excluding inserted: [Int64], on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var binds = PostgresBindings()
+        binds.append(run.data)
+        binds.append(run.positions)
+        binds.append(inserted)
+        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+    }
+
+    private func hide(_ removals: EventRun, on connection: PostgresConnection, logger: Logger) async throws {
+        let data = removals.data
+        try await connection.query(
+            """
+            UPDATE security_events SET hidden = true
+            WHERE NOT hidden AND camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
+            """, logger: logger)
+        try await connection.query(
+            """
+            UPDATE security_event_totals SET n = 0
+            WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
+            """, logger: logger)
     }
 }
 
