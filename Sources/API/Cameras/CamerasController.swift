@@ -174,19 +174,8 @@ struct CamerasController<Context: RequestContext> {
     private func append(
         _ event: some DomainEvent, expected version: Int64, request: Request, waitFor projections: [String]
     ) async throws {
-        let result: AppendResult
-        do {
-            result = try await appender.append(
-                AppendRequest(
-                    stream: event.stream,
-                    events: [try NewEvent(event, metadata: EventMetadata(request))],
-                    expected: version == 0 ? .noStream : .exact(version)
-                ))
-        } catch AppendError.wrongExpectedVersion {
-            throw APIError(.conflict, "Camera was changed by another request; retry")
-        }
-        if let checkpoint = result.checkpoints.last {
-            try await store.waitForProjections(projections, toReach: checkpoint)
-        }
+        try await appender.appendCommand(
+            event, expected: version == 0 ? .noStream : .exact(version), request: request, store: store,
+            waitFor: projections, conflict: APIError(.conflict, "Camera was changed by another request; retry"))
     }
 }

@@ -1,7 +1,10 @@
+import Domain
 import EventStore
 import Foundation
+import Hummingbird
 import Logging
 import PostgresNIO
+import Projections
 
 extension EventStore {
     /// Waits until the live generation of each of `projections` has applied the log up to
@@ -36,6 +39,34 @@ extension EventStore {
                 return false
             }
             try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+extension GroupCommitAppender {
+    /// Appends a command's event with the request's metadata, then waits for `projections` to
+    /// apply it (read your writes). A stream that isn't at `expected` becomes `conflict`.
+    func appendCommand(
+        _ event: some DomainEvent,
+        expected: ExpectedVersion,
+        request: Request,
+        store: EventStore,
+        waitFor projections: [String],
+        conflict: @autoclosure () -> any Error
+    ) async throws {
+        let result: AppendResult
+        do {
+            result = try await append(
+                AppendRequest(
+                    stream: event.stream,
+                    events: [try NewEvent(event, metadata: EventMetadata(request))],
+                    expected: expected
+                ))
+        } catch AppendError.wrongExpectedVersion {
+            throw conflict()
+        }
+        if let checkpoint = result.checkpoints.last {
+            try await store.waitForProjections(projections, toReach: checkpoint)
         }
     }
 }

@@ -65,21 +65,10 @@ struct EventsController<Context: RequestContext> {
         try body.validate()
         try await requireVisible(id)
         if reviewed != nil || notes != nil {
-            let event = SecurityEventReviewed(id: id, reviewed: reviewed, notes: notes)
-            let result: AppendResult
-            do {
-                result = try await appender.append(
-                    AppendRequest(
-                        stream: event.stream,
-                        events: [try NewEvent(event, metadata: EventMetadata(request))],
-                        expected: .streamExists
-                    ))
-            } catch AppendError.wrongExpectedVersion {
-                throw APIError.notFound("Event \(id) not found")
-            }
-            if let checkpoint = result.checkpoints.last {
-                try await store.waitForProjections(["security_events"], toReach: checkpoint)
-            }
+            try await appender.appendCommand(
+                SecurityEventReviewed(id: id, reviewed: reviewed, notes: notes), expected: .streamExists,
+                request: request, store: store, waitFor: ["security_events"],
+                conflict: APIError.notFound("Event \(id) not found"))
         }
         return try await item(id, reviewed: reviewed, notes: notes)
     }

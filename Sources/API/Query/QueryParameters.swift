@@ -24,6 +24,21 @@ struct QueryParameters {
                 type: "int_parsing"
             )
         }
+        try Self.check(value, in: range, name)
+        return value
+    }
+
+    /// A comma-separated list (`types=A,B`), also accepting the parameter repeated.
+    func list(_ name: String) -> [String]? {
+        let values = request.uri.queryParameters.getAll(name)
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        return values.isEmpty ? nil : values
+    }
+
+    /// pydantic's bound errors for `value` outside `range`.
+    static func check<Value: Comparable>(_ value: Value, in range: ClosedRange<Value>, _ name: String) throws {
         if value < range.lowerBound {
             throw ValidationError(
                 location: ["query", name],
@@ -38,16 +53,6 @@ struct QueryParameters {
                 type: "less_than_equal"
             )
         }
-        return value
-    }
-
-    /// A comma-separated list (`types=A,B`), also accepting the parameter repeated.
-    func list(_ name: String) -> [String]? {
-        let values = request.uri.queryParameters.getAll(name)
-            .flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-        return values.isEmpty ? nil : values
     }
 
     /// A boolean the way pydantic reads one from a query string.
@@ -75,20 +80,7 @@ struct QueryParameters {
                 type: "float_parsing"
             )
         }
-        if value < range.lowerBound {
-            throw ValidationError(
-                location: ["query", name],
-                message: "Input should be greater than or equal to \(range.lowerBound)",
-                type: "greater_than_equal"
-            )
-        }
-        if value > range.upperBound {
-            throw ValidationError(
-                location: ["query", name],
-                message: "Input should be less than or equal to \(range.upperBound)",
-                type: "less_than_equal"
-            )
-        }
+        try Self.check(value, in: range, name)
         return value
     }
 

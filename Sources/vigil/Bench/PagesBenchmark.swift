@@ -22,8 +22,11 @@ struct PagesBenchmark: AsyncParsableCommand {
     @Option(help: "Security events in the history (each with one detection: four log events).")
     var events: Int = 1_000_000
 
-    @Option(help: "Requests measured per (filter, depth, method).")
-    var samples: Int = 40
+    @Option(help: "Cursor requests measured per (filter, depth).")
+    var samples: Int = 200
+
+    @Option(help: "Offset requests measured per (filter, depth) (deep offset pages are slow).")
+    var offsetSamples: Int = 20
 
     @Option(help: "Events per projection batch.")
     var batch: Int = ProjectionRunner.Options().batchSize
@@ -40,6 +43,7 @@ struct PagesBenchmark: AsyncParsableCommand {
         let logger = quiet
         let settings = try PostgresSettings.fromEnvironment()
         let (events, samples, batch, skipRebuild) = (self.events, self.samples, self.batch, self.skipRebuild)
+        let offsetSamples = self.offsetSamples
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench_pages", logger: logger, keep: keep) {
             client, scratch in
             let store = EventStore(client: client, logger: logger)
@@ -101,9 +105,14 @@ struct PagesBenchmark: AsyncParsableCommand {
                             rebuilt, Double(applied) / rebuilt, applied, served))
                 }
 
-                // 4. Page latency by depth.
+                // 4. The whole list by cursor: every event once, the same count on every page.
+                try await Self.walk(http, expected: events)
+
+                // 5. Page latency by depth.
                 print("")
-                print("GET /api/events?limit=100 — \(samples) requests per cell, milliseconds over loopback HTTP")
+                print(
+                    "GET /api/events?limit=100 — \(samples) cursor and \(offsetSamples) offset requests per row, "
+                        + "milliseconds over loopback HTTP, one keep-alive connection")
                 print(
                     Self.row([
                         "filter", "depth", "cursor p50", "cursor p99", "offset p50", "offset p99", "offset/cursor p99",
@@ -120,7 +129,7 @@ struct PagesBenchmark: AsyncParsableCommand {
                         let base = "/api/events?limit=100" + (filter.isEmpty ? "" : "&" + filter)
                         let byCursor = try await Self.measure(
                             http, cursor.map { base + "&cursor=" + $0 } ?? base, samples: samples)
-                        let byOffset = try await Self.measure(http, base + "&offset=\(depth)", samples: samples)
+                        let byOffset = try await Self.measure(http, base + "&offset=\(depth)", samples: offsetSamples)
                         if depth == 0 { cursorAtZero = byCursor.p99 }
                         print(
                             Self.row([
@@ -141,6 +150,45 @@ struct PagesBenchmark: AsyncParsableCommand {
     struct ValidationError: Error, CustomStringConvertible {
         let description: String
         init(_ description: String) { self.description = description }
+    }
+
+    /// Walks `/api/events` with `limit=1000` by `next_cursor` and checks that each id comes once,
+    /// in order, and that `count` is the same on every page.
+    static func walk(_ http: any TestClientProtocol, expected: Int) async throws {
+        let start = ContinuousClock.now
+        var seen = Set<Int>()
+        var counts = Set<Int>()
+        var pages = 0
+        var previous = Int.max
+        var inOrder = true
+        var cursor: String?
+        repeat {
+            let uri = "/api/events?limit=1000" + (cursor.map { "&cursor=" + $0 } ?? "")
+            let response = try await http.execute(uri: uri, method: .get)
+            guard response.status == .ok,
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))
+                    as? [String: Any],
+                let items = body["events"] as? [[String: Any]]
+            else { throw ValidationError("walk: page \(pages) failed") }
+            for item in items {
+                let id = item["id"] as? Int ?? 0
+                seen.insert(id)
+                // Synthetic events start in id order, so newest first is descending ids here.
+                if id >= previous { inOrder = false }
+                previous = id
+            }
+            counts.insert(body["count"] as? Int ?? -1)
+            pages += 1
+            cursor = (body["next_cursor"] as? String)?.addingPercentEncoding(withAllowedCharacters: .alphanumerics)
+        } while cursor != nil
+        let ok = seen.count == expected && counts == [expected] && inOrder
+        let countText = counts.sorted().map(String.init).joined(separator: "/")
+        print(
+            "cursor walk, limit=1000: \(pages) pages, \(seen.count) distinct events (expected \(expected)), "
+                + "count on every page \(countText), "
+                + String(format: "%.1f s: ", start.duration(to: .now).seconds)
+                + (ok ? "each exactly once, in order, count equal on every page" : "FAILED"))
+        guard ok else { throw ValidationError("the cursor walk did not see every event exactly once") }
     }
 
     static func row(_ cells: [String]) -> String {
