@@ -96,17 +96,29 @@ func listPage(
         keyset = " AND (\(time), t.id) < (\(sql.bind(cursor.createdAt))::timestamptz, \(id))"
     }
     let limit = sql.bind(page.limit + 1)
-    let offset = page.cursor == nil && page.offset > 0 ? " OFFSET \(sql.bind(page.offset))" : ""
     let count = countSQL ?? "SELECT count(*) FROM \(spec.table) t WHERE \(spec.visible) AND \(filters.conjunction)"
+    // The page's rows. With an offset, the skipped rows are found by id alone (an index-only
+    // scan where the filters allow) and only the page's rows are rendered; it still costs
+    // O(offset), which is why offset paging is deprecated.
+    let pageRows: String
+    if page.cursor == nil && page.offset > 0 {
+        pageRows = """
+            (SELECT t.id FROM \(spec.table) t WHERE \(spec.visible) AND \(filters.conjunction)
+             ORDER BY \(time) DESC, t.id DESC LIMIT \(limit) OFFSET \(sql.bind(page.offset))) AS skipped
+            JOIN \(spec.table) t ON t.id = skipped.id
+            """
+    } else {
+        pageRows = """
+            (SELECT * FROM \(spec.table) t WHERE \(spec.visible) AND \(filters.conjunction)\(keyset)
+             ORDER BY \(time) DESC, t.id DESC LIMIT \(limit)) AS t
+            """
+    }
     let statement = """
         SELECT c.total::bigint, p.item, p.ts, p.id
         FROM (\(count)) AS c(total)
         LEFT JOIN LATERAL (
             SELECT \(item) AS item, vigil_ts(\(time)) AS ts, t.id::text AS id, \(time) AS sort_time, t.id AS sort_id
-            FROM \(spec.table) t
-            WHERE \(spec.visible) AND \(filters.conjunction)\(keyset)
-            ORDER BY \(time) DESC, t.id DESC
-            LIMIT \(limit)\(offset)
+            FROM \(pageRows)
         ) p ON true
         ORDER BY p.sort_time DESC, p.sort_id DESC
         """

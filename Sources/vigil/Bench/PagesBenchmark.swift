@@ -25,7 +25,7 @@ struct PagesBenchmark: AsyncParsableCommand {
     @Option(help: "Cursor requests measured per (filter, depth).")
     var samples: Int = 200
 
-    @Option(help: "Offset requests measured per (filter, depth) (deep offset pages are slow).")
+    @Option(help: "Offset requests measured per (filter, depth), at most (60 s budget each; at least 3).")
     var offsetSamples: Int = 20
 
     @Option(help: "Events per projection batch.")
@@ -123,24 +123,35 @@ struct PagesBenchmark: AsyncParsableCommand {
                         filter.isEmpty
                         ? [0, 10_000, 500_000, 900_000].filter { $0 < total }
                         : [0, total / 100, total / 2, total * 9 / 10]
-                    var cursorAtZero = 0.0
+                    let base = "/api/events?limit=100" + (filter.isEmpty ? "" : "&" + filter)
+                    var cursors: [String] = []
                     for depth in depths {
                         let cursor = try await Self.cursor(at: depth, filter: filter, client: client, logger: logger)
-                        let base = "/api/events?limit=100" + (filter.isEmpty ? "" : "&" + filter)
-                        let byCursor = try await Self.measure(
-                            http, cursor.map { base + "&cursor=" + $0 } ?? base, samples: samples)
-                        let byOffset = try await Self.measure(http, base + "&offset=\(depth)", samples: offsetSamples)
-                        if depth == 0 { cursorAtZero = byCursor.p99 }
+                        cursors.append(cursor.map { base + "&cursor=" + $0 } ?? base)
+                    }
+                    // Cursor pages round-robin over the depths, so the machine's noise falls on
+                    // all of them alike.
+                    var byCursor = Array(repeating: [Duration](), count: depths.count)
+                    for round in 0..<(samples + 3) {
+                        for (index, uri) in cursors.enumerated() {
+                            let elapsed = try await Self.timed(http, uri)
+                            if round >= 3 { byCursor[index].append(elapsed) }
+                        }
+                    }
+                    let atZero = Self.percentiles(byCursor[0]).p99
+                    for (index, depth) in depths.enumerated() {
+                        let cursor = Self.percentiles(byCursor[index])
+                        let offset = try await Self.measure(
+                            http, base + "&offset=\(depth)", samples: offsetSamples, budget: .seconds(60))
                         print(
                             Self.row([
                                 filter.isEmpty ? "none" : filter, "\(depth)",
-                                String(format: "%.1f", byCursor.p50), String(format: "%.1f", byCursor.p99),
-                                String(format: "%.1f", byOffset.p50), String(format: "%.1f", byOffset.p99),
-                                String(format: "%.1fx", byOffset.p99 / byCursor.p99),
+                                String(format: "%.1f", cursor.p50), String(format: "%.1f", cursor.p99),
+                                String(format: "%.1f", offset.p50), String(format: "%.1f", offset.p99),
+                                String(format: "%.1fx", offset.p99 / cursor.p99),
                             ])
                                 + (depth > 0
-                                    ? String(format: "   cursor p99 vs depth 0: %.2fx", byCursor.p99 / cursorAtZero)
-                                    : ""))
+                                    ? String(format: "   cursor p99 vs depth 0: %.2fx", cursor.p99 / atZero) : ""))
                     }
                 }
             }
@@ -275,19 +286,32 @@ struct PagesBenchmark: AsyncParsableCommand {
         return nil
     }
 
-    /// p50 and p99 of `samples` sequential GETs (after 3 unmeasured warm-up requests).
-    static func measure(
-        _ http: any TestClientProtocol, _ uri: String, samples: Int
-    ) async throws -> (p50: Double, p99: Double) {
-        var latencies: [Duration] = []
-        for index in 0..<(samples + 3) {
-            let start = ContinuousClock.now
-            let response = try await http.execute(uri: uri, method: .get)
-            let elapsed = start.duration(to: .now)
-            guard response.status == .ok else { throw ValidationError("\(uri): \(response.status)") }
-            if index >= 3 { latencies.append(elapsed) }
-        }
-        let measurement = Measurement(name: uri, events: 0, calls: samples, elapsed: .zero, latencies: latencies)
+    static func timed(_ http: any TestClientProtocol, _ uri: String) async throws -> Duration {
+        let start = ContinuousClock.now
+        let response = try await http.execute(uri: uri, method: .get)
+        let elapsed = start.duration(to: .now)
+        guard response.status == .ok else { throw ValidationError("\(uri): \(response.status)") }
+        return elapsed
+    }
+
+    static func percentiles(_ latencies: [Duration]) -> (p50: Double, p99: Double) {
+        let measurement = Measurement(name: "", events: 0, calls: latencies.count, elapsed: .zero, latencies: latencies)
         return (measurement.percentile(0.5), measurement.percentile(0.99))
+    }
+
+    /// p50 and p99 of up to `samples` sequential GETs (after one unmeasured warm-up), stopping
+    /// early (after at least 3) once `budget` is spent.
+    static func measure(
+        _ http: any TestClientProtocol, _ uri: String, samples: Int, budget: Duration
+    ) async throws
+        -> (p50: Double, p99: Double)
+    {
+        _ = try await timed(http, uri)
+        let start = ContinuousClock.now
+        var latencies: [Duration] = []
+        while latencies.count < samples && (latencies.count < 3 || start.duration(to: .now) < budget) {
+            latencies.append(try await timed(http, uri))
+        }
+        return percentiles(latencies)
     }
 }
