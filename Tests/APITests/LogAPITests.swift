@@ -44,7 +44,7 @@ extension TestClientProtocol {
     /// GET that retries until `ready` holds: another test's open transaction anywhere on the
     /// server can hold the log's horizon for a moment.
     func getEventually(_ uri: String, until ready: ([String: Any]) -> Bool) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while true {
             let response = try await execute(uri: uri, method: .get, headers: [:], body: nil)
             #expect(response.status == .ok)

@@ -11,7 +11,7 @@ import Testing
 
 /// Thirty seconds of patience for the read models to follow the log.
 func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(30)
+    let deadline = ContinuousClock.now + .seconds(120)
     while try await !condition() {
         if ContinuousClock.now > deadline {
             Issue.record("timed out waiting until \(what)")

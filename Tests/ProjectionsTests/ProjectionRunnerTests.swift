@@ -80,17 +80,17 @@ struct ProjectionRunnerTests {
 
     /// Waits until the projection has applied `count` events.
     static func waitForApplied(_ count: Int64, _ store: EventStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(180)
         while ContinuousClock.now < deadline {
             if let status = try await status(store), status.eventsApplied >= count { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        Issue.record("the projection did not apply \(count) events within 60 s")
+        Issue.record("the projection did not apply \(count) events within 180 s")
     }
 
     /// Waits until the checkpoint has also moved past `last`, a trailing event the filter skips.
     static func waitForCheckpoint(_ last: Checkpoint, _ store: EventStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(180)
         var seen = "none"
         while ContinuousClock.now < deadline {
             let status = try await status(store)
@@ -98,7 +98,7 @@ struct ProjectionRunnerTests {
             seen = "\(status.map { "\($0.checkpoint)" } ?? "none"), last error \(status?.lastError ?? "none")"
             try await Task.sleep(for: .milliseconds(20))
         }
-        Issue.record("the projection's checkpoint did not reach \(last) within 60 s (at \(seen))")
+        Issue.record("the projection's checkpoint did not reach \(last) within 180 s (at \(seen))")
     }
 
     /// Bulk-appends `count` counted events, then one the projection skips; returns the checkpoint
@@ -194,7 +194,7 @@ struct ProjectionRunnerTests {
                     try await Self.appendCountedEvents(store, count: 200)
                 }
 
-                let deadline = ContinuousClock.now + .seconds(60)
+                let deadline = ContinuousClock.now + .seconds(180)
                 while ContinuousClock.now < deadline {
                     if let status = try await Self.status(store), status.generation == 2, status.eventsApplied == 4000 {
                         break

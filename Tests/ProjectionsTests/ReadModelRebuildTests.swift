@@ -34,7 +34,7 @@ struct ReadModelRebuildTests {
     /// Waits until every read model's live generation is `generation` (no rebuild under way)
     /// and has passed `checkpoint`.
     static func waitForReadModels(_ checkpoint: Checkpoint, generation: Int32, _ store: EventStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(120)
+        let deadline = ContinuousClock.now + .seconds(300)
         var seen = ""
         while ContinuousClock.now < deadline {
             let statuses = try await store.projectionStatuses().filter { ReadModels.named($0.name) != nil }
