@@ -14,16 +14,16 @@ struct EventRunTests {
         }
     }
 
-    @Test("Between barriers events group by type in the projection's order; barriers stay where they stand")
+    @Test("Between barriers events group by type; barriers stay where they stand")
     func split() {
         let runs = EventRun.split(
-            Self.events(["A", "B", "C", "A", "B", "X", "X", "B", "A", "Z"]), barriers: ["X"], order: ["A", "B"])
+            Self.events(["A", "B", "C", "A", "B", "X", "X", "B", "A", "Z"]), barriers: ["X"])
         #expect(runs.map(\.type) == ["A", "B", "C", "X", "A", "B", "Z"])
         #expect(runs.map(\.positions) == [[1, 4], [2, 5], [3], [6, 7], [9], [8], [10]])
         #expect(runs[0].data == [#"{"n":1}"#, #"{"n":4}"#])
     }
 
-    @Test("Without barriers or an order, a page is one run per type")
+    @Test("Without barriers, a page is one run per type")
     func noBarriers() {
         let runs = EventRun.split(Self.events(["B", "A", "B", "A"]))
         #expect(runs.map(\.type) == ["A", "B"])

@@ -52,16 +52,10 @@ struct CamerasController<Context: RequestContext> {
     }
 
     @Sendable func get(_ request: Request, context: Context) async throws -> Response {
-        try await item(try context.parameters.require("camera_id"))
-    }
-
-    private func item(_ id: String, status: HTTPResponse.Status = .ok) async throws -> Response {
-        var response = try await itemResponse(notFound: "Camera \(id) not found", client: client, logger: logger) {
-            sql in
+        let id = try context.parameters.require("camera_id")
+        return try await itemResponse(notFound: "Camera \(id) not found", client: client, logger: logger) { sql in
             "SELECT \(Self.item) FROM cameras t WHERE t.id = \(sql.bind(id)) AND t.removed_at IS NULL"
         }
-        response.status = status
-        return response
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {

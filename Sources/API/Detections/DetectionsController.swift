@@ -5,7 +5,8 @@ import PostgresNIO
 /// How a detection row (alias `t`) is rendered.
 enum DetectionSQL {
     static let list = ListSpec(
-        key: "detections", table: "detections", timeColumn: "detected_at", idIsInteger: true, visible: "NOT t.hidden")
+        key: "detections", table: "detections", timeColumn: "detected_at", idIsInteger: true, visible: "NOT t.hidden",
+        totals: "detection_totals")
 
     static let item = """
         json_build_object(
@@ -42,7 +43,7 @@ struct DetectionsController<Context: RequestContext> {
         if let end { sql.condition("t.detected_at <= \(sql.bind(end))") }
         if let minConfidence { sql.condition("t.confidence >= \(sql.bind(minConfidence))") }
         let onlyCamera = objectType == nil && start == nil && end == nil && minConfidence == nil
-        let count = onlyCamera ? SecurityEventSQL.totals("detection_totals", camera: camera, &sql) : nil
+        let count = onlyCamera ? DetectionSQL.list.totalsCount(camera: camera, &sql) : nil
         return try await listPage(
             DetectionSQL.list, item: DetectionSQL.item, filters: sql, countSQL: count, page: page,
             client: store.client, logger: store.logger)

@@ -31,8 +31,7 @@ struct EventsController<Context: RequestContext> {
         let thresholds = try await thresholds()
         var sql = SQLBuilder()
         let onlyCamera = try SecurityEventSQL.filters(query, &sql, thresholds)
-        let count =
-            onlyCamera ? SecurityEventSQL.totals("security_event_totals", camera: query.string("camera_id"), &sql) : nil
+        let count = onlyCamera ? SecurityEventSQL.list.totalsCount(camera: query.string("camera_id"), &sql) : nil
         let item = SecurityEventSQL.item(&sql, thresholds)
         return try await listPage(
             SecurityEventSQL.list, item: item, filters: sql, countSQL: count, page: page, client: client, logger: logger
@@ -97,9 +96,7 @@ struct EventsController<Context: RequestContext> {
         let thresholds = try await thresholds()
         let camera = query.string("camera_id")
         return try await itemResponse(notFound: "", client: client, logger: logger) { sql in
-            if let camera { sql.condition("t.camera_id = \(sql.bind(camera))") }
-            if let start { sql.condition("t.started_at >= \(sql.bind(start))") }
-            if let end { sql.condition("t.started_at <= \(sql.bind(end))") }
+            SecurityEventSQL.scope(camera: camera, start: start, end: end, &sql)
             let level = SecurityEventSQL.level(&sql, thresholds)
             return """
                 WITH matching AS (

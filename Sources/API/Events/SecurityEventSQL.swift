@@ -1,10 +1,12 @@
 import Domain
+import Foundation
 
 /// How a security event row (alias `t`) is rendered and filtered, shared by the list, the
 /// single item, search and export.
 enum SecurityEventSQL {
     static let list = ListSpec(
-        key: "events", table: "security_events", timeColumn: "started_at", idIsInteger: true, visible: "NOT t.hidden")
+        key: "events", table: "security_events", timeColumn: "started_at", idIsInteger: true, visible: "NOT t.hidden",
+        totals: "security_event_totals")
 
     /// The level of `t.risk_score` under `thresholds` (NULL until analyzed).
     static func level(_ sql: inout SQLBuilder, _ thresholds: SeverityThresholds) -> String {
@@ -51,7 +53,7 @@ enum SecurityEventSQL {
         let (start, end) = try query.dateRange()
         let reviewed = try query.bool("reviewed")
         let objectType = query.string("object_type")
-        if let camera { sql.condition("t.camera_id = \(sql.bind(camera))") }
+        scope(camera: camera, start: start, end: end, &sql)
         if let level {
             if let scores = thresholds.scores(of: level) {
                 sql.condition("t.risk_score BETWEEN \(sql.bind(scores.lowerBound)) AND \(sql.bind(scores.upperBound))")
@@ -59,16 +61,15 @@ enum SecurityEventSQL {
                 sql.condition("false")
             }
         }
-        if let start { sql.condition("t.started_at >= \(sql.bind(start))") }
-        if let end { sql.condition("t.started_at <= \(sql.bind(end))") }
         if let reviewed { sql.condition("t.reviewed = \(sql.bind(reviewed))") }
         if let objectType { sql.condition("t.object_types @> ARRAY[\(sql.bind(objectType))::text]") }
         return level == nil && start == nil && end == nil && reviewed == nil && objectType == nil
     }
 
-    /// `count` from the per-camera totals (no filter, or only `camera_id`).
-    static func totals(_ table: String, camera: String?, _ sql: inout SQLBuilder) -> String {
-        if let camera { return "SELECT coalesce(sum(n), 0) FROM \(table) WHERE camera_id = \(sql.bind(camera))" }
-        return "SELECT coalesce(sum(n), 0) FROM \(table)"
+    /// The camera and the start-time range: what the list and the stats both narrow by.
+    static func scope(camera: String?, start: Date?, end: Date?, _ sql: inout SQLBuilder) {
+        if let camera { sql.condition("t.camera_id = \(sql.bind(camera))") }
+        if let start { sql.condition("t.started_at >= \(sql.bind(start))") }
+        if let end { sql.condition("t.started_at <= \(sql.bind(end))") }
     }
 }

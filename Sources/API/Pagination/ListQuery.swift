@@ -66,6 +66,16 @@ struct ListSpec {
     var idIsInteger: Bool
     /// Which rows a list shows at all (soft-deleted ones don't).
     var visible: String
+    /// A table of visible rows per camera (`camera_id`, `n`), if the read model keeps one.
+    var totals: String? = nil
+
+    /// `count` from the totals table, for a list filtered by the camera at most (nil: no
+    /// totals table).
+    func totalsCount(camera: String?, _ sql: inout SQLBuilder) -> String? {
+        guard let totals else { return nil }
+        if let camera { return "SELECT coalesce(sum(n), 0) FROM \(totals) WHERE camera_id = \(sql.bind(camera))" }
+        return "SELECT coalesce(sum(n), 0) FROM \(totals)"
+    }
 }
 
 /// Runs a keyset (or deprecated offset) page of `spec` with the conditions in `filters`, and

@@ -35,22 +35,11 @@ public struct DetectionsProjection: Projection {
                         ON CONFLICT (id) DO NOTHING
                         RETURNING camera_id
                     )
-                    INSERT INTO detection_totals (camera_id, n)
-                    SELECT camera_id, count(*) FROM inserted GROUP BY camera_id
-                    ON CONFLICT (camera_id) DO UPDATE SET n = detection_totals.n + excluded.n
+                    \(unescaped: CameraTotals.add(from: "inserted", to: "detection_totals"))
                     """
                 ]
             case CameraRemoved.type:
-                return [
-                    """
-                    UPDATE detections SET hidden = true
-                    WHERE NOT hidden AND camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
-                    """,
-                    """
-                    UPDATE detection_totals SET n = 0
-                    WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
-                    """,
-                ]
+                return CameraTotals.hide(run, in: "detections", totals: "detection_totals")
             default:
                 return []
             }

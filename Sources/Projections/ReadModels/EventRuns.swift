@@ -19,20 +19,15 @@ public struct EventRun: Sendable {
         self.positions = events.map(\.position)
     }
 
-    /// Splits `events` (in log order) into runs, grouping by type where that can't change the
-    /// outcome: ``segments(_:barriers:)`` flattened, each group's runs in `order` (types not in
-    /// `order` last, by name).
-    public static func split(
-        _ events: [RecordedEvent], barriers: Set<String> = [], order: [String] = []
-    )
-        -> [EventRun]
-    {
+    /// Splits `events` (in log order) into runs: ``segments(_:barriers:)`` flattened, each
+    /// group's runs by type name. For projections whose event types commute between barriers; one
+    /// that needs its types in some order walks the segments itself (`security_events`).
+    public static func split(_ events: [RecordedEvent], barriers: Set<String> = []) -> [EventRun] {
         segments(events, barriers: barriers).flatMap { segment -> [EventRun] in
             switch segment {
             case .barrier(let run): return [run]
             case .group(let runs):
-                let types = order.filter { runs[$0] != nil } + runs.keys.filter { !order.contains($0) }.sorted()
-                return types.map { runs[$0]! }
+                return runs.keys.sorted().map { runs[$0]! }
             }
         }
     }
@@ -75,17 +70,16 @@ public struct EventRun: Sendable {
 }
 
 extension Projection {
-    /// Applies `events` run by run (``EventRun/split(_:barriers:order:)``) with the statements
+    /// Applies `events` run by run (``EventRun/split(_:barriers:)``) with the statements
     /// `statements(run)` gives for its type (none: the type needs nothing here).
     public func applyRuns(
         _ events: [RecordedEvent],
         barriers: Set<String> = [],
-        order: [String] = [],
         on connection: PostgresConnection,
         logger: Logger,
         statements: (EventRun) -> [PostgresQuery]
     ) async throws {
-        for run in EventRun.split(events, barriers: barriers, order: order) {
+        for run in EventRun.split(events, barriers: barriers) {
             for statement in statements(run) {
                 try await connection.query(statement, logger: logger)
             }

@@ -23,7 +23,9 @@ public struct SecurityEventsProjection: Projection {
         for segment in EventRun.segments(events, barriers: [CameraRemoved.type]) {
             switch segment {
             case .barrier(let removals):
-                try await hide(removals, on: connection, logger: logger)
+                for statement in CameraTotals.hide(removals, in: "security_events", totals: "security_event_totals") {
+                    try await connection.query(statement, logger: logger)
+                }
             case .group(let runs):
                 let empty = EventRun(type: "", events: [RecordedEvent]())
                 let closed = runs[SecurityEventClosed.type] ?? empty
@@ -116,11 +118,7 @@ public struct SecurityEventsProjection: Projection {
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, camera_id
             ),
-            totals AS (
-                INSERT INTO security_event_totals (camera_id, n)
-                SELECT camera_id, count(*) FROM inserted GROUP BY camera_id
-                ON CONFLICT (camera_id) DO UPDATE SET n = security_event_totals.n + excluded.n
-            )
+            totals AS (\(CameraTotals.add(from: "inserted", to: "security_event_totals")))
             SELECT id FROM inserted
             """
         let rows = try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
@@ -137,20 +135,6 @@ public struct SecurityEventsProjection: Projection {
         binds.append(run.positions)
         binds.append(inserted)
         try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-    }
-
-    private func hide(_ removals: EventRun, on connection: PostgresConnection, logger: Logger) async throws {
-        let data = removals.data
-        try await connection.query(
-            """
-            UPDATE security_events SET hidden = true
-            WHERE NOT hidden AND camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
-            """, logger: logger)
-        try await connection.query(
-            """
-            UPDATE security_event_totals SET n = 0
-            WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest(\(data)::jsonb[]) AS e(data)))
-            """, logger: logger)
     }
 }
 

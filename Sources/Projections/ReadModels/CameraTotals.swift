@@ -1,0 +1,28 @@
+import PostgresNIO
+
+/// What `detections` and `security_events` share: rows hidden when their camera is removed
+/// (soft delete), and a totals table of visible rows per camera (`count` without a scan).
+enum CameraTotals {
+    /// SQL that adds the rows of the CTE `inserted` (which returns `camera_id`) to `totals`.
+    static func add(from inserted: String, to totals: String) -> String {
+        """
+        INSERT INTO \(totals) (camera_id, n)
+        SELECT camera_id, count(*) FROM \(inserted) GROUP BY camera_id
+        ON CONFLICT (camera_id) DO UPDATE SET n = \(totals).n + excluded.n
+        """
+    }
+
+    /// Statements that hide, in `table`, the rows of the cameras a run of `CameraRemoved` names,
+    /// and zero their totals.
+    static func hide(_ removals: EventRun, in table: String, totals: String) -> [PostgresQuery] {
+        var binds = PostgresBindings()
+        binds.append(removals.data)
+        let cameras = "ANY (ARRAY(SELECT data->>'id' FROM unnest($1::jsonb[]) AS e(data)))"
+        return [
+            PostgresQuery(
+                unsafeSQL: "UPDATE \(table) SET hidden = true WHERE NOT hidden AND camera_id = \(cameras)", binds: binds
+            ),
+            PostgresQuery(unsafeSQL: "UPDATE \(totals) SET n = 0 WHERE camera_id = \(cameras)", binds: binds),
+        ]
+    }
+}
