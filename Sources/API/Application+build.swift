@@ -1,9 +1,12 @@
 import Domain
 import EventStore
+import Foundation
 import Hummingbird
 import Logging
+import Pipeline
 import PostgresNIO
 import Projections
+import Redis
 import ServiceLifecycle
 
 /// How `vigil serve` runs.
@@ -15,6 +18,21 @@ public struct ServerConfiguration: Sendable {
     /// process of the cluster at a time; the others stand by).
     public var runProjections = true
     public var projectionOptions = ProjectionRunner.Options()
+    /// Redis (the analysis queue); nil runs without it: batches still close, no jobs are
+    /// published until a process with Redis runs the publisher.
+    public var redis: RedisSettings?
+    /// Prefix of every Redis key (`VIGIL_REDIS_PREFIX`).
+    public var redisPrefix = ""
+    /// Run the built-in heuristic analyzer on `analysis_queue` (`VIGIL_ANALYZER=heuristic`);
+    /// off when an external (LLM) worker takes the jobs.
+    public var runHeuristicAnalyzer = true
+    public var analyzerOptions = HeuristicAnalyzerWorker.Options()
+    /// How detections are grouped (issue: from system config; for now from the environment).
+    public var batchPolicy = BatchPolicy.defaults
+    /// The batch aggregator's wall clock (tests move it forward).
+    public var batchClock: @Sendable () -> Date = { Date() }
+    /// The key workers present in `X-API-Key` to post detections and analyses; nil: open.
+    public var workerKey: String?
 
     public init(host: String = "127.0.0.1", port: Int = 8000, postgres: PostgresSettings) {
         self.host = host
@@ -29,25 +47,37 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let store = EventStore(client: client, logger: logger)
     let notifier = LogNotifier(client: client, logger: logger)
     let appender = GroupCommitAppender(store: store)
-    let router = buildRouter(store: store, appender: appender)
-    let runners: [any Service] =
-        configuration.runProjections
-        ? ReadModels.all.map {
+    let router = buildRouter(store: store, appender: appender, workerKey: configuration.workerKey)
+    let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
+    var projections = ReadModels.all
+    let policy = configuration.batchPolicy
+    projections.append(BatchAggregatorReactor(policy: { policy }, clock: configuration.batchClock))
+    let queue = AnalysisQueue(prefix: configuration.redisPrefix)
+    if let redis { projections.append(AnalysisPublisher(redis: redis, queue: queue)) }
+    var services: [any Service] = []
+    if configuration.runProjections {
+        services += projections.map {
             ProjectionRunner(projection: $0, store: store, notifier: notifier, options: configuration.projectionOptions)
-        } : []
+        }
+    }
+    if let redis, configuration.runHeuristicAnalyzer {
+        services.append(
+            HeuristicAnalyzerWorker(redis: redis, queue: queue, store: store, options: configuration.analyzerOptions))
+    }
+    let registered = projections
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
-        // Shut down in reverse: runners stop, then the appender drains, then the pool closes.
-        services: [client, notifier, appender] + runners,
+        // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
+        services: [client, notifier, appender] + services,
         logger: logger
     )
     // The read models' views must exist before the first request reads them.
-    app.beforeServerStarts { try await store.registerProjections(ReadModels.all) }
+    app.beforeServerStarts { try await store.registerProjections(registered) }
     return app
 }
 
-func buildRouter(store: EventStore, appender: GroupCommitAppender) -> Router<BasicRequestContext> {
+func buildRouter(store: EventStore, appender: GroupCommitAppender, workerKey: String?) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(LogRequestsMiddleware(.debug))
@@ -55,8 +85,11 @@ func buildRouter(store: EventStore, appender: GroupCommitAppender) -> Router<Bas
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store).addRoutes(to: router)
     CamerasController(store: store, appender: appender).addRoutes(to: router)
-    DetectionsController(store: store).addRoutes(to: router)
+    DetectionsController(store: store, appender: appender, workerKey: workerKey).addRoutes(to: router)
     // Levels use the default thresholds until the severity issue makes them editable.
-    EventsController(store: store, appender: appender, thresholds: { .defaults }).addRoutes(to: router)
+    let thresholds: @Sendable () async throws -> SeverityThresholds = { .defaults }
+    EventsController(store: store, appender: appender, thresholds: thresholds).addRoutes(to: router)
+    AnalysisController(store: store, appender: appender, workerKey: workerKey, thresholds: thresholds)
+        .addRoutes(to: router)
     return router
 }

@@ -115,10 +115,13 @@ public struct EventMetadata: Codable, Sendable, Hashable {
     public var userAgent: String?
     public var correlationId: String?
     public var causationId: String?
+    /// Appended as history (a bulk import, demo data): reactors don't act on it, its effects
+    /// are in the log already.
+    public var imported: Bool?
 
     public init(
         actor: String, requestId: String? = nil, clientAddress: String? = nil, userAgent: String? = nil,
-        correlationId: String? = nil, causationId: String? = nil
+        correlationId: String? = nil, causationId: String? = nil, imported: Bool? = nil
     ) {
         self.actor = actor
         self.requestId = requestId
@@ -126,6 +129,13 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         self.userAgent = userAgent
         self.correlationId = correlationId
         self.causationId = causationId
+        self.imported = imported
+    }
+
+    /// Whether stored `metadata` (JSON text) marks its event as imported history.
+    public static func isImported(_ metadata: String) -> Bool {
+        guard metadata.contains("imported") else { return false }
+        return (try? EventCoding.decoder.decode(EventMetadata.self, from: Data(metadata.utf8)))?.imported == true
     }
 
     public func encoded() throws -> String {
@@ -139,5 +149,6 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         case userAgent = "user_agent"
         case correlationId = "correlation_id"
         case causationId = "causation_id"
+        case imported
     }
 }

@@ -171,5 +171,6 @@ public enum EventCatalog {
         CameraRegistered.self, CameraUpdated.self, CameraRemoved.self,
         DetectionRecorded.self,
         SecurityEventOpened.self, SecurityEventClosed.self, SecurityEventAnalyzed.self, SecurityEventReviewed.self,
+        ReanalysisRequested.self,
     ]
 }

@@ -97,6 +97,13 @@ public struct EventStoreTransaction: Sendable {
     public let connection: PostgresConnection
     let logger: Logger
 
+    /// Appends through `connection`, inside a transaction the caller opened on it (a
+    /// reactor appends in its runner's transaction, so its output commits with its checkpoint).
+    public init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
     /// Like ``EventStore/append(to:events:expected:)``; the events commit with the transaction.
     @discardableResult
     public func append(
@@ -106,6 +113,11 @@ public struct EventStoreTransaction: Sendable {
     {
         let request = AppendRequest(stream: stream, events: events, expected: expected)
         return try await LogWriter.write([request], method: .insert, on: connection, logger: logger)[0].get()
+    }
+
+    /// Like ``EventStore/appendBatch(_:)``, in this transaction.
+    public func appendBatch(_ requests: [AppendRequest]) async throws -> [Result<AppendResult, AppendError>] {
+        try await LogWriter.write(requests, method: .insert, on: connection, logger: logger)
     }
 }
 

@@ -17,6 +17,8 @@ public struct LogPages: AsyncSequence, Sendable {
     /// Fallback when no notification arrives (a notification can be lost while the listening
     /// connection reconnects); correctness never depends on it.
     let idlePoll: Duration
+    /// When set, a quiet log yields an empty page (``LogPage/next`` unchanged) this often.
+    let heartbeat: Duration?
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(pages: self, checkpoint: start)
@@ -47,6 +49,9 @@ public struct LogPages: AsyncSequence, Sendable {
                 if page.pendingBeyondHorizon {
                     await pages.signal.wait(after: seen, timeout: backoff)
                     backoff = Swift.min(backoff * 2, .milliseconds(100))
+                } else if let heartbeat = pages.heartbeat {
+                    await pages.signal.wait(after: seen, timeout: Swift.min(heartbeat, pages.idlePoll))
+                    if pages.signal.generation == seen && !Task.isCancelled { return page }
                 } else {
                     await pages.signal.wait(after: seen, timeout: pages.idlePoll)
                 }
@@ -92,7 +97,8 @@ extension EventStore {
         filter: LogFilter = .all,
         notifier: LogNotifier,
         batchSize: Int = 1000,
-        idlePoll: Duration = .seconds(5)
+        idlePoll: Duration = .seconds(5),
+        heartbeat: Duration? = nil
     ) -> LogPages {
         LogPages(
             store: self,
@@ -100,7 +106,8 @@ extension EventStore {
             filter: filter,
             batchSize: batchSize,
             signal: notifier.signal,
-            idlePoll: idlePoll
+            idlePoll: idlePoll,
+            heartbeat: heartbeat
         )
     }
 

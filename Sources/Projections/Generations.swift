@@ -138,7 +138,8 @@ extension EventStore {
     /// caught up. Returns the generation being built (the same one if a rebuild is under way).
     @discardableResult
     public func requestRebuild(of projection: any Projection) async throws -> Int32 {
-        try await client.withConnection { connection in
+        guard !projection.isReactor else { throw ProjectionError.reactorNotRebuildable(projection.name) }
+        return try await client.withConnection { connection in
             try await Generations.ensureRegistered(projection, on: connection, logger: logger)
             return try await connection.inTransaction(logger: logger) { connection in
                 let (live, rebuild) = try await Generations.read(

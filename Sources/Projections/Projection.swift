@@ -22,9 +22,19 @@ public protocol Projection: Sendable {
     /// Creates the read model's tables and indexes in an empty generation schema.
     func createTables(on connection: PostgresConnection, logger: Logger) async throws
     func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws
+    /// For projections that act on time as well as on events (the batch aggregator closes
+    /// quiet batches): when the log is quiet this long, `apply` is called with no events.
+    var heartbeat: Duration? { get }
+    /// A reactor appends events of its own (in the runner's transaction, with its
+    /// checkpoint). Its output is in the log, so it is never rebuilt: a rebuild would decide
+    /// everything again.
+    var isReactor: Bool { get }
 }
 
 extension Projection {
+    public var heartbeat: Duration? { nil }
+    public var isReactor: Bool { false }
+
     /// Runs the `.sql` files of `projections/<name>/` in name order.
     public func createTables(on connection: PostgresConnection, logger: Logger) async throws {
         let directory = Migrator.schemasDirectory().deletingLastPathComponent()

@@ -107,7 +107,8 @@ public final class ProjectionRunner: Service, Sendable {
             from: checkpoint,
             filter: projection.filter,
             notifier: notifier,
-            batchSize: options.batchSize
+            batchSize: options.batchSize,
+            heartbeat: projection.heartbeat
         )
         for try await page in pages {
             try await connection.inTransaction(logger: logger) { connection in
@@ -216,7 +217,7 @@ public final class ProjectionRunner: Service, Sendable {
     ) async throws {
         let logger = store.logger
         let name = projection.name
-        if !page.events.isEmpty {
+        if !page.events.isEmpty || projection.heartbeat != nil {
             try await Generations.inSchema(projection.schema(generation: generation), on: connection, logger: logger) {
                 try await projection.apply(page.events, on: connection, logger: logger)
             }
@@ -328,6 +329,7 @@ public enum ProjectionError: Error, CustomStringConvertible {
     case checkpointMoved(String)
     case invalidName(String)
     case unknown(String)
+    case reactorNotRebuildable(String)
 
     public var description: String {
         switch self {
@@ -337,6 +339,8 @@ public enum ProjectionError: Error, CustomStringConvertible {
             "projection name '\(name)' must match [a-z][a-z0-9_]{0,39}"
         case .unknown(let name):
             "no projection \(name)"
+        case .reactorNotRebuildable(let name):
+            "\(name) is a reactor: what it decided is in the log, so it is never rebuilt"
         }
     }
 }

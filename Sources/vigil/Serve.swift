@@ -1,9 +1,11 @@
 import API
 import ArgumentParser
+import Domain
 import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import Redis
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTP API.")
@@ -17,13 +19,29 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Run the projection runners in this process: on or off (VIGIL_PROJECTIONS).")
     var projections: String = Environment.string("VIGIL_PROJECTIONS") ?? "on"
 
+    @Option(help: "The built-in analyzer on analysis_queue: heuristic or off (VIGIL_ANALYZER).")
+    var analyzer: String = Environment.string("VIGIL_ANALYZER") ?? "heuristic"
+
     func run() async throws {
         let logger = Vigil.bootstrapLogging()
         guard ["on", "off"].contains(projections) else { throw fail("--projections must be on or off", code: 2) }
+        guard ["heuristic", "off"].contains(analyzer) else {
+            throw fail("--analyzer must be heuristic or off", code: 2)
+        }
         let settings = try PostgresSettings.fromEnvironment()
         try await requireMigrated(settings, logger: logger)
         var configuration = ServerConfiguration(host: host, port: port, postgres: settings)
         configuration.runProjections = projections == "on"
+        configuration.redis = try RedisSettings.fromEnvironment()
+        configuration.redisPrefix = Environment.string("VIGIL_REDIS_PREFIX") ?? ""
+        configuration.runHeuristicAnalyzer = analyzer == "heuristic"
+        configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
+        if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
+            configuration.batchPolicy.windowSeconds = window
+        }
+        if let idle = Environment.string("VIGIL_BATCH_IDLE_TIMEOUT_SECONDS").flatMap({ Int($0) }) {
+            configuration.batchPolicy.idleTimeoutSeconds = idle
+        }
         let app = buildApplication(configuration, logger: logger)
         try await app.runService()
     }

@@ -11,28 +11,46 @@ import Testing
 
 /// Runs the real application (router, middleware, services) against a fresh database.
 func withApp(
+    configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
     _ body: @Sendable (EventStore, any TestClientProtocol) async throws -> Void
 ) async throws {
+    try await withScratchDatabase { store, scratch in
+        try await runApp(on: scratch, configure: configure) { try await body(store, $0) }
+    }
+}
+
+let testLogger: Logger = {
+    var logger = Logger(label: "vigil.api-tests")
+    logger.logLevel = .error
+    return logger
+}()
+
+/// A fresh database (migrated) for one test, dropped afterwards.
+func withScratchDatabase(_ body: @Sendable (EventStore, PostgresSettings) async throws -> Void) async throws {
     guard ProcessInfo.processInfo.environment["VIGIL_PG_PORT"] != nil else {
         Issue.record("VIGIL_PG_PORT is not set: run the tests through tools/test, which starts PostgreSQL")
         return
     }
-    let logger: Logger = {
-        var logger = Logger(label: "vigil.api-tests")
-        logger.logLevel = .error
-        return logger
-    }()
     let settings = try PostgresSettings.fromEnvironment()
-    try await ScratchDatabase.with(settings: settings, prefix: "vigil_apitest", logger: logger) { client, scratch in
-        let store = EventStore(client: client, logger: logger)
-        var configuration = ServerConfiguration(postgres: scratch)
-        configuration.projectionOptions = .init(
-            batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
-        let app = buildApplication(configuration, logger: logger)
-        try await app.test(.router) { testClient in
-            try await body(store, testClient)
-        }
+    try await ScratchDatabase.with(settings: settings, prefix: "vigil_apitest", logger: testLogger) { client, scratch in
+        try await body(EventStore(client: client, logger: testLogger), scratch)
     }
+}
+
+/// The whole server (router, runners, workers) on `database`, for the time of `body`.
+func runApp(
+    on database: PostgresSettings,
+    configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @Sendable (any TestClientProtocol) async throws -> Void
+) async throws {
+    var database = database
+    database.maximumConnections = 24  // suites run at once; keep well under the server's limit
+    var configuration = ServerConfiguration(postgres: database)
+    configuration.projectionOptions = .init(
+        batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
+    configure(&configuration)
+    let app = buildApplication(configuration, logger: testLogger)
+    try await app.test(.router) { testClient in try await body(testClient) }
 }
 
 func json(_ response: TestResponse) throws -> [String: Any] {
@@ -186,8 +204,8 @@ struct ProjectionsAPITests {
             let projections = try #require(body["projections"] as? [[String: Any]])
             #expect(
                 Set(projections.compactMap { $0["name"] as? String })
-                    == ["demo", "cameras", "detections", "security_events"])
-            #expect(body["count"] as? Int == 4)
+                    == ["demo", "cameras", "detections", "security_events", "batch_aggregator"])
+            #expect(body["count"] as? Int == 5)
             let demo = try #require(demo(body))
             #expect(demo["state"] as? String == "stopped")
             for live in projections where live["name"] as? String != "demo" {

@@ -31,6 +31,8 @@ enum Samples {
             id: 7, riskScore: 0, summary: "", reasoning: "", model: "nemotron", latencyMs: 1200),
         SecurityEventReviewed(id: 7, reviewed: true, notes: nil),
         SecurityEventReviewed(id: 7, reviewed: nil, notes: "Delivery driver"),
+        ReanalysisRequested(id: 7, reason: "new prompt"),
+        ReanalysisRequested(id: 7),
     ]
 
     static func json(_ events: [(type: String, version: Int32, data: String)]) -> String {

@@ -22,9 +22,12 @@ enum DetectionSQL {
 /// `/api/detections`: list (camera_id, object_type, start_date, end_date, min_confidence) and one.
 struct DetectionsController<Context: RequestContext> {
     let store: EventStore
+    let appender: GroupCommitAppender
+    let workerKey: String?
 
     func addRoutes(to router: Router<Context>) {
         let detections = router.group("/api/detections")
+        DetectionIngest(store: store, appender: appender, workerKey: workerKey).addRoutes(to: detections)
         detections.get(use: list)
         detections.get("{detection_id}", use: get)
     }

@@ -12,6 +12,8 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
 
     public static func notFound(_ detail: String) -> APIError { APIError(.notFound, detail) }
     public static func badRequest(_ detail: String) -> APIError { APIError(.badRequest, detail) }
+    public static func conflict(_ detail: String) -> APIError { APIError(.conflict, detail) }
+    public static func unauthorized(_ detail: String) -> APIError { APIError(.unauthorized, detail) }
 
     public var description: String { "\(status.code) \(detail)" }
 
@@ -55,7 +57,12 @@ public struct ValidationError: HTTPResponseError, CustomStringConvertible {
             object.array("detail") { array in
                 for issue in issues {
                     array.object { item in
-                        item.array("loc") { loc in for part in issue.location { loc.string(part) } }
+                        item.array("loc") { loc in
+                            // Array indices are numbers, as in FastAPI's `["body", 0, "confidence"]`.
+                            for part in issue.location {
+                                if let index = Int(part), index >= 0 { loc.raw(json: part) } else { loc.string(part) }
+                            }
+                        }
                         item.field("msg", issue.message)
                         item.field("type", issue.type)
                     }

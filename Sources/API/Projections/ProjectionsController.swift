@@ -18,6 +18,9 @@ struct ProjectionsController<Context: RequestContext> {
     /// one has caught up and is swapped in. Asking again while one runs returns the same one.
     @Sendable func rebuild(_ request: Request, context: Context) async throws -> Response {
         let name = try context.parameters.require("name")
+        if ["batch_aggregator", "analysis_publisher"].contains(name) {
+            throw APIError.conflict(ProjectionError.reactorNotRebuildable(name).description)
+        }
         guard let projection = ReadModels.named(name) else { throw APIError.notFound("Projection \(name) not found") }
         let generation = try await store.requestRebuild(of: projection)
         var body = JSONWriter()

@@ -6,6 +6,9 @@ import Hummingbird
 /// collecting every problem before failing, as the original does.
 struct JSONBody {
     private let object: [String: JSONValue]
+    /// Where this object is (`["body"]`, or `["body", "3"]` for an array's item): the start of
+    /// each issue's `loc`.
+    private let location: [String]
     private(set) var issues: [ValidationError.Issue] = []
 
     /// Parses the body: invalid JSON or a non-object is a 422 right away.
@@ -28,7 +31,22 @@ struct JSONBody {
         return JSONBody(object: object)
     }
 
-    private init(object: [String: JSONValue]) { self.object = object }
+    init(object: [String: JSONValue], location: [String] = ["body"]) {
+        self.object = object
+        self.location = location
+    }
+
+    /// An item of a JSON array (or a line of NDJSON) at `location`: an object, or an issue.
+    static func item(_ value: JSONValue, location: [String]) -> Result<JSONBody, ValidationError> {
+        guard case .object(let object) = value else {
+            return .failure(
+                ValidationError(
+                    location: location,
+                    message: "Input should be a valid dictionary or object to extract fields from",
+                    type: "model_attributes_type"))
+        }
+        return .success(JSONBody(object: object, location: location))
+    }
 
     func has(_ name: String) -> Bool {
         switch object[name] {
@@ -38,7 +56,73 @@ struct JSONBody {
     }
 
     mutating func fail(_ name: String, _ message: String, _ type: String) {
-        issues.append(.init(location: ["body", name], message: message, type: type))
+        issues.append(.init(location: location + [name], message: message, type: type))
+    }
+
+    /// An integer within `range`; absent or null is nil (or a `missing` issue if required).
+    mutating func integer(_ name: String, required: Bool = false, in range: ClosedRange<Int>) -> Int? {
+        guard has(name) else {
+            if required { fail(name, "Field required", "missing") }
+            return nil
+        }
+        guard case .number(let number) = object[name], number.rounded() == number, abs(number) < 1e15 else {
+            fail(name, "Input should be a valid integer", "int_type")
+            return nil
+        }
+        let value = Int(number)
+        if value < range.lowerBound {
+            fail(name, "Input should be greater than or equal to \(range.lowerBound)", "greater_than_equal")
+            return nil
+        }
+        if value > range.upperBound {
+            fail(name, "Input should be less than or equal to \(range.upperBound)", "less_than_equal")
+            return nil
+        }
+        return value
+    }
+
+    /// A finite number within `range`.
+    mutating func number(_ name: String, required: Bool = false, in range: ClosedRange<Double>) -> Double? {
+        guard has(name) else {
+            if required { fail(name, "Field required", "missing") }
+            return nil
+        }
+        guard case .number(let value) = object[name], value.isFinite else {
+            fail(name, "Input should be a valid number", "float_type")
+            return nil
+        }
+        if value < range.lowerBound {
+            fail(
+                name, "Input should be greater than or equal to \(Self.format(range.lowerBound))", "greater_than_equal")
+            return nil
+        }
+        if value > range.upperBound {
+            fail(name, "Input should be less than or equal to \(Self.format(range.upperBound))", "less_than_equal")
+            return nil
+        }
+        return value
+    }
+
+    /// An ISO 8601 timestamp (a zone-less one is UTC).
+    mutating func date(_ name: String) -> Date? {
+        guard let text = string(name) else { return nil }
+        if let date = QueryParameters.parseDate(text) { return date }
+        fail(name, "Input should be a valid datetime", "datetime_parsing")
+        return nil
+    }
+
+    /// A JSON object, as it is.
+    mutating func object(_ name: String) -> [String: JSONValue]? {
+        guard has(name) else { return nil }
+        guard case .object(let value) = object[name] else {
+            fail(name, "Input should be a valid dictionary", "dict_type")
+            return nil
+        }
+        return value
+    }
+
+    private static func format(_ value: Double) -> String {
+        value.rounded() == value ? String(Int(value)) : String(value)
     }
 
     /// A string of `length` characters; absent or null is nil (or a `missing` issue if required).

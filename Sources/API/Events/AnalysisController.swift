@@ -1,0 +1,153 @@
+import Domain
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Projections
+
+/// Analyses of a security event: an analyzer posts its result, anyone can ask for a new one,
+/// and every analysis stays in the event's history (its stream in the log).
+///
+/// - `POST /api/events/{id}/analysis` `{risk_score, summary, reasoning, model?, latency_ms?,
+///   job_id?}` → 201, `SecurityEventAnalyzed`. With the job's `job_id`, posting the same job's
+///   result twice records it once.
+/// - `POST /api/events/{id}/reanalyse` `{reason?}` → 202, `ReanalysisRequested`; the analysis
+///   publisher turns it into a job on `analysis_queue`.
+/// - `GET /api/events/{id}/analyses` → every analysis, oldest first.
+struct AnalysisController<Context: RequestContext> {
+    let store: EventStore
+    let appender: GroupCommitAppender
+    let workerKey: String?
+    let thresholds: @Sendable () async throws -> SeverityThresholds
+
+    func addRoutes(to router: Router<Context>) {
+        router.post("/api/events/{event_id}/analysis", use: record)
+        router.post("/api/events/{event_id}/reanalyse", use: reanalyse)
+        router.get("/api/events/{event_id}/analyses", use: history)
+    }
+
+    @Sendable func record(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.integerID("event_id")
+        let metadata = try WorkerKey(workerKey).authorize(request)
+        var body = try await JSONBody.parse(request, context: context)
+        let score = body.integer("risk_score", required: true, in: 0...100)
+        let summary = body.string("summary", required: true, length: 1...10_000)
+        let reasoning = body.string("reasoning", length: 0...100_000)
+        let model = body.string("model", length: 1...200)
+        let latency = body.integer("latency_ms", in: 0...86_400_000)
+        let jobText = body.string("job_id")
+        let job = jobText.flatMap(UUID.init(uuidString:))
+        if jobText != nil && job == nil { body.fail("job_id", "Input should be a valid UUID", "uuid_parsing") }
+        try body.validate()
+        guard let score, let summary else { throw ValidationError([]) }
+        let analyzed = SecurityEventAnalyzed(
+            id: id, riskScore: score, summary: summary, reasoning: reasoning ?? "", model: model, latencyMs: latency)
+        let eventID = job.map(AnalysisJob.analysisEventID) ?? UUID()
+        let result = try await append(analyzed, id: eventID, metadata: metadata)
+        let level = try await thresholds().level(score)
+        var writer = JSONWriter()
+        writer.object { object in
+            object.field("event_id", id)
+            object.field("risk_score", score)
+            object.field("risk_level", level.rawValue)
+            object.field("summary", summary)
+            object.field("reasoning", reasoning ?? "")
+            object.field("model", model)
+            object.field("latency_ms", latency.map(Int64.init))
+            object.field("job_id", job?.uuidString.lowercased())
+        }
+        return writer.response(status: result.wasAlreadyStored ? .ok : .created)
+    }
+
+    @Sendable func reanalyse(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.integerID("event_id")
+        var reason: String?
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > 0 {
+            var body = try await JSONBody.parse(request, context: context)
+            reason = body.string("reason", length: 0...1000)
+            try body.validate()
+        }
+        let eventID = UUID()
+        _ = try await append(ReanalysisRequested(id: id, reason: reason), id: eventID, metadata: EventMetadata(request))
+        var writer = JSONWriter()
+        writer.object { object in
+            object.field("event_id", id)
+            object.field("status", "queued")
+            object.field("job_id", DeterministicID.uuid("AnalysisJob", eventID.uuidString).uuidString.lowercased())
+        }
+        return writer.response(status: .accepted)
+    }
+
+    @Sendable func history(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.integerID("event_id")
+        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000) else {
+            throw APIError.notFound("Event \(id) not found")
+        }
+        let thresholds = try await thresholds()
+        let analyses = page.events.compactMap { event -> (SecurityEventAnalyzed, RecordedEvent)? in
+            guard event.type == SecurityEventAnalyzed.type, let analyzed = try? SecurityEventAnalyzed.decode(event.data)
+            else { return nil }
+            return (analyzed, event)
+        }
+        var writer = JSONWriter()
+        writer.object { object in
+            object.array("analyses") { array in
+                for (analyzed, event) in analyses {
+                    let actor = try? EventCoding.decoder.decode(EventMetadata.self, from: Data(event.metadata.utf8))
+                    array.object { item in
+                        item.field("risk_score", analyzed.riskScore)
+                        item.field("risk_level", thresholds.level(analyzed.riskScore).rawValue)
+                        item.field("summary", analyzed.summary)
+                        item.field("reasoning", analyzed.reasoning)
+                        item.field("model", analyzed.model)
+                        item.field("latency_ms", analyzed.latencyMs.map(Int64.init))
+                        item.field("analyzed_at", DetectionJSON.timestamp(event.recordedAt))
+                        item.field("actor", actor?.actor)
+                    }
+                }
+            }
+            object.field("count", analyses.count)
+        }
+        return writer.response()
+    }
+
+    /// Appends to an existing security event (404 if there is none) and waits for the
+    /// read model to show it.
+    private func append(_ event: some DomainEvent, id: UUID, metadata: EventMetadata) async throws -> AppendResult {
+        let result: AppendResult
+        do {
+            result = try await appender.append(
+                AppendRequest(
+                    stream: event.stream, events: [try NewEvent(event, id: id, metadata: metadata)],
+                    expected: .streamExists))
+        } catch AppendError.wrongExpectedVersion {
+            throw APIError.notFound("Event \(event.stream.dropFirst("secevent-".count)) not found")
+        } catch AppendError.duplicateEventID {
+            throw APIError.conflict("This job's result was already recorded for another event")
+        }
+        if let checkpoint = result.checkpoints.last {
+            try await store.waitForProjections(["security_events"], toReach: checkpoint)
+        }
+        return result
+    }
+}
+
+/// The shared key workers present in `X-API-Key` (`VIGIL_WORKER_KEY`) until API keys arrive.
+struct WorkerKey {
+    let key: String?
+
+    init(_ key: String?) { self.key = key }
+
+    /// The request's metadata, its actor `worker` when a key is configured and matches;
+    /// 401 when one is configured and missing or wrong.
+    func authorize(_ request: Request) throws -> EventMetadata {
+        var metadata = EventMetadata(request)
+        guard let key else { return metadata }
+        guard request.headers[HTTPField.Name("X-API-Key")!] == key else {
+            throw APIError.unauthorized("Invalid or missing API key")
+        }
+        metadata.actor = "worker"
+        return metadata
+    }
+}

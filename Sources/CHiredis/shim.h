@@ -1,0 +1,2 @@
+// The hiredis C client (libhiredis-dev), wrapped by the Redis module.
+#include <hiredis/hiredis.h>

@@ -1,0 +1,261 @@
+import Foundation
+
+/// How detections are grouped into security events (the seeds' `batch_window_seconds`,
+/// `batch_idle_timeout_seconds`, `detection_confidence_threshold`, and the fast path).
+public struct BatchPolicy: Sendable, Hashable, Codable {
+    /// A batch closes this long after it opened.
+    public var windowSeconds: Int
+    /// A batch closes this long after its last detection.
+    public var idleTimeoutSeconds: Int
+    /// Detections below this confidence are recorded but never batched.
+    public var confidenceThreshold: Double
+    /// A detection of a fast-path type at or above this confidence becomes a security event of
+    /// its own at once, analyzed without waiting for the batch.
+    public var fastPathConfidence: Double
+    public var fastPathObjectTypes: Set<String>
+
+    public static let defaults = BatchPolicy(
+        windowSeconds: 90, idleTimeoutSeconds: 30, confidenceThreshold: 0.5,
+        fastPathConfidence: 0.9, fastPathObjectTypes: ["person"])
+
+    public init(
+        windowSeconds: Int, idleTimeoutSeconds: Int, confidenceThreshold: Double, fastPathConfidence: Double,
+        fastPathObjectTypes: Set<String>
+    ) {
+        self.windowSeconds = windowSeconds
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.confidenceThreshold = confidenceThreshold
+        self.fastPathConfidence = fastPathConfidence
+        self.fastPathObjectTypes = fastPathObjectTypes
+    }
+
+    func isFastPath(_ detection: DetectionRecorded) -> Bool {
+        detection.confidence >= fastPathConfidence && fastPathObjectTypes.contains(detection.objectType)
+    }
+}
+
+/// A batch that has not closed yet: one per camera.
+///
+/// It keeps two clocks. *Detection time* (`detected_at`, the camera's clock) groups history
+/// correctly however late it is ingested (a backfill of last week batches like last week).
+/// *Log time* (when the detections were recorded) closes batches that receive nothing more,
+/// so a batch of a camera that went quiet closes on time, and a replay of the same log closes
+/// it at the same point whatever the page boundaries were.
+public struct OpenBatch: Sendable, Hashable, Codable {
+    /// The security event's id. Negative while provisional (see ``BatchAggregator``).
+    public var id: Int64
+    public var cameraId: String
+    public var batchId: String
+    public var startedAt: Date
+    public var lastDetectionAt: Date
+    public var openedRecordedAt: Date
+    public var lastRecordedAt: Date
+    public var detectionIds: [Int64]
+    public var objectTypes: [String]
+
+    public init(
+        id: Int64, cameraId: String, batchId: String, startedAt: Date, lastDetectionAt: Date,
+        openedRecordedAt: Date, lastRecordedAt: Date, detectionIds: [Int64], objectTypes: [String]
+    ) {
+        self.id = id
+        self.cameraId = cameraId
+        self.batchId = batchId
+        self.startedAt = startedAt
+        self.lastDetectionAt = lastDetectionAt
+        self.openedRecordedAt = openedRecordedAt
+        self.lastRecordedAt = lastRecordedAt
+        self.detectionIds = detectionIds
+        self.objectTypes = objectTypes
+    }
+
+    /// Closed by a detection of the same camera detected at or after this moment.
+    func detectionDeadline(_ policy: BatchPolicy) -> Date {
+        min(
+            startedAt.addingTimeInterval(TimeInterval(policy.windowSeconds)),
+            lastDetectionAt.addingTimeInterval(TimeInterval(policy.idleTimeoutSeconds)))
+    }
+
+    /// Closed when the log's clock reaches this moment.
+    func logDeadline(_ policy: BatchPolicy) -> Date {
+        min(
+            openedRecordedAt.addingTimeInterval(TimeInterval(policy.windowSeconds)),
+            lastRecordedAt.addingTimeInterval(TimeInterval(policy.idleTimeoutSeconds)))
+    }
+
+    var closed: SecurityEventClosed {
+        SecurityEventClosed(id: id, endedAt: lastDetectionAt, detectionIds: detectionIds, objectTypes: objectTypes)
+    }
+}
+
+/// What the aggregator decided: events to append, in order.
+public enum BatchOutput: Sendable, Hashable {
+    case opened(SecurityEventOpened)
+    case closed(SecurityEventClosed)
+
+    public var securityEventID: Int64 {
+        switch self {
+        case .opened(let event): event.id
+        case .closed(let event): event.id
+        }
+    }
+
+    /// The event with its provisional id replaced.
+    public func withID(_ id: Int64) -> BatchOutput {
+        switch self {
+        case .opened(var event):
+            event.id = id
+            return .opened(event)
+        case .closed(var event):
+            event.id = id
+            return .closed(event)
+        }
+    }
+
+    /// A stable event id: the same batch decision always gets the same one, so a decision
+    /// that is made twice (a replay) can't be appended twice.
+    public var eventID: UUID {
+        switch self {
+        case .opened(let event): DeterministicID.uuid("SecurityEventOpened", event.batchId)
+        case .closed(let event):
+            DeterministicID.uuid("SecurityEventClosed", event.detectionIds.first.map(String.init) ?? "")
+        }
+    }
+}
+
+/// The batch aggregator's decisions: detections in, security events opened and closed out.
+/// Pure: time comes in as arguments, so tests control the clock.
+///
+/// A batch's security event needs an id before anything is appended; this type can't take it
+/// from the database, so a batch opened here gets a provisional negative id, which the caller
+/// replaces (``assignIDs(_:)``) with ids from the sequence once it knows how many it needs.
+public struct BatchAggregator: Sendable, Hashable {
+    public var policy: BatchPolicy
+    public private(set) var open: [String: OpenBatch]
+    private var provisional: Int64 = 0
+
+    public init(policy: BatchPolicy = .defaults, open: [OpenBatch] = []) {
+        self.policy = policy
+        self.open = Dictionary(open.map { ($0.cameraId, $0) }, uniquingKeysWith: { _, last in last })
+    }
+
+    /// Takes a detection recorded at `recordedAt` (log time).
+    public mutating func receive(_ detection: DetectionRecorded, recordedAt: Date) -> [BatchOutput] {
+        guard detection.confidence >= policy.confidenceThreshold else { return [] }
+        if policy.isFastPath(detection) {
+            let id = nextProvisionalID()
+            let batchID = Self.batchID(camera: detection.cameraId, firstDetection: detection.id)
+            return [
+                .opened(
+                    SecurityEventOpened(
+                        id: id, cameraId: detection.cameraId, batchId: batchID, startedAt: detection.detectedAt,
+                        detectionIds: [detection.id], objectTypes: [detection.objectType], isFastPath: true)),
+                .closed(
+                    SecurityEventClosed(
+                        id: id, endedAt: detection.detectedAt, detectionIds: [detection.id],
+                        objectTypes: [detection.objectType])),
+            ]
+        }
+        var outputs: [BatchOutput] = []
+        if var batch = open[detection.cameraId] {
+            let expired =
+                detection.detectedAt >= batch.detectionDeadline(policy) || recordedAt >= batch.logDeadline(policy)
+            if !expired {
+                batch.detectionIds.append(detection.id)
+                if !batch.objectTypes.contains(detection.objectType) { batch.objectTypes.append(detection.objectType) }
+                batch.lastDetectionAt = max(batch.lastDetectionAt, detection.detectedAt)
+                batch.lastRecordedAt = max(batch.lastRecordedAt, recordedAt)
+                open[detection.cameraId] = batch
+                return []
+            }
+            outputs.append(.closed(batch.closed))
+        }
+        let batch = OpenBatch(
+            id: nextProvisionalID(), cameraId: detection.cameraId,
+            batchId: Self.batchID(camera: detection.cameraId, firstDetection: detection.id),
+            startedAt: detection.detectedAt, lastDetectionAt: detection.detectedAt,
+            openedRecordedAt: recordedAt, lastRecordedAt: recordedAt,
+            detectionIds: [detection.id], objectTypes: [detection.objectType])
+        open[detection.cameraId] = batch
+        outputs.append(
+            .opened(
+                SecurityEventOpened(
+                    id: batch.id, cameraId: batch.cameraId, batchId: batch.batchId, startedAt: batch.startedAt,
+                    detectionIds: batch.detectionIds, objectTypes: batch.objectTypes)))
+        return outputs
+    }
+
+    /// Closes every batch whose log deadline is at or before `now` (log time: the newest
+    /// recorded event, or the wall clock when the log is quiet). Ordered by camera id.
+    public mutating func advance(to now: Date) -> [BatchOutput] {
+        let due = open.values.filter { now >= $0.logDeadline(policy) }.sorted { $0.cameraId < $1.cameraId }
+        for batch in due { open[batch.cameraId] = nil }
+        return due.map { .closed($0.closed) }
+    }
+
+    /// Closes every open batch (a camera was removed).
+    public mutating func close(camera: String) -> [BatchOutput] {
+        guard let batch = open.removeValue(forKey: camera) else { return [] }
+        return [.closed(batch.closed)]
+    }
+
+    /// Replaces provisional ids (`-1, -2, …` in the order they were handed out) with
+    /// `ids[0], ids[1], …` in the open batches; apply the same to the outputs with
+    /// ``resolve(_:with:)``.
+    public mutating func assignIDs(_ ids: [Int64]) {
+        for (camera, batch) in open where batch.id < 0 {
+            open[camera]!.id = ids[Int(-batch.id) - 1]
+        }
+        provisional = 0
+    }
+
+    /// How many provisional ids were handed out since the last ``assignIDs(_:)``.
+    public var provisionalCount: Int { Int(provisional) }
+
+    public static func resolve(_ output: BatchOutput, with ids: [Int64]) -> BatchOutput {
+        let id = output.securityEventID
+        return id < 0 ? output.withID(ids[Int(-id) - 1]) : output
+    }
+
+    public static func batchID(camera: String, firstDetection: Int64) -> String { "\(camera)-\(firstDetection)" }
+
+    private mutating func nextProvisionalID() -> Int64 {
+        provisional += 1
+        return -provisional
+    }
+}
+
+/// Name-based UUIDs (version 8, RFC 9562's custom layout) from a stable 128-bit hash, for
+/// events that must get the same id each time they are decided.
+public enum DeterministicID {
+    public static func uuid(_ parts: String...) -> UUID {
+        let text = parts.joined(separator: "\u{1F}")
+        var high: UInt64 = 0xcbf2_9ce4_8422_2325
+        var low: UInt64 = 0x8422_2325_cbf2_9ce4
+        for byte in text.utf8 {
+            high = (high ^ UInt64(byte)) &* 0x100_0000_01b3
+            low = (low ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 0x9e37_79b9_7f4a_7c15
+        }
+        // Mix so that nearby inputs don't share prefixes.
+        high = splitmix(high ^ low)
+        low = splitmix(low &+ high)
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in 0..<8 {
+            bytes[index] = UInt8(truncatingIfNeeded: high >> (56 - 8 * index))
+            bytes[8 + index] = UInt8(truncatingIfNeeded: low >> (56 - 8 * index))
+        }
+        bytes[6] = (bytes[6] & 0x0f) | 0x80  // version 8
+        bytes[8] = (bytes[8] & 0x3f) | 0x80  // RFC variant
+        return UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
+    }
+
+    private static func splitmix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}

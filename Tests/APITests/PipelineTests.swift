@@ -1,0 +1,202 @@
+import API
+import Domain
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Pipeline
+import PostgresNIO
+import Projections
+import Redis
+import Testing
+
+/// Detections → batches → jobs on Redis → analyses, with the real aggregator, a real Redis
+/// and the built-in heuristic analyzer.
+@Suite struct PipelineTests {
+    /// Short batches so tests don't wait 30 s; each test has its own Redis keys.
+    static func configure(prefix: String, redis: Bool = true) -> @Sendable (inout ServerConfiguration) -> Void {
+        { configuration in
+            configuration.batchPolicy.idleTimeoutSeconds = 2
+            configuration.batchPolicy.windowSeconds = 60
+            if redis { configuration.redis = try? RedisSettings.fromEnvironment() }
+            configuration.redisPrefix = prefix
+            configuration.analyzerOptions = .init(maxAttempts: 3, poll: 0.2, redisRetry: .milliseconds(100))
+        }
+    }
+
+    static func prefix() -> String { "test-\(UUID().uuidString.prefix(8)):" }
+
+    static func redis() throws -> RedisClient {
+        RedisClient(settings: try #require(try RedisSettings.fromEnvironment()))
+    }
+
+    /// All security events (the read model), by id.
+    static func events(_ client: any TestClientProtocol) async throws -> [[String: Any]] {
+        try #require(try await client.getJSON("/api/events?limit=100")["events"] as? [[String: Any]])
+    }
+
+    static func closes(_ store: EventStore) async throws -> [(id: Int64, detections: [Int64])] {
+        let rows = try await store.client.query(
+            "SELECT data::text FROM events WHERE type = 'SecurityEventClosed' ORDER BY position", logger: store.logger)
+        var closes: [(Int64, [Int64])] = []
+        for try await data in rows.decode(String.self) {
+            let closed = try SecurityEventClosed.decode(data)
+            closes.append((closed.id, closed.detectionIds))
+        }
+        return closes
+    }
+
+    @Test func detectionsBecomeAnalyzedEventsThroughRedis() async throws {
+        let prefix = Self.prefix()
+        try await withApp(configure: Self.configure(prefix: prefix)) { store, client in
+            try await IngestAPITests.register(client, "porch")
+            try await IngestAPITests.register(client, "garage")
+            let batch =
+                "[\(IngestAPITests.detection(object: "car")), \(IngestAPITests.detection(object: "dog")), "
+                + "\(IngestAPITests.detection(camera: "garage", object: "bicycle"))]"
+            #expect(try await client.send(.post, "/api/detections/batch", json: batch).status == .created)
+            // A high-confidence person takes the fast path: an event of its own at once.
+            let fast = try await client.send(
+                .post, "/api/detections", json: IngestAPITests.detection(object: "person", confidence: 0.95))
+            #expect(fast.status == .created)
+
+            // Two batches (porch: car+dog, garage: bicycle) close after 2 s idle; with the fast
+            // path that is three events, all analyzed by the heuristic analyzer.
+            try await waitUntil("three analyzed events") {
+                let events = try await Self.events(client)
+                return events.count == 3 && events.allSatisfy { $0["risk_score"] is Int }
+            }
+            let events = try await Self.events(client)
+            let porch = try #require(
+                events.first { ($0["camera_id"] as? String) == "porch" && ($0["is_fast_path"] as? Bool) != true })
+            #expect(Set(porch["object_types"] as? [String] ?? []) == ["car", "dog"])
+            #expect(porch["risk_level"] is String)
+            #expect((porch["summary"] as? String)?.isEmpty == false)
+            let fastEvent = try #require(events.first { ($0["is_fast_path"] as? Bool) == true })
+            #expect(fastEvent["object_types"] as? [String] == ["person"])
+
+            // Reanalysis: a second analysis joins the history; the first stays.
+            let id = try #require(porch["id"] as? Int)
+            let requested = try await client.send(.post, "/api/events/\(id)/reanalyse")
+            #expect(requested.status == .accepted)
+            try await waitUntil("two analyses of event \(id)") {
+                try await client.getJSON("/api/events/\(id)/analyses")["count"] as? Int == 2
+            }
+            let history = try #require(
+                try await client.getJSON("/api/events/\(id)/analyses")["analyses"] as? [[String: Any]])
+            #expect(history.allSatisfy { $0["actor"] as? String == "heuristic-analyzer" })
+            #expect(try await client.send(.post, "/api/events/999999/reanalyse").status == .notFound)
+
+            // The queue is drained; nothing went to the dead letters.
+            let redis = try Self.redis()
+            defer { redis.shutdown() }
+            #expect(try await redis.llen(prefix + "analysis_queue") == 0)
+            #expect(try await redis.llen(prefix + "dlq:analysis_queue") == 0)
+            _ = try await redis.del([prefix + "analysis_queue", prefix + "analysis_queue:processing"])
+        }
+    }
+
+    @Test func aJobThatKeepsFailingGoesToTheDeadLetters() async throws {
+        let prefix = Self.prefix()
+        try await withApp(configure: Self.configure(prefix: prefix)) { store, client in
+            let redis = try Self.redis()
+            defer { redis.shutdown() }
+            // A job for an event that doesn't exist fails every time.
+            let job = AnalysisJob(
+                jobId: UUID(), eventId: 424_242, cameraId: "porch", reason: .batchClosed, startedAt: Date(),
+                endedAt: nil, detectionIds: [1], objectTypes: ["car"], enqueuedAt: Date())
+            _ = try await redis.lpush(prefix + "analysis_queue", [try job.encoded()])
+            try await waitUntil("the job is dead-lettered") {
+                try await redis.llen(prefix + "dlq:analysis_queue") == 1
+            }
+            let letter = try DeadLetter.decode(
+                try #require(try await redis.lrange(prefix + "dlq:analysis_queue", 0, 0).first))
+            let failed = try AnalysisJob.decode(letter.job)
+            #expect(failed.jobId == job.jobId)
+            #expect(failed.attempts == 3)
+            #expect(letter.error.contains("424242 does not exist"))
+            #expect(try await redis.llen(prefix + "analysis_queue") == 0)
+            #expect(try await redis.llen(prefix + "analysis_queue:processing") == 0)
+            _ = try await redis.del([prefix + "dlq:analysis_queue"])
+        }
+    }
+
+    /// The server stops with a batch open; detections keep arriving while it is down (written
+    /// straight to the log); a new server closes that batch once, with every detection.
+    @Test func restartInTheMiddleOfABatchLosesNothingAndClosesOnce() async throws {
+        try await withScratchDatabase { store, database in
+            let configure = Self.configure(prefix: Self.prefix(), redis: false)
+            // A long idle time, so a slow machine can't close the batch before the restart.
+            try await runApp(
+                on: database,
+                configure: {
+                    configure(&$0)
+                    $0.batchPolicy.idleTimeoutSeconds = 300
+                }
+            ) { client in
+                try await IngestAPITests.register(client, "porch")
+                for object in ["car", "dog"] {
+                    #expect(
+                        try await client.send(.post, "/api/detections", json: IngestAPITests.detection(object: object))
+                            .status == .created)
+                }
+                try await waitUntil("the batch is open") {
+                    let events = try await Self.events(client)
+                    return events.count == 1 && events[0]["ended_at"] is NSNull
+                }
+            }
+            // Down: one more detection for the open batch (within its idle time).
+            let more = DetectionRecorded(
+                id: 1000, cameraId: "porch", filePath: "/x.jpg", detectedAt: Date(), objectType: "cat",
+                confidence: 0.7, bboxX: 0, bboxY: 0, bboxWidth: 1, bboxHeight: 1)
+            try await store.append(
+                to: more.stream, events: [try NewEvent(more, metadata: EventMetadata(actor: "tests"))])
+
+            // The new server's clock is an hour later: its first heartbeat closes the batch.
+            let later: @Sendable () -> Date = { Date().addingTimeInterval(3600) }
+            try await runApp(
+                on: database,
+                configure: {
+                    configure(&$0)
+                    $0.batchPolicy.idleTimeoutSeconds = 300
+                    $0.batchClock = later
+                }
+            ) { client in
+                try await waitUntil("the batch closed") { try await Self.closes(store).count == 1 }
+                try await Task.sleep(for: .seconds(3))  // heartbeats go on: a second close would be there
+                let closes = try await Self.closes(store)
+                #expect(closes.count == 1)
+                #expect(closes.first?.detections.count == 3)
+                #expect(closes.first?.detections.last == 1000)
+                let events = try await Self.events(client)
+                #expect(events.count == 1)
+            }
+        }
+    }
+
+    @Test func analyzersPostResultsOnce() async throws {
+        try await withApp(configure: Self.configure(prefix: Self.prefix(), redis: false)) { store, client in
+            try await store.appendSynthetic(
+                SyntheticHistory(start: Date(timeIntervalSince1970: 1_795_000_000)), events: 0..<2)
+            try await client.waitForEvents(2)
+            let job = UUID().uuidString
+            let body =
+                #"{"risk_score": 91, "summary": "Person at the back door", "reasoning": "night", "model": "llava", "latency_ms": 1200, "job_id": "\#(job)"}"#
+            let first = try await client.send(.post, "/api/events/1/analysis", json: body)
+            #expect(first.status == .created)
+            #expect(try json(first)["risk_level"] as? String == "critical")
+            #expect(try await client.send(.post, "/api/events/1/analysis", json: body).status == .ok)
+            let event = try await client.getEventually("/api/events/1") { $0["risk_score"] as? Int == 91 }
+            #expect(event["risk_score"] as? Int == 91)
+            #expect(try await client.getJSON("/api/events/1/analyses")["count"] as? Int == 2)  // synthetic + this
+            let invalid = try await client.send(.post, "/api/events/1/analysis", json: #"{"risk_score": 101}"#)
+            #expect(invalid.status == .unprocessableContent)
+            let other = #"{"risk_score": 10, "summary": "Cat"}"#
+            #expect(try await client.send(.post, "/api/events/77/analysis", json: other).status == .notFound)
+            // A job's result belongs to the job's event.
+            #expect(try await client.send(.post, "/api/events/2/analysis", json: body).status == .conflict)
+        }
+    }
+}
