@@ -284,19 +284,7 @@ struct LineReport {
                         item.field("line", error.line)
                         item.array("detail") { detail in
                             for issue in error.issues {
-                                detail.object { entry in
-                                    entry.array("loc") { loc in
-                                        for part in issue.location {
-                                            if let index = Int(part) {
-                                                loc.raw(json: String(index))
-                                            } else {
-                                                loc.string(part)
-                                            }
-                                        }
-                                    }
-                                    entry.field("msg", issue.message)
-                                    entry.field("type", issue.type)
-                                }
+                                detail.object { issue.write(to: &$0) }
                             }
                         }
                     }

@@ -36,6 +36,18 @@ public struct ValidationError: HTTPResponseError, CustomStringConvertible {
             self.message = message
             self.type = type
         }
+
+        /// `{"loc", "msg", "type"}`; array indices in `loc` are numbers, as in FastAPI's
+        /// `["body", 0, "confidence"]`.
+        func write(to item: inout JSONWriter.ObjectWriter) {
+            item.array("loc") { loc in
+                for part in location {
+                    if let index = Int(part), index >= 0 { loc.raw(json: String(index)) } else { loc.string(part) }
+                }
+            }
+            item.field("msg", message)
+            item.field("type", type)
+        }
     }
 
     public var issues: [Issue]
@@ -56,16 +68,7 @@ public struct ValidationError: HTTPResponseError, CustomStringConvertible {
         body.object { object in
             object.array("detail") { array in
                 for issue in issues {
-                    array.object { item in
-                        item.array("loc") { loc in
-                            // Array indices are numbers, as in FastAPI's `["body", 0, "confidence"]`.
-                            for part in issue.location {
-                                if let index = Int(part), index >= 0 { loc.raw(json: part) } else { loc.string(part) }
-                            }
-                        }
-                        item.field("msg", issue.message)
-                        item.field("type", issue.type)
-                    }
+                    array.object { issue.write(to: &$0) }
                 }
             }
         }

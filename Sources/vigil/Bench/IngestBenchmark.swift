@@ -59,8 +59,9 @@ struct IngestBenchmark: AsyncParsableCommand {
                 configuration: .init(
                     connectionPool: .init(
                         idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)))
+            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await app.runService() }
+                group.addTask { try await services.run() }
                 let api = SimulatorAPI(http: http, base: "http://127.0.0.1:\(port)", key: nil)
                 try await Self.waitForServer(api)
                 let cameras = try await (0..<4).asyncMap { try await api.registerCamera(CameraScene.names[$0]) }
@@ -69,12 +70,16 @@ struct IngestBenchmark: AsyncParsableCommand {
                         + "one process over loopback HTTP, projections running, fsync on")
                 print("")
 
+                // Each phase starts with the projections caught up, so it doesn't pay for the last.
                 // Baseline: COPY of the same events into the same table.
                 let copy = try await Self.copyBaseline(store, cameras: cameras, count: bulk, chunk: lines)
+                try await Self.catchUp(store)
                 // NDJSON over HTTP, one request after the other.
                 let ndjson = try await Self.bulkOverHTTP(api, cameras: cameras, count: bulk, chunk: lines)
+                try await Self.catchUp(store)
                 // Concurrent single POSTs.
                 let singles = try await Self.singlePosts(api, cameras: cameras, count: single, concurrency: concurrency)
+                try await Self.catchUp(store)
                 printTable([copy, ndjson, singles], baseline: copy)
 
                 // POST → visible in GET /api/detections/{id}.
@@ -91,9 +96,21 @@ struct IngestBenchmark: AsyncParsableCommand {
                             + "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
                         sorted.count, percentile(0.5), percentile(0.9), percentile(0.99), percentile(1)))
                 try await http.shutdown()
-                group.cancelAll()
+                await services.triggerGracefulShutdown()
+                try await group.waitForAll()
             }
         }
+    }
+
+    /// Waits until every projection has applied the whole log.
+    static func catchUp(_ store: EventStore) async throws {
+        let start = ContinuousClock.now
+        while try await store.projectionStatuses().contains(where: { $0.lagEvents > 0 }) {
+            let seconds = start.duration(to: .now).seconds
+            FileHandle.standardError.write(Data("\rprojections catching up (\(Int(seconds)) s)".utf8))
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 
     static func freePort() throws -> Int {
