@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisTests",
-            dependencies: ["Redis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Redis", "VigilTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

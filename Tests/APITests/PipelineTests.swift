@@ -11,6 +11,7 @@ import PostgresNIO
 import Projections
 import Redis
 import Testing
+import VigilTesting
 
 /// Detections → batches → jobs on Redis → analyses, with the real aggregator, a real Redis
 /// and the built-in heuristic analyzer.
@@ -120,6 +121,38 @@ import Testing
             #expect(try await redis.llen(prefix + "analysis_queue") == 0)
             #expect(try await redis.llen(prefix + "analysis_queue:processing") == 0)
             _ = try await redis.del([prefix + "dlq:analysis_queue"])
+        }
+    }
+
+    /// Redis is down: batches still close; when it is back, their jobs are published and analyzed.
+    @Test func batchesCloseWhileRedisIsDownAndTheirJobsFollowWhenItIsBack() async throws {
+        let port = TestRedisServer.freePort()
+        let prefix = Self.prefix()
+        let configure = Self.configure(prefix: prefix)
+        try await withApp(configure: {
+            configure(&$0)
+            $0.redis = RedisSettings(host: "127.0.0.1", port: port)
+        }) { store, client in
+            try await IngestAPITests.register(client, "porch")
+            for object in ["car", "package"] {
+                let response = try await client.send(
+                    .post, "/api/detections", json: IngestAPITests.detection(object: object))
+                #expect(response.status == .created)
+            }
+            try await waitUntil("the batch closed without Redis") {
+                let events = try await Self.events(client)
+                return events.count == 1 && events[0]["ended_at"] is String
+            }
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await Self.events(client).first?["risk_score"] is NSNull)
+
+            let redis = try TestRedisServer(port: port)
+            defer { redis.stop() }
+            try await waitUntil("the job was published and analyzed") {
+                try await Self.events(client).first?["risk_score"] is Int
+            }
+            let id = try #require(try await Self.events(client).first?["id"] as? Int)
+            #expect(try await client.getJSON("/api/events/\(id)/analyses")["count"] as? Int == 1)
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Redis
 import Testing
+import VigilTesting
 
 /// Runs against the Redis of `tools/stack` (`source .data/stack.env`); every test works under a
 /// random key prefix and deletes its keys afterwards.

@@ -1,16 +1,17 @@
 import Foundation
-import Testing
 
 /// A private, throwaway `redis-server` (no persistence), for tests that stop and restart Redis
 /// without disturbing the shared one of `tools/stack`.
-struct TestRedisServer {
+public struct TestRedisServer: Sendable {
     private let process = Process()
 
-    init(port: Int) throws {
+    public init(port: Int) throws {
         let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
-        let executable = try #require(
-            paths.map { "\($0)/redis-server" }.first { FileManager.default.isExecutableFile(atPath: $0) },
-            "redis-server not found in PATH")
+        guard
+            let executable = paths.map({ "\($0)/redis-server" }).first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else { throw TestRedisServerError.notFound }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = [
             "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -23,19 +24,19 @@ struct TestRedisServer {
     /// Kills the server like a crash would. SIGKILL because a child spawned from a dispatch
     /// thread inherits its blocked signals, SIGTERM included; polling because `waitUntilExit()`
     /// spins on a thread without a run loop.
-    func stop() {
+    public func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         for _ in 0..<500 where process.isRunning { usleep(10_000) }
     }
 
     /// Freezes the server: it still accepts connections but answers nothing.
-    func pause() { kill(process.processIdentifier, SIGSTOP) }
+    public func pause() { kill(process.processIdentifier, SIGSTOP) }
 
-    func resume() { kill(process.processIdentifier, SIGCONT) }
+    public func resume() { kill(process.processIdentifier, SIGCONT) }
 
     /// A TCP port nothing listens on (it was free a moment ago).
-    static func freePort() -> Int {
+    public static func freePort() -> Int {
         #if os(Linux)
         let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -55,4 +56,8 @@ struct TestRedisServer {
         precondition(bound, "bind() failed")
         return Int(UInt16(bigEndian: address.sin_port))
     }
+}
+
+public enum TestRedisServerError: Error {
+    case notFound
 }
