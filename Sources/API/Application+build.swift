@@ -47,13 +47,14 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let store = EventStore(client: client, logger: logger)
     let notifier = LogNotifier(client: client, logger: logger)
     let appender = GroupCommitAppender(store: store)
-    let router = buildRouter(store: store, appender: appender, workerKey: configuration.workerKey)
     let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
     var projections = ReadModels.all
     let policy = configuration.batchPolicy
     projections.append(BatchAggregatorReactor(policy: { policy }, clock: configuration.batchClock))
     let queue = AnalysisQueue(prefix: configuration.redisPrefix)
     if let redis { projections.append(AnalysisPublisher(redis: redis, queue: queue)) }
+    let router = buildRouter(
+        store: store, appender: appender, projections: projections, workerKey: configuration.workerKey)
     var services: [any Service] = []
     if configuration.runProjections {
         services += projections.map {
@@ -77,13 +78,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     return app
 }
 
-func buildRouter(store: EventStore, appender: GroupCommitAppender, workerKey: String?) -> Router<BasicRequestContext> {
+func buildRouter(
+    store: EventStore, appender: GroupCommitAppender, projections: [any Projection], workerKey: String?
+) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(LogRequestsMiddleware(.debug))
     HealthController(store: store).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
-    ProjectionsController(store: store).addRoutes(to: router)
+    ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     CamerasController(store: store, appender: appender).addRoutes(to: router)
     DetectionsController(store: store, appender: appender, workerKey: workerKey).addRoutes(to: router)
     // Levels use the default thresholds until the severity issue makes them editable.

@@ -224,6 +224,8 @@ import VigilTesting
             #expect(try await client.getJSON("/api/events/1/analyses")["count"] as? Int == 2)  // synthetic + this
             let invalid = try await client.send(.post, "/api/events/1/analysis", json: #"{"risk_score": 101}"#)
             #expect(invalid.status == .unprocessableContent)
+            // A reactor's output is in the log: it is never rebuilt.
+            #expect(try await client.send(.post, "/api/projections/batch_aggregator/rebuild").status == .conflict)
             let other = #"{"risk_score": 10, "summary": "Cat"}"#
             #expect(try await client.send(.post, "/api/events/77/analysis", json: other).status == .notFound)
             // A job's result belongs to the job's event.

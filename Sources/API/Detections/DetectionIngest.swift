@@ -159,7 +159,7 @@ struct DetectionIngest<Context: RequestContext> {
         }
         if partial.readableBytes > 0 { try await handle(partial) }
         if !pending.isEmpty { try await appendLines(pending, request: request, metadata: metadata, report: &report) }
-        guard report.lines(lineNumber) > 0 else {
+        guard report.lines > 0 else {
             throw ValidationError(location: ["body"], message: "No detections in the body", type: "missing")
         }
         return report.response()
@@ -270,7 +270,8 @@ struct LineReport {
         if errors.count < Self.reportedErrors { errors.append((line, issues)) }
     }
 
-    func lines(_ read: Int) -> Int { accepted + alreadyStored + rejected }
+    /// Lines that held a detection, good or bad (blank lines don't count).
+    var lines: Int { accepted + alreadyStored + rejected }
 
     func response() -> Response {
         var writer = JSONWriter()

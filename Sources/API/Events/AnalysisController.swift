@@ -44,7 +44,7 @@ struct AnalysisController<Context: RequestContext> {
         let analyzed = SecurityEventAnalyzed(
             id: id, riskScore: score, summary: summary, reasoning: reasoning ?? "", model: model, latencyMs: latency)
         let eventID = job.map(AnalysisJob.analysisEventID) ?? UUID()
-        let result = try await append(analyzed, id: eventID, metadata: metadata)
+        let result = try await append(analyzed, id: eventID, request: request, metadata: metadata)
         let level = try await thresholds().level(score)
         var writer = JSONWriter()
         writer.object { object in
@@ -69,7 +69,7 @@ struct AnalysisController<Context: RequestContext> {
             try body.validate()
         }
         let eventID = UUID()
-        _ = try await append(ReanalysisRequested(id: id, reason: reason), id: eventID, metadata: EventMetadata(request))
+        try await append(ReanalysisRequested(id: id, reason: reason), id: eventID, request: request)
         var writer = JSONWriter()
         writer.object { object in
             object.field("event_id", id)
@@ -112,24 +112,20 @@ struct AnalysisController<Context: RequestContext> {
         return writer.response()
     }
 
-    /// Appends to an existing security event (404 if there is none) and waits for the
-    /// read model to show it.
-    private func append(_ event: some DomainEvent, id: UUID, metadata: EventMetadata) async throws -> AppendResult {
-        let result: AppendResult
+    /// Appends to an existing security event (404 if there is none) and waits for the read
+    /// model to show it.
+    @discardableResult
+    private func append(
+        _ event: some DomainEvent, id: UUID, request: Request, metadata: EventMetadata? = nil
+    ) async throws -> AppendResult {
+        let missing = APIError.notFound("Event \(event.stream.dropFirst("secevent-".count)) not found")
         do {
-            result = try await appender.append(
-                AppendRequest(
-                    stream: event.stream, events: [try NewEvent(event, id: id, metadata: metadata)],
-                    expected: .streamExists))
-        } catch AppendError.wrongExpectedVersion {
-            throw APIError.notFound("Event \(event.stream.dropFirst("secevent-".count)) not found")
+            return try await appender.appendCommand(
+                event, id: id, expected: .streamExists, request: request, metadata: metadata, store: store,
+                waitFor: ["security_events"], conflict: missing)
         } catch AppendError.duplicateEventID {
             throw APIError.conflict("This job's result was already recorded for another event")
         }
-        if let checkpoint = result.checkpoints.last {
-            try await store.waitForProjections(["security_events"], toReach: checkpoint)
-        }
-        return result
     }
 }
 

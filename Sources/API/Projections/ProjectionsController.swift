@@ -8,6 +8,8 @@ import Projections
 /// while a new generation is built), last error.
 struct ProjectionsController<Context: RequestContext> {
     let store: EventStore
+    /// What this server registers: the read models and the reactors.
+    let projections: [any Projection]
 
     func addRoutes(to router: Router<Context>) {
         router.get("/api/projections", use: list)
@@ -18,11 +20,16 @@ struct ProjectionsController<Context: RequestContext> {
     /// one has caught up and is swapped in. Asking again while one runs returns the same one.
     @Sendable func rebuild(_ request: Request, context: Context) async throws -> Response {
         let name = try context.parameters.require("name")
-        if ["batch_aggregator", "analysis_publisher"].contains(name) {
-            throw APIError.conflict(ProjectionError.reactorNotRebuildable(name).description)
+        guard let projection = projections.first(where: { $0.name == name }) else {
+            throw APIError.notFound("Projection \(name) not found")
         }
-        guard let projection = ReadModels.named(name) else { throw APIError.notFound("Projection \(name) not found") }
-        let generation = try await store.requestRebuild(of: projection)
+        let generation: Int32
+        do {
+            generation = try await store.requestRebuild(of: projection)
+        } catch let error as ProjectionError {
+            guard case .reactorNotRebuildable = error else { throw error }
+            throw APIError.conflict(error.description)
+        }
         var body = JSONWriter()
         body.object { object in
             object.field("name", name)
