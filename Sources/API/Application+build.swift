@@ -27,8 +27,10 @@ public struct ServerConfiguration: Sendable {
     /// off when an external (LLM) worker takes the jobs.
     public var runHeuristicAnalyzer = true
     public var analyzerOptions = HeuristicAnalyzerWorker.Options()
-    /// How detections are grouped (issue: from system config; for now from the environment).
-    public var batchPolicy = BatchPolicy.defaults
+    /// The configuration and severity thresholds before anyone changes them through the API
+    /// (`PATCH /api/system/config`, `PUT /api/system/severity`): the seeds' defaults, with the
+    /// batch window and idle time from the environment.
+    public var settings = SystemSettings.defaults
     /// The batch aggregator's wall clock (tests move it forward).
     public var batchClock: @Sendable () -> Date = { Date() }
     /// The key workers present in `X-API-Key` to post detections and analyses; nil: open.
@@ -49,12 +51,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let appender = GroupCommitAppender(store: store)
     let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
     var projections = ReadModels.all
-    let policy = configuration.batchPolicy
-    projections.append(BatchAggregatorReactor(policy: { policy }, clock: configuration.batchClock))
+    projections.append(BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
     let queue = AnalysisQueue(prefix: configuration.redisPrefix)
     if let redis { projections.append(AnalysisPublisher(redis: redis, queue: queue)) }
+    let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
     let router = buildRouter(
-        store: store, appender: appender, projections: projections, workerKey: configuration.workerKey)
+        store: store, appender: appender, projections: projections, settings: settings,
+        workerKey: configuration.workerKey, redis: redis, redisPrefix: configuration.redisPrefix)
     var services: [any Service] = []
     if configuration.runProjections {
         services += projections.map {
@@ -63,7 +66,9 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     if let redis, configuration.runHeuristicAnalyzer {
         services.append(
-            HeuristicAnalyzerWorker(redis: redis, queue: queue, store: store, options: configuration.analyzerOptions))
+            HeuristicAnalyzerWorker(
+                redis: redis, queue: queue, store: store, options: configuration.analyzerOptions,
+                settings: { try await settings.current() }))
     }
     let registered = projections
     var app = Application(
@@ -79,7 +84,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 }
 
 func buildRouter(
-    store: EventStore, appender: GroupCommitAppender, projections: [any Projection], workerKey: String?
+    store: EventStore, appender: GroupCommitAppender, projections: [any Projection], settings: SystemSettingsReader,
+    workerKey: String?, redis: RedisClient?, redisPrefix: String
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
@@ -89,10 +95,12 @@ func buildRouter(
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     CamerasController(store: store, appender: appender).addRoutes(to: router)
     DetectionsController(store: store, appender: appender, workerKey: workerKey).addRoutes(to: router)
-    // Levels use the default thresholds until the severity issue makes them editable.
-    let thresholds: @Sendable () async throws -> SeverityThresholds = { .defaults }
+    // Every level shown is derived from the score under the thresholds in force when it is read.
+    let thresholds: @Sendable () async throws -> SeverityThresholds = { try await settings.current().thresholds }
     EventsController(store: store, appender: appender, thresholds: thresholds).addRoutes(to: router)
     AnalysisController(store: store, appender: appender, workerKey: workerKey, thresholds: thresholds)
         .addRoutes(to: router)
+    SystemController(store: store, appender: appender, settings: settings).addRoutes(to: router)
+    AnalyticsController(store: store, settings: settings, redis: redis, redisPrefix: redisPrefix).addRoutes(to: router)
     return router
 }

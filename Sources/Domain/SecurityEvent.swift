@@ -172,5 +172,6 @@ public enum EventCatalog {
         DetectionRecorded.self,
         SecurityEventOpened.self, SecurityEventClosed.self, SecurityEventAnalyzed.self, SecurityEventReviewed.self,
         ReanalysisRequested.self,
+        SystemConfigChanged.self, SeverityThresholdsChanged.self,
     ]
 }

@@ -18,28 +18,32 @@ import Projections
 /// (``EventMetadata/imported``: demo data, a bulk import) is skipped: its batches are in the log.
 public struct BatchAggregatorReactor: Projection {
     public let name = "batch_aggregator"
-    public let filter = LogFilter(types: [DetectionRecorded.type, CameraRemoved.type])
+    public let filter = LogFilter(types: [DetectionRecorded.type, CameraRemoved.type, SystemConfigChanged.type])
     public let heartbeat: Duration?
     public var isReactor: Bool { true }
 
-    let policy: @Sendable () async throws -> BatchPolicy
+    /// The configuration before any `SystemConfigChanged` (the server's defaults).
+    let defaults: SystemConfig
     let clock: @Sendable () -> Date
 
     public init(
         heartbeat: Duration = .seconds(1),
-        policy: @escaping @Sendable () async throws -> BatchPolicy = { .defaults },
+        defaults: SystemConfig = .defaults,
         clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.heartbeat = heartbeat
-        self.policy = policy
+        self.defaults = defaults
         self.clock = clock
     }
 
     static let metadata = EventMetadata(actor: "batch-aggregator")
 
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        var configValues = try await Self.loadConfigValues(on: connection, logger: logger)
+        let configBefore = configValues
         var aggregator = BatchAggregator(
-            policy: try await policy(), open: try await Self.loadOpenBatches(on: connection, logger: logger))
+            policy: defaults.applying(configValues).batchPolicy,
+            open: try await Self.loadOpenBatches(on: connection, logger: logger))
         let before = aggregator.open
         var outputs: [BatchOutput] = []
         var causes: [BatchOutput: UUID] = [:]
@@ -50,6 +54,12 @@ public struct BatchAggregatorReactor: Projection {
                 decided = aggregator.receive(try DetectionRecorded.decode(event.data), recordedAt: event.recordedAt)
             case CameraRemoved.type:
                 decided = aggregator.close(camera: try CameraRemoved.decode(event.data).id)
+            case SystemConfigChanged.type:
+                // From here on, the new window, idle time, confidence and fast path apply
+                // (open batches close by the new deadlines at the next detection or heartbeat).
+                configValues.merge(try SystemSettings.values(of: event.type, data: event.data)) { $1 }
+                aggregator.policy = defaults.applying(configValues).batchPolicy
+                continue
             default:
                 continue
             }
@@ -64,6 +74,25 @@ public struct BatchAggregatorReactor: Projection {
         let resolved = outputs.map { (BatchAggregator.resolve($0, with: ids), causes[$0]) }
         try await append(resolved, on: connection, logger: logger)
         if aggregator.open != before { try await Self.save(aggregator.open, on: connection, logger: logger) }
+        if configValues != configBefore {
+            let json = String(decoding: try JSONEncoder().encode(JSONValue.object(configValues)), as: UTF8.self)
+            try await connection.query(
+                """
+                INSERT INTO config_values (config_values) VALUES (\(json)::jsonb)
+                ON CONFLICT (only_row) DO UPDATE SET config_values = excluded.config_values
+                """, logger: logger)
+        }
+    }
+
+    static func loadConfigValues(on connection: PostgresConnection, logger: Logger) async throws -> [String: JSONValue]
+    {
+        let rows = try await connection.query("SELECT config_values::text FROM config_values", logger: logger)
+        for try await json in rows.decode(String.self) {
+            if case .object(let values) = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) {
+                return values
+            }
+        }
+        return [:]
     }
 
     private func append(

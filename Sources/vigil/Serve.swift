@@ -37,10 +37,10 @@ struct Serve: AsyncParsableCommand {
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
-            configuration.batchPolicy.windowSeconds = window
+            configuration.settings.config.batchWindowSeconds = window
         }
         if let idle = Environment.string("VIGIL_BATCH_IDLE_TIMEOUT_SECONDS").flatMap({ Int($0) }) {
-            configuration.batchPolicy.idleTimeoutSeconds = idle
+            configuration.settings.config.batchIdleTimeoutSeconds = idle
         }
         let app = buildApplication(configuration, logger: logger)
         try await app.runService()

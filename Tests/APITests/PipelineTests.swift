@@ -19,8 +19,8 @@ import VigilTesting
     /// Short batches so tests don't wait 30 s; each test has its own Redis keys.
     static func configure(prefix: String, redis: Bool = true) -> @Sendable (inout ServerConfiguration) -> Void {
         { configuration in
-            configuration.batchPolicy.idleTimeoutSeconds = 2
-            configuration.batchPolicy.windowSeconds = 60
+            configuration.settings.config.batchIdleTimeoutSeconds = 2
+            configuration.settings.config.batchWindowSeconds = 60
             if redis { configuration.redis = try? RedisSettings.fromEnvironment() }
             configuration.redisPrefix = prefix
             configuration.analyzerOptions = .init(maxAttempts: 3, poll: 0.2, redisRetry: .milliseconds(100))
@@ -164,7 +164,7 @@ import VigilTesting
                 on: database,
                 configure: {
                     configure(&$0)
-                    $0.batchPolicy.idleTimeoutSeconds = 300
+                    $0.settings.config.batchIdleTimeoutSeconds = 300
                 }
             ) { client in
                 try await IngestAPITests.register(client, "porch")
@@ -191,7 +191,7 @@ import VigilTesting
                 on: database,
                 configure: {
                     configure(&$0)
-                    $0.batchPolicy.idleTimeoutSeconds = 300
+                    $0.settings.config.batchIdleTimeoutSeconds = 300
                     $0.batchClock = later
                 }
             ) { client in

@@ -33,6 +33,14 @@ enum Samples {
         SecurityEventReviewed(id: 7, reviewed: nil, notes: "Delivery driver"),
         ReanalysisRequested(id: 7, reason: "new prompt"),
         ReanalysisRequested(id: 7),
+        SystemConfigChanged(changes: [
+            "retention_days": .init(from: .number(30), to: .number(14)),
+            "detection_confidence_threshold": .init(from: .number(0.5), to: .number(0.65)),
+            "fast_path_object_types": .init(
+                from: .array([.string("person")]), to: .array([.string("person"), .string("car")])),
+        ]),
+        SeverityThresholdsChanged(
+            SeverityThresholds(lowMax: 20, mediumMax: 45, highMax: 70), previous: .defaults),
     ]
 
     static func json(_ events: [(type: String, version: Int32, data: String)]) -> String {

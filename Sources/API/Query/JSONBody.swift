@@ -111,6 +111,40 @@ struct JSONBody {
         return nil
     }
 
+    /// The body's field names.
+    var names: [String] { Array(object.keys) }
+
+    /// A list of `count` strings of `length` characters each (an issue names the bad item's index).
+    mutating func stringList(_ name: String, count: ClosedRange<Int>, length: ClosedRange<Int>) -> [String]? {
+        guard has(name) else { return nil }
+        guard case .array(let items) = object[name] else {
+            fail(name, "Input should be a valid list", "list_type")
+            return nil
+        }
+        if items.count < count.lowerBound {
+            fail(name, "List should have at least \(count.lowerBound) item after validation", "too_short")
+            return nil
+        }
+        if items.count > count.upperBound {
+            fail(name, "List should have at most \(count.upperBound) items after validation", "too_long")
+            return nil
+        }
+        var values: [String] = []
+        for (index, item) in items.enumerated() {
+            var element = JSONBody(object: ["item": item], location: location + [name])
+            if let value = element.string("item", required: true, length: length) {
+                values.append(value)
+            } else {
+                issues += element.issues.map { issue in
+                    var issue = issue
+                    issue.location = location + [name, String(index)]
+                    return issue
+                }
+            }
+        }
+        return values.count == items.count ? values : nil
+    }
+
     /// A JSON object, as it is.
     mutating func object(_ name: String) -> [String: JSONValue]? {
         guard has(name) else { return nil }

@@ -141,7 +141,7 @@ public struct SecurityEventsProjection: Projection {
 /// The read models `vigil serve` keeps up to date, by name.
 public enum ReadModels {
     public static let all: [any Projection] = [
-        CamerasProjection(), DetectionsProjection(), SecurityEventsProjection(),
+        CamerasProjection(), DetectionsProjection(), SecurityEventsProjection(), AnalyticsProjection(),
     ]
 
     public static func named(_ name: String) -> (any Projection)? { all.first { $0.name == name } }

@@ -1,0 +1,280 @@
+import Domain
+import EventStore
+import Foundation
+import Hummingbird
+import PostgresNIO
+import Projections
+
+/// `/api/system/config` and `/api/system/severity`: the settings people change at run time.
+///
+/// Changes are decided against the `config-system` stream, folded over the server's defaults,
+/// and appended with that stream's version as the expected one (two concurrent changes can't
+/// both win on stale values). Reads fold the same stream (``SystemSettingsReader``), so once a
+/// change has answered, every read on every instance uses the new values.
+struct SystemController<Context: RequestContext> {
+    let store: EventStore
+    let appender: GroupCommitAppender
+    let settings: SystemSettingsReader
+
+    var client: PostgresClient { store.client }
+    var logger: Logger { store.logger }
+
+    func addRoutes(to router: Router<Context>) {
+        let system = router.group("/api/system")
+        system.get("config", use: config)
+        system.patch("config", use: updateConfig)
+        system.get("severity", use: severity)
+        system.put("severity", use: updateSeverity)
+        system.get("severity/preview", use: preview)
+    }
+
+    // MARK: Configuration
+
+    @Sendable func config(_ request: Request, context: Context) async throws -> Response {
+        Self.configResponse(try await settings.current().config)
+    }
+
+    /// Any subset of the editable fields; `app_name` and `version` are accepted and ignored
+    /// (a client may send back what it read), any other field is a 422.
+    @Sendable func updateConfig(_ request: Request, context: Context) async throws -> Response {
+        var body = try await JSONBody.parse(request, context: context)
+        let readOnly: Set = ["app_name", "version"]
+        for name in body.names.sorted() where !readOnly.contains(name) && !SystemConfig.editableFields.contains(name) {
+            body.fail(name, "Extra inputs are not permitted", "extra_forbidden")
+        }
+        let retention = body.integer("retention_days", in: 1...365)
+        let window = body.integer("batch_window_seconds", in: 1...86_400)
+        let idle = body.integer("batch_idle_timeout_seconds", in: 1...86_400)
+        let confidence = body.number("detection_confidence_threshold", in: 0...1)
+        let fastPathConfidence = body.number("fast_path_confidence_threshold", in: 0...1)
+        let fastPathTypes = body.stringList("fast_path_object_types", count: 0...50, length: 1...50)
+        try body.validate()
+
+        let (current, version) = try await settings.load()
+        var next = current.config
+        if let retention { next.retentionDays = retention }
+        if let window { next.batchWindowSeconds = window }
+        if let idle { next.batchIdleTimeoutSeconds = idle }
+        if let confidence { next.detectionConfidenceThreshold = confidence }
+        if let fastPathConfidence { next.fastPathConfidenceThreshold = fastPathConfidence }
+        if let fastPathTypes {
+            // Order kept, repeats dropped.
+            var seen = Set<String>()
+            next.fastPathObjectTypes = fastPathTypes.filter { seen.insert($0).inserted }
+        }
+        let changes = current.config.changes(to: next)
+        if !changes.isEmpty {
+            try await append(SystemConfigChanged(changes: changes), version: version, request: request)
+        }
+        return Self.configResponse(next)
+    }
+
+    static func configResponse(_ config: SystemConfig) -> Response {
+        let fields = config.fields
+        var body = JSONWriter()
+        body.object { object in
+            for name in ["app_name", "version"] + SystemConfig.editableFields {
+                object.raw(name, json: Self.json(fields[name] ?? .null))
+            }
+        }
+        return body.response()
+    }
+
+    private static func json(_ value: JSONValue) -> String {
+        String(decoding: (try? JSONEncoder().encode(value)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    // MARK: Severity
+
+    @Sendable func severity(_ request: Request, context: Context) async throws -> Response {
+        Self.severityResponse(try await settings.current().thresholds)
+    }
+
+    @Sendable func updateSeverity(_ request: Request, context: Context) async throws -> Response {
+        var body = try await JSONBody.parse(request, context: context)
+        let lowMax = body.integer("low_max", required: true, in: 0...100)
+        let mediumMax = body.integer("medium_max", required: true, in: 0...100)
+        let highMax = body.integer("high_max", required: true, in: 0...100)
+        try body.validate()
+        guard let lowMax, let mediumMax, let highMax else { return Response(status: .unprocessableContent) }
+        let thresholds = try Self.ordered(SeverityThresholds(lowMax: lowMax, mediumMax: mediumMax, highMax: highMax))
+
+        let (current, version) = try await settings.load()
+        if thresholds != current.thresholds {
+            try await append(
+                SeverityThresholdsChanged(thresholds, previous: current.thresholds), version: version,
+                request: request)
+        }
+        return Self.severityResponse(thresholds)
+    }
+
+    static func ordered(_ thresholds: SeverityThresholds) throws -> SeverityThresholds {
+        guard thresholds.isValid else {
+            throw APIError.badRequest("Thresholds must be strictly ordered: low_max < medium_max < high_max")
+        }
+        return thresholds
+    }
+
+    static var levels: [(level: RiskLevel, label: String, description: String, color: String, priority: Int)] {
+        [
+            (.low, "Low", "Routine activity; nothing to do", "#22c55e", 3),
+            (.medium, "Medium", "Unusual activity worth a look", "#eab308", 2),
+            (.high, "High", "Suspicious activity; review soon", "#f97316", 1),
+            (.critical, "Critical", "Likely threat; act now", "#ef4444", 0),
+        ]
+    }
+
+    /// `{definitions: [{severity, label, description, color, priority, min_score, max_score}],
+    /// thresholds}`; a level with no scores (critical when `high_max` is 100) has null bounds.
+    static func severityResponse(_ thresholds: SeverityThresholds) -> Response {
+        var body = JSONWriter()
+        body.object { object in
+            object.array("definitions") { definitions in
+                for level in levels {
+                    definitions.object { item in
+                        item.field("severity", level.level.rawValue)
+                        item.field("label", level.label)
+                        item.field("description", level.description)
+                        item.field("color", level.color)
+                        item.field("priority", level.priority)
+                        let scores = thresholds.scores(of: level.level)
+                        item.field("min_score", scores.map { Int64($0.lowerBound) })
+                        item.field("max_score", scores.map { Int64($0.upperBound) })
+                    }
+                }
+            }
+            object.object("thresholds") { thresholds.write(to: &$0) }
+        }
+        return body.response()
+    }
+
+    // MARK: What-if
+
+    /// `GET /api/system/severity/preview?low_max=&medium_max=&high_max=` (an absent one keeps
+    /// its value in force): per level, how many analyzed events it holds now and would hold
+    /// under the proposal, how many events would change level (by transition and per camera).
+    /// Computed over all history from the analytics read model's per-camera score histogram
+    /// (at most 101 rows per camera), so it costs the same for a thousand events or a billion.
+    @Sendable func preview(_ request: Request, context: Context) async throws -> Response {
+        let query = QueryParameters(request)
+        let current = try await settings.current().thresholds
+        let proposed = try Self.ordered(
+            SeverityThresholds(
+                lowMax: try query.integer("low_max", default: current.lowMax, in: 0...100),
+                mediumMax: try query.integer("medium_max", default: current.mediumMax, in: 0...100),
+                highMax: try query.integer("high_max", default: current.highMax, in: 0...100)))
+
+        let rows = try await client.query(
+            """
+            SELECT s.camera_id, coalesce(c.name, s.camera_id), s.score, s.events
+            FROM analytics_score_totals s LEFT JOIN cameras c ON c.id = s.camera_id
+            WHERE s.events > 0
+            ORDER BY 2, 1, 3
+            """, logger: logger)
+        var preview = SeverityPreview(current: current, proposed: proposed)
+        for try await (camera, name, score, events) in rows.decode((String, String, Int16, Int64).self) {
+            preview.add(camera: camera, name: name, score: Int(score), events: Int(events))
+        }
+        var body = JSONWriter()
+        body.object { preview.write(to: &$0) }
+        return body.response()
+    }
+
+    // MARK: Commands
+
+    private func append(_ event: some DomainEvent, version: Int64, request: Request) async throws {
+        try await appender.appendCommand(
+            event, expected: version == 0 ? .noStream : .exact(version), request: request, store: store,
+            waitFor: [],
+            conflict: APIError(.conflict, "System settings were changed by another request; retry"))
+    }
+}
+
+/// Counts per level under the thresholds in force and under proposed ones.
+struct SeverityPreview {
+    struct Counts {
+        var current: [RiskLevel: Int] = [:]
+        var proposed: [RiskLevel: Int] = [:]
+        var total = 0
+        var changed = 0
+    }
+
+    let current: SeverityThresholds
+    let proposed: SeverityThresholds
+    var all = Counts()
+    var cameras: [(id: String, name: String, counts: Counts)] = []
+    var transitions: [RiskLevel: [RiskLevel: Int]] = [:]
+
+    init(current: SeverityThresholds, proposed: SeverityThresholds) {
+        self.current = current
+        self.proposed = proposed
+    }
+
+    /// Adds `events` events of `camera` scored `score` (rows of one camera come together).
+    mutating func add(camera: String, name: String, score: Int, events: Int) {
+        if cameras.last?.id != camera { cameras.append((camera, name, Counts())) }
+        let from = current.level(score)
+        let to = proposed.level(score)
+        func count(_ counts: inout Counts) {
+            counts.current[from, default: 0] += events
+            counts.proposed[to, default: 0] += events
+            counts.total += events
+            if from != to { counts.changed += events }
+        }
+        count(&all)
+        count(&cameras[cameras.count - 1].counts)
+        if from != to { transitions[from, default: [:]][to, default: 0] += events }
+    }
+
+    func write(to object: inout JSONWriter.ObjectWriter) {
+        object.object("current") { current.write(to: &$0) }
+        object.object("proposed") { proposed.write(to: &$0) }
+        Self.write(all, to: &object)
+        object.array("transitions") { array in
+            for from in RiskLevel.allCases {
+                for to in RiskLevel.allCases {
+                    guard let count = transitions[from]?[to] else { continue }
+                    array.object { item in
+                        item.field("from", from.rawValue)
+                        item.field("to", to.rawValue)
+                        item.field("count", count)
+                    }
+                }
+            }
+        }
+        object.array("cameras") { array in
+            for camera in cameras {
+                array.object { item in
+                    item.field("camera_id", camera.id)
+                    item.field("camera_name", camera.name)
+                    Self.write(camera.counts, to: &item)
+                }
+            }
+        }
+    }
+
+    /// `total_events`, `changed_events`, `levels: {low: {current, proposed, difference}, …}`.
+    private static func write(_ counts: Counts, to object: inout JSONWriter.ObjectWriter) {
+        object.field("total_events", counts.total)
+        object.field("changed_events", counts.changed)
+        object.object("levels") { levels in
+            for level in RiskLevel.allCases {
+                let (now, then) = (counts.current[level] ?? 0, counts.proposed[level] ?? 0)
+                levels.object(level.rawValue) { item in
+                    item.field("current", now)
+                    item.field("proposed", then)
+                    item.field("difference", then - now)
+                }
+            }
+        }
+    }
+}
+
+extension SeverityThresholds {
+    /// `low_max`, `medium_max`, `high_max`.
+    func write(to object: inout JSONWriter.ObjectWriter) {
+        object.field("low_max", lowMax)
+        object.field("medium_max", mediumMax)
+        object.field("high_max", highMax)
+    }
+}

@@ -1,0 +1,106 @@
+import Domain
+import EventStore
+import Logging
+import PostgresNIO
+
+/// `analytics`: the facts behind `/api/analytics/*` and the severity preview, by UTC day —
+/// detections per camera and object type, and risk-score histograms (per camera and score, per
+/// day and over all history). Levels are not stored: they come out of the histograms at query
+/// time under whatever thresholds are asked for, so a threshold change shows at once.
+///
+/// Each security event's current score is kept (`analytics_events`), so a new analysis of an
+/// event moves it from its old score to the new one in the histograms.
+public struct AnalyticsProjection: Projection {
+    public let name = "analytics"
+    public let filter = LogFilter(types: [
+        DetectionRecorded.type, SecurityEventOpened.type, SecurityEventAnalyzed.type, CameraRemoved.type,
+    ])
+
+    public init() {}
+
+    public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        // Between camera removals, detections commute with the rest, and an event is opened
+        // before it is analyzed: so opens are applied before analyses.
+        for segment in EventRun.segments(events, barriers: [CameraRemoved.type]) {
+            switch segment {
+            case .barrier(let removals):
+                for table in ["analytics_detections", "analytics_events", "analytics_scores", "analytics_score_totals"]
+                {
+                    try await run(
+                        """
+                        DELETE FROM \(table)
+                        WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)))
+                        """, removals, on: connection, logger: logger)
+                }
+            case .group(let runs):
+                if let detections = runs[DetectionRecorded.type] {
+                    try await run(Self.countDetections, detections, on: connection, logger: logger)
+                }
+                if let opened = runs[SecurityEventOpened.type] {
+                    try await run(Self.insertEvents, opened, on: connection, logger: logger)
+                }
+                if let analyzed = runs[SecurityEventAnalyzed.type] {
+                    try await run(Self.moveScores, analyzed, on: connection, logger: logger)
+                }
+            }
+        }
+    }
+
+    static let countDetections = """
+        INSERT INTO analytics_detections (day, camera_id, object_type, detections)
+        SELECT ((data->>'detected_at')::timestamptz AT TIME ZONE 'UTC')::date, data->>'camera_id',
+               data->>'object_type', count(*)
+        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        GROUP BY 1, 2, 3
+        ON CONFLICT (day, camera_id, object_type) DO UPDATE
+            SET detections = analytics_detections.detections + excluded.detections
+        """
+
+    static let insertEvents = """
+        INSERT INTO analytics_events (id, camera_id, day)
+        SELECT (data->>'id')::bigint, data->>'camera_id', ((data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date
+        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        ON CONFLICT (id) DO NOTHING
+        """
+
+    /// Each analyzed event's newest score in the run replaces its current one: −1 at the old
+    /// score (if it had one), +1 at the new, summed per day, camera and score. Analyses of events
+    /// this read model doesn't have (their camera was removed) change nothing.
+    static let moveScores = """
+        WITH latest AS (\(SecurityEventsProjection.lastPerID)),
+        changed AS (
+            SELECT e.id, e.camera_id, e.day, e.score AS old, (l.data->>'risk_score')::smallint AS new
+            FROM analytics_events e JOIN latest l USING (id)
+            WHERE e.score IS DISTINCT FROM (l.data->>'risk_score')::smallint
+        ),
+        updated AS (
+            UPDATE analytics_events e SET score = c.new FROM changed c WHERE e.id = c.id
+        ),
+        deltas AS (
+            SELECT day, camera_id, score, sum(delta) AS delta
+            FROM (
+                SELECT day, camera_id, old AS score, -1 AS delta FROM changed WHERE old IS NOT NULL
+                UNION ALL
+                SELECT day, camera_id, new, 1 FROM changed
+            ) d
+            GROUP BY 1, 2, 3
+            HAVING sum(delta) <> 0
+        ),
+        days AS (
+            INSERT INTO analytics_scores (day, camera_id, score, events)
+            SELECT day, camera_id, score, delta FROM deltas
+            ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
+        )
+        INSERT INTO analytics_score_totals (camera_id, score, events)
+        SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
+        ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+        """
+
+    /// Runs `sql` with a run's data as `$1` and its positions as `$2`.
+    private func run(_ sql: String, _ run: EventRun, on connection: PostgresConnection, logger: Logger) async throws {
+        var binds = PostgresBindings()
+        binds.append(run.data)
+        binds.append(run.positions)
+        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+    }
+}

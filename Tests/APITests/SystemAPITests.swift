@@ -1,0 +1,288 @@
+import API
+import Domain
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import PostgresNIO
+import Projections
+import Testing
+
+/// `/api/system/severity` (+ preview) and `/api/system/config`, through the real router.
+@Suite struct SystemAPITests {
+    static let start = Date(timeIntervalSince1970: 1_780_000_000)  // 2026-05-28
+
+    /// The synthetic history's events: id, camera and score.
+    static func scored(_ history: SyntheticHistory, _ count: Int) -> [(id: Int, camera: String, score: Int)] {
+        (0..<count).map { n in
+            let events = history.securityEvent(n, id: Int64(n + 1), firstDetectionID: Int64(n + 1))
+            let analyzed = events.compactMap { $0 as? SecurityEventAnalyzed }[0]
+            let opened = events.compactMap { $0 as? SecurityEventOpened }[0]
+            return (n + 1, opened.cameraId, analyzed.riskScore)
+        }
+    }
+
+    static func levels(_ scores: [Int], _ thresholds: SeverityThresholds) -> [String: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: RiskLevel.allCases.map { ($0.rawValue, 0) })
+        for score in scores { counts[thresholds.level(score).rawValue, default: 0] += 1 }
+        return counts
+    }
+
+    @Test(
+        "A threshold change re-classifies history at once in the list filter, stats and risk-history, as the preview said"
+    )
+    func thresholdChange() async throws {
+        try await withApp { store, client in
+            // 3 hours apart: 150 events over about 19 days.
+            let history = SyntheticHistory(start: Self.start, spacing: 3 * 3600)
+            try await store.appendSynthetic(history, events: 0..<150)
+            let events = Self.scored(history, 150)
+            let range = "start_date=2026-05-27&end_date=2026-06-20"
+            try await client.waitForEvents(150)
+            try await waitUntil("analytics has every event") {
+                let body = try await client.getJSON("/api/analytics/risk-score-distribution?\(range)")
+                return body["total_events"] as? Int == 150
+            }
+
+            // Defaults.
+            let severity = try await client.getJSON("/api/system/severity")
+            #expect(severity["thresholds"] as? [String: Int] == ["low_max": 29, "medium_max": 59, "high_max": 84])
+            let definitions = try #require(severity["definitions"] as? [[String: Any]])
+            #expect(definitions.map { $0["severity"] as? String } == ["low", "medium", "high", "critical"])
+            #expect(definitions.map { $0["min_score"] as? Int } == [0, 30, 60, 85])
+            #expect(definitions.map { $0["max_score"] as? Int } == [29, 59, 84, 100])
+            #expect(definitions.map { $0["color"] as? String } == ["#22c55e", "#eab308", "#f97316", "#ef4444"])
+            #expect(definitions.map { $0["priority"] as? Int } == [3, 2, 1, 0])
+
+            // The preview, checked against the scores themselves.
+            let proposed = SeverityThresholds(lowMax: 20, mediumMax: 45, highMax: 70)
+            let scores = events.map(\.score)
+            let before = Self.levels(scores, .defaults)
+            let after = Self.levels(scores, proposed)
+            let changed = scores.filter { SeverityThresholds.defaults.level($0) != proposed.level($0) }.count
+            #expect(changed > 0)
+            let preview = try await client.getJSON("/api/system/severity/preview?low_max=20&medium_max=45&high_max=70")
+            #expect(preview["total_events"] as? Int == 150)
+            #expect(preview["changed_events"] as? Int == changed)
+            let previewLevels = try #require(preview["levels"] as? [String: [String: Int]])
+            for level in RiskLevel.allCases.map(\.rawValue) {
+                #expect(previewLevels[level]?["current"] == before[level], "\(level)")
+                #expect(previewLevels[level]?["proposed"] == after[level], "\(level)")
+                #expect(previewLevels[level]?["difference"] == (after[level] ?? 0) - (before[level] ?? 0))
+            }
+            let transitions = try #require(preview["transitions"] as? [[String: Any]])
+            #expect(transitions.reduce(0) { $0 + ($1["count"] as? Int ?? 0) } == changed)
+            let cameras = try #require(preview["cameras"] as? [[String: Any]])
+            for camera in cameras {
+                let id = try #require(camera["camera_id"] as? String)
+                let own = events.filter { $0.camera == id }.map(\.score)
+                #expect(camera["total_events"] as? Int == own.count)
+                #expect(
+                    camera["changed_events"] as? Int
+                        == own.filter { SeverityThresholds.defaults.level($0) != proposed.level($0) }.count)
+            }
+            #expect(cameras.reduce(0) { $0 + ($1["total_events"] as? Int ?? 0) } == 150)
+            // Omitted thresholds keep their value in force: nothing changes.
+            #expect(try await client.getJSON("/api/system/severity/preview")["changed_events"] as? Int == 0)
+
+            // The change. Read right after the PUT returns: no waiting.
+            let put = try await client.send(
+                .put, "/api/system/severity", json: #"{"low_max": 20, "medium_max": 45, "high_max": 70}"#)
+            #expect(put.status == .ok)
+            #expect(try json(put)["thresholds"] as? [String: Int] == ["low_max": 20, "medium_max": 45, "high_max": 70])
+            let stats = try await client.getJSON("/api/events/stats")
+            #expect(stats["events_by_risk_level"] as? [String: Int] == after)
+            for level in RiskLevel.allCases.map(\.rawValue) {
+                #expect(
+                    try await client.getJSON("/api/events?limit=1&risk_level=\(level)")["count"] as? Int == after[level]
+                )
+            }
+            let riskHistory = try await client.getJSON("/api/analytics/risk-history?\(range)")
+            let points = try #require(riskHistory["data_points"] as? [[String: Any]])
+            for level in RiskLevel.allCases.map(\.rawValue) {
+                #expect(points.reduce(0) { $0 + ($1[level] as? Int ?? 0) } == after[level], "\(level)")
+            }
+            // Each event shows its level under the new thresholds.
+            let listed = try #require(try await client.getJSON("/api/events?limit=150")["events"] as? [[String: Any]])
+            #expect(listed.count == 150)
+            for item in listed {
+                let score = try #require(item["risk_score"] as? Int)
+                #expect(item["risk_level"] as? String == proposed.level(score).rawValue)
+            }
+            let one = try await client.getJSON("/api/events/\(events[0].id)")
+            #expect(one["risk_level"] as? String == proposed.level(events[0].score).rawValue)
+            // And the preview now starts from the new thresholds.
+            let again = try await client.getJSON("/api/system/severity/preview")
+            #expect(again["current"] as? [String: Int] == ["low_max": 20, "medium_max": 45, "high_max": 70])
+            #expect(again["changed_events"] as? Int == 0)
+
+            // The change is a fact with the previous values.
+            let stream = try #require(try await store.readStream(SystemSettings.stream))
+            #expect(stream.events.map(\.type) == ["SeverityThresholdsChanged"])
+            let recorded = try SeverityThresholdsChanged.decode(stream.events[0].data)
+            #expect(recorded.thresholds == proposed)
+            #expect(recorded.previous == .defaults)
+            let severityNow = try await client.getJSON("/api/system/severity")
+            let definitionsNow = try #require(severityNow["definitions"] as? [[String: Any]])
+            #expect(definitionsNow.map { $0["min_score"] as? Int } == [0, 21, 46, 71])
+            #expect(definitionsNow.map { $0["max_score"] as? Int } == [20, 45, 70, 100])
+        }
+    }
+
+    @Test("Bad thresholds: disorder is a 400 with the seed's sentence, bad fields a 422; nothing is written")
+    func badThresholds() async throws {
+        try await withApp { store, client in
+            let order = "Thresholds must be strictly ordered: low_max < medium_max < high_max"
+            for body in [
+                #"{"low_max": 50, "medium_max": 40, "high_max": 70}"#,
+                #"{"low_max": 20, "medium_max": 20, "high_max": 70}"#,
+                #"{"low_max": 20, "medium_max": 45, "high_max": 45}"#,
+            ] {
+                let response = try await client.send(.put, "/api/system/severity", json: body)
+                #expect(response.status == .badRequest, "\(body)")
+                #expect(try json(response)["detail"] as? String == order)
+            }
+            let missing = try await client.send(
+                .put, "/api/system/severity", json: #"{"low_max": 20, "medium_max": 45}"#)
+            #expect(missing.status == .unprocessableContent)
+            let issues = try #require(try json(missing)["detail"] as? [[String: Any]])
+            #expect(issues.map { $0["loc"] as? [String] } == [["body", "high_max"]])
+            #expect(issues.first?["type"] as? String == "missing")
+            for body in [
+                #"{"low_max": -1, "medium_max": 45, "high_max": 70}"#,
+                #"{"low_max": 20, "medium_max": 45, "high_max": 101}"#,
+                #"{"low_max": 20.5, "medium_max": 45, "high_max": 70}"#,
+                #"{"low_max": "20", "medium_max": 45, "high_max": 70}"#,
+                #"[20, 45, 70]"#,
+            ] {
+                let response = try await client.send(.put, "/api/system/severity", json: body)
+                #expect(response.status == .unprocessableContent, "\(body)")
+            }
+            let preview = try await client.send(.get, "/api/system/severity/preview?low_max=60")
+            #expect(preview.status == .badRequest)
+            #expect(try json(preview)["detail"] as? String == order)
+            let badPreview = try await client.send(.get, "/api/system/severity/preview?high_max=abc")
+            #expect(badPreview.status == .unprocessableContent)
+            // The same thresholds again: 200, no event.
+            let same = try await client.send(
+                .put, "/api/system/severity", json: #"{"low_max": 29, "medium_max": 59, "high_max": 84}"#)
+            #expect(same.status == .ok)
+            #expect(try await store.readStream(SystemSettings.stream) == nil)
+            // high_max 100: critical holds no score.
+            let top = try await client.send(
+                .put, "/api/system/severity", json: #"{"low_max": 0, "medium_max": 1, "high_max": 100}"#)
+            #expect(top.status == .ok)
+            let critical = try #require((try json(top)["definitions"] as? [[String: Any]])?.last)
+            #expect(critical["min_score"] is NSNull)
+            #expect(critical["max_score"] is NSNull)
+            #expect(try await store.readStream(SystemSettings.stream)?.version == 1)
+        }
+    }
+
+    @Test("System config: defaults, a partial PATCH recorded as from/to of the changed fields, 422 on bad values")
+    func config() async throws {
+        try await withApp { store, client in
+            let defaults = try await client.getJSON("/api/system/config")
+            #expect(defaults["retention_days"] as? Int == 30)
+            #expect(defaults["batch_window_seconds"] as? Int == 90)
+            #expect(defaults["batch_idle_timeout_seconds"] as? Int == 30)
+            #expect(defaults["detection_confidence_threshold"] as? Double == 0.5)
+            #expect(defaults["fast_path_confidence_threshold"] as? Double == 0.9)
+            #expect(defaults["fast_path_object_types"] as? [String] == ["person"])
+            #expect(defaults["app_name"] as? String == "Vigil")
+
+            let patched = try await client.send(
+                .patch, "/api/system/config",
+                json: #"{"retention_days": 14, "detection_confidence_threshold": 0.6, "batch_window_seconds": 90}"#)
+            #expect(patched.status == .ok)
+            let body = try json(patched)
+            #expect(body["retention_days"] as? Int == 14)
+            #expect(body["detection_confidence_threshold"] as? Double == 0.6)
+            #expect(body["batch_idle_timeout_seconds"] as? Int == 30)
+            // Read back right away.
+            let read = try await client.getJSON("/api/system/config")
+            #expect(read["retention_days"] as? Int == 14)
+            #expect(read["detection_confidence_threshold"] as? Double == 0.6)
+            // Only the fields that changed, with their values before and after.
+            let stream = try #require(try await store.readStream(SystemSettings.stream))
+            #expect(stream.events.map(\.type) == ["SystemConfigChanged"])
+            let changes = try SystemConfigChanged.decode(stream.events[0].data).changes
+            #expect(Set(changes.keys) == ["retention_days", "detection_confidence_threshold"])
+            #expect(changes["retention_days"] == .init(from: .number(30), to: .number(14)))
+            #expect(changes["detection_confidence_threshold"] == .init(from: .number(0.5), to: .number(0.6)))
+
+            // Bad values: 422 naming each field; nothing written.
+            let bad: [(String, [String])] = [
+                (#"{"retention_days": 0}"#, ["body", "retention_days"]),
+                (#"{"retention_days": 366}"#, ["body", "retention_days"]),
+                (#"{"batch_window_seconds": 0}"#, ["body", "batch_window_seconds"]),
+                (#"{"batch_idle_timeout_seconds": "30"}"#, ["body", "batch_idle_timeout_seconds"]),
+                (#"{"detection_confidence_threshold": 1.5}"#, ["body", "detection_confidence_threshold"]),
+                (#"{"fast_path_confidence_threshold": -0.1}"#, ["body", "fast_path_confidence_threshold"]),
+                (#"{"fast_path_object_types": "person"}"#, ["body", "fast_path_object_types"]),
+                (#"{"fast_path_object_types": ["person", ""]}"#, ["body", "fast_path_object_types", "1"]),
+                (#"{"retension_days": 10}"#, ["body", "retension_days"]),
+            ]
+            for (json_, location) in bad {
+                let response = try await client.send(.patch, "/api/system/config", json: json_)
+                #expect(response.status == .unprocessableContent, "\(json_)")
+                let issues = try #require(try json(response)["detail"] as? [[String: Any]])
+                let locations = issues.map { ($0["loc"] as? [Any])?.map { "\($0)" } ?? [] }
+                #expect(locations == [location], "\(json_)")
+            }
+            // Read-only fields sent back are ignored; an empty change writes nothing.
+            let same = try await client.send(
+                .patch, "/api/system/config", json: #"{"app_name": "Other", "version": "9", "retention_days": 14}"#)
+            #expect(same.status == .ok)
+            #expect(try json(same)["app_name"] as? String == "Vigil")
+            #expect(try await store.readStream(SystemSettings.stream)?.version == 1)
+        }
+    }
+
+    @Test("The batch aggregator follows a config change from its place in the log, without a restart")
+    func aggregatorFollowsConfig() async throws {
+        try await withApp(configure: { $0.settings.config.batchIdleTimeoutSeconds = 300 }) { store, client in
+            let camera = try await client.send(
+                .post, "/api/cameras", json: #"{"name": "Front Door", "folder_path": "/export/front_door"}"#)
+            #expect(camera.status == .created)
+            func detect(_ type: String, _ confidence: Double, _ second: Int) -> String {
+                IngestAPITests.detection(
+                    camera: "front_door", object: type, confidence: confidence,
+                    at: "2026-11-23T10:00:\(String(format: "%02d", second))Z")
+            }
+            // A car at 0.95 is batched (not the fast path): one open event, not fast path.
+            #expect(try await client.send(.post, "/api/detections", json: detect("car", 0.95, 0)).status == .created)
+            try await client.waitForEvents(1)
+            let first = try #require(try await PipelineTests.events(client).first)
+            #expect(first["is_fast_path"] as? Bool == false)
+
+            let patched = try await client.send(
+                .patch, "/api/system/config",
+                json: #"{"fast_path_object_types": ["person", "car"], "detection_confidence_threshold": 0.8}"#)
+            #expect(patched.status == .ok)
+            // Now a car at 0.95 is an event of its own at once; a dog at 0.7 is below the new
+            // threshold, a bicycle at 0.85 above it (batched).
+            #expect(try await client.send(.post, "/api/detections", json: detect("car", 0.95, 5)).status == .created)
+            let dog = try await client.send(.post, "/api/detections", json: detect("dog", 0.7, 6))
+            let bicycle = try await client.send(.post, "/api/detections", json: detect("bicycle", 0.85, 7))
+            let dogID = try #require(try json(dog)["id"] as? Int)
+            let bicycleID = try #require(try json(bicycle)["id"] as? Int)
+            try await client.waitForEvents(2)
+            let events = try await PipelineTests.events(client)
+            #expect(events.filter { $0["is_fast_path"] as? Bool == true }.count == 1)
+            // The open batch (the aggregator's state) takes the bicycle and not the dog.
+            var open: [Int] = []
+            try await waitUntil("the open batch has the bicycle") {
+                open = []
+                let rows = try await store.client.query(
+                    "SELECT jsonb_array_elements_text(batch->'detectionIds')::bigint FROM open_batches",
+                    logger: testLogger)
+                for try await id in rows.decode(Int64.self) { open.append(Int(id)) }
+                return open.contains(bicycleID)
+            }
+            #expect(!open.contains(dogID))
+            #expect(open.count == 2)
+        }
+    }
+}
