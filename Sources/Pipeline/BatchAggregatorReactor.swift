@@ -14,6 +14,9 @@ import Projections
 /// ids are derived from the batch as well (``BatchOutput/eventID``): a decision made twice could
 /// not be appended twice.
 ///
+/// It follows `SystemConfigChanged` in log order: detections recorded after a change are batched
+/// under the new window, idle time, confidence threshold and fast path.
+///
 /// A heartbeat lets it close quiet batches on time when no detection arrives. Imported history
 /// (``EventMetadata/imported``: demo data, a bulk import) is skipped: its batches are in the log.
 public struct BatchAggregatorReactor: Projection {
@@ -84,8 +87,24 @@ public struct BatchAggregatorReactor: Projection {
         }
     }
 
+    /// The config values applied so far (`SystemConfigChanged`, in log order), one JSON object in
+    /// `config_values`, written with the checkpoint. The table is created here, on first use,
+    /// not in `projections/batch_aggregator/`: a reactor is never rebuilt, so a generation
+    /// created before the table existed (an upgrade) must get it as well.
     static func loadConfigValues(on connection: PostgresConnection, logger: Logger) async throws -> [String: JSONValue]
     {
+        let exists = try await connection.query("SELECT to_regclass('config_values') IS NOT NULL", logger: logger)
+            .decode(Bool.self).first { _ in true }
+        if exists != true {
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS config_values (
+                    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                    config_values jsonb NOT NULL
+                )
+                """, logger: logger)
+            return [:]
+        }
         let rows = try await connection.query("SELECT config_values::text FROM config_values", logger: logger)
         for try await json in rows.decode(String.self) {
             if case .object(let values) = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) {

@@ -4,7 +4,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures and ratios against a baseline measured in the same run.",
-        subcommands: [AppendBenchmark.self, PagesBenchmark.self, IngestBenchmark.self]
+        subcommands: [AppendBenchmark.self, PagesBenchmark.self, IngestBenchmark.self, SeverityBenchmark.self]
     )
 }
 
