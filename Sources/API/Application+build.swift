@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable {
     public var batchClock: @Sendable () -> Date = { Date() }
     /// The key workers present in `X-API-Key` to post detections and analyses; nil: open.
     public var workerKey: String?
+    /// The key that `PUT /api/system/severity` and `PATCH /api/system/config` need in
+    /// `X-API-Key` (`VIGIL_ADMIN_KEY`); nil: open.
+    public var adminKey: String?
 
     public init(host: String = "127.0.0.1", port: Int = 8000, postgres: PostgresSettings) {
         self.host = host
@@ -57,7 +60,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
     let router = buildRouter(
         store: store, appender: appender, projections: projections, settings: settings,
-        workerKey: configuration.workerKey, redis: redis, redisPrefix: configuration.redisPrefix)
+        workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
+        redisPrefix: configuration.redisPrefix)
     var services: [any Service] = []
     if configuration.runProjections {
         services += projections.map {
@@ -85,7 +89,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 
 func buildRouter(
     store: EventStore, appender: GroupCommitAppender, projections: [any Projection], settings: SystemSettingsReader,
-    workerKey: String?, redis: RedisClient?, redisPrefix: String
+    workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
@@ -100,7 +104,7 @@ func buildRouter(
     EventsController(store: store, appender: appender, thresholds: thresholds).addRoutes(to: router)
     AnalysisController(store: store, appender: appender, workerKey: workerKey, thresholds: thresholds)
         .addRoutes(to: router)
-    SystemController(store: store, appender: appender, settings: settings).addRoutes(to: router)
+    SystemController(store: store, appender: appender, settings: settings, adminKey: adminKey).addRoutes(to: router)
     AnalyticsController(store: store, settings: settings, redis: redis, redisPrefix: redisPrefix).addRoutes(to: router)
     return router
 }

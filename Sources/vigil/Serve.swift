@@ -36,6 +36,7 @@ struct Serve: AsyncParsableCommand {
         configuration.redisPrefix = Environment.string("VIGIL_REDIS_PREFIX") ?? ""
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
+        configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchWindowSeconds = window
         }

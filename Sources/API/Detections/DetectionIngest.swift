@@ -197,7 +197,9 @@ struct DetectionIngest<Context: RequestContext> {
 
     // MARK: - Shared
 
-    func authorize(_ request: Request) throws -> EventMetadata { try WorkerKey(workerKey).authorize(request) }
+    func authorize(_ request: Request) throws -> EventMetadata {
+        try SharedKey(workerKey, actor: "worker").authorize(request)
+    }
 
     private func idempotentID(_ request: Request, metadata: EventMetadata, index: Int) -> UUID? {
         guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else { return nil }

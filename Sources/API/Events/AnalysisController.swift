@@ -29,7 +29,7 @@ struct AnalysisController<Context: RequestContext> {
 
     @Sendable func record(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
-        let metadata = try WorkerKey(workerKey).authorize(request)
+        let metadata = try SharedKey(workerKey, actor: "worker").authorize(request)
         var body = try await JSONBody.parse(request, context: context)
         let score = body.integer("risk_score", required: true, in: 0...100)
         let summary = body.string("summary", required: true, length: 1...10_000)
@@ -129,13 +129,18 @@ struct AnalysisController<Context: RequestContext> {
     }
 }
 
-/// The shared key workers present in `X-API-Key` (`VIGIL_WORKER_KEY`) until API keys arrive.
-struct WorkerKey {
+/// A shared key presented in `X-API-Key` until scoped API keys arrive: `VIGIL_WORKER_KEY`
+/// (detections and analyses, actor `worker`) and `VIGIL_ADMIN_KEY` (settings, actor `admin`).
+struct SharedKey {
     let key: String?
+    let actor: String
 
-    init(_ key: String?) { self.key = key }
+    init(_ key: String?, actor: String) {
+        self.key = key
+        self.actor = actor
+    }
 
-    /// The request's metadata, its actor `worker` when a key is configured and matches;
+    /// The request's metadata, its actor `actor` when a key is configured and matches;
     /// 401 when one is configured and missing or wrong.
     func authorize(_ request: Request) throws -> EventMetadata {
         var metadata = EventMetadata(request)
@@ -143,7 +148,7 @@ struct WorkerKey {
         guard request.headers[HTTPField.Name("X-API-Key")!] == key else {
             throw APIError.unauthorized("Invalid or missing API key")
         }
-        metadata.actor = "worker"
+        metadata.actor = actor
         return metadata
     }
 }

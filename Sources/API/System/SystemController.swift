@@ -15,6 +15,8 @@ struct SystemController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
     let settings: SystemSettingsReader
+    /// `VIGIL_ADMIN_KEY`: when set, changes need it in `X-API-Key`.
+    let adminKey: String?
 
     var client: PostgresClient { store.client }
     var logger: Logger { store.logger }
@@ -37,6 +39,7 @@ struct SystemController<Context: RequestContext> {
     /// Any subset of the editable fields; `app_name` and `version` are accepted and ignored
     /// (a client may send back what it read), any other field is a 422.
     @Sendable func updateConfig(_ request: Request, context: Context) async throws -> Response {
+        let metadata = try SharedKey(adminKey, actor: "admin").authorize(request)
         var body = try await JSONBody.parse(request, context: context)
         let readOnly: Set = ["app_name", "version"]
         for name in body.names.sorted() where !readOnly.contains(name) && !SystemConfig.editableFields.contains(name) {
@@ -64,7 +67,8 @@ struct SystemController<Context: RequestContext> {
         }
         let changes = current.config.changes(to: next)
         if !changes.isEmpty {
-            try await append(SystemConfigChanged(changes: changes), version: version, request: request)
+            try await append(
+                SystemConfigChanged(changes: changes), version: version, request: request, metadata: metadata)
         }
         return Self.configResponse(next)
     }
@@ -91,6 +95,7 @@ struct SystemController<Context: RequestContext> {
     }
 
     @Sendable func updateSeverity(_ request: Request, context: Context) async throws -> Response {
+        let metadata = try SharedKey(adminKey, actor: "admin").authorize(request)
         var body = try await JSONBody.parse(request, context: context)
         let lowMax = body.integer("low_max", required: true, in: 0...100)
         let mediumMax = body.integer("medium_max", required: true, in: 0...100)
@@ -103,7 +108,7 @@ struct SystemController<Context: RequestContext> {
         if thresholds != current.thresholds {
             try await append(
                 SeverityThresholdsChanged(thresholds, previous: current.thresholds), version: version,
-                request: request)
+                request: request, metadata: metadata)
         }
         return Self.severityResponse(thresholds)
     }
@@ -182,9 +187,12 @@ struct SystemController<Context: RequestContext> {
 
     // MARK: Commands
 
-    private func append(_ event: some DomainEvent, version: Int64, request: Request) async throws {
+    private func append(
+        _ event: some DomainEvent, version: Int64, request: Request, metadata: EventMetadata
+    ) async throws {
         try await appender.appendCommand(
-            event, expected: version == 0 ? .noStream : .exact(version), request: request, store: store,
+            event, expected: version == 0 ? .noStream : .exact(version), request: request, metadata: metadata,
+            store: store,
             waitFor: [],
             conflict: APIError(.conflict, "System settings were changed by another request; retry"))
     }
