@@ -88,23 +88,9 @@ public struct BatchAggregatorReactor: Projection {
     }
 
     /// The config values applied so far (`SystemConfigChanged`, in log order), one JSON object in
-    /// `config_values`, written with the checkpoint. The table is created here, on first use,
-    /// not in `projections/batch_aggregator/`: a reactor is never rebuilt, so a generation
-    /// created before the table existed (an upgrade) must get it as well.
+    /// `config_values`, written with the checkpoint.
     static func loadConfigValues(on connection: PostgresConnection, logger: Logger) async throws -> [String: JSONValue]
     {
-        let exists = try await connection.query("SELECT to_regclass('config_values') IS NOT NULL", logger: logger)
-            .decode(Bool.self).first { _ in true }
-        if exists != true {
-            try await connection.query(
-                """
-                CREATE TABLE IF NOT EXISTS config_values (
-                    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-                    config_values jsonb NOT NULL
-                )
-                """, logger: logger)
-            return [:]
-        }
         let rows = try await connection.query("SELECT config_values::text FROM config_values", logger: logger)
         for try await json in rows.decode(String.self) {
             if case .object(let values) = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) {

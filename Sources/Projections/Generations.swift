@@ -30,6 +30,13 @@ enum Generations {
             if !exists {
                 try await create(projection, generation: live, on: connection, logger: logger)
                 try await publish(projection, generation: live, on: connection, logger: logger)
+            } else if projection.isReactor {
+                // A reactor is never rebuilt, so tables added to it since its generation was
+                // created reach that generation here (its DDL is idempotent).
+                try await inSchema(projection.schema(generation: live), on: connection, logger: logger) {
+                    try await projection.createTables(on: connection, logger: logger)
+                }
+                try await publish(projection, generation: live, on: connection, logger: logger)
             }
         }
     }

@@ -27,7 +27,8 @@ public protocol Projection: Sendable {
     var heartbeat: Duration? { get }
     /// A reactor appends events of its own (in the runner's transaction, with its
     /// checkpoint). Its output is in the log, so it is never rebuilt: a rebuild would decide
-    /// everything again.
+    /// everything again. Its DDL must be idempotent (`IF NOT EXISTS`): it runs again on its live
+    /// generation at every registration, so tables added in a later version reach it.
     var isReactor: Bool { get }
 }
 

@@ -260,14 +260,9 @@ struct AnalyticsController<Context: RequestContext> {
         let key = "\(redisPrefix)analytics:\(tag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")))"
         if let redis, let cached = try? await redis.get(key) {
             headers[.init("X-Cache")!] = "HIT"
-            return Self.json(cached, headers: headers)
+            return jsonResponse(cached, headers: headers)
         }
-        var sql = SQLBuilder()
-        let statement = build(&sql)
-        var body = "{}"
-        for try await text in try await client.query(sql.query(statement), logger: logger).decode(String.self) {
-            body = text
-        }
+        let body = try await itemJSON(client: client, logger: logger, build) ?? "{}"
         if let redis {
             do {
                 try await redis.set(key, body, expireSeconds: Self.cacheSeconds)
@@ -276,13 +271,7 @@ struct AnalyticsController<Context: RequestContext> {
             }
         }
         headers[.init("X-Cache")!] = "MISS"
-        return Self.json(body, headers: headers)
-    }
-
-    private static func json(_ body: String, headers: HTTPFields) -> Response {
-        var headers = headers
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return jsonResponse(body, headers: headers)
     }
 
     /// A strong tag of the path, the query (parameters sorted), `variant`, and the state of the

@@ -167,13 +167,26 @@ func listPage(
 func itemResponse(
     notFound: String, client: PostgresClient, logger: Logger, _ build: (inout SQLBuilder) -> String
 ) async throws -> Response {
+    guard let item = try await itemJSON(client: client, logger: logger, build) else {
+        throw APIError.notFound(notFound)
+    }
+    return jsonResponse(item)
+}
+
+/// The JSON text of the one row the statement `build` writes returns (nil: no row).
+func itemJSON(
+    client: PostgresClient, logger: Logger, _ build: (inout SQLBuilder) -> String
+) async throws -> String? {
     var sql = SQLBuilder()
     let statement = build(&sql)
     let rows = try await client.query(sql.query(statement), logger: logger)
-    for try await item in rows.decode(String.self) {
-        var body = JSONWriter()
-        body.raw(json: item)
-        return body.response()
-    }
-    throw APIError.notFound(notFound)
+    for try await item in rows.decode(String.self) { return item }
+    return nil
+}
+
+/// A 200 with `json` (already JSON text) as its body.
+func jsonResponse(_ json: String, headers: HTTPFields = [:]) -> Response {
+    var body = JSONWriter()
+    body.raw(json: json)
+    return body.response(headers: headers)
 }
