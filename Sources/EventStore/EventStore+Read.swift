@@ -10,6 +10,13 @@ extension EventStore {
     /// joined by an event that sorts before them, so a reader that moves its checkpoint to
     /// the last event it saw never misses one. Events of a still-open transaction, and of
     /// any transaction that started after it, wait until it ends.
+    ///
+    /// `checkpoint` must be one a read handed out (``LogPage/next``, an event's checkpoint
+    /// from a page, ``head()``), or ``Checkpoint/start``: those are below the horizon, which
+    /// never moves back. A checkpoint whose transaction is not below the horizon yet (an
+    /// append's or a stream read's per-event checkpoint, which are for comparing only) is
+    /// refused with ``LogReadError/beyondHorizon(_:horizon:)``: answering it would skip the
+    /// events of older transactions still in flight, which sort below it.
     public func read(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws -> LogPage
     {
         let limit = max(1, limit)
@@ -41,6 +48,9 @@ extension EventStore {
                  (SELECT CASE WHEN \(transaction)::text::xid8 >= xmin THEN \(checkpoint.position)::int8 ELSE -1 END FROM h))
              ORDER BY e.tx_id, e.position
              LIMIT 1)
+            UNION ALL
+            (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+             FROM h WHERE \(transaction)::text::xid8 >= xmin)
             """,
             logger: logger
         )
@@ -48,15 +58,18 @@ extension EventStore {
         events.reserveCapacity(min(limit, 1000))
         var head = checkpoint
         var pending = false
+        var horizon: UInt64?
         for try await row in rows {
             let (kind, transaction, position) = try row.decode((Int32, String, Int64).self)
             let at = Checkpoint(transactionText: transaction, position: position)
             switch kind {
             case 0: events.append(try Self.recordedEvent(row, at: at))
             case 1: head = at
-            default: pending = true
+            case 2: pending = true
+            default: horizon = at.transactionID
             }
         }
+        if let horizon { throw LogReadError.beyondHorizon(checkpoint, horizon: horizon) }
         events.sort { $0.checkpoint < $1.checkpoint }
         let isFull = events.count == limit
         let next =
@@ -65,12 +78,15 @@ extension EventStore {
     }
 
     /// The newest checkpoint readers can read up to now.
+    ///
+    /// Every `ORDER BY` names the `xid8` column qualified (`e.tx_id`): an unqualified name
+    /// would mean the `tx_id::text` output column and sort "9996" above "22054".
     public func head() async throws -> Checkpoint {
         let rows = try await client.query(
             """
-            SELECT tx_id::text, position FROM events
-            WHERE tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-            ORDER BY tx_id DESC, position DESC LIMIT 1
+            SELECT e.tx_id::text, e.position FROM events e
+            WHERE e.tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
+            ORDER BY e.tx_id DESC, e.position DESC LIMIT 1
             """,
             logger: logger
         )
@@ -108,6 +124,30 @@ extension EventStore {
         return StreamPage(stream: stream, version: version, events: events)
     }
 
+    /// The events at `checkpoints` (checkpoints an earlier read returned), in log order; ones
+    /// that are not in the log are left out.
+    public func events(at checkpoints: [Checkpoint]) async throws -> [RecordedEvent] {
+        guard !checkpoints.isEmpty else { return [] }
+        let transactions = checkpoints.map { String($0.transactionID) }
+        let positions = checkpoints.map(\.position)
+        let rows = try await client.query(
+            """
+            SELECT 0, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type, e.schema_version,
+                   e.data::text, e.metadata::text, e.recorded_at
+            FROM unnest(\(transactions)::text[], \(positions)::int8[]) AS c(tx, position)
+            JOIN events e ON e.position = c.position AND e.tx_id = c.tx::xid8
+            ORDER BY e.tx_id, e.position
+            """,
+            logger: logger
+        )
+        var events: [RecordedEvent] = []
+        for try await row in rows {
+            let (_, transaction, position) = try row.decode((Int32, String, Int64).self)
+            events.append(try Self.recordedEvent(row, at: Checkpoint(transactionText: transaction, position: position)))
+        }
+        return events
+    }
+
     /// Decodes columns 3… of the read queries above.
     private static func recordedEvent(_ row: PostgresRow, at checkpoint: Checkpoint) throws -> RecordedEvent {
         let (_, _, _, id, stream, version, type, schemaVersion, data, metadata, recordedAt) = try row.decode(
@@ -124,5 +164,23 @@ extension EventStore {
             metadata: metadata,
             recordedAt: recordedAt
         )
+    }
+}
+
+/// A read the log refuses.
+public enum LogReadError: Error, Equatable, CustomStringConvertible {
+    /// The checkpoint's transaction is not below the read horizon (`horizon`, a transaction
+    /// id) yet: no horizon-bounded read handed it out, and older transactions may still
+    /// commit events that sort before it. Read again once the horizon has passed it, or
+    /// read from a checkpoint a page returned.
+    case beyondHorizon(Checkpoint, horizon: UInt64)
+
+    public var description: String {
+        switch self {
+        case .beyondHorizon(let checkpoint, let horizon):
+            "checkpoint \(checkpoint.token) is beyond the log's read horizon (transaction \(horizon)): "
+                + "only checkpoints handed out by log reads can be read after; "
+                + "an append's or a stream's event checkpoints are for comparing only"
+        }
     }
 }

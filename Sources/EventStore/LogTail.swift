@@ -5,7 +5,9 @@
 /// behind an older transaction (which may end with a rollback that notifies nobody), it polls
 /// with a short backoff until they become readable. A page is delivered when it has events,
 /// or when its ``LogPage/next`` moved past events the filter skipped (so a consumer can save
-/// that progress). Ends (returns nil) when its task is cancelled.
+/// that progress). Ends (returns nil) when its task is cancelled. Started from a checkpoint
+/// beyond the read horizon (``LogReadError/beyondHorizon(_:horizon:)``), it waits until the
+/// horizon has passed it.
 public struct LogPages: AsyncSequence, Sendable {
     public typealias Element = LogPage
 
@@ -38,7 +40,16 @@ public struct LogPages: AsyncSequence, Sendable {
         public mutating func next() async throws -> LogPage? {
             while !Task.isCancelled {
                 let seen = pages.signal.generation
-                let page = try await pages.store.read(after: checkpoint, filter: pages.filter, limit: pages.batchSize)
+                let page: LogPage
+                do {
+                    page = try await pages.store.read(after: checkpoint, filter: pages.filter, limit: pages.batchSize)
+                } catch LogReadError.beyondHorizon {
+                    // Started from a compare-only checkpoint: wait until the horizon passes it
+                    // (then nothing older can still commit), never read past older events.
+                    await pages.signal.wait(after: seen, timeout: backoff)
+                    backoff = Swift.min(backoff * 2, .milliseconds(100))
+                    continue
+                }
                 let advanced = page.next > checkpoint
                 checkpoint = page.next
                 if !page.events.isEmpty || page.isFull {

@@ -89,6 +89,10 @@ enum Generations {
             """,
             logger: logger
         )
+        try await connection.query(
+            "DELETE FROM projection_parked_events WHERE name = \(projection.name) AND generation = \(generation)",
+            logger: logger
+        )
     }
 
     /// `VACUUM (ANALYZE)` of a generation's tables (outside any transaction).

@@ -23,25 +23,56 @@ public final class ProjectionRunner: Service, Sendable {
         case stopped
     }
 
+    /// What the runner does with an event its projection can't apply (a data error that
+    /// doesn't go away when the batch is tried again).
+    public enum PoisonPolicy: String, Sendable {
+        /// Set it aside in `projection_parked_events`, report it, and go on with the log.
+        case park
+        /// Stop at it: keep retrying the batch, reported as failing, until the code is fixed.
+        case stop
+    }
+
     public struct Options: Sendable {
         public var batchSize: Int = 1000
         /// How often a standby runner tries to take a lease, and an idle rebuilder looks for work.
         public var leaseRetry: Duration = .seconds(1)
-        /// Wait after a failed batch before it is tried again.
+        /// Wait after a failed batch before it is tried again (doubling up to `maxErrorRetry`
+        /// while it keeps failing).
         public var errorRetry: Duration = .seconds(1)
+        public var maxErrorRetry: Duration = .seconds(10)
+        public var poisonPolicy: PoisonPolicy = .park
+        /// Attempts of a batch that fails with a data error before its failing events are parked.
+        public var attemptsBeforeParking: Int = 3
+        /// How often a live runner on a quiet log looks for parked events to retry.
+        public var maintenanceInterval: Duration = .seconds(2)
 
-        public init(batchSize: Int = 1000, leaseRetry: Duration = .seconds(1), errorRetry: Duration = .seconds(1)) {
+        public init(
+            batchSize: Int = 1000, leaseRetry: Duration = .seconds(1), errorRetry: Duration = .seconds(1),
+            poisonPolicy: PoisonPolicy = .park, attemptsBeforeParking: Int = 3
+        ) {
             self.batchSize = batchSize
             self.leaseRetry = leaseRetry
             self.errorRetry = errorRetry
+            self.maxErrorRetry = max(errorRetry, .seconds(10))
+            self.poisonPolicy = poisonPolicy
+            self.attemptsBeforeParking = attemptsBeforeParking
         }
     }
 
+    /// Consecutive failures of one role's batch at one checkpoint.
+    struct Failures {
+        var checkpoint: Checkpoint
+        var count: Int
+        var dataError: Bool
+    }
+
     public let projection: any Projection
-    private let store: EventStore
+    let store: EventStore
     private let notifier: LogNotifier
-    private let options: Options
+    let options: Options
     private let currentState = Mutex(State.standby)
+    /// Per role ("live", "rebuild"): what failed last, for the parking decision and backoff.
+    private let failures = Mutex([String: Failures]())
 
     public init(projection: any Projection, store: EventStore, notifier: LogNotifier, options: Options = Options()) {
         self.projection = projection
@@ -65,19 +96,56 @@ public final class ProjectionRunner: Service, Sendable {
 
     /// Runs `role` on a pooled connection until cancelled, restarting it after errors.
     private func keepRunning(_ role: String, _ body: @Sendable (PostgresConnection) async throws -> Void) async {
+        var delay = options.errorRetry
         while !Task.isCancelled {
             do {
                 try await store.client.withConnection { connection in try await body(connection) }
+                delay = options.errorRetry
             } catch {
                 if Task.isCancelled { break }
                 let reason = Self.reason(error)
                 store.logger.warning(
                     "projection runner failed, restarting",
-                    metadata: ["projection": "\(projection.name)", "role": "\(role)", "error": "\(reason)"]
+                    metadata: [
+                        "projection": "\(projection.name)", "role": "\(role)", "error": "\(reason)",
+                        "retry_in": "\(delay)",
+                    ]
                 )
+                // Best effort: with the database gone this fails too, and is said by the log line.
                 try? await recordError(reason, rebuild: role == "rebuild")
             }
-            try? await Task.sleep(for: options.errorRetry)
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, options.maxErrorRetry)
+        }
+    }
+
+    /// Runs one batch's transaction for `role`, keeping count of its failures at `checkpoint`.
+    private func batch<Value: Sendable>(
+        _ role: String,
+        at checkpoint: Checkpoint,
+        on connection: PostgresConnection,
+        _ body: (_ isolating: Bool, PostgresConnection) async throws -> Value
+    ) async throws -> Value {
+        let isolating = failures.withLock { failures in
+            guard options.poisonPolicy == .park, let failed = failures[role], failed.checkpoint == checkpoint else {
+                return false
+            }
+            return failed.dataError && failed.count >= options.attemptsBeforeParking
+        }
+        do {
+            let value = try await connection.inTransaction(logger: store.logger) { try await body(isolating, $0) }
+            failures.withLock { $0[role] = nil }
+            return value
+        } catch {
+            let dataError = Self.isDataError(error)
+            failures.withLock { failures in
+                var failed = failures[role] ?? Failures(checkpoint: checkpoint, count: 0, dataError: dataError)
+                if failed.checkpoint != checkpoint { failed = Failures(checkpoint: checkpoint, count: 0, dataError: dataError) }
+                failed.count += 1
+                failed.dataError = dataError
+                failures[role] = failed
+            }
+            throw error
         }
     }
 
@@ -108,14 +176,23 @@ public final class ProjectionRunner: Service, Sendable {
             filter: projection.filter,
             notifier: notifier,
             batchSize: options.batchSize,
-            heartbeat: projection.heartbeat
+            heartbeat: projection.heartbeat ?? options.maintenanceInterval
         )
+        let clock = ContinuousClock()
+        var lastMaintenance = clock.now - options.maintenanceInterval
         for try await page in pages {
-            try await connection.inTransaction(logger: logger) { connection in
+            if clock.now - lastMaintenance >= options.maintenanceInterval {
+                try await retryParked(generation: generation, on: connection)
+                lastMaintenance = clock.now
+            }
+            // A quiet tick (for the maintenance above): nothing to apply or to move past.
+            if page.events.isEmpty && page.next == checkpoint && projection.heartbeat == nil { continue }
+            try await batch("live", at: checkpoint, on: connection) { isolating, connection in
                 let (live, _) = try await Generations.read(
                     projection.name, lock: .share, on: connection, logger: logger)
                 guard live == generation else { throw GenerationChanged() }
-                try await self.apply(page, generation: generation, after: checkpoint, on: connection)
+                try await self.apply(
+                    page, generation: generation, after: checkpoint, isolating: isolating, on: connection)
             }
             checkpoint = page.next
         }
@@ -155,11 +232,13 @@ public final class ProjectionRunner: Service, Sendable {
                 continue
             }
             if page.isFull {
-                let stillWanted = try await connection.inTransaction(logger: logger) { connection in
+                let stillWanted = try await batch("rebuild", at: checkpoint, on: connection) {
+                    isolating, connection in
                     let (_, rebuild) = try await Generations.read(
                         projection.name, lock: .share, on: connection, logger: logger)
                     guard rebuild == generation else { return false }
-                    try await self.apply(page, generation: generation, after: checkpoint, on: connection)
+                    try await self.apply(
+                        page, generation: generation, after: checkpoint, isolating: isolating, on: connection)
                     return true
                 }
                 guard stillWanted else { return }
@@ -167,12 +246,13 @@ public final class ProjectionRunner: Service, Sendable {
                 continue
             }
             // Caught up: apply what is left and swap, with the live runner held off.
-            let swapped = try await connection.inTransaction(logger: logger) { connection in
+            let swapped = try await batch("rebuild", at: checkpoint, on: connection) { isolating, connection in
                 let (live, rebuild) = try await Generations.read(
                     projection.name, lock: .update, on: connection, logger: logger)
                 guard rebuild == generation else { return true }
                 let last = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
-                try await self.apply(last, generation: generation, after: checkpoint, on: connection)
+                try await self.apply(
+                    last, generation: generation, after: checkpoint, isolating: isolating, on: connection)
                 checkpoint = last.next
                 if last.isFull { return false }  // more arrived meanwhile: commit this batch, go on
                 try await self.swap(to: generation, replacing: live, on: connection)
@@ -209,26 +289,38 @@ public final class ProjectionRunner: Service, Sendable {
     // MARK: - Shared
 
     /// Applies a page to `generation` and moves its checkpoint, inside the caller's transaction.
+    ///
+    /// `isolating`: the page failed with a data error several times already; apply it in halves
+    /// under savepoints down to the events that fail, and park those (see
+    /// `schemas/store/0004_parked_events.sql`).
     private func apply(
         _ page: LogPage,
         generation: Int32,
         after checkpoint: Checkpoint,
+        isolating: Bool,
         on connection: PostgresConnection
     ) async throws {
         let logger = store.logger
         let name = projection.name
+        var parked: [(event: RecordedEvent, reason: String)] = []
         if !page.events.isEmpty || projection.heartbeat != nil {
             try await Generations.inSchema(projection.schema(generation: generation), on: connection, logger: logger) {
-                try await projection.apply(page.events, on: connection, logger: logger)
+                if isolating && !page.events.isEmpty {
+                    parked = try await applyIsolating(page.events[...], on: connection)
+                } else {
+                    try await projection.apply(page.events, on: connection, logger: logger)
+                }
             }
         }
+        if !parked.isEmpty { try await park(parked, generation: generation, on: connection) }
+        let applied = Int64(page.events.count - parked.count)
         let next = page.next
         let updated = try await connection.query(
             """
             UPDATE projection_checkpoints
             SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
                 checkpoint_position = \(next.position),
-                events_applied = events_applied + \(Int64(page.events.count)),
+                events_applied = events_applied + \(applied),
                 last_event_at = coalesce(\(page.events.last?.recordedAt)::timestamptz, last_event_at),
                 updated_at = now(), last_error = NULL, last_error_at = NULL
             WHERE name = \(name) AND generation = \(generation)
@@ -306,7 +398,7 @@ public final class ProjectionRunner: Service, Sendable {
         )
     }
 
-    private static func reason(_ error: any Error) -> String {
+    static func reason(_ error: any Error) -> String {
         if let transaction = error as? PostgresTransactionError, let thrown = transaction.closureError {
             return reason(thrown)
         }
@@ -314,6 +406,21 @@ public final class ProjectionRunner: Service, Sendable {
             return message
         }
         return String(describing: error)
+    }
+
+    /// An error that the same events will raise again however often they are applied: the
+    /// database refused a value (SQLSTATE class 22, data exception, or 23, integrity
+    /// constraint), or an event could not be decoded. Connection losses, timeouts and Redis
+    /// errors are not: those batches are retried until they pass.
+    static func isDataError(_ error: any Error) -> Bool {
+        if let transaction = error as? PostgresTransactionError, let thrown = transaction.closureError {
+            return isDataError(thrown)
+        }
+        if let database = error as? PSQLError {
+            guard let state = database.serverInfo?[.sqlState] else { return false }
+            return state.hasPrefix("22") || state.hasPrefix("23")
+        }
+        return error is DecodingError
     }
 
     /// The advisory-lock key of a lease: a stable 64-bit hash of its name.

@@ -14,6 +14,8 @@ public struct ProjectionStatus: Sendable {
         public var progress: Double
         /// Estimated seconds left at the rate so far (nil until there is a rate).
         public var estimatedSecondsLeft: Double?
+        /// Events the rebuild parked so far (it goes on without them).
+        public var parkedEvents: Int64
     }
 
     public var name: String
@@ -31,40 +33,63 @@ public struct ProjectionStatus: Sendable {
     /// Some instance holds the projection's lease (runs it) right now.
     public var isLeased: Bool
     public var rebuild: Rebuild?
+    /// Events of the live generation that could not be applied and wait, parked, for a retry.
+    public var parkedEvents: Int64
 
+    /// `failing` while its last batch failed (it is retried; `last_error` says why),
     /// `rebuilding` while a new generation is being built (the live one still serves), `live`
-    /// when an instance runs it, else `stopped`.
-    public var state: String { rebuild != nil ? "rebuilding" : isLeased ? "live" : "stopped" }
+    /// when an instance runs it, else `stopped` (no instance runs it: nothing is applied).
+    public var state: String {
+        lastError != nil ? "failing" : rebuild != nil ? "rebuilding" : isLeased ? "live" : "stopped"
+    }
+
+    /// `ok`; `degraded` when events are parked (the read model lacks them) or no instance runs
+    /// it; `failing` while it can't move on.
+    public var health: String {
+        if lastError != nil { return "failing" }
+        return parkedEvents > 0 || (rebuild?.parkedEvents ?? 0) > 0 || !isLeased ? "degraded" : "ok"
+    }
 }
 
 extension EventStore {
     /// The status of every registered projection.
     public func projectionStatuses() async throws -> [ProjectionStatus] {
-        let head = try await self.head()
         let names = try await client.query("SELECT name FROM projections", logger: logger)
             .decode(String.self).reduce(into: [String]()) { $0.append($1) }
         let keys = names.map { ProjectionRunner.leaseKey($0) }
-        let headTransaction = String(head.transactionID)
+        // One statement, one snapshot: the head and every checkpoint are read at the same
+        // moment, so a projection behind the head never shows lag 0 (and the head is never
+        // behind a checkpoint).
         let rows = try await client.query(
             """
+            WITH h AS MATERIALIZED (
+                SELECT e.tx_id, e.position, e.recorded_at FROM events e
+                WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                ORDER BY e.tx_id DESC, e.position DESC LIMIT 1),
+            head AS (SELECT coalesce((SELECT tx_id FROM h), '0'::xid8) AS tx_id,
+                            coalesce((SELECT position FROM h), 0::int8) AS position,
+                            (SELECT recorded_at FROM h) AS recorded_at)
             SELECT p.name, p.live_generation, c.checkpoint_tx::text, c.checkpoint_position, c.events_applied,
                    c.updated_at, c.last_error, c.last_error_at,
                    (SELECT count(*) FROM (
                         SELECT 1 FROM events e
                         WHERE (e.tx_id, e.position) > (c.checkpoint_tx, c.checkpoint_position)
-                          AND (e.tx_id, e.position) <= (\(headTransaction)::text::xid8, \(head.position))
+                          AND (e.tx_id, e.position) <= (head.tx_id, head.position)
                         LIMIT 1000000) AS behind),
                    EXISTS (SELECT 1 FROM pg_locks l
                            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                              AND l.classid::int8 = ((lease.key >> 32) & 4294967295)
                              AND l.objid::int8 = (lease.key & 4294967295)),
-                   coalesce(extract(epoch FROM (
-                        SELECT recorded_at FROM events
-                        WHERE (tx_id, position) = (\(headTransaction)::text::xid8, \(head.position))
-                   ) - c.last_event_at), 0)::float8,
-                   r.generation, r.checkpoint_tx::text, r.checkpoint_position, r.events_applied, r.created_at
+                   coalesce(extract(epoch FROM head.recorded_at - c.last_event_at), 0)::float8,
+                   r.generation, r.checkpoint_tx::text, r.checkpoint_position, r.events_applied, r.created_at,
+                   head.tx_id::text, head.position,
+                   (SELECT count(*) FROM projection_parked_events x
+                    WHERE x.name = p.name AND x.generation = c.generation AND x.resolved_at IS NULL),
+                   (SELECT count(*) FROM projection_parked_events x
+                    WHERE x.name = p.name AND x.generation = r.generation AND x.resolved_at IS NULL)
             FROM projections p
+            CROSS JOIN head
             JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
             LEFT JOIN projection_checkpoints r ON r.name = p.name AND r.generation = p.rebuild_generation
             JOIN unnest(\(names)::text[], \(keys)::int8[]) AS lease(name, key) ON lease.name = p.name
@@ -79,9 +104,10 @@ extension EventStore {
             let columns = try row.decode(
                 (
                     String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double,
-                    Int32?, String?, Int64?, Int64?, Date?
+                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64
                 ).self
             )
+            let head = Checkpoint(transactionText: columns.16, position: columns.17)
             var rebuild: ProjectionStatus.Rebuild?
             if let rebuildGeneration = columns.11, let rebuildTransaction = columns.12,
                 let rebuildPosition = columns.13,
@@ -95,7 +121,8 @@ extension EventStore {
                     eventsApplied: rebuildApplied,
                     startedAt: startedAt,
                     progress: progress,
-                    estimatedSecondsLeft: progress > 0.001 ? elapsed * (1 - progress) / progress : nil
+                    estimatedSecondsLeft: progress > 0.001 ? elapsed * (1 - progress) / progress : nil,
+                    parkedEvents: columns.19
                 )
             }
             statuses.append(
@@ -111,7 +138,8 @@ extension EventStore {
                     lastError: error,
                     lastErrorAt: errorAt,
                     isLeased: leased,
-                    rebuild: rebuild
+                    rebuild: rebuild,
+                    parkedEvents: columns.18
                 )
             )
         }

@@ -9,7 +9,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "projections",
         abstract: "Inspect the projections.",
-        subcommands: [Status.self, Rebuild.self]
+        subcommands: [Status.self, Rebuild.self, Retry.self]
     )
 
     struct Status: AsyncParsableCommand {
@@ -30,14 +30,21 @@ struct ProjectionsCommand: AsyncParsableCommand {
             }
             print(
                 "name".padding(toLength: 24, withPad: " ", startingAt: 0)
-                    + "state     lag events  lag s     applied  last error")
+                    + "state     lag events  lag s     applied  parked  last error")
             for status in statuses {
                 print(
                     status.name.padding(toLength: 24, withPad: " ", startingAt: 0)
                         + status.state.padding(toLength: 10, withPad: " ", startingAt: 0)
-                        + String(format: "%10d %7.1f %11d  ", status.lagEvents, status.lagSeconds, status.eventsApplied)
+                        + String(
+                            format: "%10d %7.1f %11d %7d  ", status.lagEvents, status.lagSeconds, status.eventsApplied,
+                            status.parkedEvents)
                         + (status.lastError ?? "-")
                 )
+                if status.parkedEvents > 0 {
+                    print(
+                        "  \(status.parkedEvents) parked event(s): GET /api/projections/\(status.name)/parked; "
+                            + "after a fix, `vigil projections retry \(status.name)`")
+                }
                 if let rebuild = status.rebuild {
                     print(
                         "  rebuilding generation \(rebuild.generation): "
@@ -109,6 +116,12 @@ struct ProjectionsCommand: AsyncParsableCommand {
                             ("\r\(bar(1))  done: generation \(status.generation) is live "
                                 + String(format: "(%.1f s, %d events applied)", seconds, status.eventsApplied)
                                 + String(repeating: " ", count: 10) + "\n").utf8))
+                    if status.parkedEvents > 0 {
+                        FileHandle.standardOutput.write(
+                            Data(
+                                ("\(status.parkedEvents) event(s) could not be applied and are parked: "
+                                    + "GET /api/projections/\(name)/parked\n").utf8))
+                    }
                     return
                 }
                 if let rebuild = status.rebuild {
@@ -116,6 +129,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
                     let line =
                         "\r\(bar(rebuild.progress)) "
                         + String(format: "%5.1f%%  %d events  ", rebuild.progress * 100, rebuild.eventsApplied) + eta
+                        + (rebuild.parkedEvents > 0 ? "  \(rebuild.parkedEvents) parked" : "")
                         + (status.lastError.map { "  last error: \($0)" } ?? "")
                     if line != lastLine {
                         FileHandle.standardOutput.write(Data((line + "   ").utf8))
@@ -130,6 +144,31 @@ struct ProjectionsCommand: AsyncParsableCommand {
             let width = 30
             let filled = Int((min(max(progress, 0), 1) * Double(width)).rounded(.down))
             return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply a projection's parked events again (after the fix that lets them apply).",
+            discussion: """
+                The projection's live runner (in a running `vigil serve`) applies them within a few \
+                seconds, in log order; those that still fail stay parked with the new error. They are \
+                applied after the events that followed them: where order matters to a read model, \
+                `vigil projections rebuild NAME` gives the exact result.
+                """
+        )
+
+        @Argument(help: "The projection.")
+        var name: String
+
+        func run() async throws {
+            let logger = Vigil.bootstrapLogging()
+            let settings = try PostgresSettings.fromEnvironment()
+            try await requireMigrated(settings, logger: logger)
+            let count = try await settings.withRunningClient(logger: logger) { client in
+                try await EventStore(client: client, logger: logger).retryParkedEvents(of: name)
+            }
+            print("\(count) parked event(s) of \(name) will be applied again by its runner")
         }
     }
 }

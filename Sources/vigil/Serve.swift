@@ -5,6 +5,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import Projections
 import Redis
 
 struct Serve: AsyncParsableCommand {
@@ -37,6 +38,11 @@ struct Serve: AsyncParsableCommand {
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
         configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
+        let poison = Environment.string("VIGIL_POISON_EVENTS") ?? "park"
+        guard let policy = ProjectionRunner.PoisonPolicy(rawValue: poison) else {
+            throw fail("VIGIL_POISON_EVENTS must be park or stop", code: 2)
+        }
+        configuration.projectionOptions.poisonPolicy = policy
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchWindowSeconds = window
         }

@@ -162,6 +162,13 @@ struct LogAPITests {
             let detail = try #require(try json(malformed)["detail"] as? String)
             #expect(detail.hasPrefix("Invalid checkpoint: "))
 
+            // Well formed, but beyond the read horizon (no log read handed it out): 409.
+            let beyond = try await client.execute(uri: "/api/log?after=7fffffffffffffff0000000000000001", method: .get)
+            #expect(beyond.status == .conflict)
+            let refusal = try #require(try json(beyond)["detail"] as? String)
+            #expect(refusal.hasPrefix("Checkpoint not readable yet: "), "\(refusal)")
+            #expect(refusal.contains("beyond the log's read horizon"))
+
             for (query, type) in [
                 ("limit=0", "greater_than_equal"), ("limit=1001", "less_than_equal"), ("limit=ten", "int_parsing"),
             ] {

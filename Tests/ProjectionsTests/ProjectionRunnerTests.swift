@@ -148,6 +148,39 @@ struct ProjectionRunnerTests {
         }
     }
 
+    @Test("status reads head and checkpoints in one snapshot, comparing transaction ids as numbers")
+    func statusAcrossPowersOfTen() async throws {
+        try await TestDatabase.withStoreAndNotifier { store, notifier in
+            // Two events of transactions 96 and 220 (as text, "96" sorts after "220").
+            var written: [Checkpoint] = []
+            for (stream, transaction) in [("count-a", 96), ("count-b", 220)] {
+                let rows = try await store.client.query(
+                    """
+                    INSERT INTO events (tx_id, event_id, stream, version, type, data)
+                    VALUES (\(String(transaction))::text::xid8, gen_random_uuid(), \(stream), 1, 'TestDetection', '{}')
+                    RETURNING position
+                    """,
+                    logger: TestDatabase.logger)
+                let position = try #require(try await rows.decode(Int64.self).first { _ in true })
+                written.append(Checkpoint(transactionID: UInt64(transaction), position: position))
+            }
+            try await store.registerProjections([StreamCounts()])
+            let before = try #require(try await Self.status(store))
+            #expect(before.head == written[1])
+            #expect(before.lagEvents == 2)
+            let runner = ProjectionRunner(
+                projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
+            try await Self.running(runner) {
+                try await Self.waitForApplied(2, store)
+            }
+            let after = try #require(try await Self.status(store))
+            #expect(after.checkpoint == written[1])
+            #expect(after.head == written[1])
+            #expect(after.lagEvents == 0)
+            #expect(try await Self.counts(store) == ["count-a": 1, "count-b": 1])
+        }
+    }
+
     @Test("one runner holds the lease; when it stops, a standby takes over from its checkpoint")
     func leaseTakeover() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in

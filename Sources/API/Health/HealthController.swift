@@ -1,9 +1,11 @@
 import EventStore
 import Hummingbird
 import Logging
+import Projections
 
-/// `GET /health`: liveness, no dependency checked. `GET /ready`: PostgreSQL answers, and what
-/// holds the log's read horizon (a transaction open for long delays every reader).
+/// `GET /health`: liveness, no dependency checked. `GET /ready`: PostgreSQL answers, what
+/// holds the log's read horizon (a transaction open for long delays every reader), and every
+/// projection that is not fine (failing, with parked events, or run by no instance).
 struct HealthController<Context: RequestContext> {
     let store: EventStore
 
@@ -22,10 +24,32 @@ struct HealthController<Context: RequestContext> {
         do {
             let checkpoint = try await store.head()
             let oldest = try await store.horizonHolders(limit: 1)
+            let statuses = try await store.projectionStatuses()
+            let unhealthy = statuses.filter { $0.health != "ok" }
+            let projections =
+                unhealthy.contains { $0.health == "failing" } ? "failing" : unhealthy.isEmpty ? "healthy" : "degraded"
             var body = JSONWriter()
             body.object { object in
-                object.field("status", "ready")
-                object.object("checks") { $0.field("database", "healthy") }
+                // Still ready (the API answers from what the read models hold), but loudly not fine.
+                object.field("status", unhealthy.isEmpty ? "ready" : "degraded")
+                object.object("checks") {
+                    $0.field("database", "healthy")
+                    $0.field("projections", projections)
+                }
+                if !unhealthy.isEmpty {
+                    object.array("projections") { array in
+                        for status in unhealthy {
+                            array.object { item in
+                                item.field("name", status.name)
+                                item.field("health", status.health)
+                                item.field("state", status.state)
+                                item.field("lag_events", status.lagEvents)
+                                item.field("parked_events", status.parkedEvents + (status.rebuild?.parkedEvents ?? 0))
+                                item.field("last_error", status.lastError)
+                            }
+                        }
+                    }
+                }
                 object.object("log") { log in
                     log.field("head", checkpoint.token)
                     if let holder = oldest.first {

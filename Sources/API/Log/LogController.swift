@@ -27,7 +27,12 @@ struct LogController<Context: RequestContext> {
         }
         let filter = LogFilter(types: query.list("types"), streamPrefix: query.string("stream_prefix"))
         // One more than asked tells whether more are readable right now.
-        let page = try await store.read(after: after, filter: filter, limit: limit + 1)
+        let page: LogPage
+        do {
+            page = try await store.read(after: after, filter: filter, limit: limit + 1)
+        } catch let error as LogReadError {
+            throw APIError.conflict("Checkpoint not readable yet: \(error)")
+        }
         let hasMore = page.events.count > limit
         let events = page.events.prefix(limit)
         let next = hasMore ? events[events.endIndex - 1].checkpoint : page.next
