@@ -52,6 +52,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let store = EventStore(client: client, logger: logger)
     let notifier = LogNotifier(client: client, logger: logger)
     let appender = GroupCommitAppender(store: store)
+    let availability = DatabaseAvailability(client: client, logger: logger)
     let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
     var projections = ReadModels.all
     projections.append(BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
@@ -59,7 +60,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     if let redis { projections.append(AnalysisPublisher(redis: redis, queue: queue)) }
     let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
     let router = buildRouter(
-        store: store, appender: appender, projections: projections, settings: settings,
+        store: store, availability: availability, appender: appender, projections: projections, settings: settings,
         workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
         redisPrefix: configuration.redisPrefix)
     var services: [any Service] = []
@@ -79,7 +80,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
-        services: [client, notifier, appender] + services,
+        services: [client, availability, notifier, appender] + services,
         logger: logger
     )
     // The read models' views must exist before the first request reads them.
@@ -88,13 +89,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 }
 
 func buildRouter(
-    store: EventStore, appender: GroupCommitAppender, projections: [any Projection], settings: SystemSettingsReader,
+    store: EventStore, availability: DatabaseAvailability, appender: GroupCommitAppender, projections: [any Projection],
+    settings: SystemSettingsReader,
     workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(LogRequestsMiddleware(.debug))
-    HealthController(store: store).addRoutes(to: router)
+    router.middlewares.add(AvailabilityMiddleware(availability: availability))
+    HealthController(store: store, availability: availability).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     CamerasController(store: store, appender: appender).addRoutes(to: router)

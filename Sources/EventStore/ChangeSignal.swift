@@ -34,7 +34,8 @@ public final class ChangeSignal: Sendable {
         }
     }
 
-    private func waitForChange(after seen: UInt64) async {
+    /// Returns when the generation differs from `seen`, or on cancellation.
+    public func waitForChange(after seen: UInt64) async {
         let id = state.withLock { state in
             defer { state.nextWaiter &+= 1 }
             return state.nextWaiter

@@ -15,6 +15,7 @@ extension PostgresConnection {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Value
     ) async throws -> sending Value {
+        guard !isClosed else { throw PostgresConnectionClosed() }
         do {
             try await query("BEGIN", logger: logger)
         } catch {
@@ -28,6 +29,8 @@ extension PostgresConnection {
             await abandonTransaction(logger: logger)
             throw error
         }
+        // A query on a closed connection never completes (see `whileOpen`): don't send one.
+        guard !isClosed else { throw PostgresConnectionClosed() }
         do {
             try await query("COMMIT", logger: logger)
         } catch {
@@ -41,6 +44,8 @@ extension PostgresConnection {
     /// Rolls back, shielded from the caller's cancellation (an awaited task of its own, which
     /// doesn't inherit it); closes the connection if that fails.
     private func abandonTransaction(logger: Logger) async {
+        // Closed: the server has rolled back already, and a ROLLBACK sent now would never answer.
+        guard !isClosed else { return }
         let connection = self
         let rolledBack = await Task {
             (try? await connection.query("ROLLBACK", logger: logger)) != nil

@@ -95,11 +95,18 @@ public final class ProjectionRunner: Service, Sendable {
     }
 
     /// Runs `role` on a pooled connection until cancelled, restarting it after errors.
-    private func keepRunning(_ role: String, _ body: @Sendable (PostgresConnection) async throws -> Void) async {
+    private func keepRunning(
+        _ role: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Void
+    ) async {
         var delay = options.errorRetry
         while !Task.isCancelled {
             do {
-                try await store.client.withConnection { connection in try await body(connection) }
+                // The role lives on one connection (its lease); when that connection dies (a
+                // PostgreSQL restart, a terminated session), the role ends and starts again
+                // on a new one, instead of waiting forever on the dead one.
+                try await store.client.withConnection { connection in
+                    try await connection.whileOpen { try await body(connection) }
+                }
                 delay = options.errorRetry
             } catch {
                 if Task.isCancelled { break }
@@ -111,8 +118,9 @@ public final class ProjectionRunner: Service, Sendable {
                         "retry_in": "\(delay)",
                     ]
                 )
-                // Best effort: with the database gone this fails too, and is said by the log line.
-                try? await recordError(reason, rebuild: role == "rebuild")
+                // Best effort, and bounded: with the database gone this fails too (the log line
+                // above says it), and a query on a connection closing right now never answers.
+                _ = await withDeadline(.seconds(5)) { try await self.recordError(reason, rebuild: role == "rebuild") }
             }
             try? await Task.sleep(for: delay)
             delay = min(delay * 2, options.maxErrorRetry)
@@ -359,6 +367,8 @@ public final class ProjectionRunner: Service, Sendable {
     /// (in a task of its own, awaited); if the unlock fails, the connection is closed, which
     /// releases the lock too.
     private func release(_ key: Int64, on connection: PostgresConnection) async {
+        // The session is gone, and its locks with it (a query now would never answer).
+        guard !connection.isClosed else { return }
         let logger = store.logger
         let released = await Task {
             (try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)) != nil

@@ -7,6 +7,8 @@ import Hummingbird
 import Logging
 import Projections
 import Redis
+import ServiceLifecycle
+import UnixSignals
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTP API.")
@@ -50,7 +52,14 @@ struct Serve: AsyncParsableCommand {
             configuration.settings.config.batchIdleTimeoutSeconds = idle
         }
         let app = buildApplication(configuration, logger: logger)
-        try await app.runService()
+        // Shutdown is bounded whatever the dependencies do (PostgreSQL down, a stuck client):
+        // 10 s to finish gracefully, then tasks are cancelled, and after 5 s more the process
+        // exits anyway.
+        var group = ServiceGroupConfiguration(
+            services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(10)
+        group.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: group).run()
     }
 }
 

@@ -141,11 +141,36 @@ struct SimulatorAPI {
         return request
     }
 
+    /// Sends `request`; while the server can't be reached or answers 5xx (a restart, a
+    /// database outage), tries again with a doubling wait (0.5 s up to 10 s) for up to 10
+    /// minutes. Every request the simulator retries carries an `Idempotency-Key`, so a retry
+    /// never records a detection twice.
     func execute(_ request: HTTPClientRequest) async throws -> (HTTPResponseStatus, [String: Any]) {
-        let response = try await http.execute(request, timeout: .seconds(120))
-        let body = try await response.body.collect(upTo: 16 << 20)
-        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
-        return (response.status, object)
+        let clock = ContinuousClock()
+        let giveUp = clock.now + .seconds(600)
+        var delay = Duration.milliseconds(500)
+        while true {
+            let outcome: Result<(HTTPResponseStatus, [String: Any]), any Error>
+            do {
+                let response = try await http.execute(request, timeout: .seconds(120))
+                let body = try await response.body.collect(upTo: 16 << 20)
+                let object =
+                    (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+                outcome = .success((response.status, object))
+            } catch {
+                outcome = .failure(error)
+            }
+            switch outcome {
+            case .success(let (status, object)) where status.code < 500: return (status, object)
+            case _ where clock.now + delay > giveUp: return try outcome.get()
+            case .success(let (status, _)):
+                print("simulate: \(request.url) answered \(status.code); trying again in \(delay)")
+            case .failure(let error):
+                print("simulate: \(request.url) failed (\(error)); trying again in \(delay)")
+            }
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(10))
+        }
     }
 
     /// Registers a camera; an existing one (409) is reused. Returns its id.
@@ -172,8 +197,10 @@ struct SimulatorAPI {
 
     func sendOne(_ json: String) async throws -> Bool {
         let (status, _) = try await execute(
-            request(.POST, "/api/detections", contentType: "application/json", body: json))
-        return status == .created
+            request(
+                .POST, "/api/detections", contentType: "application/json", body: json,
+                headers: [("Idempotency-Key", UUID().uuidString)]))
+        return status == .created || status == .ok
     }
 }
 

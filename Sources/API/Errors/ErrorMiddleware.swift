@@ -1,6 +1,8 @@
 import Hummingbird
+import EventStore
 import Logging
 import PostgresNIO
+import _ConnectionPoolModule
 
 /// Turns every error into the seed's format: our own errors render themselves, the router's
 /// (404, 405…) get `{"detail": reason}`, a database outage is a 503, anything else a logged
@@ -26,12 +28,22 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var response = body.response(status: error.status)
             response.headers.append(contentsOf: error.headers)
             return response
-        } catch let error as PSQLError where error.serverInfo == nil {
+        } catch let error where Self.isDatabaseUnavailable(error) {
             context.logger.error("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
             throw APIError(.serviceUnavailable, "Database unavailable")
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             throw APIError(.internalServerError, "Internal server error")
         }
+    }
+
+    /// The database could not be reached or went away: no connection (PostgresNIO's pool errors,
+    /// a connection error without a server answer, a closed connection), or the server said it
+    /// is shutting down or not accepting connections (SQLSTATE classes 08 and 57P).
+    static func isDatabaseUnavailable(_ error: any Error) -> Bool {
+        if error is PostgresConnectionClosed || error is ConnectionPoolError { return true }
+        guard let error = error as? PSQLError else { return false }
+        guard let state = error.serverInfo?[.sqlState] else { return true }
+        return state.hasPrefix("08") || state.hasPrefix("57P")
     }
 }

@@ -1,4 +1,5 @@
 import EventStore
+import Foundation
 import Hummingbird
 import Logging
 import Projections
@@ -8,6 +9,7 @@ import Projections
 /// projection that is not fine (failing, with parked events, or run by no instance).
 struct HealthController<Context: RequestContext> {
     let store: EventStore
+    let availability: DatabaseAvailability
 
     func addRoutes(to router: Router<Context>) {
         router.get("/health", use: health)
@@ -22,6 +24,8 @@ struct HealthController<Context: RequestContext> {
 
     @Sendable func ready(_ request: Request, context: Context) async throws -> Response {
         do {
+            // Down: say so at once rather than wait for a connection the pool can't make.
+            guard availability.isUp else { throw PostgresConnectionClosed() }
             let checkpoint = try await store.head()
             let oldest = try await store.horizonHolders(limit: 1)
             let statuses = try await store.projectionStatuses()
@@ -67,10 +71,15 @@ struct HealthController<Context: RequestContext> {
             return body.response()
         } catch {
             context.logger.warning("readiness check failed", metadata: ["error": "\(String(reflecting: error))"])
+            let status = availability.current
             var body = JSONWriter()
             body.object { object in
                 object.field("status", "not_ready")
                 object.object("checks") { $0.field("database", "unhealthy") }
+                if !status.isUp {
+                    object.field("database_error", status.error)
+                    object.field("database_down_since", status.since.formatted(.iso8601))
+                }
             }
             return body.response(status: .serviceUnavailable)
         }
