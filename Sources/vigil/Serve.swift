@@ -37,6 +37,11 @@ struct Serve: AsyncParsableCommand {
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
         configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
+        do {
+            configuration.eventTimes = try EventTimeWindow.fromEnvironment(ProcessInfo.processInfo.environment)
+        } catch {
+            throw fail("\(error)", code: 2)
+        }
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchWindowSeconds = window
         }

@@ -52,8 +52,8 @@ struct AnalyticsController<Context: RequestContext> {
                     issues.append(.init(location: ["query", name], message: "Field required", type: "missing"))
                     return nil
                 }
-                guard text.count == 10, let date = try? Date.ISO8601FormatStyle().year().month().day().parse(text)
-                else {
+                // Strict (no 2026-02-30), and a year PostgreSQL's `date` reads (0001-9999).
+                guard let date = Timestamp.parseDay(text), Timestamp.representable.contains(date) else {
                     issues.append(
                         .init(
                             location: ["query", name], message: "Input should be a valid date in the format YYYY-MM-DD",
