@@ -38,6 +38,9 @@ public struct ServerConfiguration: Sendable {
     /// The key that `PUT /api/system/severity` and `PATCH /api/system/config` need in
     /// `X-API-Key` (`VIGIL_ADMIN_KEY`); nil: open.
     public var adminKey: String?
+    /// When a client-supplied event time (`detected_at`) may be: `VIGIL_MIN_EVENT_TIME`,
+    /// `VIGIL_MAX_FUTURE_SECONDS`.
+    public var eventTimes = EventTimeWindow.standard
 
     public init(host: String = "127.0.0.1", port: Int = 8000, postgres: PostgresSettings) {
         self.host = host
@@ -62,7 +65,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let router = buildRouter(
         store: store, availability: availability, appender: appender, projections: projections, settings: settings,
         workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
-        redisPrefix: configuration.redisPrefix)
+        redisPrefix: configuration.redisPrefix, eventTimes: configuration.eventTimes)
     var services: [any Service] = []
     if configuration.runProjections {
         services += projections.map {
@@ -91,17 +94,20 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 func buildRouter(
     store: EventStore, availability: DatabaseAvailability, appender: GroupCommitAppender, projections: [any Projection],
     settings: SystemSettingsReader,
-    workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String
+    workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String,
+    eventTimes: EventTimeWindow = .standard
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(LogRequestsMiddleware(.debug))
+    router.middlewares.add(QueryTextMiddleware())
     router.middlewares.add(AvailabilityMiddleware(availability: availability))
     HealthController(store: store, availability: availability).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     CamerasController(store: store, appender: appender).addRoutes(to: router)
-    DetectionsController(store: store, appender: appender, workerKey: workerKey).addRoutes(to: router)
+    DetectionsController(store: store, appender: appender, workerKey: workerKey, eventTimes: eventTimes)
+        .addRoutes(to: router)
     // Every level shown is derived from the score under the thresholds in force when it is read.
     let thresholds: @Sendable () async throws -> SeverityThresholds = { try await settings.current().thresholds }
     EventsController(store: store, appender: appender, thresholds: thresholds).addRoutes(to: router)

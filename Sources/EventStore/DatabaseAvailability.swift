@@ -61,7 +61,7 @@ public final class DatabaseAvailability: Service, Sendable {
     private func probe() async -> String? {
         let client = self.client
         let logger = self.logger
-        switch await withDeadline(timeout, { try await client.query("SELECT 1", logger: logger) }) {
+        switch await withDeadline(timeout, { try await client.guardedQuery("SELECT 1", logger: logger) }) {
         case .success: return nil
         case .failure(let error): return String(describing: error)
         case nil: return "no answer within \(timeout)"

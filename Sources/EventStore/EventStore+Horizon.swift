@@ -21,7 +21,7 @@ extension EventStore {
     /// committed by any younger transaction can't be read. Only transactions that have an id
     /// (that wrote something) count, read-only ones don't; prepared transactions do (`pid` 0).
     public func horizonHolders(limit: Int = 5) async throws -> [HorizonHolder] {
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT pid, database, username, application, address, state, transaction_age, query
             FROM (

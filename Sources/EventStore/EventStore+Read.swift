@@ -24,7 +24,7 @@ extension EventStore {
         // One statement, one snapshot: the page, the newest readable checkpoint (where the
         // next read starts when the page isn't full) and whether committed events wait
         // beyond the horizon.
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
             (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
@@ -82,7 +82,7 @@ extension EventStore {
     /// Every `ORDER BY` names the `xid8` column qualified (`e.tx_id`): an unqualified name
     /// would mean the `tx_id::text` output column and sort "9996" above "22054".
     public func head() async throws -> Checkpoint {
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT e.tx_id::text, e.position FROM events e
             WHERE e.tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
@@ -101,12 +101,12 @@ extension EventStore {
     /// A stream's versions commit in order (appends lock the stream), so a stream read needs
     /// no horizon. Returns nil when the stream has no events.
     public func readStream(_ stream: String, fromVersion: Int64 = 0, limit: Int = 1000) async throws -> StreamPage? {
-        let version = try await client.query(
+        let version = try await client.guardedQuery(
             "SELECT version FROM streams WHERE stream = \(stream)",
             logger: logger
         ).decode(Int64.self).first { _ in true }
         guard let version, version > 0 else { return nil }
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT 0, tx_id::text, position, event_id, stream, version, type, schema_version,
                    data::text, metadata::text, recorded_at
@@ -130,7 +130,7 @@ extension EventStore {
         guard !checkpoints.isEmpty else { return [] }
         let transactions = checkpoints.map { String($0.transactionID) }
         let positions = checkpoints.map(\.position)
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT 0, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type, e.schema_version,
                    e.data::text, e.metadata::text, e.recorded_at

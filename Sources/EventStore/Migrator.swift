@@ -91,13 +91,13 @@ public struct Migrator: Sendable {
     /// Versions not applied yet (the server refuses to start while any is pending).
     public func pending(client: PostgresClient, logger: Logger) async throws -> [String] {
         let exists =
-            try await client.query(
+            try await client.guardedQuery(
                 "SELECT to_regclass('schema_migrations') IS NOT NULL",
                 logger: logger
             ).decode(Bool.self).first { _ in true } ?? false
         var recorded: Set<String> = []
         if exists {
-            let rows = try await client.query(
+            let rows = try await client.guardedQuery(
                 "SELECT version FROM schema_migrations WHERE scope = \(scope)",
                 logger: logger
             )

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import PostgresNIO
 import Synchronization
@@ -74,4 +75,116 @@ public func withDeadline<Value: Sendable>(
     task.cancel()
     timer.cancel()
     return outcome
+}
+
+/// The rows of a query, read to the end (see ``PostgresConnection/guardedQuery(_:logger:)``).
+/// An `AsyncSequence` of `PostgresRow`, so PostgresNIO's `decode(…)` works on it as on a
+/// `PostgresRowSequence`.
+public struct CollectedRows: AsyncSequence, Sendable {
+    public typealias Element = PostgresRow
+    public let rows: [PostgresRow]
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: IndexingIterator<[PostgresRow]>
+        public mutating func next() async throws -> PostgresRow? { base.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: rows.makeIterator()) }
+}
+
+/// Wakes the queries waiting on a connection when it closes: one callback per connection on its
+/// close future, however many queries run on it (a callback per query would pile up on a
+/// pooled connection that lives for hours).
+///
+/// Process-wide on purpose: it is keyed by connection, and any code holding a connection must
+/// reach the same registry (an entry lives exactly as long as its connection is open).
+final class ClosedConnectionWatch: Sendable {
+    static let shared = ClosedConnectionWatch()
+
+    private struct State {
+        var nextToken: UInt64 = 0
+        var waiters: [ObjectIdentifier: [UInt64: @Sendable () -> Void]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Calls `onClose` when `connection` closes, unless ``unregister(_:token:)`` comes first.
+    /// Returns nil (and calls nothing) when it is closed already.
+    func register(_ connection: PostgresConnection, onClose: @escaping @Sendable () -> Void) -> UInt64? {
+        if connection.isClosed { return nil }
+        let key = ObjectIdentifier(connection)
+        let (token, isFirst) = state.withLock { state in
+            defer { state.nextToken &+= 1 }
+            let isFirst = state.waiters[key] == nil
+            state.waiters[key, default: [:]][state.nextToken] = onClose
+            return (state.nextToken, isFirst)
+        }
+        // Registered once per open connection; fires at once if it has closed meanwhile.
+        if isFirst { connection.closeFuture.whenComplete { _ in self.closed(key) } }
+        return token
+    }
+
+    func unregister(_ connection: PostgresConnection, token: UInt64) {
+        let key = ObjectIdentifier(connection)
+        state.withLock { state in
+            state.waiters[key]?[token] = nil
+        }
+    }
+
+    private func closed(_ key: ObjectIdentifier) {
+        let waiters = state.withLock { $0.waiters.removeValue(forKey: key) } ?? [:]
+        for onClose in waiters.values { onClose() }
+    }
+}
+
+extension PostgresConnection {
+    /// `query`, read to the end; throws ``PostgresConnectionClosed`` rather than wait forever
+    /// when the connection closes before the answer (see ``whileOpen(_:)``).
+    @discardableResult
+    public func guardedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
+        let connection = self
+        let work = Task { CollectedRows(rows: try await connection.query(query, logger: logger).collect()) }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CollectedRows, any Error>) in
+                let resumed = Mutex(false)
+                let resume: @Sendable (Result<CollectedRows, any Error>) -> Void = { result in
+                    let first = resumed.withLock { done in
+                        defer { done = true }
+                        return !done
+                    }
+                    if first { continuation.resume(with: result) }
+                }
+                guard
+                    let token = ClosedConnectionWatch.shared.register(
+                        connection,
+                        onClose: {
+                            work.cancel()
+                            resume(.failure(PostgresConnectionClosed()))
+                        })
+                else {
+                    work.cancel()
+                    resume(.failure(PostgresConnectionClosed()))
+                    return
+                }
+                Task {
+                    let result = await work.result
+                    ClosedConnectionWatch.shared.unregister(connection, token: token)
+                    resume(result)
+                }
+            }
+        } onCancel: {
+            work.cancel()
+        }
+    }
+}
+
+extension PostgresClient {
+    /// `query` on a pooled connection, read to the end; throws ``PostgresConnectionClosed``
+    /// when the connection closes first instead of waiting forever (the pool can hand out a
+    /// connection whose close it hasn't seen yet: at a PostgreSQL restart, or when its session
+    /// is terminated).
+    @discardableResult
+    public func guardedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
+        try await withConnection { connection in try await connection.guardedQuery(query, logger: logger) }
+    }
 }

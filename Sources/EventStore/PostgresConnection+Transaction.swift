@@ -17,7 +17,7 @@ extension PostgresConnection {
     ) async throws -> sending Value {
         guard !isClosed else { throw PostgresConnectionClosed() }
         do {
-            try await query("BEGIN", logger: logger)
+            try await guardedQuery("BEGIN", logger: logger)
         } catch {
             await abandonTransaction(logger: logger)
             throw error
@@ -32,7 +32,7 @@ extension PostgresConnection {
         // A query on a closed connection never completes (see `whileOpen`): don't send one.
         guard !isClosed else { throw PostgresConnectionClosed() }
         do {
-            try await query("COMMIT", logger: logger)
+            try await guardedQuery("COMMIT", logger: logger)
         } catch {
             // Committed or not, this connection's state is unknown: don't reuse it.
             await closeShielded()
@@ -48,7 +48,7 @@ extension PostgresConnection {
         guard !isClosed else { return }
         let connection = self
         let rolledBack = await Task {
-            (try? await connection.query("ROLLBACK", logger: logger)) != nil
+            (try? await connection.guardedQuery("ROLLBACK", logger: logger)) != nil
         }.value
         if !rolledBack { await closeShielded() }
     }

@@ -51,7 +51,7 @@ extension EventStore {
         }
         let lastEvent = Int64(range.upperBound)
         let lastDetection = Int64(range.upperBound * detectionsPerEvent)
-        try await client.query(
+        try await client.guardedQuery(
             """
             SELECT setval('security_event_ids', greatest(\(lastEvent), (SELECT last_value FROM security_event_ids))),
                    setval('detection_ids', greatest(\(lastDetection), (SELECT last_value FROM detection_ids)))

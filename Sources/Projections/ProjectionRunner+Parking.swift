@@ -122,7 +122,7 @@ extension EventStore {
     /// will retry. The live runner picks them up within a couple of seconds.
     @discardableResult
     public func retryParkedEvents(of name: String) async throws -> Int {
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             UPDATE projection_parked_events x SET retry_requested_at = now()
             FROM projections p
@@ -151,7 +151,7 @@ extension EventStore {
 
     /// The parked events of `name`'s live generation, oldest first (resolved ones too).
     public func parkedEvents(of name: String, limit: Int = 1000) async throws -> [ParkedEvent] {
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT x.tx_id::text, x.position, x.event_id, x.stream, x.type, x.error, x.attempts, x.parked_at,
                    x.last_retry_at, x.resolved_at

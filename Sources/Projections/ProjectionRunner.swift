@@ -398,7 +398,7 @@ public final class ProjectionRunner: Service, Sendable {
 
     private func recordError(_ reason: String, rebuild: Bool) async throws {
         let column = rebuild ? "rebuild_generation" : "live_generation"
-        try await store.client.query(
+        try await store.client.guardedQuery(
             """
             UPDATE projection_checkpoints c SET last_error = \(reason), last_error_at = now()
             FROM projections p

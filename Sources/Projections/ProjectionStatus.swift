@@ -54,13 +54,13 @@ public struct ProjectionStatus: Sendable {
 extension EventStore {
     /// The status of every registered projection.
     public func projectionStatuses() async throws -> [ProjectionStatus] {
-        let names = try await client.query("SELECT name FROM projections", logger: logger)
+        let names = try await client.guardedQuery("SELECT name FROM projections", logger: logger)
             .decode(String.self).reduce(into: [String]()) { $0.append($1) }
         let keys = names.map { ProjectionRunner.leaseKey($0) }
         // One statement, one snapshot: the head and every checkpoint are read at the same
         // moment, so a projection behind the head never shows lag 0 (and the head is never
         // behind a checkpoint).
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             WITH h AS MATERIALIZED (
                 SELECT e.tx_id, e.position, e.recorded_at FROM events e

@@ -69,6 +69,25 @@ public func detection(camera: String = "front_door", sequence: Int = 0, id: UUID
 }
 
 extension EventStore {
+    /// Inserts an event row as if written by transaction `transaction` (a small number: below
+    /// every real one), as a log that has run long enough to hold transaction ids of several
+    /// lengths (as text, "96" sorts after "220").
+    public func insertEventRow(stream: String, transaction: UInt64, type: String = "TestDetection") async throws
+        -> Checkpoint
+    {
+        let rows = try await client.guardedQuery(
+            """
+            INSERT INTO events (tx_id, event_id, stream, version, type, data)
+            VALUES (\(String(transaction))::text::xid8, gen_random_uuid(), \(stream), 1, \(type), '{}')
+            RETURNING position
+            """,
+            logger: logger)
+        for try await position in rows.decode(Int64.self) {
+            return Checkpoint(transactionID: transaction, position: position)
+        }
+        throw TestSetupError("the event row was not inserted")
+    }
+
     /// A read that also waits for committed events held beyond the horizon.
     ///
     /// The horizon is cluster-wide: a transaction open in *another* test's database holds

@@ -32,7 +32,7 @@ struct Demo: AsyncParsableCommand {
         try await settings.withRunningClient(logger: logger) { client in
             let store = EventStore(client: client, logger: logger)
             let existing =
-                try await client.query(
+                try await client.guardedQuery(
                     "SELECT count(*) FROM streams WHERE stream LIKE 'secevent-%'", logger: logger
                 ).decode(Int64.self).first { _ in true } ?? 0
             guard existing == 0 else {

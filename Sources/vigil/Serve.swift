@@ -45,6 +45,11 @@ struct Serve: AsyncParsableCommand {
             throw fail("VIGIL_POISON_EVENTS must be park or stop", code: 2)
         }
         configuration.projectionOptions.poisonPolicy = policy
+        do {
+            configuration.eventTimes = try EventTimeWindow.fromEnvironment(ProcessInfo.processInfo.environment)
+        } catch {
+            throw fail("\(error)", code: 2)
+        }
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchWindowSeconds = window
         }
@@ -53,12 +58,12 @@ struct Serve: AsyncParsableCommand {
         }
         let app = buildApplication(configuration, logger: logger)
         // Shutdown is bounded whatever the dependencies do (PostgreSQL down, a stuck client):
-        // 10 s to finish gracefully, then tasks are cancelled, and after 5 s more the process
+        // 7 s to finish gracefully, then tasks are cancelled, and after 3 s more the process
         // exits anyway.
         var group = ServiceGroupConfiguration(
             services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        group.maximumGracefulShutdownDuration = .seconds(10)
-        group.maximumCancellationDuration = .seconds(5)
+        group.maximumGracefulShutdownDuration = .seconds(7)
+        group.maximumCancellationDuration = .seconds(3)
         try await ServiceGroup(configuration: group).run()
     }
 }

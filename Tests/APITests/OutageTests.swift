@@ -15,7 +15,7 @@ import Testing
 /// on a closed PostgresNIO connection never answers.)
 @Suite struct OutageTests {
     static func terminateEveryOtherSession(_ store: EventStore) async throws {
-        let rows = try await store.client.query(
+        let rows = try await store.client.guardedQuery(
             """
             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid()
@@ -82,7 +82,7 @@ import Testing
                     "\(last)")
             }
             // Each detection was stored exactly once, whatever the retries.
-            let rows = try await store.client.query(
+            let rows = try await store.client.guardedQuery(
                 "SELECT count(*) FROM events WHERE type = \(DetectionRecorded.type)", logger: store.logger)
             #expect(try await rows.decode(Int64.self).first { _ in true } == 3)
             let ready = try await client.getJSON("/ready")

@@ -62,20 +62,6 @@ struct ReadTests {
         }
     }
 
-    /// Inserts an event row written by transaction `transaction` (below every real one), as a
-    /// log that has been running long enough to have transaction ids of several lengths.
-    static func insertEvent(_ store: EventStore, stream: String, transaction: UInt64) async throws -> Checkpoint {
-        let rows = try await store.client.query(
-            """
-            INSERT INTO events (tx_id, event_id, stream, version, type, data)
-            VALUES (\(String(transaction))::text::xid8, gen_random_uuid(), \(stream), 1, 'TestDetection', '{}')
-            RETURNING position
-            """,
-            logger: TestDatabase.logger)
-        let position = try #require(try await rows.decode(Int64.self).first { _ in true })
-        return Checkpoint(transactionID: transaction, position: position)
-    }
-
     /// Burns transaction ids (one committed transaction each) until the next one is `target`.
     static func burnTransactions(_ store: EventStore, until target: UInt64) async throws {
         while true {
@@ -98,8 +84,8 @@ struct ReadTests {
     func transactionIDsAcrossPowersOfTen() async throws {
         try await TestDatabase.withStore { store in
             // A log whose transaction ids have different lengths: as text, "96" sorts after "220".
-            let older = try await Self.insertEvent(store, stream: "camera-a", transaction: 96)
-            let newer = try await Self.insertEvent(store, stream: "camera-b", transaction: 220)
+            let older = try await store.insertEventRow(stream: "camera-a", transaction: 96)
+            let newer = try await store.insertEventRow(stream: "camera-b", transaction: 220)
             #expect(try await store.head() == newer)
             let page = try await store.readSettled(after: .start)
             #expect(page.events.map(\.checkpoint) == [older, newer])

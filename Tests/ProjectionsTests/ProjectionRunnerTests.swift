@@ -152,18 +152,10 @@ struct ProjectionRunnerTests {
     func statusAcrossPowersOfTen() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
             // Two events of transactions 96 and 220 (as text, "96" sorts after "220").
-            var written: [Checkpoint] = []
-            for (stream, transaction) in [("count-a", 96), ("count-b", 220)] {
-                let rows = try await store.client.query(
-                    """
-                    INSERT INTO events (tx_id, event_id, stream, version, type, data)
-                    VALUES (\(String(transaction))::text::xid8, gen_random_uuid(), \(stream), 1, 'TestDetection', '{}')
-                    RETURNING position
-                    """,
-                    logger: TestDatabase.logger)
-                let position = try #require(try await rows.decode(Int64.self).first { _ in true })
-                written.append(Checkpoint(transactionID: UInt64(transaction), position: position))
-            }
+            let written = [
+                try await store.insertEventRow(stream: "count-a", transaction: 96),
+                try await store.insertEventRow(stream: "count-b", transaction: 220),
+            ]
             try await store.registerProjections([StreamCounts()])
             let before = try #require(try await Self.status(store))
             #expect(before.head == written[1])

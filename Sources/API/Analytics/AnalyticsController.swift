@@ -52,8 +52,8 @@ struct AnalyticsController<Context: RequestContext> {
                     issues.append(.init(location: ["query", name], message: "Field required", type: "missing"))
                     return nil
                 }
-                guard text.count == 10, let date = try? Date.ISO8601FormatStyle().year().month().day().parse(text)
-                else {
+                // Strict (no 2026-02-30), and a year PostgreSQL's `date` reads (0001-9999).
+                guard let date = Timestamp.parseDay(text), Timestamp.representable.contains(date) else {
                     issues.append(
                         .init(
                             location: ["query", name], message: "Input should be a valid date in the format YYYY-MM-DD",
@@ -278,7 +278,7 @@ struct AnalyticsController<Context: RequestContext> {
     /// read models the answer comes from: their live generation and how many events each has
     /// applied (which moves exactly when their rows can change).
     private func entityTag(_ request: Request, variant: String) async throws -> String {
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT coalesce(string_agg(p.name || ':' || p.live_generation || ':' || c.events_applied, ',' ORDER BY p.name), '')
             FROM projections p JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation

@@ -113,7 +113,7 @@ struct CamerasController<Context: RequestContext> {
     private func response(_ camera: Camera, status: HTTPResponse.Status = .ok) async throws -> Response {
         // The event's own rendering of the time (milliseconds), as the read model stores it.
         let registered = EventCoding.timestamp(camera.registeredAt)
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT vigil_ts(last_seen_at), vigil_ts(\(registered)::timestamptz)
             FROM (SELECT 1) AS one LEFT JOIN cameras ON id = \(camera.id) AND removed_at IS NULL
@@ -151,7 +151,7 @@ struct CamerasController<Context: RequestContext> {
 
     private func requireUnique(name: String?, folderPath: String?, except id: String) async throws {
         guard name != nil || folderPath != nil else { return }
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT name = \(name), folder_path = \(folderPath) FROM cameras
             WHERE removed_at IS NULL AND id <> \(id) AND (name = \(name) OR folder_path = \(folderPath))

@@ -18,7 +18,7 @@ extension EventStore {
         let deadline = ContinuousClock.now + timeout
         let transaction = String(checkpoint.transactionID)
         while true {
-            let rows = try await client.query(
+            let rows = try await client.guardedQuery(
                 """
                 SELECT count(*) FILTER (
                     WHERE c.checkpoint_tx > \(transaction)::xid8

@@ -21,6 +21,8 @@ struct DetectionIngest<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
     let workerKey: String?
+    /// When a detection may say it happened (`detected_at`).
+    let eventTimes: EventTimeWindow
 
     /// NDJSON lines appended per transaction.
     static var chunkLines: Int { 5000 }
@@ -33,7 +35,7 @@ struct DetectionIngest<Context: RequestContext> {
     @Sendable func createOne(_ request: Request, context: Context) async throws -> Response {
         let metadata = try authorize(request)
         var body = try await JSONBody.parse(request, context: context)
-        let input = DetectionInput(&body)
+        let input = DetectionInput(&body, eventTimes: eventTimes)
         try body.validate()
         guard let input else { throw ValidationError([]) }
         let unknown = try await unknownCameras([(input, ["body", "camera_id"])])
@@ -55,11 +57,9 @@ struct DetectionIngest<Context: RequestContext> {
         if contentType.hasPrefix("application/x-ndjson") || contentType.hasPrefix("application/jsonl") {
             return try await createFromLines(request, metadata: metadata)
         }
+        try JSONBody.requireJSONContentType(request)
         let buffer = try await request.body.collect(upTo: 64 << 20)
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView)) else {
-            throw ValidationError(location: ["body", "0"], message: "JSON decode error", type: "json_invalid")
-        }
-        guard case .array(let items) = value else {
+        guard case .array(let items) = try JSONBody.decode(buffer.readableBytesView, under: ["body"]).get() else {
             throw ValidationError(location: ["body"], message: "Input should be a valid list", type: "list_type")
         }
         guard !items.isEmpty, items.count <= 10_000 else {
@@ -74,7 +74,7 @@ struct DetectionIngest<Context: RequestContext> {
             switch JSONBody.item(item, location: location) {
             case .failure(let error): issues += error.issues
             case .success(var body):
-                let input = DetectionInput(&body)
+                let input = DetectionInput(&body, eventTimes: eventTimes)
                 issues += body.issues
                 if let input { inputs.append((input, location + ["camera_id"])) }
             }
@@ -121,15 +121,17 @@ struct DetectionIngest<Context: RequestContext> {
             let bytes = line.readableBytesView
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { return }  // blank line
             let location = ["line", String(lineNumber)]
-            guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
-                report.reject(
-                    lineNumber, [.init(location: location, message: "JSON decode error", type: "json_invalid")])
+            let value: JSONValue
+            switch JSONBody.decode(bytes, under: location) {
+            case .success(let decoded): value = decoded
+            case .failure(let error):
+                report.reject(lineNumber, error.issues)
                 return
             }
             switch JSONBody.item(value, location: location) {
             case .failure(let error): report.reject(lineNumber, error.issues)
             case .success(var body):
-                let input = DetectionInput(&body)
+                let input = DetectionInput(&body, eventTimes: eventTimes)
                 if let input, body.issues.isEmpty {
                     pending.append((lineNumber, input))
                 } else {
@@ -137,7 +139,7 @@ struct DetectionIngest<Context: RequestContext> {
                 }
             }
             if pending.count >= Self.chunkLines {
-                try await appendLines(pending, request: request, metadata: metadata, report: &report)
+                try await appendChunk(pending, request: request, metadata: metadata, report: &report)
                 pending.removeAll(keepingCapacity: true)
             }
         }
@@ -158,11 +160,37 @@ struct DetectionIngest<Context: RequestContext> {
             partial.writeBuffer(&chunk)
         }
         if partial.readableBytes > 0 { try await handle(partial) }
-        if !pending.isEmpty { try await appendLines(pending, request: request, metadata: metadata, report: &report) }
+        if !pending.isEmpty { try await appendChunk(pending, request: request, metadata: metadata, report: &report) }
         guard report.lines > 0 else {
             throw ValidationError(location: ["body"], message: "No detections in the body", type: "missing")
         }
         return report.response()
+    }
+
+    /// Appends a chunk. Once part of the upload is written, a failure (the database gone) is
+    /// reported on the chunk's lines instead of a 500, which would hide what was stored; a retry
+    /// with the same `Idempotency-Key` then writes only the rest.
+    private func appendChunk(
+        _ lines: [(line: Int, input: DetectionInput)], request: Request, metadata: EventMetadata,
+        report: inout LineReport
+    ) async throws {
+        var attempt = report
+        do {
+            try await appendLines(lines, request: request, metadata: metadata, report: &attempt)
+            report = attempt
+        } catch let error where report.accepted + report.alreadyStored > 0 {
+            store.logger.error("NDJSON chunk not stored", metadata: ["error": "\(String(reflecting: error))"])
+            for entry in lines {
+                report.reject(
+                    entry.line,
+                    [
+                        .init(
+                            location: ["line", String(entry.line)],
+                            message: "Not stored (the database failed); retry the upload with the same Idempotency-Key",
+                            type: "store_error")
+                    ])
+            }
+        }
     }
 
     private func appendLines(
@@ -226,7 +254,7 @@ struct DetectionIngest<Context: RequestContext> {
     /// Which of `ids` are registered and not removed: the cameras read model, and for the
     /// ones it doesn't show (a registration it hasn't applied yet), the camera's stream.
     private func knownCameras(_ ids: Set<String>) async throws -> Set<String> {
-        let rows = try await store.client.query(
+        let rows = try await store.client.guardedQuery(
             "SELECT id FROM cameras WHERE id = ANY(\(Array(ids))) AND removed_at IS NULL", logger: store.logger)
         var known: Set<String> = []
         for try await id in rows.decode(String.self) { known.insert(id) }
@@ -238,7 +266,7 @@ struct DetectionIngest<Context: RequestContext> {
     }
 
     private func takeIDs(_ count: Int) async throws -> [Int64] {
-        let rows = try await store.client.query(
+        let rows = try await store.client.guardedQuery(
             "SELECT nextval('detection_ids') AS id FROM generate_series(1, \(count)) ORDER BY id",
             logger: store.logger)
         var ids: [Int64] = []
@@ -249,7 +277,7 @@ struct DetectionIngest<Context: RequestContext> {
 
     /// The detections stored under `eventIDs` (what a retried request's first attempt wrote).
     private func storedDetections(_ eventIDs: [UUID]) async throws -> [UUID: DetectionRecorded] {
-        let rows = try await store.client.query(
+        let rows = try await store.client.guardedQuery(
             "SELECT event_id, data::text FROM events WHERE event_id = ANY(\(eventIDs))", logger: store.logger)
         var stored: [UUID: DetectionRecorded] = [:]
         for try await (id, data) in rows.decode((UUID, String).self) { stored[id] = try DetectionRecorded.decode(data) }
@@ -319,11 +347,11 @@ struct DetectionInput: Sendable {
     enum MediaType: String, CaseIterable { case image, video }
 
     /// Reads every field, recording every problem in `body`; nil if any required field failed.
-    init?(_ body: inout JSONBody) {
+    init?(_ body: inout JSONBody, eventTimes: EventTimeWindow) {
         let cameraId = body.string("camera_id", required: true, length: 1...100)
         let filePath = body.string("file_path", required: true, length: 1...1000)
         let fileType = body.string("file_type", length: 1...100)
-        let detectedAt = body.date("detected_at")
+        let detectedAt = body.eventTime("detected_at", window: eventTimes)
         let objectType = body.string("object_type", required: true, length: 1...50)
         let confidence = body.number("confidence", required: true, in: 0...1)
         let x = body.integer("bbox_x", required: true, in: 0...100_000)

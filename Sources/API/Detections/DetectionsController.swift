@@ -1,3 +1,4 @@
+import Domain
 import EventStore
 import Hummingbird
 import PostgresNIO
@@ -24,10 +25,12 @@ struct DetectionsController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
     let workerKey: String?
+    var eventTimes = EventTimeWindow.standard
 
     func addRoutes(to router: Router<Context>) {
         let detections = router.group("/api/detections")
-        DetectionIngest(store: store, appender: appender, workerKey: workerKey).addRoutes(to: detections)
+        DetectionIngest(store: store, appender: appender, workerKey: workerKey, eventTimes: eventTimes)
+            .addRoutes(to: detections)
         detections.get(use: list)
         detections.get("{detection_id}", use: get)
     }

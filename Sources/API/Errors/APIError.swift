@@ -30,15 +30,18 @@ public struct ValidationError: HTTPResponseError, CustomStringConvertible {
         public var location: [String]
         public var message: String
         public var type: String
+        /// FastAPI's `ctx.error`: the detail of a JSON syntax error.
+        public var reason: String?
 
-        public init(location: [String], message: String, type: String) {
+        public init(location: [String], message: String, type: String, reason: String? = nil) {
             self.location = location
             self.message = message
             self.type = type
+            self.reason = reason
         }
 
-        /// `{"loc", "msg", "type"}`; array indices in `loc` are numbers, as in FastAPI's
-        /// `["body", 0, "confidence"]`.
+        /// `{"loc", "msg", "type"}` (and `ctx` when there is a reason); array indices in `loc`
+        /// are numbers, as in FastAPI's `["body", 0, "confidence"]`.
         func write(to item: inout JSONWriter.ObjectWriter) {
             item.array("loc") { loc in
                 for part in location {
@@ -47,6 +50,7 @@ public struct ValidationError: HTTPResponseError, CustomStringConvertible {
             }
             item.field("msg", message)
             item.field("type", type)
+            if let reason { item.object("ctx") { $0.field("error", reason) } }
         }
     }
 

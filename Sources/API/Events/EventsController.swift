@@ -73,7 +73,7 @@ struct EventsController<Context: RequestContext> {
     }
 
     private func requireVisible(_ id: Int64) async throws {
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             "SELECT 1 FROM security_events WHERE id = \(id) AND NOT hidden", logger: logger)
         for try await _ in rows { return }
         throw APIError.notFound("Event \(id) not found")
@@ -165,7 +165,7 @@ struct EventsController<Context: RequestContext> {
             """
         var total: Int64 = 0
         var items: [String] = []
-        let rows = try await client.query(sql.query(statement), logger: logger)
+        let rows = try await client.guardedQuery(sql.query(statement), logger: logger)
         for try await (count, item) in rows.decode((Int64, String?).self) {
             total = count
             if let item { items.append(item) }
@@ -212,7 +212,7 @@ struct EventsController<Context: RequestContext> {
                 if let after {
                     keyset = " AND (t.started_at, t.id) < (\(sql.bind(after.time))::timestamptz, \(sql.bind(after.id)))"
                 }
-                let rows = try await client.query(
+                let rows = try await client.guardedQuery(
                     sql.query(
                         """
                         SELECT t.id, coalesce(c.name, t.camera_id), vigil_ts(t.started_at), vigil_ts(t.ended_at),

@@ -33,8 +33,12 @@ struct Cursor: Equatable {
             .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         if base64.count % 4 != 0 { base64 += String(repeating: "=", count: 4 - base64.count % 4) }
         guard !text.isEmpty, let data = Data(base64Encoded: base64) else { throw CursorError("not valid base64") }
-        guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-            throw CursorError("not a JSON object")
+        let object: [String: JSONValue]
+        switch Result(catching: { () throws(StrictJSON.Failure) in try StrictJSON.parse(data) }) {
+        case .success(.object(let value)): object = value
+        case .failure(let failure) where failure.type != "json_invalid":
+            throw CursorError("\(failure.location.joined(separator: ".")): \(failure.message)")
+        default: throw CursorError("not a JSON object")
         }
         let id: ID
         switch object["id"] {
@@ -46,8 +50,12 @@ struct Cursor: Equatable {
         guard case .string(let createdAt) = object["created_at"] else {
             throw CursorError("missing or non-string 'created_at'")
         }
-        guard EventCoding.parseTimestamp(createdAt) != nil else {
+        guard let date = Timestamp.parseDateTime(createdAt) else {
             throw CursorError("'created_at' is not an ISO 8601 timestamp")
+        }
+        // PostgreSQL reads it back as `timestamptz`: years 0001-9999 only.
+        guard Timestamp.representable.contains(date) else {
+            throw CursorError("'created_at' is out of range (years 0001-9999)")
         }
         return Cursor(id: id, createdAt: createdAt)
     }

@@ -134,7 +134,7 @@ func listPage(
         """
     var total: Int64 = 0
     var items: [(item: String, ts: String, id: String)] = []
-    let rows = try await client.query(sql.query(statement), logger: logger)
+    let rows = try await client.guardedQuery(sql.query(statement), logger: logger)
     for try await (rowTotal, item, ts, id) in rows.decode((Int64, String?, String?, String?).self) {
         total = rowTotal
         if let item, let ts, let id { items.append((item, ts, id)) }
@@ -179,7 +179,7 @@ func itemJSON(
 ) async throws -> String? {
     var sql = SQLBuilder()
     let statement = build(&sql)
-    let rows = try await client.query(sql.query(statement), logger: logger)
+    let rows = try await client.guardedQuery(sql.query(statement), logger: logger)
     for try await item in rows.decode(String.self) { return item }
     return nil
 }

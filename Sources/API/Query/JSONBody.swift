@@ -11,17 +11,12 @@ struct JSONBody {
     private let location: [String]
     private(set) var issues: [ValidationError.Issue] = []
 
-    /// Parses the body: invalid JSON or a non-object is a 422 right away.
+    /// Parses the body: a non-JSON `Content-Type` is a 415, invalid JSON (see `StrictJSON`) or a
+    /// non-object a 422 right away.
     static func parse(_ request: Request, context: some RequestContext) async throws -> JSONBody {
+        try requireJSONContentType(request)
         let buffer = try await request.body.collect(upTo: 1 << 20)
-        let data = Data(buffer.readableBytesView)
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw ValidationError(location: ["body", "0"], message: "JSON decode error", type: "json_invalid")
-        }
-        guard case .object(let object) = value else {
+        guard case .object(let object) = try decode(buffer.readableBytesView, under: ["body"]).get() else {
             throw ValidationError(
                 location: ["body"],
                 message: "Input should be a valid dictionary or object to extract fields from",
@@ -29,6 +24,32 @@ struct JSONBody {
             )
         }
         return JSONBody(object: object)
+    }
+
+    /// Client JSON (a body, an NDJSON line) through `StrictJSON`; a failure is an issue under
+    /// `base`.
+    static func decode(_ bytes: some Sequence<UInt8>, under base: [String]) -> Result<JSONValue, ValidationError> {
+        do {
+            return .success(try StrictJSON.parse(bytes))
+        } catch {
+            return .failure(ValidationError([error.issue(under: base)]))
+        }
+    }
+
+    /// A JSON route takes `application/json` or a `+json` type (any parameters); no
+    /// `Content-Type` is read as JSON too, as clients of the original often send none. Anything
+    /// else is a 415.
+    static func requireJSONContentType(_ request: Request) throws {
+        guard let header = request.headers[.contentType] else { return }
+        let mediaType = header.split(separator: ";", maxSplits: 1).first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        guard let mediaType, !mediaType.isEmpty else { return }
+        if mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) {
+            return
+        }
+        throw APIError(
+            .unsupportedMediaType, "Unsupported Content-Type '\(mediaType)': this route takes application/json")
     }
 
     init(object: [String: JSONValue], location: [String] = ["body"]) {
@@ -103,12 +124,19 @@ struct JSONBody {
         return value
     }
 
-    /// An ISO 8601 timestamp (a zone-less one is UTC).
-    mutating func date(_ name: String) -> Date? {
+    /// When something happened, for an event: a strict ISO 8601 timestamp (a zone-less one is
+    /// UTC) inside `window` (the one rule for event times, in Domain).
+    mutating func eventTime(_ name: String, window: EventTimeWindow, now: Date = Date()) -> Date? {
         guard let text = string(name) else { return nil }
-        if let date = QueryParameters.parseDate(text) { return date }
-        fail(name, "Input should be a valid datetime", "datetime_parsing")
-        return nil
+        guard let date = Timestamp.parseDateTime(text) else {
+            fail(name, "Input should be a valid datetime", "datetime_parsing")
+            return nil
+        }
+        if let violation = window.violation(date, now: now) {
+            fail(name, violation.message, violation.type)
+            return nil
+        }
+        return date
     }
 
     /// The body's field names.

@@ -4,6 +4,9 @@ import Hummingbird
 
 /// Reads query parameters with FastAPI's validation errors (the seeds' format), so that a
 /// client of the Python original gets the same 422 bodies.
+///
+/// Text that can't be stored or compared (NUL) never gets here: `QueryTextMiddleware` refuses
+/// it for every route.
 struct QueryParameters {
     let request: Request
 
@@ -84,25 +87,35 @@ struct QueryParameters {
         return value
     }
 
-    /// An ISO 8601 date-time (`Z` or an offset; none means UTC) or a date (its midnight, UTC).
+    /// An ISO 8601 date-time (`Z` or an offset; none means UTC) or a date (its midnight, UTC),
+    /// read strictly (`Timestamp`) and within what PostgreSQL can compare against.
     func date(_ name: String) throws -> Date? {
         guard let text = string(name) else { return nil }
-        if let date = Self.parseDate(text.trimmingCharacters(in: .whitespaces)) { return date }
-        throw ValidationError(
-            location: ["query", name],
-            message: "Input should be a valid datetime or date, invalid format",
-            type: "datetime_from_date_parsing"
-        )
+        guard let date = Timestamp.parse(text.trimmingCharacters(in: .whitespaces)) else {
+            throw ValidationError(
+                location: ["query", name],
+                message: "Input should be a valid datetime or date, invalid format",
+                type: "datetime_from_date_parsing"
+            )
+        }
+        try Self.checkRepresentable(date, name)
+        return date
     }
 
-    static func parseDate(_ text: String) -> Date? {
-        if let date = EventCoding.parseTimestamp(text) { return date }
-        // No zone: UTC.
-        if text.count > 10, let date = EventCoding.parseTimestamp(text + "Z") { return date }
-        if text.count == 10, let date = try? Date.ISO8601FormatStyle().year().month().day().parse(text) {
-            return date
+    /// A date a query can compare with: years 0001 through 9999.
+    static func checkRepresentable(_ date: Date, _ name: String) throws {
+        let range = Timestamp.representable
+        if date < range.lowerBound {
+            throw ValidationError(
+                location: ["query", name],
+                message: "Input should be greater than or equal to \(Timestamp.format(range.lowerBound))",
+                type: "greater_than_equal")
         }
-        return nil
+        if date >= range.upperBound {
+            throw ValidationError(
+                location: ["query", name], message: "Input should be less than 10000-01-01T00:00:00Z",
+                type: "less_than")
+        }
     }
 
     /// One of an enum's raw values.
@@ -125,5 +138,31 @@ struct QueryParameters {
             throw APIError.badRequest("start_date must be before or equal to end_date")
         }
         return (start, end)
+    }
+}
+
+/// Refuses a request whose query values (percent-decoded; names are not decoded, so routes
+/// never see one with a NUL) or path hold text PostgreSQL can't take
+/// (`StrictJSON.textProblem`: NUL), before any route reads them: a 422 naming the query
+/// parameter, or a 400 for the path.
+struct QueryTextMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
+        async throws -> Response
+    {
+        var issues: [ValidationError.Issue] = []
+        for (name, value) in request.uri.queryParameters {
+            if let problem = StrictJSON.textProblem(value) {
+                issues.append(.init(location: ["query", String(name)], message: problem.message, type: problem.type))
+            }
+        }
+        if !issues.isEmpty { throw ValidationError(issues) }
+        if request.uri.path.contains("%"), let path = request.uri.path.removingPercentEncoding,
+            let problem = StrictJSON.textProblem(path)
+        {
+            throw APIError.badRequest("Invalid path: \(problem.message)")
+        }
+        return try await next(request, context)
     }
 }

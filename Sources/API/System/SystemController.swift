@@ -169,7 +169,7 @@ struct SystemController<Context: RequestContext> {
                 mediumMax: try query.integer("medium_max", default: current.mediumMax, in: 0...100),
                 highMax: try query.integer("high_max", default: current.highMax, in: 0...100)))
 
-        let rows = try await client.query(
+        let rows = try await client.guardedQuery(
             """
             SELECT s.camera_id, coalesce(c.name, s.camera_id), s.score, s.events
             FROM analytics_score_totals s LEFT JOIN cameras c ON c.id = s.camera_id

@@ -1,0 +1,99 @@
+import Domain
+import Foundation
+import Testing
+
+/// Strict ISO 8601 reading of client timestamps, and the one rule for event times.
+@Suite struct TimestampTests {
+    @Test(arguments: [
+        ("2026-11-23T15:11:07Z", 1_795_446_667.0),
+        ("2026-11-23T15:11:07.125Z", 1_795_446_667.125),
+        ("2026-11-23T15:11:07.123456Z", 1_795_446_667.123456),
+        ("2026-11-23T15:11:07", 1_795_446_667.0),
+        ("2026-11-23T16:11:07+01:00", 1_795_446_667.0),
+        ("2026-11-23T14:41:07-0030", 1_795_446_667.0),
+        ("2026-11-23 15:11:07z", 1_795_446_667.0),
+        ("2026-11-23T15:11Z", 1_795_446_660.0),
+        ("2024-02-29T00:00:00Z", 1_709_164_800.0),
+        ("2000-01-01T00:00:00Z", 946_684_800.0),
+        ("1970-01-01T00:00:00Z", 0.0),
+        ("0001-01-01T00:00:00Z", -62_135_596_800.0),
+        ("2026-11-23", 1_795_392_000.0),
+    ])
+    func validTimestampsParse(_ text: String, _ seconds: Double) throws {
+        let date = try #require(Timestamp.parse(text), "\(text)")
+        #expect(abs(date.timeIntervalSince1970 - seconds) < 1e-6, "\(text)")
+    }
+
+    @Test func parsingAgreesWithFoundationWhereFoundationIsRight() throws {
+        for text in [
+            "2026-11-23T15:11:07.001Z", "2026-11-23T15:11:07.250Z", "2026-11-23T15:11:07.999Z",
+            "2026-11-20T10:00:00.250Z", "2001-01-01T00:00:00.123Z", "2026-11-23T15:11:07+02:00",
+        ] {
+            let ours = try #require(Timestamp.parseDateTime(text))
+            let foundation = try #require(EventCoding.parseTimestamp(text))
+            #expect(ours == foundation, "\(text)")
+            #expect(EventCoding.timestamp(ours) == EventCoding.timestamp(foundation), "\(text)")
+        }
+    }
+
+    @Test(arguments: [
+        "2026-02-30", "2026-02-30T10:00:00Z", "2025-02-29T10:00:00Z", "1900-02-29", "2026-13-01", "2026-00-10",
+        "2026-11-00", "2026-11-31", "2026-11-20T25:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:60:00Z",
+        "2026-11-20T10:00:60Z", "2026-11-20T10:00:00+25:00", "99999-01-01T00:00:00Z", "+99999-01-01T00:00:00Z",
+        "-0001-01-01T00:00:00Z", "26-11-20", "2026-1-20", "2026-11-20T", "2026-11-20T10", "2026-11-20T10:00:00.Z",
+        "2026-11-20T10:00:00Zjunk", "2026-11-20x10:00:00Z", "yesterday", "", "２０２６-11-20",
+    ])
+    func malformedOrImpossibleTimestampsAreRefused(_ text: String) {
+        #expect(Timestamp.parse(text) == nil, "\(text)")
+    }
+
+    @Test func yearZeroParsesButIsNotRepresentable() throws {
+        let zero = try #require(Timestamp.parse("0000-01-01T00:00:00Z"))
+        #expect(!Timestamp.representable.contains(zero))
+        #expect(Timestamp.representable.contains(try #require(Timestamp.parse("9999-12-31T23:59:59.999Z"))))
+    }
+
+    @Test func theStandardWindowIsFrom2000ToADayAhead() throws {
+        let window = EventTimeWindow.standard
+        let now = try #require(Timestamp.parse("2026-11-23T12:00:00Z"))
+        #expect(window.violation(try #require(Timestamp.parse("2000-01-01T00:00:00Z")), now: now) == nil)
+        #expect(window.violation(now.addingTimeInterval(86_400), now: now) == nil)
+        #expect(window.violation(now.addingTimeInterval(-30 * 86_400), now: now) == nil)
+        let early = window.violation(try #require(Timestamp.parse("1999-12-31T23:59:59Z")), now: now)
+        #expect(early == .tooEarly(try #require(Timestamp.parse("2000-01-01T00:00:00Z"))))
+        #expect(early?.type == "greater_than_equal")
+        #expect(early?.message == "Input should be greater than or equal to 2000-01-01T00:00:00Z")
+        let late = window.violation(now.addingTimeInterval(86_401), now: now)
+        #expect(late == .tooLate(now.addingTimeInterval(86_400)))
+        #expect(late?.message == "Input should be less than or equal to 2026-11-24T12:00:00Z")
+        #expect(window.violation(try #require(Timestamp.parse("0000-01-01T00:00:00Z")), now: now) != nil)
+    }
+
+    @Test func noWindowLetsThroughWhatPostgreSQLCantHold() throws {
+        let wide = EventTimeWindow(earliest: .distantPast, maximumFuture: 1e12)
+        let now = Date()
+        let yearZero = try #require(Timestamp.parse("0000-06-01T00:00:00Z"))
+        #expect(wide.violation(yearZero, now: now) == .tooEarly(Timestamp.representable.lowerBound))
+        #expect(
+            wide.violation(Timestamp.representable.upperBound.addingTimeInterval(1), now: now)
+                == .tooLate(Timestamp.representable.upperBound))
+        #expect(wide.violation(try #require(Timestamp.parse("0001-01-01T00:00:00Z")), now: now) == nil)
+    }
+
+    @Test func theWindowIsReadFromTheEnvironment() throws {
+        #expect(try EventTimeWindow.fromEnvironment([:]) == .standard)
+        let custom = try EventTimeWindow.fromEnvironment([
+            "VIGIL_MIN_EVENT_TIME": "2020-06-01T00:00:00Z", "VIGIL_MAX_FUTURE_SECONDS": "60",
+        ])
+        #expect(custom == EventTimeWindow(earliest: try #require(Timestamp.parse("2020-06-01")), maximumFuture: 60))
+        #expect(throws: EventTimeWindow.ConfigurationError.self) {
+            try EventTimeWindow.fromEnvironment(["VIGIL_MIN_EVENT_TIME": "0000-01-01"])
+        }
+        #expect(throws: EventTimeWindow.ConfigurationError.self) {
+            try EventTimeWindow.fromEnvironment(["VIGIL_MAX_FUTURE_SECONDS": "-1"])
+        }
+        #expect(throws: EventTimeWindow.ConfigurationError.self) {
+            try EventTimeWindow.fromEnvironment(["VIGIL_MAX_FUTURE_SECONDS": "a day"])
+        }
+    }
+}
