@@ -3,6 +3,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import Pipeline
 import PostgresNIO
 import Projections
@@ -38,6 +39,9 @@ public struct ServerConfiguration: Sendable {
     /// The key that `PUT /api/system/severity` and `PATCH /api/system/config` need in
     /// `X-API-Key` (`VIGIL_ADMIN_KEY`); nil: open.
     public var adminKey: String?
+    /// How long a client connection may stay silent, idle or mid-request, before it is closed
+    /// (`VIGIL_HTTP_IDLE_TIMEOUT_SECONDS`).
+    public var httpIdleTimeout: Duration = .seconds(30)
     /// When a client-supplied event time (`detected_at`) may be: `VIGIL_MIN_EVENT_TIME`,
     /// `VIGIL_MAX_FUTURE_SECONDS`.
     public var eventTimes = EventTimeWindow.standard
@@ -55,7 +59,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let store = EventStore(client: client, logger: logger)
     let notifier = LogNotifier(client: client, logger: logger)
     let appender = GroupCommitAppender(store: store)
-    let availability = DatabaseAvailability(client: client, logger: logger)
+    let availability = DatabaseAvailability(settings: configuration.postgres, logger: logger)
     let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
     var projections = ReadModels.all
     projections.append(BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
@@ -81,6 +85,9 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let registered = projections
     var app = Application(
         router: router,
+        // A connection that sends nothing for this long, between requests or in the middle of
+        // one (a half-sent head, a stalled body), is closed: slow clients can't hold them.
+        server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.httpIdleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
         services: [client, availability, notifier, appender] + services,
@@ -100,6 +107,7 @@ func buildRouter(
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(LogRequestsMiddleware(.debug))
+    router.middlewares.add(BodyLimitMiddleware())
     router.middlewares.add(QueryTextMiddleware())
     router.middlewares.add(AvailabilityMiddleware(availability: availability))
     HealthController(store: store, availability: availability).addRoutes(to: router)

@@ -4,12 +4,16 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// Whether PostgreSQL answers, probed once a second through the pool.
+/// Whether PostgreSQL answers, probed once a second on a connection of its own.
 ///
 /// While PostgreSQL is down, PostgresNIO's pool queues every request for a connection until
 /// its circuit breaker opens (a minute of failed attempts): requests would hang. The API asks
 /// this instead and answers `503` at once while the database is down, and cuts short the
 /// requests that were already waiting when it went down.
+///
+/// The probe has a connection of its own, outside the pool, so a busy pool (every connection
+/// leased, requests waiting their turn) is never taken for an outage. Two failed probes in a
+/// row (refused, closed, or no answer within 3 s) mean down; one answer means up again.
 public final class DatabaseAvailability: Service, Sendable {
     public struct Status: Sendable {
         public var isUp: Bool
@@ -18,18 +22,29 @@ public final class DatabaseAvailability: Service, Sendable {
         public var since: Date
     }
 
-    private let client: PostgresClient
+    private let configuration: PostgresConnection.Configuration?
+    private let configurationError: String?
     private let logger: Logger
     private let interval: Duration
     private let timeout: Duration
+    private let failuresToGoDown = 2
     private let status = Mutex(Status(isUp: true, error: nil, since: Date()))
+    private let connection = Mutex<PostgresConnection?>(nil)
     /// Bumped at every change of `isUp`.
     private let changes = ChangeSignal()
 
     public init(
-        client: PostgresClient, logger: Logger, interval: Duration = .seconds(1), timeout: Duration = .seconds(2)
+        settings: PostgresSettings, logger: Logger, interval: Duration = .seconds(1), timeout: Duration = .seconds(3)
     ) {
-        self.client = client
+        var settings = settings
+        settings.applicationName = "vigil-probe"
+        do {
+            self.configuration = try settings.connectionConfiguration(connectTimeout: timeout)
+            self.configurationError = nil
+        } catch {
+            self.configuration = nil
+            self.configurationError = String(describing: error)
+        }
         self.logger = logger
         self.interval = interval
         self.timeout = timeout
@@ -40,12 +55,15 @@ public final class DatabaseAvailability: Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            var failures = 0
             while !Task.isCancelled {
                 let failure = await self.probe()
-                self.record(failure)
+                failures = failure == nil ? 0 : failures + 1
+                if failure == nil || failures >= self.failuresToGoDown { self.record(failure) }
                 try? await Task.sleep(for: self.interval)
             }
         }
+        if let connection = connection.withLock({ $0 }) { try? await connection.close() }
     }
 
     /// Returns when the database is (or goes) down, or when the task is cancelled.
@@ -57,15 +75,44 @@ public final class DatabaseAvailability: Service, Sendable {
         }
     }
 
-    /// One `SELECT 1`, given `timeout`; nil when it answered, else why not.
+    /// One `SELECT 1` on the probe's connection (connecting first if it has none), given
+    /// `timeout`; nil when it answered, else why not. A failed connection is dropped.
     private func probe() async -> String? {
-        let client = self.client
+        guard let configuration else { return configurationError }
         let logger = self.logger
-        switch await withDeadline(timeout, { try await client.guardedQuery("SELECT 1", logger: logger) }) {
-        case .success: return nil
-        case .failure(let error): return String(describing: error)
-        case nil: return "no answer within \(timeout)"
+        let existing = connection.withLock { $0 }
+        let outcome = await withDeadline(timeout) { () -> PostgresConnection in
+            let connection: PostgresConnection
+            if let existing, !existing.isClosed {
+                connection = existing
+            } else {
+                connection = try await PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0,
+                    logger: logger
+                ).get()
+            }
+            try await connection.guardedQuery("SELECT 1", logger: logger)
+            return connection
         }
+        switch outcome {
+        case .success(let connection):
+            self.connection.withLock { $0 = connection }
+            return nil
+        case .failure(let error):
+            await dropConnection()
+            return String(describing: error)
+        case nil:
+            await dropConnection()
+            return "no answer within \(timeout)"
+        }
+    }
+
+    private func dropConnection() async {
+        let dropped = connection.withLock { connection in
+            defer { connection = nil }
+            return connection
+        }
+        if let dropped { try? await dropped.close() }
     }
 
     private func record(_ failure: String?) {

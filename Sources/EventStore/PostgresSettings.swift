@@ -87,6 +87,21 @@ public struct PostgresSettings: Sendable {
         return configuration
     }
 
+    /// Configuration of one connection outside the pool (the availability probe's).
+    public func connectionConfiguration(connectTimeout: Duration) throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS =
+            switch self.tls {
+            case "require": .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case "prefer": .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: .disable
+            }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.connectTimeout = TimeAmount(connectTimeout)
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
     /// The same server, another database (tests and benchmarks use scratch databases).
     public func with(database: String) -> PostgresSettings {
         var copy = self

@@ -40,6 +40,12 @@ struct Serve: AsyncParsableCommand {
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
         configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
+        if let idle = Environment.string("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS") {
+            guard let seconds = Int(idle), seconds > 0 else {
+                throw fail("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS must be a positive number of seconds", code: 2)
+            }
+            configuration.httpIdleTimeout = .seconds(seconds)
+        }
         let poison = Environment.string("VIGIL_POISON_EVENTS") ?? "park"
         guard let policy = ProjectionRunner.PoisonPolicy(rawValue: poison) else {
             throw fail("VIGIL_POISON_EVENTS must be park or stop", code: 2)

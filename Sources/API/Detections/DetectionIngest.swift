@@ -58,7 +58,7 @@ struct DetectionIngest<Context: RequestContext> {
             return try await createFromLines(request, metadata: metadata)
         }
         try JSONBody.requireJSONContentType(request)
-        let buffer = try await request.body.collect(upTo: 64 << 20)
+        let buffer = try await request.body.collect(upTo: BodyLimits.jsonBatch)
         guard case .array(let items) = try JSONBody.decode(buffer.readableBytesView, under: ["body"]).get() else {
             throw ValidationError(location: ["body"], message: "Input should be a valid list", type: "list_type")
         }
@@ -144,12 +144,31 @@ struct DetectionIngest<Context: RequestContext> {
             }
         }
 
+        // A line longer than `BodyLimits.ndjsonLine` is not kept: its bytes are skipped up to
+        // the next newline and the line is reported, so memory stays bounded whatever arrives.
+        var skippingLongLine = false
+        func rejectLongLine() {
+            lineNumber += 1
+            report.reject(
+                lineNumber,
+                [
+                    .init(
+                        location: ["line", String(lineNumber)],
+                        message: "Line should have at most \(BodyLimits.ndjsonLine) bytes", type: "too_long")
+                ])
+        }
         for try await var chunk in request.body {
             while let newline = chunk.readableBytesView.firstIndex(of: 0x0a) {
                 let length = newline - chunk.readerIndex
                 var line = chunk.readSlice(length: length)!
                 chunk.moveReaderIndex(forwardBy: 1)
-                if partial.readableBytes > 0 {
+                if skippingLongLine {
+                    skippingLongLine = false
+                    rejectLongLine()
+                } else if partial.readableBytes + line.readableBytes > BodyLimits.ndjsonLine {
+                    partial.clear()
+                    rejectLongLine()
+                } else if partial.readableBytes > 0 {
                     partial.writeBuffer(&line)
                     try await handle(partial)
                     partial.clear()
@@ -157,9 +176,19 @@ struct DetectionIngest<Context: RequestContext> {
                     try await handle(line)
                 }
             }
-            partial.writeBuffer(&chunk)
+            if skippingLongLine { continue }
+            if partial.readableBytes + chunk.readableBytes > BodyLimits.ndjsonLine {
+                partial = ByteBuffer()
+                skippingLongLine = true
+            } else {
+                partial.writeBuffer(&chunk)
+            }
         }
-        if partial.readableBytes > 0 { try await handle(partial) }
+        if skippingLongLine {
+            rejectLongLine()
+        } else if partial.readableBytes > 0 {
+            try await handle(partial)
+        }
         if !pending.isEmpty { try await appendChunk(pending, request: request, metadata: metadata, report: &report) }
         guard report.lines > 0 else {
             throw ValidationError(location: ["body"], message: "No detections in the body", type: "missing")

@@ -15,7 +15,7 @@ struct JSONBody {
     /// non-object a 422 right away.
     static func parse(_ request: Request, context: some RequestContext) async throws -> JSONBody {
         try requireJSONContentType(request)
-        let buffer = try await request.body.collect(upTo: 1 << 20)
+        let buffer = try await request.body.collect(upTo: BodyLimits.json)
         guard case .object(let object) = try decode(buffer.readableBytesView, under: ["body"]).get() else {
             throw ValidationError(
                 location: ["body"],
