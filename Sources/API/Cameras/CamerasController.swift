@@ -18,6 +18,8 @@ import Projections
 struct CamerasController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
+    /// Camera commands of this process, one at a time (see ``SerialGate``).
+    let commands = SerialGate()
 
     var client: PostgresClient { store.client }
     var logger: Logger { store.logger }
@@ -63,6 +65,18 @@ struct CamerasController<Context: RequestContext> {
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
+        try await commands.run { try await register(request, context: context) }
+    }
+
+    @Sendable func update(_ request: Request, context: Context) async throws -> Response {
+        try await commands.run { try await change(request, context: context) }
+    }
+
+    @Sendable func remove(_ request: Request, context: Context) async throws -> Response {
+        try await commands.run { try await unregister(request, context: context) }
+    }
+
+    private func register(_ request: Request, context: Context) async throws -> Response {
         var body = try await JSONBody.parse(request, context: context)
         let name = body.string("name", required: true, length: 1...255)
         let rawFolderPath = body.string("folder_path", required: true, length: 1...500)
@@ -96,7 +110,7 @@ struct CamerasController<Context: RequestContext> {
         return try await response(camera, status: .created)
     }
 
-    @Sendable func update(_ request: Request, context: Context) async throws -> Response {
+    private func change(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("camera_id")
         var body = try await JSONBody.parse(request, context: context)
         let name = body.string("name", length: 1...255)
@@ -133,7 +147,7 @@ struct CamerasController<Context: RequestContext> {
         return try await response(camera)
     }
 
-    @Sendable func remove(_ request: Request, context: Context) async throws -> Response {
+    private func unregister(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("camera_id")
         let (current, version) = try await load(id)
         guard let current else { throw APIError.notFound("Camera \(id) not found") }
