@@ -24,6 +24,12 @@ public struct ServerConfiguration: Sendable {
     public var redis: RedisSettings?
     /// Prefix of every Redis key (`VIGIL_REDIS_PREFIX`).
     public var redisPrefix = ""
+    /// How long a response-cache read or write may wait for Redis before the answer is computed
+    /// without it (`VIGIL_CACHE_TIMEOUT_MS`).
+    public var cacheTimeout: Duration = .milliseconds(50)
+    /// Peers whose `X-Forwarded-For` names the client (`VIGIL_TRUSTED_PROXIES`); from anyone
+    /// else the header is ignored and the socket's address is the client's.
+    public var trustedProxies = TrustedProxies.none
     /// Run the built-in heuristic analyzer on `analysis_queue` (`VIGIL_ANALYZER=heuristic`);
     /// off when an external (LLM) worker takes the jobs.
     public var runHeuristicAnalyzer = true
@@ -69,7 +75,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let router = buildRouter(
         store: store, availability: availability, appender: appender, projections: projections, settings: settings,
         workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
-        redisPrefix: configuration.redisPrefix, eventTimes: configuration.eventTimes)
+        redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
+        trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
     var services: [any Service] = []
     if configuration.runProjections {
         services += projections.map {
@@ -102,10 +109,12 @@ func buildRouter(
     store: EventStore, availability: DatabaseAvailability, appender: GroupCommitAppender, projections: [any Projection],
     settings: SystemSettingsReader,
     workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String,
+    cacheTimeout: Duration = .milliseconds(50), trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard
-) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+) -> Router<VigilRequestContext> {
+    let router = Router(context: VigilRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
+    router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
     router.middlewares.add(LogRequestsMiddleware(.debug))
     router.middlewares.add(BodyLimitMiddleware())
     router.middlewares.add(QueryTextMiddleware())
@@ -122,6 +131,8 @@ func buildRouter(
     AnalysisController(store: store, appender: appender, workerKey: workerKey, thresholds: thresholds)
         .addRoutes(to: router)
     SystemController(store: store, appender: appender, settings: settings, adminKey: adminKey).addRoutes(to: router)
-    AnalyticsController(store: store, settings: settings, redis: redis, redisPrefix: redisPrefix).addRoutes(to: router)
+    AnalyticsController(
+        store: store, settings: settings, redis: redis, redisPrefix: redisPrefix, cacheTimeout: cacheTimeout
+    ).addRoutes(to: router)
     return router
 }

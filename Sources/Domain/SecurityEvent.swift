@@ -169,6 +169,7 @@ public struct SeverityThresholds: Sendable, Hashable, Codable {
 public enum EventCatalog {
     public static let types: [any DomainEvent.Type] = [
         CameraRegistered.self, CameraUpdated.self, CameraRemoved.self,
+        UniqueValueReserved.self, UniqueValueReleased.self,
         DetectionRecorded.self,
         SecurityEventOpened.self, SecurityEventClosed.self, SecurityEventAnalyzed.self, SecurityEventReviewed.self,
         ReanalysisRequested.self,

@@ -55,10 +55,21 @@ extension RedisClient {
         try await optionalString(send(["GET", key]), "GET")
     }
 
+    /// `GET` that answers within `limit` or throws ``RedisError/timeout(_:)`` (see ``send(_:within:)``).
+    public func get(_ key: String, within limit: Duration) async throws -> String? {
+        try await optionalString(send(["GET", key], within: limit), "GET")
+    }
+
     public func set(_ key: String, _ value: String, expireSeconds: Int? = nil) async throws {
+        try await set(key, value, expireSeconds: expireSeconds, within: nil)
+    }
+
+    /// `SET` that answers within `limit` (nil: the command timeout) or throws ``RedisError/timeout(_:)``.
+    public func set(_ key: String, _ value: String, expireSeconds: Int? = nil, within limit: Duration?) async throws {
         var arguments = ["SET", key, value]
         if let expireSeconds { arguments += ["EX", String(expireSeconds)] }
-        let reply = try await send(arguments)
+        let reply: RedisValue
+        if let limit { reply = try await send(arguments, within: limit) } else { reply = try await send(arguments) }
         guard reply == .status("OK") else { throw RedisError.unexpectedReply("SET answered \(reply)") }
     }
 

@@ -49,6 +49,14 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Sends a command that must answer within `limit` (a cache read or write, which is worth
+    /// less than the time a hung Redis would cost): throws ``RedisError/timeout(_:)`` when it
+    /// doesn't, and the connection it was on is replaced, never reused.
+    public func send(_ arguments: [String], within limit: Duration) async throws -> RedisValue {
+        precondition(!arguments.isEmpty, "a Redis command needs at least its name")
+        return try await commands.execute(arguments.map { Array($0.utf8) }, socketTimeout: limit, within: limit)
+    }
+
     /// Closes every connection (those in use once their command is done); later calls throw
     /// ``RedisError/connection(_:)``.
     public func shutdown() {

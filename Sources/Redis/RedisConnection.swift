@@ -34,10 +34,16 @@ final class RedisConnection: Sendable {
     /// next call.
     func execute(_ arguments: [[UInt8]], timeout: Duration) async throws -> RedisValue {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result { try self.executeNow(arguments, timeout: timeout) })
-            }
+            submit(arguments, timeout: timeout) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Like ``execute(_:timeout:)``, calling `completion` on this connection's queue.
+    func submit(
+        _ arguments: [[UInt8]], timeout: Duration,
+        completion: @escaping @Sendable (Result<RedisValue, any Error>) -> Void
+    ) {
+        queue.async { completion(Result { try self.executeNow(arguments, timeout: timeout) }) }
     }
 
     /// Frees the context once the call in progress, if any, is done.

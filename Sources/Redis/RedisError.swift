@@ -7,6 +7,8 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case server(String)
     /// Connecting, authenticating, sending or reading failed, or timed out.
     case connection(String)
+    /// Redis didn't answer within the caller's deadline (``RedisClient/send(_:within:)``).
+    case timeout(Duration)
     /// The reply does not have the shape the typed helper expects.
     case unexpectedReply(String)
     /// An environment variable of ``RedisSettings/fromEnvironment(_:)`` has an invalid value.
@@ -16,6 +18,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .server(let message): "Redis error: \(message)"
         case .connection(let message): "Redis connection error: \(message)"
+        case .timeout(let limit): "Redis did not answer within \(limit)"
         case .unexpectedReply(let message): "unexpected Redis reply: \(message)"
         case .invalidSetting(let name, let value): "invalid value for \(name): '\(value)'"
         }

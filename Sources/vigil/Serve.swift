@@ -37,8 +37,18 @@ struct Serve: AsyncParsableCommand {
         configuration.runProjections = projections == "on"
         configuration.redis = try RedisSettings.fromEnvironment()
         configuration.redisPrefix = Environment.string("VIGIL_REDIS_PREFIX") ?? ""
+        if let text = Environment.string("VIGIL_CACHE_TIMEOUT_MS") {
+            guard let milliseconds = Int(text), milliseconds > 0 else {
+                throw fail("VIGIL_CACHE_TIMEOUT_MS must be a positive number of milliseconds", code: 2)
+            }
+            configuration.cacheTimeout = .milliseconds(milliseconds)
+        }
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
+        switch TrustedProxies.parse(Environment.string("VIGIL_TRUSTED_PROXIES") ?? "") {
+        case .success(let proxies): configuration.trustedProxies = proxies
+        case .failure(let error): throw fail("\(error)", code: 2)
+        }
         configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
         if let idle = Environment.string("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS") {
             guard let seconds = Int(idle), seconds > 0 else {

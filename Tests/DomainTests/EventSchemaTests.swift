@@ -13,6 +13,9 @@ enum Samples {
         CameraUpdated(id: "front_door", status: .offline, updatedAt: date),
         CameraUpdated(id: "front_door", name: "Porch", folderPath: "/export/porch", status: .online, updatedAt: date),
         CameraRemoved(id: "front_door", removedAt: date),
+        UniqueValueReserved(
+            scope: .cameraFolderPath, value: "/export/foscam/front_door", owner: "front_door", reservedAt: date),
+        UniqueValueReleased(scope: .cameraName, value: "front_door", owner: "front_door", releasedAt: date),
         DetectionRecorded(
             id: 1, cameraId: "front_door", filePath: "/export/foscam/front_door/a.jpg", detectedAt: date,
             objectType: "person", confidence: 0.93, bboxX: 120, bboxY: 80, bboxWidth: 64, bboxHeight: 128),
@@ -114,7 +117,7 @@ struct EventSchemaTests {
             let decoded = try type(of: event).decode(data)
             #expect(AnyHashable(decoded) == AnyHashable(event), "\(data)")
         }
-        let detection = try #require(Samples.events[5] as? DetectionRecorded)
+        let detection = try #require(Samples.events.compactMap { $0 as? DetectionRecorded }.last)
         let data = try detection.encodedData()
         #expect(data.contains(#""detected_at":"2026-11-18T11:06:40.125Z""#))
         #expect(data.contains(#""licensePlate":"AB-123""#))

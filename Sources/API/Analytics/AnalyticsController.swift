@@ -14,12 +14,15 @@ import Redis
 /// come from (generation and events applied of `analytics` and `cameras`, and the thresholds
 /// for risk-history): `If-None-Match` with it is a 304 without touching the data. Bodies are
 /// cached in Redis for 5 minutes under that tag, so a cached body is never older than the read
-/// model it was read from; without Redis every request is computed.
+/// model it was read from; without Redis every request is computed. A cache read or write
+/// that takes longer than `cacheTimeout` is given up and the answer computed without it, so a
+/// hung Redis costs a request tens of milliseconds, not the command timeout.
 struct AnalyticsController<Context: RequestContext> {
     let store: EventStore
     let settings: SystemSettingsReader
     let redis: RedisClient?
     let redisPrefix: String
+    var cacheTimeout: Duration = .milliseconds(50)
 
     static var cacheSeconds: Int { 300 }
     /// The longest range a request may ask for (one data point per day).
@@ -258,14 +261,20 @@ struct AnalyticsController<Context: RequestContext> {
             return Response(status: .notModified, headers: headers)
         }
         let key = "\(redisPrefix)analytics:\(tag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")))"
-        if let redis, let cached = try? await redis.get(key) {
-            headers[.init("X-Cache")!] = "HIT"
-            return jsonResponse(cached, headers: headers)
+        if let redis {
+            do {
+                if let cached = try await redis.get(key, within: cacheTimeout) {
+                    headers[.init("X-Cache")!] = "HIT"
+                    return jsonResponse(cached, headers: headers)
+                }
+            } catch {
+                logger.debug("analytics cache unavailable", metadata: ["error": "\(error)"])
+            }
         }
         let body = try await itemJSON(client: client, logger: logger, build) ?? "{}"
         if let redis {
             do {
-                try await redis.set(key, body, expireSeconds: Self.cacheSeconds)
+                try await redis.set(key, body, expireSeconds: Self.cacheSeconds, within: cacheTimeout)
             } catch {
                 logger.debug("analytics cache unavailable", metadata: ["error": "\(error)"])
             }

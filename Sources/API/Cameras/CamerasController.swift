@@ -9,11 +9,17 @@ import Projections
 ///
 /// Commands are decided against the camera's own stream (`camera-<id>`), folded to its current
 /// state, and appended with that stream's version as the expected one: two concurrent
-/// registrations of one id can't both win. Name and folder uniqueness across cameras is checked
-/// against the read model (a best effort: it can't see a write the projection hasn't applied).
+/// registrations of one id can't both win. Name and folder uniqueness across cameras is decided
+/// by the log too: a camera holds its name and folder path through reservation streams
+/// (`unique-camera_name-<id>`, `unique-camera_folder_path-<path>`), claimed and released in the
+/// same transaction as the camera's own event, each at its expected version. The read-model
+/// check before it only gives the common case its answer early (and covers cameras registered
+/// before reservations existed).
 struct CamerasController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
+    /// Camera commands of this process, one at a time (see ``SerialGate``).
+    let commands = SerialGate()
 
     var client: PostgresClient { store.client }
     var logger: Logger { store.logger }
@@ -59,27 +65,52 @@ struct CamerasController<Context: RequestContext> {
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
+        try await commands.run { try await register(request, context: context) }
+    }
+
+    @Sendable func update(_ request: Request, context: Context) async throws -> Response {
+        try await commands.run { try await change(request, context: context) }
+    }
+
+    @Sendable func remove(_ request: Request, context: Context) async throws -> Response {
+        try await commands.run { try await unregister(request, context: context) }
+    }
+
+    private func register(_ request: Request, context: Context) async throws -> Response {
         var body = try await JSONBody.parse(request, context: context)
         let name = body.string("name", required: true, length: 1...255)
-        let folderPath = body.string("folder_path", required: true, length: 1...500)
+        let rawFolderPath = body.string("folder_path", required: true, length: 1...500)
         let status = body.choice("status", CameraStatus.self) ?? .online
-        Self.checkNames(name: name, folderPath: folderPath, in: &body)
+        Self.checkNames(name: name, folderPath: rawFolderPath, in: &body)
         try body.validate()
-        guard let name, let folderPath else { return Response(status: .unprocessableContent) }
+        guard let name, let rawFolderPath else { return Response(status: .unprocessableContent) }
+        let folderPath = Camera.normalizedFolderPath(rawFolderPath)
         let id = Camera.normalizedID(name)
 
         let (current, version) = try await load(id)
         if current != nil { throw APIError(.conflict, "Camera \(id) already exists") }
         try await requireUnique(name: name, folderPath: folderPath, except: id)
-        let event = CameraRegistered(id: id, name: name, folderPath: folderPath, status: status, registeredAt: Date())
-        try await append(event, expected: version, request: request, waitFor: ["cameras"])
+        let now = Date()
+        let event = CameraRegistered(id: id, name: name, folderPath: folderPath, status: status, registeredAt: now)
+        var writes = [Write(event, expected: version)]
+        let camera = Camera(id: id, name: name, folderPath: folderPath, status: status, registeredAt: now)
+        for (scope, value) in camera.reservations {
+            let (reservation, reservationVersion) = try await loadReservation(scope, value)
+            guard reservation.isAvailable(to: id) else {
+                throw Self.taken(reservation, name: name, folderPath: folderPath)
+            }
+            if let claim = reservation.claim(for: id, at: now) {
+                writes.append(Write(claim, expected: reservationVersion))
+            }
+        }
+        try await commit(writes, request: request, waitFor: ["cameras"], name: name, folderPath: folderPath) { _ in
+            APIError(.conflict, "Camera \(id) already exists")
+        }
         // From the stream, not the read model: the camera exists once its event is stored.
-        let camera = Camera(
-            id: id, name: name, folderPath: folderPath, status: status, registeredAt: event.registeredAt)
         return try await response(camera, status: .created)
     }
 
-    @Sendable func update(_ request: Request, context: Context) async throws -> Response {
+    private func change(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("camera_id")
         var body = try await JSONBody.parse(request, context: context)
         let name = body.string("name", length: 1...255)
@@ -91,21 +122,48 @@ struct CamerasController<Context: RequestContext> {
         let (current, version) = try await load(id)
         guard let current else { throw APIError.notFound("Camera \(id) not found") }
         var camera = current
-        if let event = current.update(name: name, folderPath: folderPath, status: status, at: Date()) {
+        let now = Date()
+        if let event = current.update(
+            name: name, folderPath: folderPath.map(Camera.normalizedFolderPath), status: status, at: now)
+        {
             try await requireUnique(name: event.name, folderPath: event.folderPath, except: id)
-            try await append(event, expected: version, request: request, waitFor: ["cameras"])
             camera = current.applying(event)
+            var writes = [Write(event, expected: version)]
+            // A changed name or folder: give the old value up and take the new one, atomically.
+            for (old, new) in zip(current.reservations, camera.reservations) where old.value != new.value {
+                let (released, releasedVersion) = try await loadReservation(old.scope, old.value)
+                if let release = released.release(by: id, at: now) {
+                    writes.append(Write(release, expected: releasedVersion))
+                }
+                let (wanted, wantedVersion) = try await loadReservation(new.scope, new.value)
+                guard wanted.isAvailable(to: id) else {
+                    throw Self.taken(wanted, name: camera.name, folderPath: camera.folderPath)
+                }
+                if let claim = wanted.claim(for: id, at: now) { writes.append(Write(claim, expected: wantedVersion)) }
+            }
+            try await commit(
+                writes, request: request, waitFor: ["cameras"], name: camera.name, folderPath: camera.folderPath)
         }
         return try await response(camera)
     }
 
-    @Sendable func remove(_ request: Request, context: Context) async throws -> Response {
+    private func unregister(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("camera_id")
         let (current, version) = try await load(id)
-        guard current != nil else { throw APIError.notFound("Camera \(id) not found") }
-        try await append(
-            CameraRemoved(id: id, removedAt: Date()), expected: version, request: request,
-            waitFor: ["cameras", "detections", "security_events"])
+        guard let current else { throw APIError.notFound("Camera \(id) not found") }
+        let now = Date()
+        // A removed camera gives its name and folder up: another camera (or this one, registered
+        // again) may take them.
+        var writes = [Write(CameraRemoved(id: id, removedAt: now), expected: version)]
+        for (scope, value) in current.reservations {
+            let (reservation, reservationVersion) = try await loadReservation(scope, value)
+            if let release = reservation.release(by: id, at: now) {
+                writes.append(Write(release, expected: reservationVersion))
+            }
+        }
+        try await commit(
+            writes, request: request, waitFor: ["cameras", "detections", "security_events"],
+            name: current.name, folderPath: current.folderPath)
         return Response(status: .noContent)
     }
 
@@ -165,11 +223,68 @@ struct CamerasController<Context: RequestContext> {
         }
     }
 
-    private func append(
-        _ event: some DomainEvent, expected version: Int64, request: Request, waitFor projections: [String]
+    /// One event of a command with its stream's expected version.
+    private struct Write {
+        var event: any DomainEvent
+        var expected: ExpectedVersion
+
+        init(_ event: any DomainEvent, expected version: Int64) {
+            self.event = event
+            self.expected = version == 0 ? .noStream : .exact(version)
+        }
+    }
+
+    /// A reservation as its stream has it, and the stream's version. Only the last event
+    /// decides who holds the value.
+    private func loadReservation(_ scope: ReservationScope, _ value: String) async throws -> (Reservation, Int64) {
+        let stream = Reservation.stream(scope, value)
+        guard var page = try await store.readStream(stream) else { return (Reservation(scope: scope, value: value), 0) }
+        if let last = page.events.last, last.version < page.version {
+            page = try await store.readStream(stream, fromVersion: page.version - 1) ?? page
+        }
+        let last = page.events.suffix(1).map { ($0.type, $0.data) }
+        return (try Reservation.fold(scope: scope, value: value, last), page.version)
+    }
+
+    /// The 409 for a value another camera holds.
+    private static func taken(_ reservation: Reservation, name: String, folderPath: String) -> APIError {
+        switch reservation.scope {
+        case .cameraName: APIError(.conflict, "A camera named '\(name)' already exists")
+        case .cameraFolderPath: APIError(.conflict, "A camera already uses folder_path '\(folderPath)'")
+        }
+    }
+
+    /// Appends `writes` in one transaction (all or nothing, streams locked in name order), then
+    /// waits for `projections` to apply them (read your writes). A stream that isn't at its
+    /// expected version is a 409: a reservation's names the value, the camera's own
+    /// `cameraConflict`.
+    private func commit(
+        _ writes: [Write], request: Request, waitFor projections: [String], name: String, folderPath: String,
+        cameraConflict: (String) -> APIError = { _ in
+            APIError(.conflict, "Camera was changed by another request; retry")
+        }
     ) async throws {
-        try await appender.appendCommand(
-            event, expected: version == 0 ? .noStream : .exact(version), request: request, store: store,
-            waitFor: projections, conflict: APIError(.conflict, "Camera was changed by another request; retry"))
+        let metadata = EventMetadata(request)
+        let requests = try writes.sorted { $0.event.stream < $1.event.stream }.map { write in
+            AppendRequest(
+                stream: write.event.stream, events: [try NewEvent(write.event, metadata: metadata)],
+                expected: write.expected)
+        }
+        let checkpoint: Checkpoint?
+        do {
+            checkpoint = try await store.transaction { transaction in
+                var last: Checkpoint?
+                for result in try await transaction.appendBatch(requests) {
+                    for written in try result.get().checkpoints { last = max(last ?? written, written) }
+                }
+                return last
+            }
+        } catch AppendError.wrongExpectedVersion(let stream, _, _) {
+            for scope in ReservationScope.allCases where stream.hasPrefix(Reservation.stream(scope, "")) {
+                throw Self.taken(Reservation(scope: scope, value: ""), name: name, folderPath: folderPath)
+            }
+            throw cameraConflict(stream)
+        }
+        if let checkpoint { try await store.waitForProjections(projections, toReach: checkpoint) }
     }
 }
