@@ -91,10 +91,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     let registered = projections
     var app = Application(
-        router: router,
+        responder: HeadResponder(base: router.buildResponder()),
         // A connection that sends nothing for this long, between requests or in the middle of
         // one (a half-sent head, a stalled body), is closed: slow clients can't hold them.
-        server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.httpIdleTimeout))),
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [ParseErrorResponder()],
+                idleTimeout: TimeAmount(configuration.httpIdleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
         services: [client, availability, notifier, appender] + services,

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// How large a request body may be, by route class. Decided from `Content-Length` before any
 /// byte of the body is read (`413`), and enforced again while a body without one is collected
@@ -21,6 +22,8 @@ enum BodyLimits {
         return jsonBatch
     }
 
+    /// The rest of the body is not read: the answer closes the connection, so a client can't
+    /// hold it by sending on.
     static func tooLarge(_ limit: Int?) -> APIError {
         APIError(
             .contentTooLarge,
@@ -38,8 +41,22 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         if let limit = BodyLimits.limit(for: request), let header = request.headers[.contentLength],
             let length = Int(header), length > limit
         {
-            throw BodyLimits.tooLarge(limit)
+            return try BodyLimits.tooLarge(limit).closing(request, context: context)
         }
-        return try await next(request, context)
+        do {
+            return try await next(request, context)
+        } catch is NIOTooManyBytesError {
+            // A body without Content-Length that outgrew its route's limit while collected.
+            return try BodyLimits.tooLarge(BodyLimits.limit(for: request)).closing(request, context: context)
+        }
+    }
+}
+
+extension APIError {
+    /// This error's response, with `Connection: close`.
+    func closing(_ request: Request, context: some RequestContext) throws -> Response {
+        var response = try response(from: request, context: context)
+        response.headers[.connection] = "close"
+        return response
     }
 }

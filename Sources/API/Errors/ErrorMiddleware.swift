@@ -29,9 +29,6 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var response = body.response(status: error.status)
             response.headers.append(contentsOf: error.headers)
             return response
-        } catch is NIOTooManyBytesError {
-            // A body without Content-Length that outgrew its route's limit while collected.
-            throw BodyLimits.tooLarge(BodyLimits.limit(for: request))
         } catch let error where Self.isDatabaseUnavailable(error) {
             context.logger.error("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
             throw APIError(.serviceUnavailable, "Database unavailable")

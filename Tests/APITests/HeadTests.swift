@@ -1,0 +1,67 @@
+import API
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `HEAD` answers like `GET`, without a body.
+@Suite struct HeadTests {
+    @Test func headIsGetWithoutTheBody() async throws {
+        try await withApp { _, client in
+            try await IngestAPITests.register(client, "porch")
+            try await waitUntil("the camera is listed") {
+                try await client.send(.get, "/api/cameras/porch").status == .ok
+            }
+            // Routes whose answer doesn't change between the two requests.
+            for uri in ["/api/cameras/porch", "/health", "/api/system/config", "/api/cameras/porch/nope"] {
+                let get = try await client.execute(uri: uri, method: .get)
+                let head = try await client.execute(uri: uri, method: .head)
+                #expect(head.status == get.status, "\(uri)")
+                #expect(head.body.readableBytes == 0, "\(uri)")
+                #expect(head.headers[.contentType] == get.headers[.contentType], "\(uri)")
+                #expect(head.headers[.contentLength] == String(get.body.readableBytes), "\(uri)")
+            }
+            let missing = try await client.execute(uri: "/api/cameras/nope", method: .head)
+            #expect(missing.status == .notFound)
+            #expect(missing.body.readableBytes == 0)
+        }
+    }
+}
+
+/// Requests NIO's HTTP parser can't read get the seed's error format, not an empty 400.
+@Suite struct MalformedRequestTests {
+    /// Sends `bytes` on a new connection and returns everything the server answers until it
+    /// closes the connection.
+    static func raw(_ bytes: [UInt8], port: Int) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: bytes))
+            var answer = ByteBuffer()
+            for try await var chunk in inbound { answer.writeBuffer(&chunk) }
+            return String(buffer: answer)
+        }
+    }
+
+    @Test func unreadableRequestsGet400WithADetail() async throws {
+        try await BodyLimitTests.withLiveApp { _, _, port in
+            let longQuery = "GET /api/events?q=" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+            let rawBytes: [UInt8] = Array("GET /api/ev".utf8) + [0x01, 0xff, 0x00] + Array("ents HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            let garbage: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] + Array(repeating: 0, count: 64)
+            for (name, bytes) in [("100 kB query", Array(longQuery.utf8)), ("raw bytes", rawBytes), ("TLS hello", garbage)] {
+                let answer = try await Self.raw(bytes, port: port)
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(name): \(answer.prefix(200))")
+                let body = answer.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+                let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+                #expect((object?["detail"] as? String)?.isEmpty == false, "\(name): \(answer.prefix(300))")
+            }
+        }
+    }
+}
