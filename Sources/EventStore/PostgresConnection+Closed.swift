@@ -28,23 +28,30 @@ extension PostgresConnection {
         let work = Task { try await body() }
         let closed = closeFuture
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
-                let resumed = Mutex(false)
-                let resume: @Sendable (Result<Value, any Error>) -> Void = { result in
-                    let first = resumed.withLock { done in
-                        defer { done = true }
-                        return !done
-                    }
-                    if first { continuation.resume(with: result) }
-                }
+            try await firstOf { (finish: @escaping @Sendable (Result<Value, any Error>) -> Void) in
                 closed.whenComplete { _ in
                     work.cancel()
-                    resume(.failure(PostgresConnectionClosed()))
+                    finish(.failure(PostgresConnectionClosed()))
                 }
-                Task { resume(await work.result) }
-            }
+                Task { finish(await work.result) }
+            }.get()
         } onCancel: {
             work.cancel()
+        }
+    }
+}
+
+/// The value of whichever racer finishes first: `start` hands every racer the same `finish`,
+/// and only the first call counts.
+func firstOf<Value: Sendable>(_ start: (@escaping @Sendable (Value) -> Void) -> Void) async -> Value {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Value, Never>) in
+        let finished = Mutex(false)
+        start { value in
+            let first = finished.withLock { done in
+                defer { done = true }
+                return !done
+            }
+            if first { continuation.resume(returning: value) }
         }
     }
 }
@@ -57,19 +64,11 @@ public func withDeadline<Value: Sendable>(
 ) async -> Result<Value, any Error>? {
     let task = Task { try await work() }
     let timer = Task { try? await Task.sleep(for: timeout) }
-    let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Value, any Error>?, Never>) in
-        let resumed = Mutex(false)
-        let resume: @Sendable (Result<Value, any Error>?) -> Void = { value in
-            let first = resumed.withLock { done in
-                defer { done = true }
-                return !done
-            }
-            if first { continuation.resume(returning: value) }
-        }
-        Task { resume(await task.result) }
+    let outcome = await firstOf { (finish: @escaping @Sendable (Result<Value, any Error>?) -> Void) in
+        Task { finish(await task.result) }
         Task {
             await timer.value
-            resume(nil)
+            finish(nil)
         }
     }
     task.cancel()
@@ -145,33 +144,21 @@ extension PostgresConnection {
         let connection = self
         let work = Task { CollectedRows(rows: try await connection.query(query, logger: logger).collect()) }
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CollectedRows, any Error>) in
-                let resumed = Mutex(false)
-                let resume: @Sendable (Result<CollectedRows, any Error>) -> Void = { result in
-                    let first = resumed.withLock { done in
-                        defer { done = true }
-                        return !done
-                    }
-                    if first { continuation.resume(with: result) }
-                }
-                guard
-                    let token = ClosedConnectionWatch.shared.register(
-                        connection,
-                        onClose: {
-                            work.cancel()
-                            resume(.failure(PostgresConnectionClosed()))
-                        })
-                else {
+            try await firstOf { (finish: @escaping @Sendable (Result<CollectedRows, any Error>) -> Void) in
+                let onClose: @Sendable () -> Void = {
                     work.cancel()
-                    resume(.failure(PostgresConnectionClosed()))
+                    finish(.failure(PostgresConnectionClosed()))
+                }
+                guard let token = ClosedConnectionWatch.shared.register(connection, onClose: onClose) else {
+                    onClose()
                     return
                 }
                 Task {
                     let result = await work.result
                     ClosedConnectionWatch.shared.unregister(connection, token: token)
-                    resume(result)
+                    finish(result)
                 }
-            }
+            }.get()
         } onCancel: {
             work.cancel()
         }

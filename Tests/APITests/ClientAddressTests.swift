@@ -1,10 +1,12 @@
 import API
+import AsyncHTTPClient
 import EventStore
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import Projections
 import Testing
 
@@ -33,12 +35,20 @@ import Testing
     static func register(
         _ name: String, forwardedFor: String? = nil, store: EventStore, client: any TestClientProtocol
     ) async throws -> String? {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if let forwardedFor { headers[Self.forwardedFor] = forwardedFor }
-        let response = try await client.execute(
-            uri: "/api/cameras", method: .post, headers: headers,
-            body: ByteBuffer(string: #"{"name": "\#(name)", "folder_path": "/cams/\#(name)"}"#))
-        #expect(response.status == .created)
+        let body = #"{"name": "\#(name)", "folder_path": "/cams/\#(name)"}"#
+        if let port = client.port {
+            // A real socket, through AsyncHTTPClient (see `BodyLimitTests.send`).
+            let (status, answer) = try await BodyLimitTests.send(
+                .POST, port: port, "/api/cameras", contentType: "application/json",
+                headers: forwardedFor.map { [("X-Forwarded-For", $0)] } ?? [], body: .bytes(ByteBuffer(string: body)))
+            #expect(status == 201, "\(answer)")
+        } else {
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let forwardedFor { headers[Self.forwardedFor] = forwardedFor }
+            let response = try await client.execute(
+                uri: "/api/cameras", method: .post, headers: headers, body: ByteBuffer(string: body))
+            #expect(response.status == .created)
+        }
         let event = try #require(try await store.readStream("camera-\(name)")?.events.first)
         let metadata = try #require(
             try JSONSerialization.jsonObject(with: Data(event.metadata.utf8)) as? [String: Any])
