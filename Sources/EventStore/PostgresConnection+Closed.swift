@@ -100,9 +100,17 @@ public struct CollectedRows: AsyncSequence, Sendable {
 final class ClosedConnectionWatch: Sendable {
     static let shared = ClosedConnectionWatch()
 
+    /// The waiters of one open connection. The connection is held weakly and compared on every
+    /// lookup: an object identifier can be reused by a new connection once an old one is freed,
+    /// and a new connection must get a close callback of its own.
+    private struct Entry {
+        weak var connection: PostgresConnection?
+        var waiters: [UInt64: @Sendable () -> Void] = [:]
+    }
+
     private struct State {
         var nextToken: UInt64 = 0
-        var waiters: [ObjectIdentifier: [UInt64: @Sendable () -> Void]] = [:]
+        var entries: [ObjectIdentifier: Entry] = [:]
     }
 
     private let state = Mutex(State())
@@ -112,26 +120,40 @@ final class ClosedConnectionWatch: Sendable {
     func register(_ connection: PostgresConnection, onClose: @escaping @Sendable () -> Void) -> UInt64? {
         if connection.isClosed { return nil }
         let key = ObjectIdentifier(connection)
-        let (token, isFirst) = state.withLock { state in
+        let (token, isNew) = state.withLock { state in
             defer { state.nextToken &+= 1 }
-            let isFirst = state.waiters[key] == nil
-            state.waiters[key, default: [:]][state.nextToken] = onClose
-            return (state.nextToken, isFirst)
+            var isNew = false
+            if state.entries[key]?.connection !== connection {
+                state.entries[key] = Entry(connection: connection)
+                isNew = true
+            }
+            state.entries[key]!.waiters[state.nextToken] = onClose
+            return (state.nextToken, isNew)
         }
         // Registered once per open connection; fires at once if it has closed meanwhile.
-        if isFirst { connection.closeFuture.whenComplete { _ in self.closed(key) } }
+        if isNew {
+            connection.closeFuture.whenComplete { [weak connection] _ in self.closed(key, connection) }
+        }
         return token
     }
 
     func unregister(_ connection: PostgresConnection, token: UInt64) {
         let key = ObjectIdentifier(connection)
         state.withLock { state in
-            state.waiters[key]?[token] = nil
+            guard state.entries[key]?.connection === connection else { return }
+            state.entries[key]?.waiters[token] = nil
         }
     }
 
-    private func closed(_ key: ObjectIdentifier) {
-        let waiters = state.withLock { $0.waiters.removeValue(forKey: key) } ?? [:]
+    private func closed(_ key: ObjectIdentifier, _ connection: PostgresConnection?) {
+        let waiters = state.withLock { state -> [UInt64: @Sendable () -> Void] in
+            // Only this connection's entry (a freed one's key may belong to a newer connection).
+            guard let entry = state.entries[key],
+                connection == nil ? entry.connection == nil : entry.connection === connection
+            else { return [:] }
+            state.entries[key] = nil
+            return entry.waiters
+        }
         for onClose in waiters.values { onClose() }
     }
 }
