@@ -19,7 +19,7 @@ extension ProjectionRunner {
             try await projection.apply(Array(events), on: connection, logger: logger)
             try await connection.query("RELEASE SAVEPOINT vigil_isolate", logger: logger)
             return []
-        } catch where Self.isDataError(error) {
+        } catch  where Self.isDataError(error) {
             try await connection.query("ROLLBACK TO SAVEPOINT vigil_isolate", logger: logger)
             try await connection.query("RELEASE SAVEPOINT vigil_isolate", logger: logger)
             if events.count == 1 { return [(first, Self.reason(error))] }

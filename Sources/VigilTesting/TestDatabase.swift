@@ -72,7 +72,9 @@ extension EventStore {
     /// Inserts an event row as if written by transaction `transaction` (a small number: below
     /// every real one), as a log that has run long enough to hold transaction ids of several
     /// lengths (as text, "96" sorts after "220").
-    public func insertEventRow(stream: String, transaction: UInt64, type: String = "TestDetection") async throws
+    public func insertEventRow(
+        stream: String, transaction: UInt64, type: String = "TestDetection"
+    ) async throws
         -> Checkpoint
     {
         let rows = try await client.guardedQuery(

@@ -1,7 +1,7 @@
 import API
+import AsyncHTTPClient
 import Domain
 import EventStore
-import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird

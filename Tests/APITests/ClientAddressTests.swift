@@ -79,7 +79,8 @@ import Testing
 
     @Test func withoutASocketNoAddressIsRecorded() async throws {
         try await withApp { store, client in
-            let recorded = try await Self.register("nosocket", forwardedFor: "203.0.113.7", store: store, client: client)
+            let recorded = try await Self.register(
+                "nosocket", forwardedFor: "203.0.113.7", store: store, client: client)
             #expect(recorded == nil)
         }
     }

@@ -52,10 +52,15 @@ import Testing
 
     @Test func unreadableRequestsGet400WithADetail() async throws {
         try await BodyLimitTests.withLiveApp { _, _, port in
-            let longQuery = "GET /api/events?q=" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: x\r\n\r\n"
-            let rawBytes: [UInt8] = Array("GET /api/ev".utf8) + [0x01, 0xff, 0x00] + Array("ents HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-            let garbage: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] + Array(repeating: 0, count: 64)
-            for (name, bytes) in [("100 kB query", Array(longQuery.utf8)), ("raw bytes", rawBytes), ("TLS hello", garbage)] {
+            let longQuery =
+                "GET /api/events?q=" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+            let rawBytes: [UInt8] =
+                Array("GET /api/ev".utf8) + [0x01, 0xff, 0x00] + Array("ents HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            let garbage: [UInt8] =
+                [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] + Array(repeating: 0, count: 64)
+            for (name, bytes) in [
+                ("100 kB query", Array(longQuery.utf8)), ("raw bytes", rawBytes), ("TLS hello", garbage),
+            ] {
                 let answer = try await Self.raw(bytes, port: port)
                 #expect(answer.hasPrefix("HTTP/1.1 400"), "\(name): \(answer.prefix(200))")
                 let body = answer.components(separatedBy: "\r\n\r\n").dropFirst().joined()

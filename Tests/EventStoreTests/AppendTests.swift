@@ -145,7 +145,9 @@ struct AppendTests {
             #expect(applied.isEmpty)
             #expect(pending.isEmpty)
             #expect(
-                try migrator.migrations().map(\.version) == ["0001_events", "0002_projections", "0003_read_support", "0004_parked_events"])
+                try migrator.migrations().map(\.version) == [
+                    "0001_events", "0002_projections", "0003_read_support", "0004_parked_events",
+                ])
         }
     }
 }

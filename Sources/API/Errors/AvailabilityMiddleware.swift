@@ -31,7 +31,7 @@ struct AvailabilityMiddleware<Context: RequestContext>: RouterMiddleware {
                 do {
                     guard let response = try await group.next() ?? nil else { throw Self.unavailable }
                     return response
-                } catch where !availability.isUp {
+                } catch  where !availability.isUp {
                     throw Self.unavailable
                 }
             }

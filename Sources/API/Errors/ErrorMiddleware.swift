@@ -1,5 +1,5 @@
-import Hummingbird
 import EventStore
+import Hummingbird
 import Logging
 import NIOCore
 import PostgresNIO
