@@ -99,7 +99,10 @@ public final class ProjectionRunner: Service, Sendable {
         _ role: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> Void
     ) async {
         var delay = options.errorRetry
+        let clock = ContinuousClock()
         while !Task.isCancelled {
+            // A role that ran a while before it failed was healthy: its backoff starts over.
+            let started = clock.now
             do {
                 // The role lives on one connection (its lease); when that connection dies (a
                 // PostgreSQL restart, a terminated session), the role ends and starts again
@@ -107,9 +110,9 @@ public final class ProjectionRunner: Service, Sendable {
                 try await store.client.withConnection { connection in
                     try await connection.whileOpen { try await body(connection) }
                 }
-                delay = options.errorRetry
             } catch {
                 if Task.isCancelled { break }
+                if clock.now - started >= options.maxErrorRetry { delay = options.errorRetry }
                 let reason = Self.reason(error)
                 store.logger.warning(
                     "projection runner failed, restarting",
@@ -148,7 +151,9 @@ public final class ProjectionRunner: Service, Sendable {
             let dataError = Self.isDataError(error)
             failures.withLock { failures in
                 var failed = failures[role] ?? Failures(checkpoint: checkpoint, count: 0, dataError: dataError)
-                if failed.checkpoint != checkpoint { failed = Failures(checkpoint: checkpoint, count: 0, dataError: dataError) }
+                if failed.checkpoint != checkpoint {
+                    failed = Failures(checkpoint: checkpoint, count: 0, dataError: dataError)
+                }
                 failed.count += 1
                 failed.dataError = dataError
                 failures[role] = failed
