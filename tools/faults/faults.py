@@ -462,6 +462,19 @@ def cmd_probe(args):
     print(json.dumps({"counts": counts, "slowest_ms": round(slowest * 1000), "not_seed_format": bad_format}))
 
 
+def cmd_analyzed(args):
+    """Wait until every security event that was opened has been analyzed (its job reached an
+    analyzer through Redis and the result is in the log)."""
+    deadline = time.monotonic() + args.timeout
+    while True:
+        b = batches()
+        if b["analyzed"] >= b["opened"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(json.dumps({"opened": b["opened"], "analyzed": b["analyzed"],
+                      "not_analyzed": b["opened"] - b["analyzed"], "analyzed_twice": b["analyzed_twice"]}))
+
+
 def cmd_answers(args):
     """What the ingest client got: counts of 5xx other than 503, errors not in the seed's
     format, the slowest 503."""
@@ -692,6 +705,8 @@ def main():
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--path", action="append", default=[])
+    p = sub.add_parser("analyzed")
+    p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("answers")
     p.add_argument("--input", required=True)
     p = sub.add_parser("judge")
