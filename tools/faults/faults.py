@@ -462,6 +462,60 @@ def cmd_probe(args):
     print(json.dumps({"counts": counts, "slowest_ms": round(slowest * 1000), "not_seed_format": bad_format}))
 
 
+def cmd_follow(args):
+    """A log tail as a client runs one: /api/log from the start, following next_checkpoint,
+    for `--seconds`, then until it has caught up. Compares what it read with the log table:
+    no detection missed, none read twice."""
+    after, seen, pages = "", [], 0
+    stop = time.monotonic() + args.seconds
+    while True:
+        status, data, _, _ = request(
+            args.url, "GET", f"/api/log?after={after}&limit=500&types=DetectionRecorded", timeout=10)
+        if status != 200:
+            time.sleep(0.5)
+            if time.monotonic() > stop + 60:
+                break
+            continue
+        page = json.loads(data)
+        pages += 1
+        seen += [event["event_id"] for event in page["events"]]
+        after = page["next_checkpoint"] or after
+        if not page["has_more"]:
+            if time.monotonic() > stop:
+                break
+            time.sleep(0.3)
+    in_log = {row[0] for row in psql("SELECT event_id FROM events WHERE type = 'DetectionRecorded'")}
+    print(json.dumps({"read": len(seen), "read_twice": len(seen) - len(set(seen)),
+                      "missed": len(in_log - set(seen)), "in_log": len(in_log), "pages": pages}))
+
+
+def cmd_horizon(args):
+    """While a foreign session holds a transaction: how often /ready names it as the holder of
+    the read horizon, and how far the readable head moved (it must stand still: the events
+    committed meanwhile wait behind the horizon) while the log itself grew."""
+    stop = time.monotonic() + args.seconds
+    named, samples, heads = 0, 0, []
+    rows_before = int(psql("SELECT count(*) FROM events")[0][0])
+    while time.monotonic() < stop:
+        status, data, _, _ = request(args.url, "GET", "/ready", timeout=5)
+        # A sample counts only if the session was still open when the answer came.
+        still_open = psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                          f"'{args.application}' AND backend_xid IS NOT NULL")[0][0] == "1"
+        if status == 200 and still_open:
+            body = json.loads(data)
+            samples += 1
+            holder = body.get("log", {}).get("horizon_held_by") or {}
+            if holder.get("application") == args.application:
+                named += 1
+                heads.append(body["log"]["head"])
+            else:
+                log(f"horizon: held by {holder}")
+        time.sleep(0.5)
+    rows_after = int(psql("SELECT count(*) FROM events")[0][0])
+    print(json.dumps({"samples": samples, "named": named, "distinct_heads": len(set(heads)),
+                      "appended_meanwhile": rows_after - rows_before}))
+
+
 def cmd_analyzed(args):
     """Wait until every security event that was opened has been analyzed (its job reached an
     analyzer through Redis and the result is in the log)."""
@@ -705,6 +759,13 @@ def main():
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--path", action="append", default=[])
+    p = sub.add_parser("follow")
+    p.add_argument("--url", required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p = sub.add_parser("horizon")
+    p.add_argument("--url", required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--application", default="faults-holder")
     p = sub.add_parser("analyzed")
     p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("answers")
