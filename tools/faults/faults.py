@@ -516,6 +516,43 @@ def cmd_horizon(args):
                       "appended_meanwhile": rows_after - rows_before}))
 
 
+def leases():
+    """Advisory locks held, by the operating-system pid of the process whose connection holds
+    them (PostgreSQL's client port mapped through `ss`)."""
+    rows = psql("SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND l.granted")
+    owners = {}
+    for line in subprocess.run(["ss", "-tnpH"], capture_output=True, text=True).stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or "pid=" not in line:
+            continue
+        port = fields[3].rsplit(":", 1)[-1]
+        pid = line.split("pid=", 1)[1].split(",", 1)[0]
+        owners[port] = pid
+    counts = {}
+    for (port,) in rows:
+        owner = owners.get(port, "?")
+        counts[owner] = counts.get(owner, 0) + 1
+    return counts
+
+
+def cmd_leases(args):
+    print(json.dumps(leases()))
+
+
+def cmd_takeover(args):
+    """After the holder died: seconds until the survivor holds `--expect` leases."""
+    started = time.monotonic()
+    last = {}
+    while time.monotonic() - started < args.timeout:
+        last = leases()
+        if last.get(args.survivor, 0) >= args.expect:
+            print(json.dumps({"seconds": round(time.monotonic() - started, 1), "leases": last}))
+            return
+        time.sleep(0.2)
+    print(json.dumps({"seconds": None, "leases": last}))
+
+
 def cmd_analyzed(args):
     """Wait until every security event that was opened has been analyzed (its job reached an
     analyzer through Redis and the result is in the log)."""
@@ -766,6 +803,11 @@ def main():
     p.add_argument("--url", required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--application", default="faults-holder")
+    sub.add_parser("leases")
+    p = sub.add_parser("takeover")
+    p.add_argument("--survivor", required=True)
+    p.add_argument("--expect", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("analyzed")
     p.add_argument("--timeout", type=float, default=60)
     p = sub.add_parser("answers")
