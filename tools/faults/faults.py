@@ -433,6 +433,13 @@ def cmd_judge(args):
     print(("PASS" if ok and not failed_notes else "FAIL") + " " + line.strip())
 
 
+def ready_says_not_ready(data):
+    try:
+        return json.loads(data).get("status") == "not_ready"
+    except (ValueError, AttributeError):
+        return False
+
+
 def cmd_probe(args):
     """While a dependency is down: GET /ready and the given routes every half second for
     `--seconds`; report status counts, the slowest answer and whether every error was in the
@@ -448,10 +455,7 @@ def cmd_probe(args):
             slowest = max(slowest, seconds)
             # /ready has a shape of its own ({"status": "not_ready", "checks": …}).
             if path == "/ready":
-                try:
-                    if json.loads(data).get("status") != "not_ready":
-                        bad_format += 1
-                except (ValueError, AttributeError):
+                if status != 200 and not ready_says_not_ready(data):
                     bad_format += 1
             elif status >= 400 and not seed_error(data):
                 bad_format += 1
@@ -604,6 +608,67 @@ def pg_connect(host, port, user, database):
                 raise ConnectionError(body.decode("utf-8", "replace"))
             if kind == b"Z":
                 return sock
+
+
+def pg_query_one(sock, sql):
+    """Simple query on a session from pg_connect → the first column of the first row."""
+    payload = sql.encode() + b"\0"
+    sock.sendall(b"Q" + struct.pack("!i", 4 + len(payload)) + payload)
+    buffer, value = b"", None
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed during query")
+        buffer += chunk
+        while len(buffer) >= 5:
+            kind = buffer[0:1]
+            length = struct.unpack("!i", buffer[1:5])[0]
+            if len(buffer) < 1 + length:
+                break
+            body, buffer = buffer[5:1 + length], buffer[1 + length:]
+            if kind == b"D" and value is None:
+                size = struct.unpack("!i", body[2:6])[0]
+                value = body[6:6 + size].decode() if size >= 0 else None
+            elif kind == b"E":
+                raise ConnectionError(body.decode("utf-8", "replace"))
+            elif kind == b"Z":
+                return value
+
+
+def cmd_hog(args):
+    """A foreign client that takes every connection PostgreSQL will give, ends Vigil's own
+    sessions (all but its availability probe) so that Vigil has to connect again, and for
+    `--seconds` keeps taking every slot that frees up; then lets them all go."""
+    held, refusal = [], None
+
+    def grab():
+        nonlocal refusal
+        try:
+            held.append(pg_connect(args.host, args.port, args.user, args.database))
+            return True
+        except (OSError, ConnectionError) as failure:
+            refusal = str(failure)[:120]
+            return False
+
+    while len(held) < 2000 and grab():
+        pass
+    initially = len(held)
+    terminated = int(pg_query_one(held[0], (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'vigil' AND pid <> pg_backend_pid()")) or 0) if held else 0
+    stop = time.monotonic() + args.seconds
+    peak = len(held)
+    while time.monotonic() < stop:
+        while grab():
+            pass
+        peak = max(peak, len(held))
+        time.sleep(0.02)
+    vigil_sessions = pg_query_one(held[0], "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vigil'") \
+        if held else None
+    for sock in held:
+        sock.close()
+    print(json.dumps({"held_initially": initially, "terminated": terminated, "held_at_peak": peak,
+                      "vigil_sessions_at_end": int(vigil_sessions or 0), "refused_with": refusal}))
 
 
 def cmd_hold(args):
@@ -824,6 +889,12 @@ def main():
     p.add_argument("--user", default=os.environ.get("VIGIL_PG_USER", "vigil"))
     p.add_argument("--database", default=os.environ.get("VIGIL_PG_DATABASE", "vigil"))
     p.add_argument("--count", type=int, default=10000)
+    p = sub.add_parser("hog")
+    p.add_argument("--host", default=os.environ.get("VIGIL_PG_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("VIGIL_PG_PORT", "5432")))
+    p.add_argument("--user", default=os.environ.get("VIGIL_PG_USER", "vigil"))
+    p.add_argument("--database", default=os.environ.get("VIGIL_PG_DATABASE", "vigil"))
+    p.add_argument("--seconds", type=float, required=True)
     p = sub.add_parser("badinput")
     p.add_argument("--url", required=True)
     args = parser.parse_args()
