@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """tools/faults/faults.py — the fault scenarios' client side (Python 3 standard library only).
 
-Subcommands (each prints one JSON object on stdout, details on stderr):
+Subcommands (each prints one JSON object or line on stdout, details on stderr):
   cameras   register the test cameras
   ingest    POST detections at a fixed rate, one Idempotency-Key each, and record every answer
-  retry     send every unacknowledged request again with its own key until it is answered
+  retry     send every unanswered request again with its own key until it is answered
+  answers   what the ingest client was answered (5xx, formats, slowest 503)
   verify    compare what was acknowledged with the log and the detections read model
-  batches   security events closed twice, detections in two batches
+  batches   security events opened or closed twice, detections in two batches, analyses
+  analyzed  wait until every security event has its analysis
   quiet     wait until every projection has caught up and the log's head stops moving
   rebuild   checksum every read model, rebuild it, checksum the new generation, compare
-  hold      open N PostgreSQL connections and keep them until killed
-  badinput  the bad-request corpus
+  judge     quiet + verify + batches + rebuild → the scenario's PASS/FAIL line
+  probe     poll /ready and some routes while a dependency is down
+  follow    a client tail of /api/log: nothing missed, nothing read twice
+  horizon   while a foreign transaction is open: /ready names it, the readable head stands
+  leases    advisory locks (projection leases) held, by vigil process
+  takeover  seconds until a survivor holds every lease
+  hog       take every PostgreSQL connection for a while (connection exhaustion)
+  badinput  the bad-request corpus and oversized bodies
 
 PostgreSQL is reached with psql and the VIGIL_PG_* variables.
 """
@@ -586,17 +594,14 @@ def cmd_answers(args):
 # ---------------------------------------------------------------- connections
 
 
-def pg_connect(host, port, user, database):
-    """A PostgreSQL session (trust authentication): the startup message, then wait for
-    ReadyForQuery. Returns the socket, or raises with the server's error."""
-    sock = socket.create_connection((host, port), timeout=10)
-    params = f"user\0{user}\0database\0{database}\0application_name\0faults-hog\0\0".encode()
-    sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+def pg_messages(sock, what):
+    """The server's messages (kind, body) up to and including ReadyForQuery; an ErrorResponse
+    raises with its text."""
     buffer = b""
     while True:
         chunk = sock.recv(65536)
         if not chunk:
-            raise ConnectionError("closed during startup")
+            raise ConnectionError(f"closed during {what}")
         buffer += chunk
         while len(buffer) >= 5:
             kind = buffer[0:1]
@@ -606,33 +611,32 @@ def pg_connect(host, port, user, database):
             body, buffer = buffer[5:1 + length], buffer[1 + length:]
             if kind == b"E":
                 raise ConnectionError(body.decode("utf-8", "replace"))
+            yield kind, body
             if kind == b"Z":
-                return sock
+                return
+
+
+def pg_connect(host, port, user, database):
+    """A PostgreSQL session (trust authentication): the startup message, then wait for
+    ReadyForQuery. Returns the socket, or raises with the server's error."""
+    sock = socket.create_connection((host, port), timeout=10)
+    params = f"user\0{user}\0database\0{database}\0application_name\0faults-hog\0\0".encode()
+    sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+    for _ in pg_messages(sock, "startup"):
+        pass
+    return sock
 
 
 def pg_query_one(sock, sql):
     """Simple query on a session from pg_connect → the first column of the first row."""
     payload = sql.encode() + b"\0"
     sock.sendall(b"Q" + struct.pack("!i", 4 + len(payload)) + payload)
-    buffer, value = b"", None
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed during query")
-        buffer += chunk
-        while len(buffer) >= 5:
-            kind = buffer[0:1]
-            length = struct.unpack("!i", buffer[1:5])[0]
-            if len(buffer) < 1 + length:
-                break
-            body, buffer = buffer[5:1 + length], buffer[1 + length:]
-            if kind == b"D" and value is None:
-                size = struct.unpack("!i", body[2:6])[0]
-                value = body[6:6 + size].decode() if size >= 0 else None
-            elif kind == b"E":
-                raise ConnectionError(body.decode("utf-8", "replace"))
-            elif kind == b"Z":
-                return value
+    value = None
+    for kind, body in pg_messages(sock, "query"):
+        if kind == b"D" and value is None:
+            size = struct.unpack("!i", body[2:6])[0]
+            value = body[6:6 + size].decode() if size >= 0 else None
+    return value
 
 
 def cmd_hog(args):
@@ -669,21 +673,6 @@ def cmd_hog(args):
         sock.close()
     print(json.dumps({"held_initially": initially, "terminated": terminated, "held_at_peak": peak,
                       "vigil_sessions_at_end": int(vigil_sessions or 0), "refused_with": refusal}))
-
-
-def cmd_hold(args):
-    """Take connections until the server refuses (or `--count`), report, hold until killed."""
-    held = []
-    error = None
-    while len(held) < args.count:
-        try:
-            held.append(pg_connect(args.host, args.port, args.user, args.database))
-        except (OSError, ConnectionError) as failure:
-            error = str(failure)
-            break
-    print(json.dumps({"held": len(held), "stopped_by": error}), flush=True)
-    while True:
-        time.sleep(3600)
 
 
 # ---------------------------------------------------------------- bad input
@@ -932,12 +921,6 @@ def main():
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--no-rebuild", dest="rebuild", action="store_false")
     p.add_argument("--note", action="append", default=[], help="k=v shown first; a trailing ! fails")
-    p = sub.add_parser("hold")
-    p.add_argument("--host", default=os.environ.get("VIGIL_PG_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("VIGIL_PG_PORT", "5432")))
-    p.add_argument("--user", default=os.environ.get("VIGIL_PG_USER", "vigil"))
-    p.add_argument("--database", default=os.environ.get("VIGIL_PG_DATABASE", "vigil"))
-    p.add_argument("--count", type=int, default=10000)
     p = sub.add_parser("hog")
     p.add_argument("--host", default=os.environ.get("VIGIL_PG_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("VIGIL_PG_PORT", "5432")))
