@@ -77,26 +77,37 @@ public final class DatabaseAvailability: Service, Sendable {
 
     /// One `SELECT 1` on the probe's connection (connecting first if it has none), given
     /// `timeout`; nil when it answered, else why not. A failed connection is dropped.
+    ///
+    /// A connection the probe opens is either kept (``adopt(_:)``) or closed by the task that
+    /// opened it, whatever the deadline does: `withDeadline` abandons a late task, and a
+    /// connection released without `close()` is a leak (and an assertion failure in PostgresNIO's
+    /// debug builds, which aborts the process).
     private func probe() async -> String? {
         guard let configuration else { return configurationError }
         let logger = self.logger
         let existing = connection.withLock { $0 }
-        let outcome = await withDeadline(timeout) { () -> PostgresConnection in
-            let connection: PostgresConnection
+        let outcome = await withDeadline(timeout) { () -> Void in
             if let existing, !existing.isClosed {
-                connection = existing
-            } else {
-                connection = try await PostgresConnection.connect(
-                    on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0,
-                    logger: logger
-                ).get()
+                try await existing.guardedQuery("SELECT 1", logger: logger)
+                return
             }
-            try await connection.guardedQuery("SELECT 1", logger: logger)
-            return connection
+            let fresh = try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 0,
+                logger: logger
+            ).get()
+            do {
+                try await fresh.guardedQuery("SELECT 1", logger: logger)
+            } catch {
+                try? await fresh.close()
+                throw error
+            }
+            guard self.adopt(fresh) else {
+                try? await fresh.close()
+                throw CancellationError()
+            }
         }
         switch outcome {
-        case .success(let connection):
-            self.connection.withLock { $0 = connection }
+        case .success:
             return nil
         case .failure(let error):
             await dropConnection()
@@ -104,6 +115,18 @@ public final class DatabaseAvailability: Service, Sendable {
         case nil:
             await dropConnection()
             return "no answer within \(timeout)"
+        }
+    }
+
+    /// Keeps `fresh` as the probe's connection unless the probe that opened it has given up
+    /// (its deadline passed: the task is cancelled before the connection is dropped, so a
+    /// connection adopted in time is closed by ``dropConnection()``, and a late one is refused
+    /// and closed by its task).
+    private func adopt(_ fresh: PostgresConnection) -> Bool {
+        connection.withLock { current in
+            guard !Task.isCancelled else { return false }
+            current = fresh
+            return true
         }
     }
 

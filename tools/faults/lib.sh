@@ -1,0 +1,199 @@
+# tools/faults/lib.sh — what every fault scenario shares (sourced, not run).
+#
+# A scenario runs everything it breaks as its own processes: a private PostgreSQL cluster and
+# Redis server (tools/stack with VIGIL_STACK_DIR under .data/faults/, free loopback ports) and
+# its own `vigil serve` processes. The shared stack in .data/ is never touched. Everything is
+# stopped on exit, whatever happens; the folder (logs included) is kept when the scenario
+# fails or FAULTS_KEEP=1.
+#
+# Environment: FAULTS_SHORT=1 (or --short) runs the short version; VIGIL_BIN uses that binary
+# instead of building .build/debug/vigil.
+
+set -euo pipefail
+
+FAULTS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+FAULTS_PY="${FAULTS_ROOT}/tools/faults/faults.py"
+FAULTS_SHORT=${FAULTS_SHORT:-0}
+for arg in "$@"; do
+  [[ ${arg} == --short ]] && FAULTS_SHORT=1
+done
+export FAULTS_SHORT
+
+SCENARIO=""
+FAULTS_DIR=""
+VIGIL=""
+SERVE_PIDS=()
+HELD_PIDS=()
+FAULTS_STATUS=FAIL
+
+say() { printf '  [%s %s] %s\n' "${SCENARIO}" "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# Prints the scenario's one line and sets the exit status.
+result() { # PASS|FAIL "counts…"
+  FAULTS_STATUS=$1
+  printf '%-22s %s %s\n' "${SCENARIO}" "$2" "$1"
+}
+
+faults_begin() { # name
+  SCENARIO=$1
+  mkdir -p "${FAULTS_ROOT}/.data/faults"
+  FAULTS_DIR=$(mktemp -d "${FAULTS_ROOT}/.data/faults/${SCENARIO}.XXXX")
+  chmod 755 "${FAULTS_DIR}"
+  trap faults_end EXIT
+  trap 'exit 130' INT TERM
+  build_vigil
+  stack_start
+  export VIGIL_SCHEMA_DIR="${FAULTS_ROOT}/schemas"
+  "${VIGIL}" migrate >"${FAULTS_DIR}/migrate.log" 2>&1 || { say "migrate failed"; cat "${FAULTS_DIR}/migrate.log" >&2; exit 1; }
+}
+
+faults_end() {
+  local rc=$? pid
+  for pid in "${HELD_PIDS[@]}" "${SERVE_PIDS[@]}"; do
+    kill -9 "${pid}" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  VIGIL_STACK_DIR="${FAULTS_DIR}" "${FAULTS_ROOT}/tools/stack" stop >/dev/null 2>&1 || true
+  if [[ ${FAULTS_STATUS} == PASS && ${rc} -eq 0 && ${FAULTS_KEEP:-0} != 1 ]]; then
+    rm -rf "${FAULTS_DIR}"
+  else
+    say "logs kept in ${FAULTS_DIR}"
+  fi
+  [[ ${FAULTS_STATUS} == PASS ]] || rc=1
+  exit "${rc}"
+}
+
+build_vigil() {
+  if [[ -n ${VIGIL_BIN:-} ]]; then
+    VIGIL=${VIGIL_BIN}
+    return
+  fi
+  (cd "${FAULTS_ROOT}" && swift build --product vigil >"${FAULTS_DIR}/build.log" 2>&1) || {
+    tail -n 30 "${FAULTS_DIR}/build.log" >&2
+    exit 1
+  }
+  VIGIL="${FAULTS_ROOT}/.build/debug/vigil"
+}
+
+# ---------------------------------------------------------------- PostgreSQL and Redis
+
+stack_start() { # (re)start whatever of the private stack is not running, on the same ports
+  VIGIL_STACK_DIR="${FAULTS_DIR}" "${FAULTS_ROOT}/tools/stack" start >>"${FAULTS_DIR}/stack.log" 2>&1 || {
+    tail -n 30 "${FAULTS_DIR}/stack.log" >&2
+    exit 1
+  }
+  # shellcheck source=/dev/null
+  source "${FAULTS_DIR}/stack.env"
+  export VIGIL_PG_HOST VIGIL_PG_PORT VIGIL_PG_USER VIGIL_PG_PASSWORD VIGIL_PG_DATABASE
+  export VIGIL_REDIS_HOST VIGIL_REDIS_PORT
+}
+
+pg_data_dir() { readlink -f "${FAULTS_DIR}/pg"; }
+postmaster_pid() { sed -n 1p "$(pg_data_dir)/postmaster.pid" 2>/dev/null || true; }
+
+# A crash: the postmaster and every backend get SIGKILL at once (no shutdown checkpoint, no
+# flush); the next start runs crash recovery from the WAL.
+pg_kill9() {
+  local pid children
+  pid=$(postmaster_pid)
+  [[ -n ${pid} ]] || { say "no postmaster to kill"; return 1; }
+  children=$(pgrep -P "${pid}" || true)
+  # shellcheck disable=SC2086
+  kill -9 "${pid}" ${children} 2>/dev/null || true
+  local i
+  for i in $(seq 1 50); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
+pg_start_again() { stack_start; }
+
+# A clean stop (`pg_ctl stop -m fast`), as the cluster's owner.
+pg_stop_clean() {
+  local data owner bin
+  data=$(pg_data_dir)
+  owner=$(stat -c %U "${data}")
+  bin=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+  if [[ ${EUID} -eq 0 && ${owner} != root ]]; then
+    (cd / && runuser -u "${owner}" -- "${bin}/pg_ctl" stop -D "${data}" -m fast -w -t 30 >/dev/null)
+  else
+    "${bin}/pg_ctl" stop -D "${data}" -m fast -w -t 30 >/dev/null
+  fi
+}
+
+redis_kill9() {
+  local pid
+  pid=$(cat "${FAULTS_DIR}/redis/redis.pid" 2>/dev/null || true)
+  [[ -n ${pid} ]] && kill -9 "${pid}" 2>/dev/null || true
+  sleep 0.3
+}
+
+psql_q() { # sql -> unaligned tuples
+  psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${VIGIL_PG_PORT}" -U "${VIGIL_PG_USER}" \
+    -d "${VIGIL_PG_DATABASE}" -c "$1"
+}
+
+# ---------------------------------------------------------------- vigil serve
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Batches close within seconds so that a short run sees them close.
+export VIGIL_BATCH_WINDOW_SECONDS=${VIGIL_BATCH_WINDOW_SECONDS:-6}
+export VIGIL_BATCH_IDLE_TIMEOUT_SECONDS=${VIGIL_BATCH_IDLE_TIMEOUT_SECONDS:-2}
+export VIGIL_LOG_LEVEL=${VIGIL_LOG_LEVEL:-notice}
+
+SERVE_PID=""
+serve_start() { # port [log name]; sets SERVE_PID once /health answers
+  local port=$1 name=${2:-serve-$1} i
+  "${VIGIL}" serve --host 127.0.0.1 --port "${port}" >>"${FAULTS_DIR}/${name}.log" 2>&1 &
+  SERVE_PID=$!
+  SERVE_PIDS+=("${SERVE_PID}")
+  for i in $(seq 1 300); do
+    curl -fsS -m 1 "http://127.0.0.1:${port}/health" >/dev/null 2>&1 && return 0
+    kill -0 "${SERVE_PID}" 2>/dev/null || { say "vigil serve exited"; tail -n 20 "${FAULTS_DIR}/${name}.log" >&2; return 1; }
+    sleep 0.1
+  done
+  say "vigil serve did not answer /health within 30 s"
+  return 1
+}
+
+serve_kill9() { # pid
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Seconds (with decimals) SIGTERM takes to stop a process; 99 when it has to be killed.
+serve_term() { # pid -> seconds
+  local pid=$1 start end
+  start=$(date +%s.%N)
+  kill -TERM "${pid}" 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "${pid}" 2>/dev/null; then
+    kill -9 "${pid}" 2>/dev/null || true
+    wait "${pid}" 2>/dev/null || true
+    echo 99
+    return
+  fi
+  wait "${pid}" 2>/dev/null || true
+  end=$(date +%s.%N)
+  python3 -c "print(round(${end} - ${start}, 1))"
+}
+
+faults_py() { python3 "${FAULTS_PY}" "$@"; }
+
+# Faults fall at random moments: fault k of n in a run of `seconds` happens at a random
+# offset in the first part of its own slot, so that each has load before and after it.
+T0=0
+mark_start() { T0=$(date +%s.%N); }
+sleep_until_fault() { # k n seconds
+  local offset
+  offset=$(python3 -c "import random; slot = $3 / $2; print(round(($1 - 1) * slot + random.uniform(2, max(2.5, slot * 0.45)), 1))")
+  python3 -c "import time; time.sleep(max(0, ${T0} + ${offset} - time.time()))"
+}
+
+# Random number in [lo, hi] (seconds, one decimal).
+rand_between() { python3 -c "import random; print(round(random.uniform($1, $2), 1))"; }
