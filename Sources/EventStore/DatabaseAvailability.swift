@@ -13,7 +13,10 @@ import Synchronization
 ///
 /// The probe has a connection of its own, outside the pool, so a busy pool (every connection
 /// leased, requests waiting their turn) is never taken for an outage. Two failed probes in a
-/// row (refused, closed, or no answer within 3 s) mean down; one answer means up again.
+/// row (refused, closed, an error) mean down; a probe that only got no answer within 3 s counts
+/// as a failure only after five of them in a row (~20 s): a machine loaded enough to starve the
+/// probe is slow, not down, and answering 503 would turn slowness into failures. One answer
+/// means up again.
 public final class DatabaseAvailability: Service, Sendable {
     public struct Status: Sendable {
         public var isUp: Bool
@@ -28,6 +31,7 @@ public final class DatabaseAvailability: Service, Sendable {
     private let interval: Duration
     private let timeout: Duration
     private let failuresToGoDown = 2
+    private let timeoutsToGoDown = 5
     private let status = Mutex(Status(isUp: true, error: nil, since: Date()))
     private let connection = Mutex<PostgresConnection?>(nil)
     /// Bumped at every change of `isUp`.
@@ -55,11 +59,15 @@ public final class DatabaseAvailability: Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var failures = 0
+            var misses = 0
+            var errors = 0
             while !Task.isCancelled {
-                let failure = await self.probe()
-                failures = failure == nil ? 0 : failures + 1
-                if failure == nil || failures >= self.failuresToGoDown { self.record(failure) }
+                let (failure, timedOut) = await self.probe()
+                misses = failure == nil ? 0 : misses + 1
+                errors = failure == nil || timedOut ? 0 : errors + 1
+                if failure == nil || errors >= self.failuresToGoDown || misses >= self.timeoutsToGoDown {
+                    self.record(failure)
+                }
                 try? await Task.sleep(for: self.interval)
             }
         }
@@ -82,8 +90,8 @@ public final class DatabaseAvailability: Service, Sendable {
     /// opened it, whatever the deadline does: `withDeadline` abandons a late task, and a
     /// connection released without `close()` is a leak (and an assertion failure in PostgresNIO's
     /// debug builds, which aborts the process).
-    private func probe() async -> String? {
-        guard let configuration else { return configurationError }
+    private func probe() async -> (failure: String?, timedOut: Bool) {
+        guard let configuration else { return (configurationError, false) }
         let logger = self.logger
         let existing = connection.withLock { $0 }
         let outcome = await withDeadline(timeout) { () -> Void in
@@ -108,13 +116,13 @@ public final class DatabaseAvailability: Service, Sendable {
         }
         switch outcome {
         case .success:
-            return nil
+            return (nil, false)
         case .failure(let error):
             await dropConnection()
-            return String(describing: error)
+            return (String(reflecting: error), false)
         case nil:
             await dropConnection()
-            return "no answer within \(timeout)"
+            return ("no answer within \(timeout)", true)
         }
     }
 
