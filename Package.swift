@@ -31,6 +31,7 @@ let package = Package(
         .target(
             name: "EventStore",
             dependencies: [
+                "Domain",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

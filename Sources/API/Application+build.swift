@@ -72,8 +72,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let queue = AnalysisQueue(prefix: configuration.redisPrefix)
     if let redis { projections.append(AnalysisPublisher(redis: redis, queue: queue)) }
     let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
+    let reads = ReadDatabase(client: client, logger: logger)
+    let readModels = APIReadModels(
+        cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
+        securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads))
     let router = buildRouter(
-        store: store, availability: availability, appender: appender, projections: projections, settings: settings,
+        store: store, readModels: readModels, availability: availability, appender: appender,
+        projections: projections, settings: settings,
         workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
         redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
         trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
@@ -86,8 +91,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     if let redis, configuration.runHeuristicAnalyzer {
         services.append(
             HeuristicAnalyzerWorker(
-                redis: redis, queue: queue, store: store, options: configuration.analyzerOptions,
-                settings: { try await settings.current() }))
+                redis: redis, queue: queue, store: store, options: configuration.analyzerOptions))
     }
     let registered = projections
     var app = Application(
@@ -108,8 +112,18 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     return app
 }
 
+/// The read models the controllers read through (the read side's seam): built once, in
+/// ``buildApplication(_:logger:)``, over the server's pool.
+struct APIReadModels {
+    var cameras: CamerasReadModel
+    var detections: DetectionsReadModel
+    var securityEvents: SecurityEventsReadModel
+    var analytics: AnalyticsReadModel
+}
+
 func buildRouter(
-    store: EventStore, availability: DatabaseAvailability, appender: GroupCommitAppender, projections: [any Projection],
+    store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
+    projections: [any Projection],
     settings: SystemSettingsReader,
     workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String,
     cacheTimeout: Duration = .milliseconds(50), trustedProxies: TrustedProxies = .none,
@@ -125,17 +139,25 @@ func buildRouter(
     HealthController(store: store, availability: availability).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
-    CamerasController(store: store, appender: appender).addRoutes(to: router)
-    DetectionsController(store: store, appender: appender, workerKey: workerKey, eventTimes: eventTimes)
-        .addRoutes(to: router)
+    CamerasController(cameras: readModels.cameras, store: store, appender: appender).addRoutes(to: router)
+    DetectionsController(
+        detections: readModels.detections, cameras: readModels.cameras, store: store, appender: appender,
+        workerKey: workerKey, eventTimes: eventTimes
+    )
+    .addRoutes(to: router)
     // Every level shown is derived from the score under the thresholds in force when it is read.
     let thresholds: @Sendable () async throws -> SeverityThresholds = { try await settings.current().thresholds }
-    EventsController(store: store, appender: appender, thresholds: thresholds).addRoutes(to: router)
+    EventsController(events: readModels.securityEvents, store: store, appender: appender, thresholds: thresholds)
+        .addRoutes(to: router)
     AnalysisController(store: store, appender: appender, workerKey: workerKey, thresholds: thresholds)
         .addRoutes(to: router)
-    SystemController(store: store, appender: appender, settings: settings, adminKey: adminKey).addRoutes(to: router)
+    SystemController(
+        store: store, analytics: readModels.analytics, appender: appender, settings: settings, adminKey: adminKey
+    )
+    .addRoutes(to: router)
     AnalyticsController(
-        store: store, settings: settings, redis: redis, redisPrefix: redisPrefix, cacheTimeout: cacheTimeout
+        analytics: readModels.analytics, settings: settings, redis: redis, redisPrefix: redisPrefix,
+        cacheTimeout: cacheTimeout, logger: store.logger
     ).addRoutes(to: router)
     return router
 }

@@ -102,12 +102,12 @@ public enum HeuristicAnalyzer {
 
     /// Scores a batch: the heaviest object type, plus a little for each other type and for
     /// many detections, plus night hours (22:00–06:00 camera-local; cameras report UTC), plus
-    /// the fast path (a high-confidence person). The summary's words name the level the score has
-    /// under `thresholds` (those in force when it is analyzed; the level the API shows is always
-    /// derived from the score under the thresholds in force when it is read).
+    /// the fast path (a high-confidence person). The summary says what was seen and never names a
+    /// level: the level shown next to it is derived from the score under the thresholds in force
+    /// when it is read, and a stored word would contradict it after a threshold change.
     public static func analyze(
         objectTypes: [String], detectionCount: Int, startedAt: Date, isFastPath: Bool,
-        timeZone: TimeZone = .gmt, thresholds: SeverityThresholds = .defaults
+        timeZone: TimeZone = .gmt
     ) -> Result {
         let types = objectTypes.isEmpty ? ["unknown"] : objectTypes
         let ranked = types.map { ($0, weights[$0] ?? 8) }.sorted { $0.1 > $1.1 }
@@ -135,14 +135,7 @@ public enum HeuristicAnalyzer {
             reasons.append("high-confidence person, fast path (+10)")
         }
         score = min(max(score, 0), 100)
-        let names = types.joined(separator: ", ")
-        let summary =
-            switch thresholds.level(score) {
-            case .critical: "High risk: \(names)"
-            case .high: "Suspicious activity: \(names)"
-            case .medium: "Activity worth a look: \(names)"
-            case .low: "Routine activity: \(names)"
-            }
+        let summary = "Seen: " + types.joined(separator: ", ")
         return Result(
             riskScore: score, summary: summary,
             reasoning: reasons.joined(separator: "; ") + ". Score \(score).")

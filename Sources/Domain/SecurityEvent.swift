@@ -116,55 +116,6 @@ public enum SecurityEvents {
     public static func stream(_ id: Int64) -> String { "secevent-\(id)" }
 }
 
-/// The four risk levels, from a score under the thresholds in force.
-public enum RiskLevel: String, Codable, Sendable, CaseIterable {
-    case low, medium, high, critical
-}
-
-/// Upper bounds (inclusive) of the low, medium and high levels; above `highMax` is critical.
-public struct SeverityThresholds: Sendable, Hashable, Codable {
-    public var lowMax: Int
-    public var mediumMax: Int
-    public var highMax: Int
-
-    public static let defaults = SeverityThresholds(lowMax: 29, mediumMax: 59, highMax: 84)
-
-    public init(lowMax: Int, mediumMax: Int, highMax: Int) {
-        self.lowMax = lowMax
-        self.mediumMax = mediumMax
-        self.highMax = highMax
-    }
-
-    /// `0 <= low_max < medium_max < high_max <= 100`.
-    public var isValid: Bool { 0 <= lowMax && lowMax < mediumMax && mediumMax < highMax && highMax <= 100 }
-
-    public func level(_ score: Int) -> RiskLevel {
-        if score <= lowMax { return .low }
-        if score <= mediumMax { return .medium }
-        if score <= highMax { return .high }
-        return .critical
-    }
-
-    /// The scores (inclusive) that map to `level` under valid thresholds (nil: none, which
-    /// happens for `critical` when `high_max` is 100).
-    public func scores(of level: RiskLevel) -> ClosedRange<Int>? {
-        let (lower, upper) =
-            switch level {
-            case .low: (0, lowMax)
-            case .medium: (lowMax + 1, mediumMax)
-            case .high: (mediumMax + 1, highMax)
-            case .critical: (highMax + 1, 100)
-            }
-        return lower <= upper ? lower...upper : nil
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case lowMax = "low_max"
-        case mediumMax = "medium_max"
-        case highMax = "high_max"
-    }
-}
-
 /// Every event type Vigil writes, for the schema check and for readers that dispatch on type.
 public enum EventCatalog {
     public static let types: [any DomainEvent.Type] = [

@@ -115,37 +115,6 @@ public struct SystemConfigChanged: DomainEvent {
     public var stream: String { SystemSettings.stream }
 }
 
-/// Someone changed the severity thresholds (`PUT /api/system/severity`); `previous` are the
-/// ones replaced. Every level shown from then on, history included, follows the new ones.
-/// Stream `config-system`.
-public struct SeverityThresholdsChanged: DomainEvent {
-    public static let type = "SeverityThresholdsChanged"
-    public var lowMax: Int
-    public var mediumMax: Int
-    public var highMax: Int
-    public var previous: SeverityThresholds
-
-    public init(_ thresholds: SeverityThresholds, previous: SeverityThresholds) {
-        lowMax = thresholds.lowMax
-        mediumMax = thresholds.mediumMax
-        highMax = thresholds.highMax
-        self.previous = previous
-    }
-
-    public var thresholds: SeverityThresholds {
-        SeverityThresholds(lowMax: lowMax, mediumMax: mediumMax, highMax: highMax)
-    }
-
-    public var stream: String { SystemSettings.stream }
-
-    enum CodingKeys: String, CodingKey {
-        case previous
-        case lowMax = "low_max"
-        case mediumMax = "medium_max"
-        case highMax = "high_max"
-    }
-}
-
 /// The configuration and the severity thresholds in force: the defaults (the server's own,
 /// from its environment) with the changes recorded in `config-system` applied in order.
 public struct SystemSettings: Sendable, Hashable {

@@ -96,16 +96,21 @@ extension EventStore {
         return .start
     }
 
+    /// The stream's current version (0: no events): one primary-key lookup.
+    public func version(of stream: String) async throws -> Int64 {
+        let rows = try await client.guardedQuery(
+            "SELECT version FROM streams WHERE stream = \(stream)", logger: logger)
+        for try await version in rows.decode(Int64.self) { return version }
+        return 0
+    }
+
     /// Reads one stream from `fromVersion` (exclusive) on, in version order.
     ///
     /// A stream's versions commit in order (appends lock the stream), so a stream read needs
     /// no horizon. Returns nil when the stream has no events.
     public func readStream(_ stream: String, fromVersion: Int64 = 0, limit: Int = 1000) async throws -> StreamPage? {
-        let version = try await client.guardedQuery(
-            "SELECT version FROM streams WHERE stream = \(stream)",
-            logger: logger
-        ).decode(Int64.self).first { _ in true }
-        guard let version, version > 0 else { return nil }
+        let version = try await version(of: stream)
+        guard version > 0 else { return nil }
         let rows = try await client.guardedQuery(
             """
             SELECT 0, tx_id::text, position, event_id, stream, version, type, schema_version,
@@ -115,13 +120,7 @@ extension EventStore {
             """,
             logger: logger
         )
-        var events: [RecordedEvent] = []
-        for try await row in rows {
-            let (_, transaction, position) = try row.decode((Int32, String, Int64).self)
-            let at = Checkpoint(transactionText: transaction, position: position)
-            events.append(try Self.recordedEvent(row, at: at))
-        }
-        return StreamPage(stream: stream, version: version, events: events)
+        return StreamPage(stream: stream, version: version, events: try await Self.recordedEvents(rows))
     }
 
     /// The events at `checkpoints` (checkpoints an earlier read returned), in log order; ones
@@ -140,16 +139,38 @@ extension EventStore {
             """,
             logger: logger
         )
+        return try await Self.recordedEvents(rows)
+    }
+
+    /// The stored events with these ids (an id is unique in the log), in log order; ids that are
+    /// not stored are left out. What a retried write's first attempt stored.
+    public func events(withIDs ids: [UUID]) async throws -> [RecordedEvent] {
+        guard !ids.isEmpty else { return [] }
+        let rows = try await client.guardedQuery(
+            """
+            SELECT 0, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type, e.schema_version,
+                   e.data::text, e.metadata::text, e.recorded_at
+            FROM events e WHERE e.event_id = ANY(\(ids))
+            ORDER BY e.tx_id, e.position
+            """,
+            logger: logger
+        )
+        return try await Self.recordedEvents(rows)
+    }
+
+    /// Decodes the rows of the stream and id reads: columns 1 and 2 are the checkpoint.
+    static func recordedEvents<Rows: AsyncSequence>(_ rows: Rows) async throws -> [RecordedEvent]
+    where Rows.Element == PostgresRow {
         var events: [RecordedEvent] = []
         for try await row in rows {
             let (_, transaction, position) = try row.decode((Int32, String, Int64).self)
-            events.append(try Self.recordedEvent(row, at: Checkpoint(transactionText: transaction, position: position)))
+            events.append(try recordedEvent(row, at: Checkpoint(transactionText: transaction, position: position)))
         }
         return events
     }
 
     /// Decodes columns 3… of the read queries above.
-    private static func recordedEvent(_ row: PostgresRow, at checkpoint: Checkpoint) throws -> RecordedEvent {
+    static func recordedEvent(_ row: PostgresRow, at checkpoint: Checkpoint) throws -> RecordedEvent {
         let (_, _, _, id, stream, version, type, schemaVersion, data, metadata, recordedAt) = try row.decode(
             (Int32, String, Int64, UUID, String, Int64, String, Int32, String, String, Date).self
         )

@@ -119,6 +119,22 @@ public struct EventStoreTransaction: Sendable {
     public func appendBatch(_ requests: [AppendRequest]) async throws -> [Result<AppendResult, AppendError>] {
         try await LogWriter.write(requests, method: .insert, on: connection, logger: logger)
     }
+
+    /// The events of `streams` whose type is one of `types`, each stream in version order (the
+    /// streams by name), as this transaction sees them. A stream's versions commit in order, so
+    /// this needs no horizon.
+    public func readStreams(_ streams: [String], types: [String]) async throws -> [RecordedEvent] {
+        guard !streams.isEmpty else { return [] }
+        let rows = try await connection.query(
+            """
+            SELECT 0, tx_id::text, position, event_id, stream, version, type, schema_version,
+                   data::text, metadata::text, recorded_at
+            FROM events WHERE stream = ANY(\(streams)) AND type = ANY(\(types))
+            ORDER BY stream, version
+            """,
+            logger: logger)
+        return try await EventStore.recordedEvents(rows)
+    }
 }
 
 /// The outcome of ``EventStore/appendBulk(_:)``.

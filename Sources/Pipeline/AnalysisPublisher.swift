@@ -95,28 +95,21 @@ struct SecurityEventHistory {
         -> [Int64: SecurityEventHistory]
     {
         guard !ids.isEmpty else { return [:] }
-        let streams = ids.map(SecurityEvents.stream)
         let types = [SecurityEventOpened.type, SecurityEventClosed.type, SecurityEventAnalyzed.type]
-        let rows = try await connection.query(
-            """
-            SELECT type, data::text, tx_id::text, position FROM events
-            WHERE stream = ANY(\(streams)) AND type = ANY(\(types))
-            ORDER BY stream, version
-            """,
-            logger: logger)
+        let events = try await EventStoreTransaction(connection: connection, logger: logger).readStreams(
+            ids.map(SecurityEvents.stream), types: types)
         var histories: [Int64: SecurityEventHistory] = [:]
-        for try await (type, data, transaction, position) in rows.decode((String, String, String, Int64).self) {
-            switch type {
+        for event in events {
+            switch event.type {
             case SecurityEventOpened.type:
-                let opened = try SecurityEventOpened.decode(data)
+                let opened = try SecurityEventOpened.decode(event.data)
                 histories[opened.id, default: .init()].opened = opened
             case SecurityEventClosed.type:
-                let closed = try SecurityEventClosed.decode(data)
+                let closed = try SecurityEventClosed.decode(event.data)
                 histories[closed.id, default: .init()].closed = closed
             default:
-                let analyzed = try SecurityEventAnalyzed.decode(data)
-                histories[analyzed.id, default: .init()].analyses.append(
-                    Checkpoint(transactionText: transaction, position: position))
+                let analyzed = try SecurityEventAnalyzed.decode(event.data)
+                histories[analyzed.id, default: .init()].analyses.append(event.checkpoint)
             }
         }
         return histories

@@ -72,7 +72,7 @@ public struct BatchAggregatorReactor: Projection {
         // Log time: the newest event of the page, or the wall clock when the log is quiet.
         outputs += aggregator.advance(to: events.map(\.recordedAt).max() ?? clock())
 
-        let ids = try await Self.takeIDs(aggregator.provisionalCount, on: connection, logger: logger)
+        let ids = try await IDSequence.securityEvents.take(aggregator.provisionalCount, on: connection, logger: logger)
         aggregator.assignIDs(ids)
         let resolved = outputs.map { (BatchAggregator.resolve($0, with: ids), causes[$0]) }
         try await append(resolved, on: connection, logger: logger)
@@ -156,20 +156,5 @@ public struct BatchAggregatorReactor: Projection {
             SELECT * FROM unnest(\(cameras)::text[], \(batches)::jsonb[])
             """,
             logger: logger)
-    }
-
-    /// `count` new security event ids, ascending, from the sequence every writer shares.
-    private static func takeIDs(
-        _ count: Int, on connection: PostgresConnection, logger: Logger
-    ) async throws
-        -> [Int64]
-    {
-        guard count > 0 else { return [] }
-        let rows = try await connection.query(
-            "SELECT nextval('security_event_ids') AS id FROM generate_series(1, \(count)) ORDER BY id",
-            logger: logger)
-        var ids: [Int64] = []
-        for try await id in rows.decode(Int64.self) { ids.append(id) }
-        return ids
     }
 }

@@ -32,21 +32,16 @@ public struct HeuristicAnalyzerWorker: Service {
     let store: EventStore
     let options: Options
     let name: String
-    /// The settings in force, read for every job (the summary names the level under the
-    /// thresholds in force).
-    let settings: @Sendable () async throws -> SystemSettings
 
     public init(
         redis: RedisClient, queue: AnalysisQueue = AnalysisQueue(), store: EventStore, options: Options = Options(),
-        name: String = "heuristic-analyzer",
-        settings: @escaping @Sendable () async throws -> SystemSettings = { .defaults }
+        name: String = "heuristic-analyzer"
     ) {
         self.redis = redis
         self.queue = queue
         self.store = store
         self.options = options
         self.name = name
-        self.settings = settings
     }
 
     public func run() async throws {
@@ -112,7 +107,7 @@ public struct HeuristicAnalyzerWorker: Service {
         }
         let result = HeuristicAnalyzer.analyze(
             objectTypes: job.objectTypes, detectionCount: job.detectionIds.count, startedAt: job.startedAt,
-            isFastPath: job.reason == .fastPath, thresholds: try await settings().thresholds)
+            isFastPath: job.reason == .fastPath)
         let elapsed = ContinuousClock.now - started
         let analyzed = SecurityEventAnalyzed(
             id: job.eventId, riskScore: result.riskScore, summary: result.summary, reasoning: result.reasoning,

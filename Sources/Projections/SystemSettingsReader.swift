@@ -27,10 +27,7 @@ public final class SystemSettingsReader: Sendable {
 
     /// The settings in force and the version of `config-system` they come from (0: no change yet).
     public func load() async throws -> (settings: SystemSettings, version: Int64) {
-        let rows = try await store.client.guardedQuery(
-            "SELECT version FROM streams WHERE stream = \(SystemSettings.stream)", logger: store.logger)
-        var version: Int64 = 0
-        for try await value in rows.decode(Int64.self) { version = value }
+        let version = try await store.version(of: SystemSettings.stream)
         if let cached = cache.withLock({ $0 }), cached.version == version { return (cached.settings, version) }
 
         var events: [(type: String, data: String)] = []

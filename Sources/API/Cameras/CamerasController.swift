@@ -2,7 +2,6 @@ import Domain
 import EventStore
 import Foundation
 import Hummingbird
-import PostgresNIO
 import Projections
 
 /// `/api/cameras`: list, one, register (201), update, remove (soft: 204).
@@ -16,27 +15,11 @@ import Projections
 /// check before it only gives the common case its answer early (and covers cameras registered
 /// before reservations existed).
 struct CamerasController<Context: RequestContext> {
+    let cameras: CamerasReadModel
     let store: EventStore
     let appender: GroupCommitAppender
     /// Camera commands of this process, one at a time (see ``SerialGate``).
     let commands = SerialGate()
-
-    var client: PostgresClient { store.client }
-    var logger: Logger { store.logger }
-
-    static var list: ListSpec {
-        ListSpec(
-            key: "cameras", table: "cameras", timeColumn: "created_at", idIsInteger: false,
-            visible: "t.removed_at IS NULL")
-    }
-
-    static var item: String {
-        """
-        json_build_object(
-            'id', t.id, 'name', t.name, 'folder_path', t.folder_path, 'status', t.status,
-            'created_at', vigil_ts(t.created_at), 'last_seen_at', vigil_ts(t.last_seen_at))::text
-        """
-    }
 
     func addRoutes(to router: Router<Context>) {
         let cameras = router.group("/api/cameras")
@@ -50,18 +33,13 @@ struct CamerasController<Context: RequestContext> {
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         let query = QueryParameters(request)
         let page = try PageRequest(query, idIsInteger: false)
-        var sql = SQLBuilder()
-        if let status = try query.choice("status", CameraStatus.self) {
-            sql.condition("t.status = \(sql.bind(status.rawValue))")
-        }
-        return try await listPage(Self.list, item: Self.item, filters: sql, page: page, client: client, logger: logger)
+        let status = try query.choice("status", CameraStatus.self)
+        return page.response(try await cameras.list(status: status, page: page.bounds), key: "cameras")
     }
 
     @Sendable func get(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("camera_id")
-        return try await itemResponse(notFound: "Camera \(id) not found", client: client, logger: logger) { sql in
-            "SELECT \(Self.item) FROM cameras t WHERE t.id = \(sql.bind(id)) AND t.removed_at IS NULL"
-        }
+        return try itemResponse(try await cameras.item(id), notFound: "Camera \(id) not found")
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
@@ -170,15 +148,7 @@ struct CamerasController<Context: RequestContext> {
     /// A camera as its stream has it, with `last_seen_at` from the read model.
     private func response(_ camera: Camera, status: HTTPResponse.Status = .ok) async throws -> Response {
         // The event's own rendering of the time (milliseconds), as the read model stores it.
-        let registered = EventCoding.timestamp(camera.registeredAt)
-        let rows = try await client.guardedQuery(
-            """
-            SELECT vigil_ts(last_seen_at), vigil_ts(\(registered)::timestamptz)
-            FROM (SELECT 1) AS one LEFT JOIN cameras ON id = \(camera.id) AND removed_at IS NULL
-            """,
-            logger: logger)
-        var times: (lastSeen: String?, created: String?) = (nil, nil)
-        for try await row in rows.decode((String?, String?).self) { times = row }
+        let times = try await cameras.times(camera.id, registeredAt: EventCoding.timestamp(camera.registeredAt))
         var body = JSONWriter()
         body.object { object in
             object.field("id", camera.id)
@@ -209,18 +179,9 @@ struct CamerasController<Context: RequestContext> {
 
     private func requireUnique(name: String?, folderPath: String?, except id: String) async throws {
         guard name != nil || folderPath != nil else { return }
-        let rows = try await client.guardedQuery(
-            """
-            SELECT name = \(name), folder_path = \(folderPath) FROM cameras
-            WHERE removed_at IS NULL AND id <> \(id) AND (name = \(name) OR folder_path = \(folderPath))
-            LIMIT 1
-            """, logger: logger)
-        for try await (sameName, sameFolder) in rows.decode((Bool?, Bool?).self) {
-            if sameName == true { throw APIError(.conflict, "A camera named '\(name ?? "")' already exists") }
-            if sameFolder == true {
-                throw APIError(.conflict, "A camera already uses folder_path '\(folderPath ?? "")'")
-            }
-        }
+        let taken = try await cameras.taken(name: name, folderPath: folderPath, except: id)
+        if taken.name { throw APIError(.conflict, "A camera named '\(name ?? "")' already exists") }
+        if taken.folderPath { throw APIError(.conflict, "A camera already uses folder_path '\(folderPath ?? "")'") }
     }
 
     /// One event of a command with its stream's expected version.

@@ -102,7 +102,7 @@ struct AnalysisController<Context: RequestContext> {
                         item.field("reasoning", analyzed.reasoning)
                         item.field("model", analyzed.model)
                         item.field("latency_ms", analyzed.latencyMs.map(Int64.init))
-                        item.field("analyzed_at", DetectionJSON.timestamp(event.recordedAt))
+                        item.field("analyzed_at", JSONWriter.microseconds(event.recordedAt))
                         item.field("actor", actor?.actor)
                     }
                 }
@@ -126,29 +126,5 @@ struct AnalysisController<Context: RequestContext> {
         } catch AppendError.duplicateEventID {
             throw APIError.conflict("This job's result was already recorded for another event")
         }
-    }
-}
-
-/// A shared key presented in `X-API-Key` until scoped API keys arrive: `VIGIL_WORKER_KEY`
-/// (detections and analyses, actor `worker`) and `VIGIL_ADMIN_KEY` (settings, actor `admin`).
-struct SharedKey {
-    let key: String?
-    let actor: String
-
-    init(_ key: String?, actor: String) {
-        self.key = key
-        self.actor = actor
-    }
-
-    /// The request's metadata, its actor `actor` when a key is configured and matches;
-    /// 401 when one is configured and missing or wrong.
-    func authorize(_ request: Request) throws -> EventMetadata {
-        var metadata = EventMetadata(request)
-        guard let key else { return metadata }
-        guard request.headers[HTTPField.Name("X-API-Key")!] == key else {
-            throw APIError.unauthorized("Invalid or missing API key")
-        }
-        metadata.actor = actor
-        return metadata
     }
 }

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 import Hummingbird
 
@@ -8,6 +9,12 @@ public struct JSONWriter {
     private(set) var buffer = ByteBuffer()
 
     public init() {}
+
+    /// `2026-11-23T15:11:07.123000Z`: a time as PostgreSQL's `vigil_ts` renders it, for the
+    /// few times written from Swift (a log event's millisecond time, microseconds padded).
+    public static func microseconds(_ date: Date) -> String {
+        String(EventCoding.timestamp(date).dropLast()) + "000Z"
+    }
 
     /// A whole document that is already JSON (rendered by PostgreSQL).
     public mutating func raw(json: String) { buffer.writeString(json) }

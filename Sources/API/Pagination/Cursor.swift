@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import Projections
 
 /// The seeds' pagination cursor: base64 of `{"id": …, "created_at": "…"}`, where `created_at`
 /// is the sort timestamp of the last item of a page and `id` breaks ties.
@@ -7,13 +8,21 @@ import Foundation
 /// The timestamp is kept as the text PostgreSQL rendered (`vigil_ts`, microseconds) and bound
 /// back as `timestamptz`, so it round-trips exactly; `Date` would lose precision.
 struct Cursor: Equatable {
-    enum ID: Equatable {
-        case integer(Int64)
-        case text(String)
-    }
+    typealias ID = ListPosition.ID
 
     var id: ID
     var createdAt: String
+
+    init(id: ID, createdAt: String) {
+        self.id = id
+        self.createdAt = createdAt
+    }
+
+    /// The cursor of a page that starts after `position`.
+    init(_ position: ListPosition) { self.init(id: position.id, createdAt: position.time) }
+
+    /// Where the page it asks for starts.
+    var position: ListPosition { ListPosition(time: createdAt, id: id) }
 
     /// Base64 (standard alphabet, padded) of compact JSON.
     var encoded: String {

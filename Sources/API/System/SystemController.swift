@@ -2,7 +2,6 @@ import Domain
 import EventStore
 import Foundation
 import Hummingbird
-import PostgresNIO
 import Projections
 
 /// `/api/system/config` and `/api/system/severity`: the settings people change at run time.
@@ -13,13 +12,12 @@ import Projections
 /// change has answered, every read on every instance uses the new values.
 struct SystemController<Context: RequestContext> {
     let store: EventStore
+    /// The severity preview's per-camera score histograms.
+    let analytics: AnalyticsReadModel
     let appender: GroupCommitAppender
     let settings: SystemSettingsReader
     /// `VIGIL_ADMIN_KEY`: when set, changes need it in `X-API-Key`.
     let adminKey: String?
-
-    var client: PostgresClient { store.client }
-    var logger: Logger { store.logger }
 
     func addRoutes(to router: Router<Context>) {
         let system = router.group("/api/system")
@@ -169,16 +167,9 @@ struct SystemController<Context: RequestContext> {
                 mediumMax: try query.integer("medium_max", default: current.mediumMax, in: 0...100),
                 highMax: try query.integer("high_max", default: current.highMax, in: 0...100)))
 
-        let rows = try await client.guardedQuery(
-            """
-            SELECT s.camera_id, coalesce(c.name, s.camera_id), s.score, s.events
-            FROM analytics_score_totals s LEFT JOIN cameras c ON c.id = s.camera_id
-            WHERE s.events > 0
-            ORDER BY 2, 1, 3
-            """, logger: logger)
         var preview = SeverityPreview(current: current, proposed: proposed)
-        for try await (camera, name, score, events) in rows.decode((String, String, Int16, Int64).self) {
-            preview.add(camera: camera, name: name, score: Int(score), events: Int(events))
+        for total in try await analytics.scoreTotals() {
+            preview.add(camera: total.camera, name: total.cameraName, score: total.score, events: total.events)
         }
         var body = JSONWriter()
         body.object { preview.write(to: &$0) }

@@ -137,12 +137,3 @@ public struct SecurityEventsProjection: Projection {
         try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
     }
 }
-
-/// The read models `vigil serve` keeps up to date, by name.
-public enum ReadModels {
-    public static let all: [any Projection] = [
-        CamerasProjection(), DetectionsProjection(), SecurityEventsProjection(), AnalyticsProjection(),
-    ]
-
-    public static func named(_ name: String) -> (any Projection)? { all.first { $0.name == name } }
-}

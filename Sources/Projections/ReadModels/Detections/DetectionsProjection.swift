@@ -23,14 +23,7 @@ public struct DetectionsProjection: Projection {
                             id, camera_id, file_path, file_type, detected_at, object_type, confidence,
                             bbox_x, bbox_y, bbox_width, bbox_height, thumbnail_path, media_type, duration,
                             video_codec, video_width, video_height, enrichment_data)
-                        SELECT (data->>'id')::bigint, data->>'camera_id', data->>'file_path', data->>'file_type',
-                               (data->>'detected_at')::timestamptz, data->>'object_type',
-                               (data->>'confidence')::double precision,
-                               (data->>'bbox_x')::integer, (data->>'bbox_y')::integer,
-                               (data->>'bbox_width')::integer, (data->>'bbox_height')::integer,
-                               data->>'thumbnail_path', data->>'media_type', (data->>'duration')::double precision,
-                               data->>'video_codec', (data->>'video_width')::integer, (data->>'video_height')::integer,
-                               data->'enrichment_data'
+                        SELECT \(unescaped: DetectionsReadModel.columns)
                         FROM unnest(\(data)::jsonb[]) AS e(data)
                         ON CONFLICT (id) DO NOTHING
                         RETURNING camera_id
