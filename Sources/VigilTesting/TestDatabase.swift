@@ -94,16 +94,22 @@ extension EventStore {
     ///
     /// The horizon is cluster-wide: a transaction open in *another* test's database holds
     /// back reads here too, so a test that reads its own writes waits until they are readable.
+    /// It throws when events are still pending after `patience`: a page returned with events
+    /// behind the horizon would let a "wrote nothing" check pass with the event still unseen.
     public func readSettled(
-        after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000
+        after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000,
+        patience: Duration = .seconds(60)
     ) async throws
         -> LogPage
     {
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(60)
+        let deadline = clock.now + patience
         while true {
             let page = try await read(after: checkpoint, filter: filter, limit: limit)
-            if page.isFull || !page.pendingBeyondHorizon || clock.now > deadline { return page }
+            if page.isFull || !page.pendingBeyondHorizon { return page }
+            guard clock.now < deadline else {
+                throw TestSetupError("events are still pending beyond the read horizon after \(patience)")
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
     }

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOPosix
 import Testing
+import VigilTesting
 
 /// `HEAD` answers like `GET`, without a body.
 @Suite struct HeadTests {

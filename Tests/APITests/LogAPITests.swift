@@ -8,6 +8,7 @@ import Logging
 import PostgresNIO
 import Projections
 import Testing
+import VigilTesting
 
 /// Runs the real application (router, middleware, services) against a fresh database.
 func withApp(
@@ -60,16 +61,16 @@ func json(_ response: TestResponse) throws -> [String: Any] {
 
 extension TestClientProtocol {
     /// GET that retries until `ready` holds: another test's open transaction anywhere on the
-    /// server can hold the log's horizon for a moment.
+    /// server can hold the log's horizon for a moment. Throws when it never does.
     func getEventually(_ uri: String, until ready: ([String: Any]) -> Bool) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + .seconds(120)
-        while true {
+        var body: [String: Any] = [:]
+        try await waitUntil("GET \(uri) is as expected") {
             let response = try await execute(uri: uri, method: .get, headers: [:], body: nil)
             #expect(response.status == .ok)
-            let body = try json(response)
-            if ready(body) || ContinuousClock.now > deadline { return body }
-            try await Task.sleep(for: .milliseconds(20))
+            body = try json(response)
+            return ready(body)
         }
+        return body
     }
 }
 

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import PostgresNIO
 import Testing
+import VigilTesting
 
 /// Losing every PostgreSQL session at once (what a PostgreSQL restart does to Vigil): every
 /// runner must come back by itself on new connections, and what is appended afterwards must be

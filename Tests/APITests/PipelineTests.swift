@@ -21,7 +21,7 @@ import VigilTesting
         { configuration in
             configuration.settings.config.batchIdleTimeoutSeconds = 2
             configuration.settings.config.batchWindowSeconds = 60
-            if redis { configuration.redis = try? RedisSettings.fromEnvironment() }
+            if redis { configuration.redis = sharedRedisSettings() }
             configuration.redisPrefix = prefix
             configuration.analyzerOptions = .init(maxAttempts: 3, poll: 0.2, redisRetry: .milliseconds(100))
         }
@@ -30,7 +30,7 @@ import VigilTesting
     static func prefix() -> String { "test-\(UUID().uuidString.prefix(8)):" }
 
     static func redis() throws -> RedisClient {
-        RedisClient(settings: try #require(try RedisSettings.fromEnvironment()))
+        RedisClient(settings: try #require(sharedRedisSettings()))
     }
 
     /// All security events (the read model), by id.
@@ -38,15 +38,39 @@ import VigilTesting
         try #require(try await client.getJSON("/api/events?limit=100")["events"] as? [[String: Any]])
     }
 
-    static func closes(_ store: EventStore) async throws -> [(id: Int64, detections: [Int64])] {
+    /// Every `SecurityEventClosed` in the log, in log order, with where and when it was written.
+    static func closes(
+        _ store: EventStore
+    ) async throws
+        -> [(id: Int64, detections: [Int64], checkpoint: Checkpoint, recordedAt: Date)]
+    {
         let rows = try await store.client.query(
-            "SELECT data::text FROM events WHERE type = 'SecurityEventClosed' ORDER BY position", logger: store.logger)
-        var closes: [(Int64, [Int64])] = []
-        for try await data in rows.decode(String.self) {
+            """
+            SELECT data::text, tx_id::text, position, recorded_at FROM events
+            WHERE type = 'SecurityEventClosed' ORDER BY tx_id, position
+            """, logger: store.logger)
+        var closes: [(Int64, [Int64], Checkpoint, Date)] = []
+        for try await (data, transaction, position, recordedAt) in rows.decode((String, String, Int64, Date).self) {
             let closed = try SecurityEventClosed.decode(data)
-            closes.append((closed.id, closed.detectionIds))
+            closes.append(
+                (
+                    closed.id, closed.detectionIds, Checkpoint(transactionText: transaction, position: position),
+                    recordedAt
+                ))
         }
         return closes
+    }
+
+    /// The status of one projection (its checkpoint, `last_error`, last update).
+    static func status(_ store: EventStore, _ name: String) async throws -> ProjectionStatus {
+        try #require(try await store.projectionStatuses().first { $0.name == name })
+    }
+
+    /// Batches the aggregator holds open (its `open_batches`, committed with its checkpoint).
+    static func openBatches(_ store: EventStore) async throws -> Int {
+        let rows = try await store.client.query("SELECT count(*) FROM open_batches", logger: store.logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return -1
     }
 
     @Test func detectionsBecomeAnalyzedEventsThroughRedis() async throws {
@@ -141,7 +165,13 @@ import VigilTesting
                 let events = try await Self.events(client)
                 return events.count == 1 && events[0]["ended_at"] is String
             }
-            try await Task.sleep(for: .seconds(1))
+            // Not analyzed because the publisher can't publish: it reports the failure and its
+            // checkpoint stays before the close (the job is not lost, it waits in the log).
+            let close = try #require(try await Self.closes(store).first)
+            try await waitUntil("the publisher reports Redis down") {
+                try await Self.status(store, "analysis_publisher").lastError != nil
+            }
+            #expect(try await Self.status(store, "analysis_publisher").checkpoint < close.checkpoint)
             #expect(try await Self.events(client).first?["risk_score"] is NSNull)
 
             let redis = try TestRedisServer(port: port)
@@ -149,8 +179,21 @@ import VigilTesting
             try await waitUntil("the job was published and analyzed") {
                 try await Self.events(client).first?["risk_score"] is Int
             }
+            // Settled: the publisher is past the close without an error, and the queue and the
+            // worker's processing list are empty, so no second job is on its way.
+            let queue = AnalysisQueue(prefix: prefix)
+            let client2 = RedisClient(host: "127.0.0.1", port: port)
+            defer { client2.shutdown() }
+            try await waitUntil("the pipeline is drained") {
+                let publisher = try await Self.status(store, "analysis_publisher")
+                guard publisher.lastError == nil, publisher.checkpoint >= close.checkpoint else { return false }
+                let queued = try await client2.llen(queue.jobs)
+                let taken = try await client2.llen(queue.processing)
+                return queued == 0 && taken == 0
+            }
             let id = try #require(try await Self.events(client).first?["id"] as? Int)
             #expect(try await client.getJSON("/api/events/\(id)/analyses")["count"] as? Int == 1)
+            #expect(try await client2.llen(queue.deadLetters) == 0)
         }
     }
 
@@ -196,7 +239,17 @@ import VigilTesting
                 }
             ) { client in
                 try await waitUntil("the batch closed") { try await Self.closes(store).count == 1 }
-                try await Task.sleep(for: .seconds(3))  // heartbeats go on: a second close would be there
+                let close = try #require(try await Self.closes(store).first)
+                // Nothing is left open to close again: the close and the open batches were
+                // committed together.
+                #expect(try await Self.openBatches(store) == 0)
+                // The aggregator goes on: a heartbeat after the close moved its checkpoint row
+                // without failing (a second close of the same batch would fail on its event id).
+                try await waitUntil("a heartbeat after the close, or an error") {
+                    let aggregator = try await Self.status(store, "batch_aggregator")
+                    return aggregator.lastError != nil || aggregator.updatedAt > close.recordedAt
+                }
+                #expect(try await Self.status(store, "batch_aggregator").lastError == nil)
                 let closes = try await Self.closes(store)
                 #expect(closes.count == 1)
                 #expect(closes.first?.detections.count == 3)

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import PostgresNIO
 import Testing
+import VigilTesting
 
 /// A poison event in the real read models: a detection dated year 0, appended past the API's
 /// validation (as an older version of Vigil, or an import, could have), must not freeze them.

@@ -8,18 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Projections
 import Testing
-
-/// Thirty seconds of patience for the read models to follow the log.
-func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(120)
-    while try await !condition() {
-        if ContinuousClock.now > deadline {
-            Issue.record("timed out waiting until \(what)")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
+import VigilTesting
 
 extension TestClientProtocol {
     func send(_ method: HTTPRequest.Method, _ uri: String, json body: String? = nil) async throws -> TestResponse {

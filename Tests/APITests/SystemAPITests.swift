@@ -8,6 +8,7 @@ import HummingbirdTesting
 import PostgresNIO
 import Projections
 import Testing
+import VigilTesting
 
 /// `/api/system/severity` (+ preview) and `/api/system/config`, through the real router.
 @Suite struct SystemAPITests {

@@ -148,12 +148,61 @@ struct ReadTests {
         }
     }
 
-    @Test("events behind an open transaction wait, the holder is reported, and they appear when it ends")
+    @Test("events behind an open transaction wait, the holder is reported, and they appear in transaction order")
     func horizon() async throws {
         try await TestDatabase.withStore { store in
             try await store.append(to: "camera-1", events: [detection()])
             let before = try await store.readSettled(after: .start)
             #expect(before.events.map(\.stream) == ["camera-1"])
+            let (opened, release) = AsyncStream.makeStream(of: Void.self)
+            let (proceed, proceedContinuation) = AsyncStream.makeStream(of: Int32.self)
+            let (appended, appendedContinuation) = AsyncStream.makeStream(of: Void.self)
+            let (held, heldContinuation) = AsyncStream.makeStream(of: Void.self)
+            // The holder takes its transaction id first and appends only after `camera-2` has
+            // committed: its event gets the later position but the older transaction, so the
+            // log's order (by transaction) differs from the insert order.
+            async let holder: Void = store.transaction { transaction in
+                // Its own pid, and a transaction id taken now (it holds the horizon from here).
+                let rows = try await transaction.connection.query(
+                    "SELECT pg_backend_pid(), pg_current_xact_id()::text", logger: TestDatabase.logger)
+                var pid: Int32?
+                for try await (backend, _) in rows.decode((Int32, String).self) { pid = backend }
+                proceedContinuation.yield(pid ?? -1)
+                for await _ in appended { break }
+                try await transaction.append(to: "camera-slow", events: [detection()])
+                heldContinuation.yield()
+                for await _ in opened { break }
+            }
+            var holderPID: Int32 = -1
+            for await pid in proceed {
+                holderPID = pid
+                break
+            }
+            try await store.append(to: "camera-2", events: [detection()])
+            appendedContinuation.yield()
+            for await _ in held { break }
+
+            let page = try await store.read(after: before.next)
+            #expect(page.events.isEmpty)
+            #expect(page.pendingBeyondHorizon)
+            // The holder reported is this test's own transaction, not any session that happens to
+            // be idle in a transaction (other suites run at the same time).
+            let holders = try await store.horizonHolders(limit: 100)
+            let own = holders.first { $0.pid == holderPID }
+            #expect(own?.application == "vigil")
+            #expect(own?.state == "idle in transaction")
+
+            release.yield()
+            try await holder
+            let after = try await store.readSettled(after: page.next)
+            #expect(after.events.map(\.stream) == ["camera-slow", "camera-2"])
+            #expect(!after.pendingBeyondHorizon)
+        }
+    }
+
+    @Test("a settled read fails, rather than returning a page, while events stay behind the horizon")
+    func settledReadFailsWhenHeld() async throws {
+        try await TestDatabase.withStore { store in
             let (opened, release) = AsyncStream.makeStream(of: Void.self)
             let (proceed, proceedContinuation) = AsyncStream.makeStream(of: Void.self)
             async let holder: Void = store.transaction { transaction in
@@ -162,19 +211,13 @@ struct ReadTests {
                 for await _ in opened { break }
             }
             for await _ in proceed { break }
-            try await store.append(to: "camera-2", events: [detection()])
-
-            let page = try await store.read(after: before.next)
-            #expect(page.events.isEmpty)
-            #expect(page.pendingBeyondHorizon)
-            let holders = try await store.horizonHolders(limit: 100)
-            #expect(holders.contains { $0.application == "vigil" && $0.state == "idle in transaction" })
-
+            try await store.append(to: "camera-1", events: [detection()])
+            await #expect(throws: TestSetupError.self) {
+                try await store.readSettled(after: .start, patience: .milliseconds(300))
+            }
             release.yield()
             try await holder
-            let after = try await store.readSettled(after: page.next)
-            #expect(Set(after.events.map(\.stream)) == ["camera-slow", "camera-2"])
-            #expect(!after.pendingBeyondHorizon)
+            #expect(try await store.readSettled(after: .start).events.map(\.stream) == ["camera-slow", "camera-1"])
         }
     }
 

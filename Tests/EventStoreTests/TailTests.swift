@@ -3,7 +3,8 @@ import Foundation
 import Testing
 import VigilTesting
 
-@Suite("Tailing the log")
+/// A lost event would leave a tail waiting forever: the time limit turns that into a failure.
+@Suite("Tailing the log", .timeLimit(.minutes(1)))
 struct TailTests {
     @Test("a tailer resumed from a saved checkpoint continues without loss or duplicates")
     func resumeFromCheckpoint() async throws {

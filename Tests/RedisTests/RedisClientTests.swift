@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Redis
+import Synchronization
 import Testing
 import VigilTesting
 
@@ -183,52 +184,74 @@ struct RedisClientTests {
         }
     }
 
-    @Test("shutdown while calls are in flight: each finishes or throws RedisError.connection")
+    @Test("shutdown while calls are in flight: what Redis did is reported as done, the rest throws, all sockets close")
     func shutdownInFlight() async throws {
-        let settings = try #require(try RedisSettings.fromEnvironment())
-        let client = RedisClient(settings: settings, logger: Self.logger)
-        let key = "vigil-test:\(UUID().uuidString):shutdown"
-        let outcomes = await withTaskGroup(of: Bool.self) { group in
-            for index in 0..<40 {
-                group.addTask {
-                    do {
-                        if index % 10 == 0 {
-                            _ = try await client.blmove(key + ":empty", key + ":out", timeout: 0.5)
-                        } else {
-                            try await client.rpush(key, ["\(index)"])
-                        }
-                        return true
-                    } catch {
-                        return (error as? RedisError).map(Self.isConnectionError) == true
-                    }
-                }
+        // A private server: its INFO counts this test's connections and blocked calls only.
+        let port = TestRedisServer.freePort()
+        let server = try TestRedisServer(port: port)
+        defer { server.stop() }
+        let probe = RedisClient(host: "127.0.0.1", port: port, logger: Self.logger)
+        defer { probe.shutdown() }
+        try await Self.waitForPing(probe)
+        let client = RedisClient(host: "127.0.0.1", port: port, logger: Self.logger)
+        try await client.ping()
+
+        let (blocked, pushes) = try await withThrowingTaskGroup(of: (Bool, Outcome).self) { group in
+            // Calls Redis is holding: in flight for sure when the client shuts down.
+            for _ in 0..<4 {
+                group.addTask { (true, await Outcome.of { try await client.blmove("empty", "out", timeout: 5) }) }
             }
-            try? await Task.sleep(for: .milliseconds(5))
+            try await waitUntil("Redis holds the four blocking calls", timeout: .seconds(10)) {
+                try await Self.info(probe, "blocked_clients") == 4
+            }
+            // Calls racing the shutdown: done, in flight or not sent yet, whichever it is.
+            for index in 0..<36 {
+                group.addTask { (false, await Outcome.of { "\(try await client.rpush("list", ["\(index)"]))" }) }
+            }
             client.shutdown()
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
+            var blocked: [Outcome] = []
+            var pushes: [Outcome] = []
+            for try await (isBlocking, result) in group {
+                if isBlocking { blocked.append(result) } else { pushes.append(result) }
+            }
+            return (blocked, pushes)
         }
-        #expect(outcomes.allSatisfy { $0 })
+        // Nothing was ever pushed to `empty`: a blocking call times out (nil) or throws.
+        #expect(blocked.allSatisfy { $0 == .succeeded(nil) || $0 == .connectionError }, "\(blocked)")
+        #expect(pushes.allSatisfy { if case .other = $0 { false } else { true } }, "\(pushes)")
+        // A push reported done was done, and one reported failed was not.
+        let succeeded = pushes.filter { if case .succeeded = $0 { true } else { false } }.count
+        #expect(try await probe.llen("list") == succeeded)
         await #expect(throws: RedisError.connection("the Redis client is shut down")) { try await client.ping() }
-        let cleanup = RedisClient(settings: settings, logger: Self.logger)
-        defer { cleanup.shutdown() }
-        try await cleanup.del([key])
+        // Every connection of the shut client closes, the busy ones once their command is over:
+        // only the probe's stays.
+        try await waitUntil("the shut client's connections are closed", timeout: .seconds(10)) {
+            try await Self.info(probe, "connected_clients") == 1
+        }
     }
 
     @Test("waiting blocking calls don't hold up other commands")
     func blockingCallsDontStarve() async throws {
         try await Self.withRedis { client, prefix in
+            let finished = Counter()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<8 {
-                    group.addTask { _ = try await client.blmove(prefix + "idle-\(index)", prefix + "out", timeout: 3) }
+                    group.addTask {
+                        defer { finished.increment() }
+                        _ = try await client.blmove(prefix + "idle-\(index)", prefix + "out", timeout: 30)
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(200))
-                let elapsed = try await ContinuousClock().measure {
-                    for index in 0..<10 { try await client.rpush(prefix + "busy", ["\(index)"]) }
-                }
-                #expect(elapsed < .seconds(2), "took \(elapsed)")
+                for index in 0..<10 { try await client.rpush(prefix + "busy", ["\(index)"]) }
+                // Nothing is pushed to the idle lists: had the pushes waited for the blocking
+                // calls, those would have ended first (at their timeout).
+                #expect(finished.value == 0)
                 group.cancelAll()
-                while let result = await group.nextResult() {
-                    if case .failure(let error) = result { #expect(error is CancellationError) }
+                var results: [Result<Void, any Error>] = []
+                while let result = await group.nextResult() { results.append(result) }
+                #expect(results.count == 8)
+                for result in results {
+                    #expect(throws: CancellationError.self) { try result.get() }
                 }
             }
             #expect(try await client.llen(prefix + "busy") == 10)
@@ -256,7 +279,7 @@ struct RedisClientTests {
         defer { server.stop() }
         let client = RedisClient(host: "127.0.0.1", port: port, connectTimeout: .seconds(1), logger: Self.logger)
         defer { client.shutdown() }
-        try await Self.eventually { try await client.ping() }
+        try await Self.waitForPing(client)
         try await client.set("key", "before")
 
         server.stop()
@@ -266,7 +289,7 @@ struct RedisClientTests {
         }
 
         server = try TestRedisServer(port: port)
-        try await Self.eventually { try await client.ping() }
+        try await Self.waitForPing(client)
         #expect(try await client.get("key") == nil, "a fresh server without persistence")
         try await client.set("key", "after")
 
@@ -275,7 +298,7 @@ struct RedisClientTests {
         server = try TestRedisServer(port: port)
         let probe = RedisClient(host: "127.0.0.1", port: port, logger: Self.logger)
         defer { probe.shutdown() }
-        try await Self.eventually { try await probe.ping() }
+        try await Self.waitForPing(probe)
         #expect(try await client.get("key") == nil)
     }
 
@@ -288,7 +311,7 @@ struct RedisClientTests {
         settings.commandTimeout = .milliseconds(500)
         let client = RedisClient(settings: settings, logger: Self.logger)
         defer { client.shutdown() }
-        try await Self.eventually { try await client.ping() }
+        try await Self.waitForPing(client)
 
         server.pause()
         let elapsed = await ContinuousClock().measure {
@@ -300,7 +323,7 @@ struct RedisClientTests {
         #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(5), "took \(elapsed)")
 
         server.resume()
-        try await Self.eventually { try await client.ping() }
+        try await Self.waitForPing(client)
     }
 
     static func isConnectionError(_ error: RedisError) -> Bool {
@@ -308,17 +331,44 @@ struct RedisClientTests {
         return false
     }
 
-    /// Retries `body` for up to 10 seconds.
-    static func eventually(_ body: () async throws -> Void) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while true {
-            do {
-                return try await body()
-            } catch  where ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-            }
+    /// Waits until `client` answers (a server starting, restarting or resuming).
+    static func waitForPing(_ client: RedisClient) async throws {
+        try await waitUntil("Redis answers a ping", timeout: .seconds(10)) {
+            try await client.ping()
+            return true
         }
     }
+
+    /// A number from `INFO clients` (`connected_clients`, `blocked_clients`).
+    static func info(_ client: RedisClient, _ field: String) async throws -> Int? {
+        let text = try await client.send(["INFO", "clients"]).string ?? ""
+        let line = text.split(whereSeparator: \.isNewline).first { $0.hasPrefix(field + ":") }
+        return line.flatMap { Int($0.dropFirst(field.count + 1)) }
+    }
+}
+
+/// How a call ended.
+enum Outcome: Equatable, Sendable {
+    case succeeded(String?)
+    case connectionError
+    case other(String)
+
+    static func of(_ body: () async throws -> String?) async -> Outcome {
+        do {
+            return .succeeded(try await body())
+        } catch let error as RedisError where RedisClientTests.isConnectionError(error) {
+            return .connectionError
+        } catch {
+            return .other(String(reflecting: error))
+        }
+    }
+}
+
+/// A count tasks can bump.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 @Suite("Redis settings")

@@ -1,0 +1,84 @@
+import API
+import Domain
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PostgresNIO
+import Projections
+import Testing
+import VigilTesting
+
+/// The edges of the batch and NDJSON paths.
+@Suite(.scratchApp) struct IngestLimitTests {
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+
+    static func post(
+        _ client: any TestClientProtocol, _ uri: String, key: String? = nil,
+        contentType: String = "application/json", _ body: String
+    ) async throws -> TestResponse {
+        var headers: HTTPFields = [.contentType: contentType]
+        if let key { headers[Self.idempotencyKey] = key }
+        return try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: body))
+    }
+
+    @Test func aJSONBatchHoldsOneToTenThousandItems() async throws {
+        let app = try TestApp.current
+        try await IngestAPITests.register(app.client, "porch")
+        let one = IngestAPITests.detection()
+        for count in [0, 10_001] {
+            let body = "[" + Array(repeating: one, count: count).joined(separator: ",") + "]"
+            let refused = try await Self.post(app.client, "/api/detections/batch", body)
+            #expect(refused.status == .unprocessableContent, "\(count) items")
+            let detail = try #require(try json(refused)["detail"] as? [[String: Any]])
+            #expect(detail.first?["loc"] as? [String] == ["body"], "\(count) items")
+            #expect(detail.first?["msg"] as? String == "List should have between 1 and 10000 items")
+        }
+        #expect(try await IngestAPITests.storedDetections(app.store).isEmpty)
+        let most = "[" + Array(repeating: one, count: 10_000).joined(separator: ",") + "]"
+        let accepted = try await Self.post(app.client, "/api/detections/batch", most)
+        #expect(accepted.status == .created)
+        #expect(try json(accepted)["count"] as? Int == 10_000)
+        #expect(try await IngestAPITests.storedDetections(app.store).count == 10_000)
+    }
+
+    @Test func ndjsonReportsTheFirstHundredErrorsAndSaysTheRestWereCut() async throws {
+        let app = try TestApp.current
+        try await IngestAPITests.register(app.client, "porch")
+        func upload(bad: Int) async throws -> [String: Any] {
+            let lines = [IngestAPITests.detection()] + Array(repeating: "{oops", count: bad)
+            let response = try await Self.post(
+                app.client, "/api/detections/batch", contentType: "application/x-ndjson",
+                lines.joined(separator: "\n"))
+            #expect(response.status == .ok)
+            return try json(response)
+        }
+        let all = try await upload(bad: 100)
+        #expect(all["rejected"] as? Int == 100)
+        #expect((all["errors"] as? [[String: Any]])?.count == 100)
+        #expect(all["errors_truncated"] as? Bool == false)
+
+        let cut = try await upload(bad: 150)
+        #expect(cut["accepted"] as? Int == 1)
+        #expect(cut["rejected"] as? Int == 150)
+        let errors = try #require(cut["errors"] as? [[String: Any]])
+        #expect(errors.compactMap { $0["line"] as? Int } == Array(2...101))
+        #expect(cut["errors_truncated"] as? Bool == true)
+        #expect(try await IngestAPITests.storedDetections(app.store).count == 2)
+    }
+
+    @Test func anNDJSONBodyWithoutDetectionsIs422() async throws {
+        let app = try TestApp.current
+        for body in ["", "\n\n  \n"] {
+            let response = try await Self.post(
+                app.client, "/api/detections/batch", contentType: "application/x-ndjson", body)
+            #expect(response.status == .unprocessableContent, "\(body.debugDescription)")
+            let detail = try #require(try json(response)["detail"] as? [[String: Any]])
+            #expect(detail.first?["msg"] as? String == "No detections in the body")
+            #expect(detail.first?["type"] as? String == "missing")
+        }
+        #expect(try await IngestAPITests.storedDetections(app.store).isEmpty)
+    }
+}
