@@ -25,6 +25,30 @@ struct GapTests {
         var stream: String
         var version: Int64
         var type: String
+
+        init(_ event: RecordedEvent) {
+            (id, checkpoint, stream, version, type) = (
+                event.id, event.checkpoint, event.stream, event.version, event.type
+            )
+        }
+    }
+
+    /// The tail `body` reads, or an issue and nothing if it hasn't reached the end by `deadline`.
+    static func untilDeadline(
+        _ deadline: Duration, _ name: String, _ body: @escaping @Sendable () async throws -> [Seen]
+    ) async throws -> [Seen] {
+        try await withThrowingTaskGroup(of: [Seen]?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            let first = try await group.next()!
+            if let seen = first { return seen }
+            Issue.record("\(name) did not reach the end within \(deadline)")
+            return []
+        }
     }
 
     /// What a held-open transaction in the middle of the run saw of the others.
@@ -188,39 +212,25 @@ struct GapTests {
         deadline: Duration,
         name: String
     ) async throws -> [Seen] {
-        try await withThrowingTaskGroup(of: [Seen]?.self) { group in
-            group.addTask {
-                var seen: [Seen] = []
-                var previous = Checkpoint.start
-                let pages = store.pages(from: .start, filter: filter, notifier: notifier, batchSize: batchSize)
-                for try await page in pages {
-                    if let first = page.events.first, first.checkpoint <= previous {
-                        Issue.record("\(name): page starts at \(first.checkpoint), not after \(previous)")
-                    }
-                    if let last = page.events.last, page.next < last.checkpoint {
-                        Issue.record("\(name): page next \(page.next) before its last event \(last.checkpoint)")
-                    }
-                    if page.next < previous { Issue.record("\(name): next went back from \(previous) to \(page.next)") }
-                    previous = page.next
-                    for event in page.events {
-                        if event.type == sentinelType { return seen }
-                        seen.append(
-                            Seen(
-                                id: event.id, checkpoint: event.checkpoint, stream: event.stream,
-                                version: event.version, type: event.type))
-                    }
+        try await untilDeadline(deadline, name) {
+            var seen: [Seen] = []
+            var previous = Checkpoint.start
+            let pages = store.pages(from: .start, filter: filter, notifier: notifier, batchSize: batchSize)
+            for try await page in pages {
+                if let first = page.events.first, first.checkpoint <= previous {
+                    Issue.record("\(name): page starts at \(first.checkpoint), not after \(previous)")
                 }
-                return seen
+                if let last = page.events.last, page.next < last.checkpoint {
+                    Issue.record("\(name): page next \(page.next) before its last event \(last.checkpoint)")
+                }
+                if page.next < previous { Issue.record("\(name): next went back from \(previous) to \(page.next)") }
+                previous = page.next
+                for event in page.events {
+                    if event.type == sentinelType { return seen }
+                    seen.append(Seen(event))
+                }
             }
-            group.addTask {
-                try await Task.sleep(for: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            let first = try await group.next()!
-            if let seen = first { return seen }
-            Issue.record("\(name) did not reach the end within \(deadline)")
-            return []
+            return seen
         }
     }
 
@@ -232,27 +242,13 @@ struct GapTests {
         batchSize: Int,
         deadline: Duration
     ) async throws -> [Seen] {
-        try await withThrowingTaskGroup(of: [Seen]?.self) { group in
-            group.addTask {
-                var seen: [Seen] = []
-                for try await event in store.tail(from: start, notifier: notifier, batchSize: batchSize) {
-                    if event.type == sentinelType { return seen }
-                    seen.append(
-                        Seen(
-                            id: event.id, checkpoint: event.checkpoint, stream: event.stream, version: event.version,
-                            type: event.type))
-                }
-                return seen
+        try await untilDeadline(deadline, "tailer from \(start)") {
+            var seen: [Seen] = []
+            for try await event in store.tail(from: start, notifier: notifier, batchSize: batchSize) {
+                if event.type == sentinelType { return seen }
+                seen.append(Seen(event))
             }
-            group.addTask {
-                try await Task.sleep(for: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            let first = try await group.next()!
-            if let seen = first { return seen }
-            Issue.record("tailer from \(start) did not reach the end within \(deadline)")
-            return []
+            return seen
         }
     }
 

@@ -75,6 +75,14 @@ struct ReadModelRebuildTests {
         return try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
     }
 
+    static let options = ProjectionRunner.Options(
+        batchSize: 250, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
+
+    /// A runner for each read model.
+    static func runners(_ store: EventStore, _ notifier: LogNotifier) -> [ProjectionRunner] {
+        ReadModels.all.map { ProjectionRunner(projection: $0, store: store, notifier: notifier, options: options) }
+    }
+
     /// The camera of security event number `n` of `history`.
     static func camera(of n: Int, in history: SyntheticHistory) -> String? {
         history.securityEvent(n, id: 1, firstDetectionID: 1).lazy.compactMap { $0 as? SecurityEventOpened }.first?
@@ -84,11 +92,7 @@ struct ReadModelRebuildTests {
     @Test("A rebuild, run while writers append, builds the same rows the live generation built")
     func rebuildEqualsLive() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
-            let options = ProjectionRunner.Options(
-                batchSize: 250, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
-            let runners = ReadModels.all.map {
-                ProjectionRunner(projection: $0, store: store, notifier: notifier, options: options)
-            }
+            let runners = Self.runners(store, notifier)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for runner in runners { group.addTask { try await runner.run() } }
                 defer { group.cancelAll() }
@@ -146,7 +150,7 @@ struct ReadModelRebuildTests {
 
             }
             // And a second rebuild, with nothing arriving, reproduces every row of every table.
-            try await RebuildEqualsLive.assertRebuildEqualsLive(store, notifier, options: options)
+            try await RebuildEqualsLive.assertRebuildEqualsLive(store, notifier, options: Self.options)
         }
     }
 
@@ -197,11 +201,7 @@ struct ReadModelRebuildTests {
     @Test("Every table of every read model: built live under concurrent writers, rebuilt event by event, equal")
     func everyTableRebuildEqualsLive() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
-            let options = ProjectionRunner.Options(
-                batchSize: 250, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
-            let runners = ReadModels.all.map {
-                ProjectionRunner(projection: $0, store: store, notifier: notifier, options: options)
-            }
+            let runners = Self.runners(store, notifier)
             let history = SyntheticHistory(cameraCount: 4, start: Self.start, spacing: 1800)
             let metadata = EventMetadata(actor: "tests")
             try await withThrowingTaskGroup(of: Void.self) { group in
