@@ -24,11 +24,71 @@ struct GapTests {
         var checkpoint: Checkpoint
         var stream: String
         var version: Int64
+        var type: String
+
+        init(_ event: RecordedEvent) {
+            (id, checkpoint, stream, version, type) = (
+                event.id, event.checkpoint, event.stream, event.version, event.type
+            )
+        }
+    }
+
+    /// The tail `body` reads, or an issue and nothing if it hasn't reached the end by `deadline`.
+    static func untilDeadline(
+        _ deadline: Duration, _ name: String, _ body: @escaping @Sendable () async throws -> [Seen]
+    ) async throws -> [Seen] {
+        try await withThrowingTaskGroup(of: [Seen]?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            let first = try await group.next()!
+            if let seen = first { return seen }
+            Issue.record("\(name) did not reach the end within \(deadline)")
+            return []
+        }
+    }
+
+    /// What a held-open transaction in the middle of the run saw of the others.
+    final class Hold: Sendable {
+        private let state = Mutex((committedAtStart: 0, committedAtEnd: 0))
+        func started(_ committed: Int) { state.withLock { $0.committedAtStart = committed } }
+        func ended(_ committed: Int) { state.withLock { $0.committedAtEnd = committed } }
+        var committedAtStart: Int { state.withLock { $0.committedAtStart } }
+        var committedAtEnd: Int { state.withLock { $0.committedAtEnd } }
+        var isOver: Bool { committedAtEnd > 0 }
     }
 
     struct Rollback: Error {}
 
     static let sentinelType = "GapTestFinished"
+    /// The writers' event types, for the tailers filtered by type.
+    static let types = ["GapA", "GapB", "GapC"]
+
+    /// A detection-shaped event of type `type`.
+    static func event(_ type: String, sequence: Int = 0, camera: String = "front_door") -> NewEvent {
+        var event = detection(camera: camera, sequence: sequence)
+        event.type = type
+        return event
+    }
+
+    /// The filtered tails, as projections follow the log (``EventStore/pages(from:filter:notifier:batchSize:idlePoll:heartbeat:)``
+    /// with a `types` or `stream_prefix` filter, or both). Each one's sentinel matches its filter.
+    static let filters: [(name: String, filter: LogFilter, batchSize: Int)] = [
+        ("types GapA, GapC", LogFilter(types: ["GapA", "GapC", sentinelType]), 1000),
+        ("stream prefix shared-1", LogFilter(streamPrefix: "shared-1"), 500),
+        ("type GapB on streams bulk-", LogFilter(types: ["GapB", sentinelType], streamPrefix: "bulk-"), 1000),
+    ]
+
+    /// The sentinels' streams: one per filter (`gap-test` ends the unfiltered tails).
+    static let sentinelStreams = ["gap-test", "shared-1-end", "bulk-end"]
+
+    static func matches(_ filter: LogFilter, _ seen: Seen) -> Bool {
+        (filter.types.map { $0.contains(seen.type) } ?? true)
+            && (filter.streamPrefix.map { seen.stream.hasPrefix($0) } ?? true)
+    }
 
     /// Single-event appends through the group-commit appender, 16 at a time, each sub-writer
     /// on its own stream with exact expected versions.
@@ -38,7 +98,7 @@ struct GapTests {
                 group.addTask {
                     let stream = "group-\(index)-\(lane)"
                     for version in 0..<Int64(events / 16) {
-                        let event = detection(camera: stream, sequence: Int(version))
+                        let event = Self.event(types[lane % 2], sequence: Int(version), camera: stream)
                         try await appender.append(to: stream, events: [event], expected: .exact(version))
                         ledger.committed([event.id])
                     }
@@ -56,7 +116,10 @@ struct GapTests {
             // Streams in name order, as the store's documentation asks of multi-stream transactions
             // (opposite orders can deadlock; PostgreSQL then aborts one, handled below anyway).
             let appends = (0..<Int.random(in: 1...3)).map { _ in
-                ("shared-\(Int.random(in: 10..<30))", (0..<Int.random(in: 1...60)).map { detection(sequence: $0) })
+                (
+                    "shared-\(Int.random(in: 10..<30))",
+                    (0..<Int.random(in: 1...60)).map { Self.event(types.randomElement()!, sequence: $0) }
+                )
             }.sorted { $0.0 < $1.0 }
             let ids = appends.flatMap { $0.1.map(\.id) }
             let rollsBack = Int.random(in: 0..<10) == 0
@@ -88,7 +151,7 @@ struct GapTests {
         var written = 0
         while written < target {
             let items = (0..<Int.random(in: 500...2000)).map { n in
-                (stream: "bulk-\(index)-\(n % 50)", event: detection(sequence: n))
+                (stream: "bulk-\(index)-\(n % 50)", event: Self.event(types[n % 3], sequence: n))
             }
             let result = try await store.appendBulk(items)
             #expect(result.appended == items.count)
@@ -99,21 +162,75 @@ struct GapTests {
     }
 
     /// One transaction held open for seconds (holding every reader's horizon), then more
-    /// transactions with delays.
-    static func slowWriter(store: EventStore, ledger: Ledger, hold: Duration) async throws {
-        let held = (0..<100).map { detection(sequence: $0) }
+    /// transactions with delays: at least 20, and on until a few after the mid-run hold is over
+    /// (so that one ends while writers still write).
+    static func slowWriter(store: EventStore, ledger: Ledger, hold: Duration, midRun: Hold) async throws {
+        let held = (0..<100).map { Self.event("GapC", sequence: $0) }
         try await store.transaction { transaction in
             try await transaction.append(to: "slow-held", events: held)
             try await Task.sleep(for: hold)
         }
         ledger.committed(held.map(\.id))
-        for round in 0..<20 {
-            let events = (0..<100).map { detection(sequence: $0) }
+        var round = 0
+        var roundsAfterHold = 0
+        while round < 20 || roundsAfterHold < 3 {
+            let events = (0..<100).map { Self.event(types[round % 3], sequence: $0) }
             try await store.transaction { transaction in
                 try await transaction.append(to: "slow-\(round % 3)", events: events)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...50)))
             }
             ledger.committed(events.map(\.id))
+            if midRun.isOver { roundsAfterHold += 1 }
+            round += 1
+        }
+    }
+
+    /// Waits until `after` events are committed, then holds a transaction open for `hold` (the
+    /// horizon of every reader with it) while the other writers go on.
+    static func midRunHold(
+        store: EventStore, ledger: Ledger, after: Int, hold duration: Duration, record: Hold
+    ) async throws {
+        while ledger.committed.count < after { try await Task.sleep(for: .milliseconds(20)) }
+        let held = (0..<100).map { Self.event(types[$0 % 3], sequence: $0) }
+        try await store.transaction { transaction in
+            try await transaction.append(to: "shared-1-held", events: held)
+            record.started(ledger.committed.count)
+            try await Task.sleep(for: duration)
+        }
+        ledger.committed(held.map(\.id))
+        record.ended(ledger.committed.count)
+    }
+
+    /// Follows the log with `filter` page by page, as a projection runner does, until the
+    /// sentinel or the deadline. Checks every page: its events come after the previous page's
+    /// `next`, in order, and its `next` never goes back nor falls behind its events.
+    static func filteredTailer(
+        store: EventStore,
+        notifier: LogNotifier,
+        filter: LogFilter,
+        batchSize: Int,
+        deadline: Duration,
+        name: String
+    ) async throws -> [Seen] {
+        try await untilDeadline(deadline, name) {
+            var seen: [Seen] = []
+            var previous = Checkpoint.start
+            let pages = store.pages(from: .start, filter: filter, notifier: notifier, batchSize: batchSize)
+            for try await page in pages {
+                if let first = page.events.first, first.checkpoint <= previous {
+                    Issue.record("\(name): page starts at \(first.checkpoint), not after \(previous)")
+                }
+                if let last = page.events.last, page.next < last.checkpoint {
+                    Issue.record("\(name): page next \(page.next) before its last event \(last.checkpoint)")
+                }
+                if page.next < previous { Issue.record("\(name): next went back from \(previous) to \(page.next)") }
+                previous = page.next
+                for event in page.events {
+                    if event.type == sentinelType { return seen }
+                    seen.append(Seen(event))
+                }
+            }
+            return seen
         }
     }
 
@@ -125,35 +242,25 @@ struct GapTests {
         batchSize: Int,
         deadline: Duration
     ) async throws -> [Seen] {
-        try await withThrowingTaskGroup(of: [Seen]?.self) { group in
-            group.addTask {
-                var seen: [Seen] = []
-                for try await event in store.tail(from: start, notifier: notifier, batchSize: batchSize) {
-                    if event.type == sentinelType { return seen }
-                    seen.append(
-                        Seen(id: event.id, checkpoint: event.checkpoint, stream: event.stream, version: event.version))
-                }
-                return seen
+        try await untilDeadline(deadline, "tailer from \(start)") {
+            var seen: [Seen] = []
+            for try await event in store.tail(from: start, notifier: notifier, batchSize: batchSize) {
+                if event.type == sentinelType { return seen }
+                seen.append(Seen(event))
             }
-            group.addTask {
-                try await Task.sleep(for: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            let first = try await group.next()!
-            if let seen = first { return seen }
-            Issue.record("tailer from \(start) did not reach the end within \(deadline)")
-            return []
+            return seen
         }
     }
 
     @Test(
-        "8 writers, 4 tailers, ≥100k events: every committed event exactly once, in one order", .timeLimit(.minutes(10))
+        "9 writers, 5 tailers and 3 filtered ones, ≥100k events: every committed event exactly once, in one order",
+        .timeLimit(.minutes(10))
     )
     func concurrentWritersAndTailers() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
             try await GroupCommitTests.withAppender(store) { appender in
                 let ledger = Ledger()
+                let hold = Hold()
                 let deadline = Duration.seconds(420)
                 let clock = ContinuousClock()
                 let began = clock.now
@@ -163,6 +270,18 @@ struct GapTests {
                     store: store, notifier: notifier, from: .start, batchSize: 1000, deadline: deadline)
                 async let smallPages = Self.tailer(
                     store: store, notifier: notifier, from: .start, batchSize: 50, deadline: deadline)
+                // Filtered ones, following pages as projection runners do.
+                async let filtered = withThrowingTaskGroup(of: (Int, [Seen]).self) { group in
+                    for (index, tail) in Self.filters.enumerated() {
+                        group.addTask {
+                            let seen = try await Self.filteredTailer(
+                                store: store, notifier: notifier, filter: tail.filter, batchSize: tail.batchSize,
+                                deadline: deadline, name: tail.name)
+                            return (index, seen)
+                        }
+                    }
+                    return try await group.reduce(into: [Int: [Seen]]()) { $0[$1.0] = $1.1 }
+                }
                 async let writers: Void = withThrowingTaskGroup(of: Void.self) { group in
                     func timed(_ name: String, _ work: @escaping @Sendable () async throws -> Void) {
                         group.addTask {
@@ -188,7 +307,14 @@ struct GapTests {
                     timed("bulk writer 1") {
                         try await Self.bulkWriter(1, store: store, ledger: ledger, events: 38_000)
                     }
-                    timed("slow writer") { try await Self.slowWriter(store: store, ledger: ledger, hold: .seconds(4)) }
+                    timed("slow writer") {
+                        try await Self.slowWriter(store: store, ledger: ledger, hold: .seconds(4), midRun: hold)
+                    }
+                    // A second held transaction, once about a quarter of the events are in.
+                    timed("mid-run hold") {
+                        try await Self.midRunHold(
+                            store: store, ledger: ledger, after: 25_000, hold: .seconds(3), record: hold)
+                    }
                     try await group.waitForAll()
                 }
                 try await Task.sleep(for: .seconds(1))
@@ -207,7 +333,15 @@ struct GapTests {
 
                 try await writers
                 let written = clock.now - began
-                try await store.append(to: "gap-test", events: [NewEvent(type: Self.sentinelType, data: "{}")])
+                // And one started when every writer is done.
+                async let afterWriters = Self.tailer(
+                    store: store, notifier: notifier, from: .start, batchSize: 2000, deadline: deadline)
+                try await store.transaction { transaction in
+                    for stream in Self.sentinelStreams.sorted() {
+                        try await transaction.append(
+                            to: stream, events: [NewEvent(type: Self.sentinelType, data: "{}")])
+                    }
+                }
 
                 let reference = try await fromStart
                 print("gap test: writers done after \(written), first tailer at the end after \(clock.now - began)")
@@ -215,18 +349,34 @@ struct GapTests {
                 let rolledBack = ledger.rolledBack
                 #expect(committed.count >= 100_000)
                 #expect(!rolledBack.isEmpty, "some transactions should have rolled back")
+                // The mid-run hold began and ended with the other writers under way.
+                #expect(hold.committedAtStart >= 25_000)
+                #expect(
+                    hold.committedAtEnd > hold.committedAtStart && hold.committedAtEnd < committed.count,
+                    "the hold must end before the other writers do")
 
-                Self.verify(reference, against: committed, rolledBack: rolledBack, name: "Self.tailer from start")
+                Self.verify(reference, against: committed, rolledBack: rolledBack, name: "tailer from start")
                 for (name, other) in [
-                    ("small-page Self.tailer", try await smallPages), ("late Self.tailer", try await lateFromStart),
+                    ("small-page tailer", try await smallPages), ("late tailer", try await lateFromStart),
+                    ("tailer started after the writers", try await afterWriters),
                 ] {
                     Self.verify(other, against: committed, rolledBack: rolledBack, name: name)
-                    #expect(other == reference, "\(name) saw a different order than the Self.tailer from start")
+                    #expect(other == reference, "\(name) saw a different order than the tailer from start")
                 }
                 let suffix = Array(reference.drop { $0.checkpoint <= midway })
                 let midwaySeen = try await fromMidway
-                #expect(midwaySeen == suffix, "the Self.tailer from \(midway) must see exactly the events after it")
+                #expect(midwaySeen == suffix, "the tailer from \(midway) must see exactly the events after it")
                 #expect(!midwaySeen.isEmpty && midwaySeen.count < reference.count)
+
+                // Each filtered tail sees exactly the reference's events that match its filter.
+                let filteredSeen = try await filtered
+                for (index, tail) in Self.filters.enumerated() {
+                    let expected = reference.filter { Self.matches(tail.filter, $0) }
+                    let seen = filteredSeen[index] ?? []
+                    #expect(!expected.isEmpty && expected.count < reference.count, "\(tail.name)")
+                    #expect(seen.count == expected.count, "\(tail.name)")
+                    #expect(seen == expected, "\(tail.name) saw other events than the filtered reference")
+                }
 
                 // The log read page by page agrees with what the tailers saw.
                 let log = try await store.readAll().filter { $0.type != Self.sentinelType }
@@ -246,6 +396,10 @@ struct GapTests {
         }
         if let ghost = seen.first(where: { rolledBack.contains($0.id) }) {
             Issue.record("\(name): rolled-back event \(ghost.id) was delivered at \(ghost.checkpoint)")
+        }
+        let unknown = unique.subtracting(committed)
+        if !unknown.isEmpty {
+            Issue.record("\(name): \(unknown.count) events delivered that no writer committed, e.g. \(unknown.first!)")
         }
         let missing = committed.subtracting(unique)
         if !missing.isEmpty {

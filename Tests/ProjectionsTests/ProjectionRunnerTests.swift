@@ -15,26 +15,99 @@ struct StreamCounts: Projection {
     let filter = LogFilter(streamPrefix: "count-")
     /// Applies that throw after writing their rows (inside the transaction), by call number.
     let failOnCalls: Set<Int>
+    /// The apply that terminates its own PostgreSQL backend after writing its rows: the
+    /// connection dies in the middle of that batch, as in a crash. This instance is dead from
+    /// then on: every later apply throws, so it makes no progress after it.
+    let terminateOnCall: Int?
+    /// Runs at the start of every apply, before its rows are written: call number, the events
+    /// and the runner's backend pid.
+    let beforeWrite: (@Sendable (_ call: Int, _ events: [RecordedEvent], _ pid: Int32) async throws -> Void)?
+    /// A deferred constraint trigger on the table that fails the `COMMIT` of the transaction
+    /// writing its `firing`-th row (counted by a sequence, which no rollback resets): once.
+    let commitFault: (firing: Int, action: CommitFault)?
     let calls = Counter()
+
+    enum CommitFault: String, Sendable, CaseIterable {
+        /// The trigger raises an error (SQLSTATE 40001): the COMMIT fails, the server rolls back.
+        case raise
+        /// The trigger terminates its own backend: the connection dies in the middle of COMMIT.
+        case terminate
+    }
 
     final class Counter: Sendable {
         private let value = Mutex(0)
+        private let terminatedFlag = Mutex(false)
+        /// Per call: the events it was given and the backend it ran on.
+        private let log = Mutex([Int: (events: Int, pid: Int32)]())
         func next() -> Int {
             value.withLock {
                 $0 += 1; return $0
             }
         }
         var count: Int { value.withLock { $0 } }
+        /// The `terminateOnCall` call has terminated its backend.
+        var terminated: Bool { terminatedFlag.withLock { $0 } }
+        func markTerminated() { terminatedFlag.withLock { $0 = true } }
+        func record(_ call: Int, events: Int, pid: Int32) { log.withLock { $0[call] = (events, pid) } }
+        /// The events given to `calls` (by number).
+        func events(_ calls: some Sequence<Int>) -> Int {
+            log.withLock { log in calls.reduce(0) { $0 + (log[$1]?.events ?? 0) } }
+        }
+        /// The events given to every call so far.
+        var allEvents: Int { log.withLock { $0.values.reduce(0) { $0 + $1.events } } }
+        /// The backend the last call ran on (the live lease's connection).
+        var lastPID: Int32? { log.withLock { $0.max { $0.key < $1.key }?.value.pid } }
     }
 
-    init(failOnCalls: Set<Int> = []) { self.failOnCalls = failOnCalls }
+    init(
+        failOnCalls: Set<Int> = [], terminateOnCall: Int? = nil,
+        commitFault: (firing: Int, action: CommitFault)? = nil,
+        beforeWrite: (@Sendable (_ call: Int, _ events: [RecordedEvent], _ pid: Int32) async throws -> Void)? = nil
+    ) {
+        self.failOnCalls = failOnCalls
+        self.terminateOnCall = terminateOnCall
+        self.commitFault = commitFault
+        self.beforeWrite = beforeWrite
+    }
 
     func createTables(on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             "CREATE TABLE stream_counts (stream text PRIMARY KEY, n bigint NOT NULL)", logger: logger)
+        guard let (firing, action) = commitFault else { return }
+        let fault =
+            switch action {
+            case .raise: "RAISE EXCEPTION 'injected failure at COMMIT' USING ERRCODE = '40001';"
+            case .terminate: "PERFORM pg_terminate_backend(pg_backend_pid());"
+            }
+        // At COMMIT the search path is `public` again: the trigger names its schema.
+        for statement in [
+            "CREATE SEQUENCE commit_checks",
+            """
+            CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval(format('%I.commit_checks', TG_TABLE_SCHEMA)::regclass) = \(firing) THEN
+                    \(fault)
+                END IF;
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT OR UPDATE ON stream_counts
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit()
+            """,
+        ] {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
     }
 
     func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        let call = calls.next()
+        if let terminateOnCall, call > terminateOnCall { throw InjectedFailure() }
+        let pid =
+            try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int32.self)
+            .first { _ in true } ?? 0
+        calls.record(call, events: events.count, pid: pid)
+        try await beforeWrite?(call, events, pid)
         try await connection.query(
             """
             INSERT INTO stream_counts (stream, n)
@@ -43,7 +116,13 @@ struct StreamCounts: Projection {
             """,
             logger: logger
         )
-        if failOnCalls.contains(calls.next()) { throw InjectedFailure() }
+        if call == terminateOnCall {
+            // The server ends this session (FATAL 57P01) with the batch's rows written but not
+            // committed: the query fails, the connection closes.
+            defer { calls.markTerminated() }
+            try await connection.query("SELECT pg_terminate_backend(pg_backend_pid())", logger: logger)
+        }
+        if failOnCalls.contains(call) { throw InjectedFailure() }
     }
 }
 
@@ -111,17 +190,31 @@ struct ProjectionRunnerTests {
         return try await store.append(to: "other-1", events: [detection()]).checkpoints[0]
     }
 
-    @Test("every event is applied exactly once across a failure inside a batch and a crash between batches")
+    @Test("every event is applied exactly once across a failure inside a batch and a connection killed mid-batch")
     func exactlyOnce() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
-            try await Self.appendCountedEvents(store, count: 3000)
+            let firstLast = try await Self.appendCountedEvents(store, count: 3000)
 
-            // First instance: its 4th batch fails after writing its rows; the runner retries.
-            // Then it "crashes" (is cancelled) after at least 1500 events.
-            let failing = StreamCounts(failOnCalls: [4])
+            // First instance: its 4th call fails after writing its rows; the runner retries the
+            // batch (call 5). In its 8th call its PostgreSQL backend is terminated after the rows
+            // are written, and the instance dies there (later calls throw): a crash mid-batch.
+            let failing = StreamCounts(failOnCalls: [4], terminateOnCall: 8)
             let first = ProjectionRunner(projection: failing, store: store, notifier: notifier, options: Self.fast)
-            try await Self.running(first) { try await Self.waitForApplied(1500, store) }
-            #expect(failing.calls.count >= 5, "the failed batch must have been retried")
+            try await Self.running(first) {
+                let deadline = ContinuousClock.now + .seconds(180)
+                while !failing.calls.terminated && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            // The crash landed mid-log, and only the batches committed before it count: not
+            // the failed call 4, not the killed call 8 (nor anything after it).
+            let crashed = try #require(try await Self.status(store))
+            let committed = Int64(failing.calls.events([1, 2, 3, 5, 6, 7]))
+            #expect(failing.calls.terminated, "the backend was never terminated")
+            #expect(crashed.checkpoint < firstLast, "the crash must land before the end of the log")
+            #expect(crashed.eventsApplied == committed)
+            #expect(committed > 0 && committed < 3000)
+            #expect(try await Self.counts(store).values.reduce(0, +) == committed, "rows and checkpoint disagree")
 
             // More events arrive while no instance runs; a new instance resumes from the checkpoint.
             try await Self.appendCountedEvents(store, count: 2000)
@@ -173,30 +266,68 @@ struct ProjectionRunnerTests {
         }
     }
 
-    @Test("one runner holds the lease; when it stops, a standby takes over from its checkpoint")
+    @Test("one runner holds the lease; when its connection dies, the standby takes over from its checkpoint")
     func leaseTakeover() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
             try await Self.appendCountedEvents(store, count: 1000)
-            let a = ProjectionRunner(projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
-            let b = ProjectionRunner(projection: StreamCounts(), store: store, notifier: notifier, options: Self.fast)
+            // `a` waits long before it tries again after an error: once its connection is
+            // killed, only `b` can take the lease (without `a` being stopped gracefully).
+            let slowRetry = ProjectionRunner.Options(
+                batchSize: 300, leaseRetry: .milliseconds(100), errorRetry: .seconds(60))
+            let aCounts = StreamCounts()
+            let bCounts = StreamCounts()
+            let a = ProjectionRunner(projection: aCounts, store: store, notifier: notifier, options: slowRetry)
+            let b = ProjectionRunner(projection: bCounts, store: store, notifier: notifier, options: Self.fast)
 
-            try await Self.running(b) {
-                try await Self.running(a) {
-                    try await Self.waitForApplied(1000, store)
-                    // Both run; exactly one holds the lease.
-                    try await Task.sleep(for: .milliseconds(300))
-                    #expect(Set([a.state, b.state]) == [.live, .standby])
-                    #expect(try await Self.status(store)?.state == "live")
+            try await Self.running(a) {
+                try await Self.waitForApplied(1000, store)
+                #expect(a.state == .live)
+                let aPID = try #require(aCounts.calls.lastPID)
+                try await Self.running(b) {
+                    // `b` runs and asks for the lease (a session other than `a`'s polls for it).
+                    try await Self.waitUntil("b polls for the lease") {
+                        try await store.client.query(
+                            """
+                            SELECT count(*) FROM pg_stat_activity
+                            WHERE datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock(%'
+                              AND pid <> \(aPID) AND state = 'idle'
+                            """, logger: TestDatabase.logger
+                        ).decode(Int64.self).first { _ in true } ?? 0 > 0
+                    }
+                    // While `a` lives, `b` stands by and applies nothing.
+                    try await Self.appendCountedEvents(store, count: 500)
+                    try await Self.waitForApplied(1500, store)
+                    #expect(a.state == .live)
+                    #expect(b.state == .standby)
+                    #expect(bCounts.calls.count == 0, "the standby applied events while the lease was held")
+
+                    // `a`'s session dies (it is not cancelled): the lease goes with it.
+                    let aCalls = aCounts.calls.count
+                    try await store.client.query("SELECT pg_terminate_backend(\(aPID))", logger: TestDatabase.logger)
+                    try await Self.waitUntil("a notices that its connection is gone") { a.state != .live }
+                    try await Self.waitUntil("b takes over") { b.state == .live }
+                    try await Self.appendCountedEvents(store, count: 1000)
+                    try await Self.waitForApplied(2500, store)
+                    #expect(aCounts.calls.count == aCalls, "the dead instance applied events")
+                    #expect(bCounts.calls.count > 0)
+                    #expect(b.state == .live)
                 }
-                // Whichever was live, `a` is gone now: `b` must be (or become) the live one.
-                try await Self.appendCountedEvents(store, count: 1000)
-                try await Self.waitForApplied(2000, store)
-                #expect(b.state == .live)
             }
             let counts = try await Self.counts(store)
-            #expect(counts.values.reduce(0, +) == 2000)
-            #expect(counts.values.allSatisfy { $0 == 200 })
+            #expect(counts.values.reduce(0, +) == 2500)
+            #expect(counts.values.allSatisfy { $0 == 250 })
+            #expect(try await Self.status(store)?.eventsApplied == 2500)
         }
+    }
+
+    /// Waits until `condition` holds (recording an issue after 180 s).
+    static func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(180)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("timed out: \(what)")
     }
 
     @Test("a rebuild fills a new generation while the live one serves, then swaps in and equals the log")

@@ -41,6 +41,7 @@ public struct AnalyticsProjection: Projection {
                 }
                 if let analyzed = runs[SecurityEventAnalyzed.type] {
                     try await run(Self.moveScores, analyzed, on: connection, logger: logger)
+                    try await run(Self.dropEmptyScores, analyzed, on: connection, logger: logger)
                 }
             }
         }
@@ -94,6 +95,23 @@ public struct AnalyticsProjection: Projection {
         INSERT INTO analytics_score_totals (camera_id, score, events)
         SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
         ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+        """
+
+    /// Deletes the histogram rows that analyses of a run emptied (moved down to 0 events): a
+    /// score no event has is no row. Otherwise the rows would depend on the batching: an event
+    /// opened, analyzed and analyzed again within one batch never gives its earlier score a
+    /// row, and a rebuild (batched differently) would not hold the same rows as the live one.
+    static let dropEmptyScores = """
+        WITH touched AS (
+            SELECT DISTINCT e.day, e.camera_id FROM analytics_events e
+            WHERE e.id IN (SELECT (data->>'id')::bigint FROM unnest($1::jsonb[], $2::bigint[]) AS u(data, pos))
+        ),
+        days AS (
+            DELETE FROM analytics_scores s USING touched t
+            WHERE s.day = t.day AND s.camera_id = t.camera_id AND s.events = 0
+        )
+        DELETE FROM analytics_score_totals s
+        WHERE s.events = 0 AND s.camera_id IN (SELECT camera_id FROM touched)
         """
 
     /// Runs `sql` with a run's data as `$1` and its positions as `$2`.
