@@ -24,6 +24,40 @@ import VigilTesting
         return try await client.execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: body))
     }
 
+    /// The key's detection is stored for another camera (another stream): 409, never a 500.
+    /// (The same camera with another body is still answered as a retry: docs/RELIABILITY.md.)
+    @Test func theSameKeyOnAnotherCameraIs409AndWritesNothing() async throws {
+        let app = try TestApp.current
+        try await IngestAPITests.register(app.client, "porch")
+        try await IngestAPITests.register(app.client, "garage")
+        let first = try await Self.post(app.client, "/api/detections", key: "k-1", IngestAPITests.detection())
+        #expect(first.status == .created)
+        let reused = try await Self.post(
+            app.client, "/api/detections", key: "k-1", IngestAPITests.detection(camera: "garage"))
+        #expect(reused.status == .conflict, "\(String(buffer: reused.body))")
+        #expect(try json(reused)["detail"] as? String == "Idempotency-Key was already used for a different request")
+        #expect(try await IngestAPITests.storedDetections(app.store).count == 1)
+    }
+
+    @Test func aJSONBatchReplayedWithItsKeyAnswersTheFirstDetections() async throws {
+        let app = try TestApp.current
+        try await IngestAPITests.register(app.client, "porch")
+        let batch = "[\(IngestAPITests.detection()), \(IngestAPITests.detection(object: "cat"))]"
+        let first = try await Self.post(app.client, "/api/detections/batch", key: "b-1", batch)
+        #expect(first.status == .created)
+        let stored = try await IngestAPITests.storedDetections(app.store)
+        #expect(stored.count == 2)
+
+        let replay = try await Self.post(app.client, "/api/detections/batch", key: "b-1", batch)
+        #expect(replay.status == .ok)
+        func ids(_ response: TestResponse) throws -> [Int] {
+            try #require(try json(response)["detections"] as? [[String: Any]]).compactMap { $0["id"] as? Int }
+        }
+        #expect(try ids(replay) == ids(first))
+        #expect(try ids(first) == stored.map { Int($0.detectionID) })
+        #expect(try await IngestAPITests.storedDetections(app.store) == stored)
+    }
+
     @Test func aJSONBatchHoldsOneToTenThousandItems() async throws {
         let app = try TestApp.current
         try await IngestAPITests.register(app.client, "porch")

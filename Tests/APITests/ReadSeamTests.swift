@@ -9,6 +9,7 @@ import NIOCore
 import PostgresNIO
 import Projections
 import Testing
+import VigilTesting
 
 /// The read side's seam: one severity rule for Swift and SQL, and one rendering per item.
 @Suite struct ReadSeamTests {

@@ -47,7 +47,13 @@ struct DetectionIngest<Context: RequestContext> {
         let event = try NewEvent(detection, id: eventID, metadata: metadata)
         // Rendered while the append waits for its group commit.
         async let rendered = detections.render(eventData: [event.data])
-        let result = try await appender.append(AppendRequest(stream: detection.stream, events: [event]))
+        let result: AppendResult
+        do {
+            result = try await appender.append(AppendRequest(stream: detection.stream, events: [event]))
+        } catch let error as AppendError {
+            // The key's event is stored, but for another camera (another stream).
+            throw APIError.conflict(refusal(error))
+        }
         var items = try await rendered
         if result.wasAlreadyStored { items = try await renderStored([eventID], else: [event.data]) }
         guard let item = items.first else { throw APIError.notFound("Detection \(detection.id) not found") }
