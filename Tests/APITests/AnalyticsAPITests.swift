@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Projections
 import Redis
+import Synthetic
 import Testing
 
 /// `/api/analytics/*` over a small history whose every number is known.

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Logging
 import PostgresNIO
 import Projections
+import Synthetic
 import Testing
 
 /// Runs the real application (router, middleware, services) against a fresh database.

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Projections
+import Synthetic
 import Testing
 
 /// Thirty seconds of patience for the read models to follow the log.
