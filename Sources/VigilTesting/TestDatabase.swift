@@ -2,6 +2,7 @@ import EventStore
 import Foundation
 import Logging
 import PostgresNIO
+import Synthetic
 
 /// The PostgreSQL started by `tools/test` (its settings come in as `VIGIL_PG_*`).
 /// Fixtures for the test targets: fresh databases on the PostgreSQL that `tools/test` starts.

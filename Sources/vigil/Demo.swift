@@ -1,10 +1,9 @@
 import ArgumentParser
-import Domain
 import EventStore
 import Foundation
 import Logging
 import PostgresNIO
-import Projections
+import Synthetic
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +25,7 @@ struct Demo: AsyncParsableCommand {
     var days = 14
 
     func run() async throws {
-        let logger = Vigil.bootstrapLogging()
+        let logger = Vigil.logger
         let settings = try PostgresSettings.fromEnvironment()
         try await requireMigrated(settings, logger: logger)
         try await settings.withRunningClient(logger: logger) { client in

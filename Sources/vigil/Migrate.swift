@@ -8,7 +8,7 @@ struct Migrate: AsyncParsableCommand {
     )
 
     func run() async throws {
-        let logger = Vigil.bootstrapLogging()
+        let logger = Vigil.logger
         let settings = try PostgresSettings.fromEnvironment()
         let migrator = Migrator.store()
         let applied = try await settings.withRunningClient(logger: logger) { client in

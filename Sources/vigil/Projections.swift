@@ -18,7 +18,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
         )
 
         func run() async throws {
-            let logger = Vigil.bootstrapLogging()
+            let logger = Vigil.logger
             let settings = try PostgresSettings.fromEnvironment()
             try await requireMigrated(settings, logger: logger)
             let statuses = try await settings.withRunningClient(logger: logger) { client in
@@ -74,7 +74,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
         var wait = false
 
         func run() async throws {
-            let logger = Vigil.bootstrapLogging()
+            let logger = Vigil.logger
             guard let projection = ReadModels.named(name) else {
                 throw fail(
                     "no projection named \(name); known: \(ReadModels.all.map(\.name).joined(separator: ", "))", code: 2
@@ -162,7 +162,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
         var name: String
 
         func run() async throws {
-            let logger = Vigil.bootstrapLogging()
+            let logger = Vigil.logger
             let settings = try PostgresSettings.fromEnvironment()
             try await requireMigrated(settings, logger: logger)
             let count = try await settings.withRunningClient(logger: logger) { client in

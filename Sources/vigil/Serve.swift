@@ -26,7 +26,7 @@ struct Serve: AsyncParsableCommand {
     var analyzer: String = Environment.string("VIGIL_ANALYZER") ?? "heuristic"
 
     func run() async throws {
-        let logger = Vigil.bootstrapLogging()
+        let logger = Vigil.logger
         guard ["on", "off"].contains(projections) else { throw fail("--projections must be on or off", code: 2) }
         guard ["heuristic", "off"].contains(analyzer) else {
             throw fail("--analyzer must be heuristic or off", code: 2)

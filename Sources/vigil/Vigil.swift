@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import Foundation
 import Logging
 
@@ -10,8 +11,9 @@ struct Vigil: AsyncParsableCommand {
         subcommands: [Serve.self, Migrate.self, ProjectionsCommand.self, Demo.self, Simulate.self, Bench.self]
     )
 
-    /// Logging is bootstrapped once, here, before any command runs.
-    static func bootstrapLogging() -> Logger {
+    /// Logging is bootstrapped once, here, before any command runs, the benchmarks' commands
+    /// (which live in their own module) included.
+    static func main() async {
         let level =
             ProcessInfo.processInfo.environment["VIGIL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
@@ -19,8 +21,11 @@ struct Vigil: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        return Logger(label: "vigil")
+        await main(nil)
     }
+
+    /// The commands' logger.
+    static var logger: Logger { Logger(label: "vigil") }
 }
 
 /// Prints to standard error and exits with `code`.

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Projections
 import Redis
+import Synthetic
 import Testing
 import VigilTesting
 

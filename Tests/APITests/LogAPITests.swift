@@ -7,6 +7,7 @@ import HummingbirdTesting
 import Logging
 import PostgresNIO
 import Projections
+import Synthetic
 import Testing
 import VigilTesting
 

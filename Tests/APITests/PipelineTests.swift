@@ -10,6 +10,7 @@ import Pipeline
 import PostgresNIO
 import Projections
 import Redis
+import Synthetic
 import Testing
 import VigilTesting
 

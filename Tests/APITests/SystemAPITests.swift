@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import PostgresNIO
 import Projections
+import Synthetic
 import Testing
 import VigilTesting
 

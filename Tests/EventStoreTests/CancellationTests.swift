@@ -2,6 +2,7 @@ import EventStore
 import Foundation
 import Logging
 import PostgresNIO
+import Synthetic
 import Testing
 import VigilTesting
 

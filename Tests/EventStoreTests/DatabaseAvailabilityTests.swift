@@ -18,13 +18,16 @@ import VigilTesting
             settings: try TestDatabase.settings(), prefix: "vigil_test", logger: TestDatabase.logger
         ) { client, settings in
             let availability = DatabaseAvailability(
-                settings: settings, logger: TestDatabase.logger, interval: .milliseconds(20),
+                // Not faster: each probe opens a backend that outlives its 1 ms deadline, and
+                // probes every 20 ms piled up to the cluster's max_connections, failing every
+                // suite running beside this one with "too many clients".
+                settings: settings, logger: TestDatabase.logger, interval: .milliseconds(250),
                 timeout: .milliseconds(1))
             let run = Task { try await availability.run() }
             // No connect + SELECT 1 answers within 1 ms: two failed probes in a row mean down.
             let clock = ContinuousClock()
             let giveUp = clock.now + .seconds(30)
-            while availability.isUp && clock.now < giveUp { try await Task.sleep(for: .milliseconds(20)) }
+            while availability.isUp && clock.now < giveUp { try await Task.sleep(for: .milliseconds(50)) }
             // Many more probes, each abandoning a connection in flight.
             try await Task.sleep(for: .seconds(1))
             run.cancel()

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Projections
+import Synthetic
 import Testing
 import VigilTesting
 

@@ -1,11 +1,24 @@
 import ArgumentParser
 import Foundation
+import Logging
 
-struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `vigil bench`: the benchmarks, in a module of their own so that what they need (synthetic
+/// histories, scratch databases, a server on a loopback port) stays out of the server's modules.
+public struct Bench: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures and ratios against a baseline measured in the same run.",
         subcommands: [AppendBenchmark.self, PagesBenchmark.self, IngestBenchmark.self, SeverityBenchmark.self]
     )
+
+    public init() {}
+
+    /// The benchmarks' logger: warnings and errors only, so the tables stay readable. Logging is
+    /// bootstrapped by the executable before any command runs.
+    static func quietLogger() -> Logger {
+        var logger = Logger(label: "vigil")
+        logger.logLevel = .warning
+        return logger
+    }
 }
 
 /// One row of a benchmark table.

@@ -1,9 +1,11 @@
+import EventStore
 import Foundation
 import Logging
 import PostgresNIO
 
 /// Throw-away databases on the configured server, for tests and benchmarks: each gets a
-/// fresh, migrated database of its own and leaves nothing behind.
+/// fresh, migrated database of its own and leaves nothing behind. Not part of the server,
+/// which never creates or drops databases.
 public enum ScratchDatabase {
     /// Creates `<prefix>_<random>`, applies the store's migrations, runs `body` with a running
     /// client for it, then drops it (unless `keep`).
@@ -37,28 +39,6 @@ public enum ScratchDatabase {
         try await settings.withRunningClient(logger: logger) { admin in
             try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
             return ()
-        }
-    }
-}
-
-extension PostgresSettings {
-    /// Runs `body` with a connection pool that runs for exactly as long (one-off commands).
-    public func withRunningClient<Value: Sendable>(
-        logger: Logger,
-        _ body: @Sendable (PostgresClient) async throws -> Value
-    ) async throws -> Value {
-        // A one-off pool may be asked for a connection a moment before `run()` starts, which
-        // PostgresNIO reports as a warning; real failures still reach the caller as errors.
-        var background = logger
-        background.logLevel = max(logger.logLevel, .error)
-        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: background)
-        return try await withThrowingTaskGroup(of: Value?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await body(client)
         }
     }
 }

@@ -4,14 +4,13 @@ import AsyncHTTPClient
 import Domain
 import EventStore
 import Foundation
-import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
 import PostgresNIO
 import Projections
-import ServiceLifecycle
-import Synchronization
+import Simulator
+import Synthetic
 
 /// `vigil bench ingest`: detections/s through the HTTP bulk path and through concurrent single
 /// POSTs, each against COPY into the same table in the same run; and how long a detection
@@ -39,9 +38,7 @@ struct IngestBenchmark: AsyncParsableCommand {
     var visible: Int = 300
 
     func run() async throws {
-        var quiet = Vigil.bootstrapLogging()
-        quiet.logLevel = .warning
-        let logger = quiet
+        let logger = Bench.quietLogger()
         var settings = try PostgresSettings.fromEnvironment()
         settings.maximumConnections = 40
         let (bulk, lines, single, concurrency, visible) = (
@@ -50,8 +47,7 @@ struct IngestBenchmark: AsyncParsableCommand {
 
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench", logger: logger) { client, scratch in
             let store = EventStore(client: client, logger: logger)
-            let port = try Self.freePort()
-            var configuration = ServerConfiguration(host: "127.0.0.1", port: port, postgres: scratch)
+            var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.redis = nil  // batches close; no analysis jobs (measures ingest alone)
             let app = buildApplication(configuration, logger: logger)
             let http = HTTPClient(
@@ -59,45 +55,46 @@ struct IngestBenchmark: AsyncParsableCommand {
                 configuration: .init(
                     connectionPool: .init(
                         idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)))
-            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await services.run() }
-                let api = SimulatorAPI(http: http, base: "http://127.0.0.1:\(port)", key: nil)
-                try await Self.waitForServer(api)
-                let cameras = try await (0..<4).asyncMap { try await api.registerCamera(CameraScene.names[$0]) }
-                print(
-                    "vigil bench ingest: \(ProcessInfo.processInfo.activeProcessorCount) cores, server and client in "
-                        + "one process over loopback HTTP, projections running, fsync on")
-                print("")
+            do {
+                try await LiveServer.run(app, http: http, logger: logger) { server in
+                    let api = SimulatorAPI(http: http, base: server.base, key: nil)
+                    let cameras = try await (0..<4).asyncMap { try await api.registerCamera(CameraScene.names[$0]) }
+                    print(
+                        "vigil bench ingest: \(ProcessInfo.processInfo.activeProcessorCount) cores, server and client "
+                            + "in one process over loopback HTTP, projections running, fsync on")
+                    print("")
 
-                // Each phase starts with the projections caught up, so it doesn't pay for the last.
-                // Baseline: COPY of the same events into the same table.
-                let copy = try await Self.copyBaseline(store, cameras: cameras, count: bulk, chunk: lines)
-                try await Self.catchUp(store)
-                // NDJSON over HTTP, one request after the other.
-                let ndjson = try await Self.bulkOverHTTP(api, cameras: cameras, count: bulk, chunk: lines)
-                try await Self.catchUp(store)
-                // Concurrent single POSTs.
-                let singles = try await Self.singlePosts(api, cameras: cameras, count: single, concurrency: concurrency)
-                try await Self.catchUp(store)
-                printTable([copy, ndjson, singles], baseline: copy)
+                    // Each phase starts with the projections caught up, so it doesn't pay for the last.
+                    // Baseline: COPY of the same events into the same table.
+                    let copy = try await Self.copyBaseline(store, cameras: cameras, count: bulk, chunk: lines)
+                    try await Self.catchUp(store)
+                    // NDJSON over HTTP, one request after the other.
+                    let ndjson = try await Self.bulkOverHTTP(api, cameras: cameras, count: bulk, chunk: lines)
+                    try await Self.catchUp(store)
+                    // Concurrent single POSTs.
+                    let singles = try await Self.singlePosts(
+                        api, cameras: cameras, count: single, concurrency: concurrency)
+                    try await Self.catchUp(store)
+                    printTable([copy, ndjson, singles], baseline: copy)
 
-                // POST → visible in GET /api/detections/{id}.
-                print("")
-                let latencies = try await Self.visibility(api, http: http, camera: cameras[0], count: visible)
-                let sorted = latencies.sorted()
-                func percentile(_ p: Double) -> Double {
-                    sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))].seconds
-                        * 1000
+                    // POST → visible in GET /api/detections/{id}.
+                    print("")
+                    let latencies = try await Self.visibility(api, camera: cameras[0], count: visible)
+                    let sorted = latencies.sorted()
+                    func percentile(_ p: Double) -> Double {
+                        sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
+                            .seconds * 1000
+                    }
+                    print(
+                        String(
+                            format: "POST /api/detections → listed by GET /api/detections/{id}: %d detections, "
+                                + "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+                            sorted.count, percentile(0.5), percentile(0.9), percentile(0.99), percentile(1)))
                 }
-                print(
-                    String(
-                        format: "POST /api/detections → listed by GET /api/detections/{id}: %d detections, "
-                            + "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
-                        sorted.count, percentile(0.5), percentile(0.9), percentile(0.99), percentile(1)))
                 try await http.shutdown()
-                await services.triggerGracefulShutdown()
-                try await group.waitForAll()
+            } catch {
+                try? await http.shutdown()
+                throw error
             }
         }
     }
@@ -111,36 +108,6 @@ struct IngestBenchmark: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(200))
         }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw ValidationError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func waitForServer(_ api: SimulatorAPI) async throws {
-        for _ in 0..<200 {
-            if let (status, _) = try? await api.execute(
-                api.request(.GET, "/health", contentType: "application/json", body: "")),
-                status == .ok
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw ValidationError("the server did not start")
     }
 
     static func detections(_ count: Int, cameras: [String]) -> [SimulatedDetection] {
@@ -231,7 +198,7 @@ struct IngestBenchmark: AsyncParsableCommand {
     }
 
     static func visibility(
-        _ api: SimulatorAPI, http: HTTPClient, camera: String, count: Int
+        _ api: SimulatorAPI, camera: String, count: Int
     ) async throws
         -> [Duration]
     {

@@ -3,11 +3,12 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
-import Hummingbird
-import HummingbirdTesting
 import Logging
+import NIOCore
+import NIOHTTP1
 import PostgresNIO
 import Projections
+import Synthetic
 
 /// `vigil bench severity`: with a large analyzed history in the log, how long a threshold
 /// change takes to show in the event list and the charts, the latency of the what-if preview and
@@ -31,9 +32,7 @@ struct SeverityBenchmark: AsyncParsableCommand {
     typealias Pages = PagesBenchmark
 
     func run() async throws {
-        var quiet = Vigil.bootstrapLogging()
-        quiet.logLevel = .warning
-        let logger = quiet
+        let logger = Bench.quietLogger()
         let settings = try PostgresSettings.fromEnvironment()
         let (events, samples) = (self.events, self.samples)
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench_severity", logger: logger, keep: keep) {
@@ -59,7 +58,7 @@ struct SeverityBenchmark: AsyncParsableCommand {
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.projectionOptions = .init(batchSize: ProjectionRunner.Options().batchSize)
             let app = buildApplication(configuration, logger: logger)
-            try await app.test(.live) { http in
+            try await LiveServer.run(app, logger: logger) { http in
                 let buildStart = ContinuousClock.now
                 try await Pages.waitForReadModels(store, generation: 1, since: buildStart, label: "building")
                 Pages.endProgress(
@@ -118,7 +117,7 @@ struct SeverityBenchmark: AsyncParsableCommand {
                         #"{"low_max": \#(proposed.lowMax), "medium_max": \#(proposed.mediumMax), "high_max": \#(proposed.highMax)}"#
                     let putStart = ContinuousClock.now
                     let put = try await http.execute(
-                        uri: "/api/system/severity", method: .put, headers: [.contentType: "application/json"],
+                        "/api/system/severity", method: .PUT, headers: ["Content-Type": "application/json"],
                         body: ByteBuffer(string: body))
                     let putTime = putStart.duration(to: .now)
                     guard put.status == .ok else {
@@ -169,7 +168,7 @@ struct SeverityBenchmark: AsyncParsableCommand {
                     {
                         break
                     }
-                    let response = try await http.execute(uri: historyURI, method: .get)
+                    let response = try await http.execute(historyURI)
                     if response.status != .ok { failures += 1 }
                     served += 1
                     if served % 10 == 0 { try await Pages.rebuildProgress(store, since: rebuildStart) }
@@ -191,8 +190,8 @@ struct SeverityBenchmark: AsyncParsableCommand {
         }
     }
 
-    static func json(_ http: any TestClientProtocol, _ uri: String) async throws -> [String: Any] {
-        let response = try await http.execute(uri: uri, method: .get)
+    static func json(_ http: LiveServer, _ uri: String) async throws -> [String: Any] {
+        let response = try await http.execute(uri)
         guard response.status == .ok,
             let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
         else { throw Pages.ValidationError("\(uri): \(response.status)") }
@@ -200,17 +199,17 @@ struct SeverityBenchmark: AsyncParsableCommand {
     }
 
     /// Every analytics answer over `range` and the preview, as text.
-    static func bodies(_ http: any TestClientProtocol, _ range: String) async throws -> [String] {
+    static func bodies(_ http: LiveServer, _ range: String) async throws -> [String] {
         var bodies: [String] = []
         for route in [
             "detection-trends", "risk-history", "camera-uptime", "object-distribution", "risk-score-distribution",
             "risk-score-trends",
         ] {
-            let response = try await http.execute(uri: "/api/analytics/\(route)?\(range)", method: .get)
+            let response = try await http.execute("/api/analytics/\(route)?\(range)")
             bodies.append(String(buffer: response.body))
         }
         let preview = try await http.execute(
-            uri: "/api/system/severity/preview?low_max=20&medium_max=45&high_max=70", method: .get)
+            "/api/system/severity/preview?low_max=20&medium_max=45&high_max=70")
         bodies.append(String(buffer: preview.body))
         return bodies
     }

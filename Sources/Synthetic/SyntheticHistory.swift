@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 
 /// A plausible, deterministic history of cameras, detections and analyzed security events, for

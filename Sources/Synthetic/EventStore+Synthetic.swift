@@ -2,6 +2,7 @@ import Domain
 import EventStore
 import Foundation
 import PostgresNIO
+import Projections
 
 extension EventStore {
     /// Appends `history`'s cameras, then its security events `range` (each with its

@@ -5,8 +5,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Projections
-import ServiceLifecycle
-import Synchronization
+import Synthetic
 
 /// `vigil bench append`: the write paths of the store against COPY, the limit, on one
 /// scratch database in one run.
@@ -35,9 +34,7 @@ struct AppendBenchmark: AsyncParsableCommand {
     var lingerMs: Int = 0
 
     func run() async throws {
-        var quiet = Vigil.bootstrapLogging()
-        quiet.logLevel = .warning
-        let logger = quiet
+        let logger = Bench.quietLogger()
         var settings = try PostgresSettings.fromEnvironment()
         settings.maximumConnections = concurrency + 8
         let (events, singleEvents, batch, concurrency) = (self.events, self.singleEvents, self.batch, self.concurrency)

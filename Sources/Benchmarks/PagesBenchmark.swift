@@ -3,12 +3,12 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
-import Hummingbird
-import HummingbirdTesting
 import Logging
+import NIOCore
+import NIOHTTP1
 import PostgresNIO
 import Projections
-import Synchronization
+import Synthetic
 
 /// `vigil bench pages`: builds the read models of a large synthetic history from the log (and
 /// rebuilds them), then measures `GET /api/events?limit=100` over real HTTP at several depths,
@@ -38,9 +38,7 @@ struct PagesBenchmark: AsyncParsableCommand {
     var keep = false
 
     func run() async throws {
-        var quiet = Vigil.bootstrapLogging()
-        quiet.logLevel = .warning
-        let logger = quiet
+        let logger = Bench.quietLogger()
         let settings = try PostgresSettings.fromEnvironment()
         let (events, samples, batch, skipRebuild) = (self.events, self.samples, self.batch, self.skipRebuild)
         let offsetSamples = self.offsetSamples
@@ -74,7 +72,7 @@ struct PagesBenchmark: AsyncParsableCommand {
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.projectionOptions = .init(batchSize: batch, leaseRetry: .milliseconds(100))
             let app = buildApplication(configuration, logger: logger)
-            try await app.test(.live) { http in
+            try await LiveServer.run(app, logger: logger) { http in
                 let buildStart = ContinuousClock.now
                 try await Self.waitForReadModels(store, generation: 1, since: buildStart, label: "building")
                 let built = buildStart.duration(to: .now).seconds
@@ -91,7 +89,7 @@ struct PagesBenchmark: AsyncParsableCommand {
                     }
                     var served = 0
                     while try await !Self.rebuilt(store, generation: 2) {
-                        let response = try await http.execute(uri: "/api/events?limit=100", method: .get)
+                        let response = try await http.execute("/api/events?limit=100")
                         guard response.status == .ok else { throw ValidationError("page failed during rebuild") }
                         served += 1
                         if served % 20 == 0 { try await Self.rebuildProgress(store, since: rebuildStart) }
@@ -165,7 +163,7 @@ struct PagesBenchmark: AsyncParsableCommand {
 
     /// Walks `/api/events` with `limit=1000` by `next_cursor` and checks that each id comes once,
     /// in order, and that `count` is the same on every page.
-    static func walk(_ http: any TestClientProtocol, expected: Int) async throws {
+    static func walk(_ http: LiveServer, expected: Int) async throws {
         let start = ContinuousClock.now
         var seen = Set<Int>()
         var counts = Set<Int>()
@@ -175,7 +173,7 @@ struct PagesBenchmark: AsyncParsableCommand {
         var cursor: String?
         repeat {
             let uri = "/api/events?limit=1000" + (cursor.map { "&cursor=" + $0 } ?? "")
-            let response = try await http.execute(uri: uri, method: .get)
+            let response = try await http.execute(uri)
             guard response.status == .ok,
                 let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))
                     as? [String: Any],
@@ -258,8 +256,8 @@ struct PagesBenchmark: AsyncParsableCommand {
             Data(("\rrebuilding: \(text)" + String(format: " (%.0f s)   ", start.duration(to: .now).seconds)).utf8))
     }
 
-    static func count(_ http: any TestClientProtocol, _ filter: String) async throws -> Int {
-        let response = try await http.execute(uri: "/api/events?limit=1&" + filter, method: .get)
+    static func count(_ http: LiveServer, _ filter: String) async throws -> Int {
+        let response = try await http.execute("/api/events?limit=1&" + filter)
         let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
         return body?["count"] as? Int ?? 0
     }
@@ -286,9 +284,9 @@ struct PagesBenchmark: AsyncParsableCommand {
         return nil
     }
 
-    static func timed(_ http: any TestClientProtocol, _ uri: String) async throws -> Duration {
+    static func timed(_ http: LiveServer, _ uri: String) async throws -> Duration {
         let start = ContinuousClock.now
-        let response = try await http.execute(uri: uri, method: .get)
+        let response = try await http.execute(uri)
         let elapsed = start.duration(to: .now)
         guard response.status == .ok else { throw ValidationError("\(uri): \(response.status)") }
         return elapsed
@@ -302,7 +300,7 @@ struct PagesBenchmark: AsyncParsableCommand {
     /// p50 and p99 of up to `samples` sequential GETs (after one unmeasured warm-up), stopping
     /// early (after at least 3) once `budget` is spent.
     static func measure(
-        _ http: any TestClientProtocol, _ uri: String, samples: Int, budget: Duration
+        _ http: LiveServer, _ uri: String, samples: Int, budget: Duration
     ) async throws
         -> (p50: Double, p99: Double)
     {
