@@ -10,6 +10,7 @@ import NIOCore
 import NIOHTTP1
 import PostgresNIO
 import Synchronization
+import Synthetic
 import Testing
 
 /// Request bodies: 413 from `Content-Length` before reading, 413 while collecting a body that

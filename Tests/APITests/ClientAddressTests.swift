@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import Projections
+import Synthetic
 import Testing
 
 /// Issue 12, finding 8: the client address in the events' metadata comes from the socket, and

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import PostgresNIO
 import Projections
+import Synthetic
 import Testing
 import VigilTesting
 

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import PostgresNIO
+import Synthetic
 import Testing
 import VigilTesting
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Projections
+import Synthetic
 import Testing
 import VigilTesting
 
