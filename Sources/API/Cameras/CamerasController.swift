@@ -179,7 +179,14 @@ struct CamerasController<Context: RequestContext> {
 
     private func requireUnique(name: String?, folderPath: String?, except id: String) async throws {
         guard name != nil || folderPath != nil else { return }
-        let taken = try await cameras.taken(name: name, folderPath: folderPath, except: id)
+        var taken = try await cameras.taken(name: name, folderPath: folderPath, except: id)
+        if taken.name || taken.folderPath {
+            // The read model may not have applied a removal yet (a write's wait for its read
+            // models gives up after 10 s on a starved machine): decide on one that has caught
+            // up with the log, not on a stale row.
+            _ = try await store.waitForProjections(["cameras"], toReach: try await store.head())
+            taken = try await cameras.taken(name: name, folderPath: folderPath, except: id)
+        }
         if taken.name { throw APIError(.conflict, "A camera named '\(name ?? "")' already exists") }
         if taken.folderPath { throw APIError(.conflict, "A camera already uses folder_path '\(folderPath ?? "")'") }
     }
