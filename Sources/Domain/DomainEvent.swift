@@ -118,10 +118,15 @@ public struct EventMetadata: Codable, Sendable, Hashable {
     /// Appended as history (a bulk import, demo data): reactors don't act on it, its effects
     /// are in the log already.
     public var imported: Bool?
+    /// A fingerprint of the client input this event was made from, when the request carried an
+    /// `Idempotency-Key`: a retry under the same key must carry the same input (the log writer
+    /// refuses a different one instead of answering with the first).
+    public var requestDigest: String?
 
     public init(
         actor: String, requestId: String? = nil, clientAddress: String? = nil, userAgent: String? = nil,
-        correlationId: String? = nil, causationId: String? = nil, imported: Bool? = nil
+        correlationId: String? = nil, causationId: String? = nil, imported: Bool? = nil,
+        requestDigest: String? = nil
     ) {
         self.actor = actor
         self.requestId = requestId
@@ -130,6 +135,7 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         self.correlationId = correlationId
         self.causationId = causationId
         self.imported = imported
+        self.requestDigest = requestDigest
     }
 
     /// Whether stored `metadata` (JSON text) marks its event as imported history.
@@ -150,5 +156,6 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         case correlationId = "correlation_id"
         case causationId = "causation_id"
         case imported
+        case requestDigest = "request_digest"
     }
 }

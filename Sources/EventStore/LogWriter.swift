@@ -18,6 +18,7 @@ enum LogWriter {
         var stream: String
         var version: Int64
         var checkpoint: Checkpoint
+        var requestDigest: String?
     }
 
     private struct Row {
@@ -121,13 +122,14 @@ enum LogWriter {
         let ids = request.events.map(\.id)
 
         // Idempotency: a request whose events are all stored, in this stream and in this
-        // order, is a retry and gets the original result.
+        // order, from the same input, is a retry and gets the original result.
         let alreadyStored = ids.compactMap { stored[$0] }
         if !alreadyStored.isEmpty {
             let isRetry =
                 alreadyStored.count == ids.count
                 && alreadyStored.allSatisfy { $0.stream == request.stream }
                 && zip(alreadyStored, alreadyStored.dropFirst()).allSatisfy { $0.version + 1 == $1.version }
+                && zip(request.events, alreadyStored).allSatisfy { sameInput($0.requestDigest, $1.requestDigest) }
             guard isRetry else {
                 return .refused(.duplicateEventID(ids.first { stored[$0] != nil }!))
             }
@@ -142,7 +144,11 @@ enum LogWriter {
         // The same events twice in one batch (a client retrying while its first call is queued).
         if let first = ids.first, let earlier = idsInBatch[first] {
             let original = requests[earlier]
-            if original.stream == request.stream && original.events.map(\.id) == ids { return .sameAs(earlier) }
+            if original.stream == request.stream && original.events.map(\.id) == ids
+                && zip(original.events, request.events).allSatisfy({ sameInput($0.requestDigest, $1.requestDigest) })
+            {
+                return .sameAs(earlier)
+            }
             return .refused(.duplicateEventID(first))
         }
         if let clash = ids.first(where: { idsInBatch[$0] != nil }) { return .refused(.duplicateEventID(clash)) }
@@ -155,6 +161,13 @@ enum LogWriter {
         versions[request.stream] = version
         for id in ids { idsInBatch[id] = index }
         return .accepted(firstRow: firstRow, count: ids.count, version: version)
+    }
+
+    /// Whether two events under one id were made from the same client input. An event stored
+    /// before digests were recorded (or appended without one) can't tell, and counts as the same.
+    private static func sameInput(_ new: String?, _ stored: String?) -> Bool {
+        guard let new, let stored else { return true }
+        return new == stored
     }
 
     private static func validate(_ request: AppendRequest) -> String? {
@@ -199,17 +212,17 @@ enum LogWriter {
     {
         let rows = try await connection.query(
             """
-            SELECT event_id, stream, version, tx_id::text, position
+            SELECT event_id, stream, version, tx_id::text, position, metadata->>'request_digest'
             FROM events WHERE event_id = ANY(\(ids)::uuid[])
             """,
             logger: logger
         )
         var stored: [UUID: StoredEvent] = [:]
-        for try await (id, stream, version, transaction, position) in rows.decode(
-            (UUID, String, Int64, String, Int64).self
+        for try await (id, stream, version, transaction, position, digest) in rows.decode(
+            (UUID, String, Int64, String, Int64, String?).self
         ) {
             let checkpoint = Checkpoint(transactionText: transaction, position: position)
-            stored[id] = StoredEvent(stream: stream, version: version, checkpoint: checkpoint)
+            stored[id] = StoredEvent(stream: stream, version: version, checkpoint: checkpoint, requestDigest: digest)
         }
         return stored
     }

@@ -15,7 +15,8 @@ extension NewEvent {
             type: eventType.type,
             schemaVersion: eventType.schemaVersion,
             data: try event.encodedData(),
-            metadata: try metadata.encoded()
+            metadata: try metadata.encoded(),
+            requestDigest: metadata.requestDigest
         )
     }
 }

@@ -10,13 +10,20 @@ public struct NewEvent: Sendable, Hashable {
     public var data: String
     /// Actor, request id, correlation and causation ids…, a JSON object as text.
     public var metadata: String
+    /// The `request_digest` of `metadata` (``EventMetadata/requestDigest``), for the log
+    /// writer: an event id that is already stored is a retry only when the digests agree.
+    public var requestDigest: String?
 
-    public init(id: UUID = UUID(), type: String, schemaVersion: Int32 = 1, data: String, metadata: String = "{}") {
+    public init(
+        id: UUID = UUID(), type: String, schemaVersion: Int32 = 1, data: String, metadata: String = "{}",
+        requestDigest: String? = nil
+    ) {
         self.id = id
         self.type = type
         self.schemaVersion = schemaVersion
         self.data = data
         self.metadata = metadata
+        self.requestDigest = requestDigest
     }
 
     /// Encodes `payload` (snake_case keys, ISO 8601 dates) as the event's data.

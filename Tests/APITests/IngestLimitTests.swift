@@ -25,7 +25,6 @@ import VigilTesting
     }
 
     /// The key's detection is stored for another camera (another stream): 409, never a 500.
-    /// (The same camera with another body is still answered as a retry: docs/RELIABILITY.md.)
     @Test func theSameKeyOnAnotherCameraIs409AndWritesNothing() async throws {
         let app = try TestApp.current
         try await IngestAPITests.register(app.client, "porch")
@@ -37,6 +36,57 @@ import VigilTesting
         #expect(reused.status == .conflict, "\(String(buffer: reused.body))")
         #expect(try json(reused)["detail"] as? String == "Idempotency-Key was already used for a different request")
         #expect(try await IngestAPITests.storedDetections(app.store).count == 1)
+    }
+
+    /// A key reused for a different detection of the same camera is 409 on every ingest path,
+    /// and writes nothing; the same input spelled differently (key order, spaces) is a retry.
+    @Test func theSameKeyForOtherInputIs409OnEveryPath() async throws {
+        let app = try TestApp.current
+        try await IngestAPITests.register(app.client, "porch")
+        let detection = IngestAPITests.detection()
+        let first = try await Self.post(app.client, "/api/detections", key: "same-camera", detection)
+        #expect(first.status == .created)
+        let firstID = try #require(try json(first)["id"] as? Int)
+
+        let other = try await Self.post(
+            app.client, "/api/detections", key: "same-camera", IngestAPITests.detection(object: "person"))
+        #expect(other.status == .conflict, "\(String(buffer: other.body))")
+        #expect(try json(other)["detail"] as? String == "Idempotency-Key was already used for a different request")
+
+        // The same fields in another order, with other spaces: the first detection, 200.
+        let respelled =
+            #"{ "bbox_height":40,"bbox_width":30, "bbox_y":2,"bbox_x":1, "confidence":0.8, "object_type":"car","#
+            + #""file_path":"/export/porch/a.jpg","camera_id":"porch" }"#
+        let retry = try await Self.post(app.client, "/api/detections", key: "same-camera", respelled)
+        #expect(retry.status == .ok, "\(String(buffer: retry.body))")
+        #expect(try json(retry)["id"] as? Int == firstID)
+
+        // A JSON batch with one item changed: all or nothing, 409.
+        let batch = "[\(detection), \(IngestAPITests.detection(object: "cat"))]"
+        #expect(try await Self.post(app.client, "/api/detections/batch", key: "b-same", batch).status == .created)
+        let changed = "[\(detection), \(IngestAPITests.detection(object: "dog"))]"
+        let refused = try await Self.post(app.client, "/api/detections/batch", key: "b-same", changed)
+        #expect(refused.status == .conflict, "\(String(buffer: refused.body))")
+
+        // NDJSON: the changed line is reported as a conflict, the unchanged one is already stored.
+        let lines = "\(detection)\n\(IngestAPITests.detection(object: "cat"))\n"
+        let upload = try await Self.post(
+            app.client, "/api/detections/batch", key: "nd-same", contentType: "application/x-ndjson", lines)
+        #expect(try json(upload)["accepted"] as? Int == 2)
+        let changedLines = "\(detection)\n\(IngestAPITests.detection(object: "bird"))\n"
+        let again = try await Self.post(
+            app.client, "/api/detections/batch", key: "nd-same", contentType: "application/x-ndjson", changedLines)
+        let report = try json(again)
+        #expect(report["accepted"] as? Int == 0, "\(report)")
+        #expect(report["already_stored"] as? Int == 1, "\(report)")
+        let errors = try #require(report["errors"] as? [[String: Any]])
+        #expect(errors.compactMap { $0["line"] as? Int } == [2])
+        let issue = (errors.first?["detail"] as? [[String: Any]])?.first
+        #expect(issue?["type"] as? String == "conflict", "\(report)")
+
+        // 1 + 2 + 2 detections stored, none of the refused ones.
+        let stored = try await IngestAPITests.storedDetections(app.store)
+        #expect(stored.count == 5)
     }
 
     @Test func aJSONBatchReplayedWithItsKeyAnswersTheFirstDetections() async throws {

@@ -15,7 +15,8 @@ import Projections
 /// Every accepted detection is a `DetectionRecorded` event with its id from the shared
 /// sequence (``IDSequence/detections``). With an `Idempotency-Key` header, each detection's
 /// event id is derived from the key (and its index or line), so a retry writes nothing new and
-/// answers with what the first attempt stored. Answers render detections like `GET
+/// answers with what the first attempt stored; its metadata carries a digest of the input, so
+/// the key reused for different input is a 409, not an answer about the first. Answers render detections like `GET
 /// /api/detections/{id}` does (``DetectionsReadModel/render(eventData:)``).
 struct DetectionIngest<Context: RequestContext> {
     let store: EventStore
@@ -42,9 +43,10 @@ struct DetectionIngest<Context: RequestContext> {
         guard let input else { throw ValidationError([]) }
         let unknown = try await cameras.issues([(input, ["body", "camera_id"])])
         if !unknown.isEmpty { throw ValidationError(unknown) }
-        let eventID = idempotentID(request, metadata: metadata, index: 0) ?? UUID()
+        let identity = identity(request, metadata: metadata, index: 0, digest: body.digest)
+        let eventID = identity.id
         let detection = input.detection(id: try await store.takeIDs(1, from: .detections)[0])
-        let event = try NewEvent(detection, id: eventID, metadata: metadata)
+        let event = try NewEvent(detection, id: eventID, metadata: identity.metadata)
         // Rendered while the append waits for its group commit.
         async let rendered = detections.render(eventData: [event.data])
         let result: AppendResult
@@ -77,6 +79,7 @@ struct DetectionIngest<Context: RequestContext> {
         }
         // All or nothing: every item is checked before anything is written.
         var inputs: [(input: DetectionInput, location: [String])] = []
+        var digests: [String] = []
         var issues: [ValidationError.Issue] = []
         for (index, item) in items.enumerated() {
             let location = ["body", String(index)]
@@ -85,7 +88,10 @@ struct DetectionIngest<Context: RequestContext> {
             case .success(var body):
                 let input = DetectionInput(&body, eventTimes: eventTimes)
                 issues += body.issues
-                if let input { inputs.append((input, location + ["camera_id"])) }
+                if let input {
+                    inputs.append((input, location + ["camera_id"]))
+                    digests.append(body.digest)
+                }
             }
         }
         issues += try await cameras.issues(inputs)
@@ -94,8 +100,8 @@ struct DetectionIngest<Context: RequestContext> {
         var events: [(stream: String, event: NewEvent)] = []
         for (index, (input, _)) in inputs.enumerated() {
             let detection = input.detection(id: ids[index])
-            let eventID = idempotentID(request, metadata: metadata, index: index) ?? UUID()
-            events.append((detection.stream, try NewEvent(detection, id: eventID, metadata: metadata)))
+            let identity = identity(request, metadata: metadata, index: index, digest: digests[index])
+            events.append((detection.stream, try NewEvent(detection, id: identity.id, metadata: identity.metadata)))
         }
         async let rendered = detections.render(eventData: events.map(\.event.data))
         let result = try await store.appendBulk(events)
@@ -116,7 +122,7 @@ struct DetectionIngest<Context: RequestContext> {
     /// (`line` is 1-based) and skipped. Each chunk is one transaction.
     private func createFromLines(_ request: Request, metadata: EventMetadata) async throws -> Response {
         var report = LineReport()
-        var pending: [(line: Int, input: DetectionInput)] = []
+        var pending: [PendingLine] = []
         var lineNumber = 0
         try await NDJSONLines.forEach(in: request.body, maxLength: BodyLimits.ndjsonLine) { line in
             lineNumber += 1
@@ -138,7 +144,7 @@ struct DetectionIngest<Context: RequestContext> {
                 case .success(var body):
                     let input = DetectionInput(&body, eventTimes: eventTimes)
                     if let input, body.issues.isEmpty {
-                        pending.append((lineNumber, input))
+                        pending.append(PendingLine(line: lineNumber, input: input, digest: body.digest))
                     } else {
                         report.reject(lineNumber, body.issues)
                     }
@@ -160,7 +166,7 @@ struct DetectionIngest<Context: RequestContext> {
     /// reported on the chunk's lines instead of a 500, which would hide what was stored; a retry
     /// with the same `Idempotency-Key` then writes only the rest.
     private func appendChunk(
-        _ lines: [(line: Int, input: DetectionInput)], request: Request, metadata: EventMetadata,
+        _ lines: [PendingLine], request: Request, metadata: EventMetadata,
         report: inout LineReport
     ) async throws {
         var attempt = report
@@ -183,11 +189,11 @@ struct DetectionIngest<Context: RequestContext> {
     }
 
     private func appendLines(
-        _ lines: [(line: Int, input: DetectionInput)], request: Request, metadata: EventMetadata,
+        _ lines: [PendingLine], request: Request, metadata: EventMetadata,
         report: inout LineReport
     ) async throws {
         let known = try await cameras.known(Set(lines.map(\.input.cameraId)))
-        var accepted: [(line: Int, input: DetectionInput)] = []
+        var accepted: [PendingLine] = []
         for entry in lines {
             if known.contains(entry.input.cameraId) {
                 accepted.append(entry)
@@ -201,8 +207,8 @@ struct DetectionIngest<Context: RequestContext> {
         var events: [(stream: String, event: NewEvent)] = []
         for (index, entry) in accepted.enumerated() {
             let detection = entry.input.detection(id: ids[index])
-            let eventID = idempotentID(request, metadata: metadata, index: entry.line) ?? UUID()
-            events.append((detection.stream, try NewEvent(detection, id: eventID, metadata: metadata)))
+            let identity = identity(request, metadata: metadata, index: entry.line, digest: entry.digest)
+            events.append((detection.stream, try NewEvent(detection, id: identity.id, metadata: identity.metadata)))
         }
         let result = try await store.appendBulk(events)
         report.accepted += result.appended
@@ -219,9 +225,25 @@ struct DetectionIngest<Context: RequestContext> {
         try SharedKey(workerKey, actor: "worker").authorize(request)
     }
 
-    private func idempotentID(_ request: Request, metadata: EventMetadata, index: Int) -> UUID? {
-        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else { return nil }
-        return DeterministicID.uuid("DetectionRecorded", metadata.actor, key, String(index))
+    /// A good NDJSON line waiting for its chunk.
+    private struct PendingLine {
+        var line: Int
+        var input: DetectionInput
+        var digest: String
+    }
+
+    /// The event id and metadata of the detection at `index` (or line): without an
+    /// `Idempotency-Key` a fresh id; with one, an id derived from the key and the input's
+    /// `digest` in the metadata, which the log writer compares on a retry.
+    private func identity(
+        _ request: Request, metadata: EventMetadata, index: Int, digest: String
+    ) -> (id: UUID, metadata: EventMetadata) {
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else {
+            return (UUID(), metadata)
+        }
+        var keyed = metadata
+        keyed.requestDigest = digest
+        return (DeterministicID.uuid("DetectionRecorded", metadata.actor, key, String(index)), keyed)
     }
 
     private func refusal(_ error: AppendError) -> String {

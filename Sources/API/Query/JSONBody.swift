@@ -1,3 +1,4 @@
+import Crypto
 import Domain
 import Foundation
 import Hummingbird
@@ -50,6 +51,15 @@ struct JSONBody {
         }
         throw APIError(
             .unsupportedMediaType, "Unsupported Content-Type '\(mediaType)': this route takes application/json")
+    }
+
+    /// A fingerprint of the object's content: SHA-256 of its canonical JSON (sorted keys, no
+    /// whitespace), so the same input matches however a client spelled it.
+    var digest: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let bytes = (try? encoder.encode(JSONValue.object(object))) ?? Data()
+        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
     init(object: [String: JSONValue], location: [String] = ["body"]) {
