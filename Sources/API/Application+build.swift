@@ -59,8 +59,19 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
+/// The server can't run as configured.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// How many pool connections requests get at least, beside what the runners hold.
+let connectionsForRequests = 8
+
 /// The composition root: everything the server runs, wired once, for `main` and the tests.
-public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) -> some ApplicationProtocol {
+///
+/// - Throws: ``ConfigurationError`` when the pool (`VIGIL_PG_POOL_SIZE`) can't hold the
+///   connections the runners keep for as long as they run and still serve requests.
+public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> some ApplicationProtocol {
     let client = PostgresClient(configuration: configuration.postgres.clientConfiguration, backgroundLogger: logger)
     let store = EventStore(client: client, logger: logger)
     let notifier = LogNotifier(client: client, logger: logger)
@@ -82,6 +93,17 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
         redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
         trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
+    // Each runner's two roles (live, rebuild) hold a pooled connection each for as long as they
+    // run (their leases), and the notifier one for LISTEN: a smaller pool starves every request.
+    let held = (configuration.runProjections ? projections.count * 2 : 0) + 1
+    let pool = configuration.postgres.maximumConnections
+    guard pool >= held + connectionsForRequests else {
+        throw ConfigurationError(
+            description: "VIGIL_PG_POOL_SIZE is \(pool), but this server's runners hold \(held) connections for as "
+                + "long as they run (two per projection runner, one for notifications) and requests need at least "
+                + "\(connectionsForRequests) more: set it to \(held + connectionsForRequests) or more, or run the "
+                + "projections elsewhere (--projections off)")
+    }
     var services: [any Service] = []
     if configuration.runProjections {
         services += projections.map {

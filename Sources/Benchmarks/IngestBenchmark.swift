@@ -49,7 +49,7 @@ struct IngestBenchmark: AsyncParsableCommand {
             let store = EventStore(client: client, logger: logger)
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.redis = nil  // batches close; no analysis jobs (measures ingest alone)
-            let app = buildApplication(configuration, logger: logger)
+            let app = try buildApplication(configuration, logger: logger)
             let http = HTTPClient(
                 eventLoopGroupProvider: .singleton,
                 configuration: .init(

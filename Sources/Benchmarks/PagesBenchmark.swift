@@ -71,7 +71,7 @@ struct PagesBenchmark: AsyncParsableCommand {
             // 2. The server, its runners building the read models from the log.
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.projectionOptions = .init(batchSize: batch, leaseRetry: .milliseconds(100))
-            let app = buildApplication(configuration, logger: logger)
+            let app = try buildApplication(configuration, logger: logger)
             try await LiveServer.run(app, logger: logger) { http in
                 let buildStart = ContinuousClock.now
                 try await Self.waitForReadModels(store, generation: 1, since: buildStart, label: "building")

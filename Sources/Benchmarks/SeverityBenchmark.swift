@@ -57,7 +57,7 @@ struct SeverityBenchmark: AsyncParsableCommand {
 
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.projectionOptions = .init(batchSize: ProjectionRunner.Options().batchSize)
-            let app = buildApplication(configuration, logger: logger)
+            let app = try buildApplication(configuration, logger: logger)
             try await LiveServer.run(app, logger: logger) { http in
                 let buildStart = ContinuousClock.now
                 try await Pages.waitForReadModels(store, generation: 1, since: buildStart, label: "building")

@@ -72,7 +72,8 @@ struct Serve: AsyncParsableCommand {
         if let idle = Environment.string("VIGIL_BATCH_IDLE_TIMEOUT_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchIdleTimeoutSeconds = idle
         }
-        let app = buildApplication(configuration, logger: logger)
+        let app = try Result { try buildApplication(configuration, logger: logger) }
+            .mapError { fail("\($0)", code: 2) }.get()
         // Shutdown is bounded whatever the dependencies do (PostgreSQL down, a stuck client):
         // 7 s to finish gracefully, then tasks are cancelled, and after 3 s more the process
         // exits anyway.

@@ -51,7 +51,7 @@ func runApp(
     configuration.projectionOptions = .init(
         batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
     configure(&configuration)
-    let app = buildApplication(configuration, logger: testLogger)
+    let app = try buildApplication(configuration, logger: testLogger)
     try await app.test(.router) { testClient in try await body(testClient) }
 }
 

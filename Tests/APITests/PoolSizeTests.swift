@@ -1,0 +1,47 @@
+import API
+import EventStore
+import Foundation
+import Redis
+import Testing
+import VigilTesting
+
+/// A pool too small for what the runners hold starves every request (docs/RELIABILITY.md,
+/// finding 2): the server refuses to start with it and says how large it must be.
+@Suite struct PoolSizeTests {
+    static func configuration(pool: Int, projections: Bool = true, redis: Bool = true) -> ServerConfiguration {
+        var settings = PostgresSettings()
+        settings.maximumConnections = pool
+        var configuration = ServerConfiguration(postgres: settings)
+        configuration.runProjections = projections
+        configuration.redis = redis ? RedisSettings() : nil
+        return configuration
+    }
+
+    /// The smallest pool the error names, or nil when `pool` is accepted.
+    static func minimum(pool: Int, projections: Bool = true, redis: Bool = true) -> Int? {
+        do {
+            _ = try buildApplication(
+                configuration(pool: pool, projections: projections, redis: redis), logger: testLogger)
+            return nil
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("VIGIL_PG_POOL_SIZE is \(pool)"), "\(text)")
+            let number = text.split(separator: " ").drop { $0 != "to" }.dropFirst().first
+            return number.flatMap { Int($0) }
+        }
+    }
+
+    @Test func aPoolTooSmallForTheRunnersIsRefusedWithTheMinimum() throws {
+        // Six runners with Redis (four read models, the batch aggregator, the publisher): 12
+        // leases and the notifier's connection, and 8 for requests.
+        #expect(Self.minimum(pool: 10) == 21)
+        #expect(Self.minimum(pool: 20) == 21)
+        #expect(Self.minimum(pool: 21) == nil)
+        // Without Redis there is no publisher.
+        #expect(Self.minimum(pool: 18, redis: false) == 19)
+        #expect(Self.minimum(pool: 19, redis: false) == nil)
+        // Without runners only the notifier holds one.
+        #expect(Self.minimum(pool: 10, projections: false) == nil)
+        #expect(Self.minimum(pool: 8, projections: false) == 9)
+    }
+}
