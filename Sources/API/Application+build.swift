@@ -76,7 +76,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let store = EventStore(client: client, logger: logger)
     let notifier = LogNotifier(client: client, logger: logger)
     let appender = GroupCommitAppender(store: store)
-    let availability = DatabaseAvailability(settings: configuration.postgres, logger: logger)
+    let availability = DatabaseAvailability(settings: configuration.postgres, logger: logger, pool: client)
     let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
     var projections = ReadModels.all
     projections.append(BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))

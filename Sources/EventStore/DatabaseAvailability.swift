@@ -17,6 +17,13 @@ import Synchronization
 /// as a failure only after five of them in a row (~20 s): a machine loaded enough to starve the
 /// probe is slow, not down, and answering 503 would turn slowness into failures. One answer
 /// means up again.
+///
+/// With the server's `pool`, each probe that got an answer also leases a pooled connection:
+/// when none comes within `leaseTimeout` *and* PostgreSQL refuses a new connection (its
+/// `max_connections` taken by another client, Vigil's pooled sessions ended), requests can't
+/// get one either; that counts as a failed probe too, so they get a fast 503 instead of waiting
+/// as long as the slots stay taken. A pool that is only busy (a new connection opens) is not
+/// down.
 public final class DatabaseAvailability: Service, Sendable {
     public struct Status: Sendable {
         public var isUp: Bool
@@ -30,6 +37,8 @@ public final class DatabaseAvailability: Service, Sendable {
     private let logger: Logger
     private let interval: Duration
     private let timeout: Duration
+    private let pool: PostgresClient?
+    private let leaseTimeout: Duration
     private let failuresToGoDown = 2
     private let timeoutsToGoDown = 5
     private let status = Mutex(Status(isUp: true, error: nil, since: Date()))
@@ -38,8 +47,11 @@ public final class DatabaseAvailability: Service, Sendable {
     private let changes = ChangeSignal()
 
     public init(
-        settings: PostgresSettings, logger: Logger, interval: Duration = .seconds(1), timeout: Duration = .seconds(3)
+        settings: PostgresSettings, logger: Logger, interval: Duration = .seconds(1), timeout: Duration = .seconds(3),
+        pool: PostgresClient? = nil, leaseTimeout: Duration = .seconds(1)
     ) {
+        self.pool = pool
+        self.leaseTimeout = leaseTimeout
         var settings = settings
         settings.applicationName = "vigil-probe"
         do {
@@ -62,7 +74,8 @@ public final class DatabaseAvailability: Service, Sendable {
             var misses = 0
             var errors = 0
             while !Task.isCancelled {
-                let (failure, timedOut) = await self.probe()
+                var (failure, timedOut) = await self.probe()
+                if failure == nil, let starved = await self.probePool() { (failure, timedOut) = (starved, false) }
                 misses = failure == nil ? 0 : misses + 1
                 errors = failure == nil || timedOut ? 0 : errors + 1
                 if failure == nil || errors >= self.failuresToGoDown || misses >= self.timeoutsToGoDown {
@@ -72,6 +85,35 @@ public final class DatabaseAvailability: Service, Sendable {
             }
         }
         if let connection = connection.withLock({ $0 }) { try? await connection.close() }
+    }
+
+    /// The database is down (see ``untilDown(_:)``).
+    public struct Down: Error {}
+
+    /// Runs `body` until it returns or the database goes down, whichever comes first: a body
+    /// still waiting then (for a pooled connection, an answer) is cancelled, and this throws
+    /// ``Down`` (at once when the database is down already).
+    public func untilDown<Value: Sendable>(_ body: () async throws -> Value) async throws -> Value {
+        guard isUp else { throw Down() }
+        return try await withoutActuallyEscaping(body) { escapingBody in
+            // Safe: the task group below ends (awaiting its children) before this closure
+            // returns, so `body` never outlives the call it was passed to.
+            nonisolated(unsafe) let body = escapingBody
+            return try await withThrowingTaskGroup(of: Value?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    await self.waitUntilDown()
+                    return nil
+                }
+                defer { group.cancelAll() }
+                do {
+                    guard let value = try await group.next() ?? nil else { throw Down() }
+                    return value
+                } catch where !self.isUp {
+                    throw Down()
+                }
+            }
+        }
     }
 
     /// Returns when the database is (or goes) down, or when the task is cancelled.
@@ -124,6 +166,29 @@ public final class DatabaseAvailability: Service, Sendable {
             await dropConnection()
             return ("no answer within \(timeout)", true)
         }
+    }
+
+    /// nil when a pooled connection comes within `leaseTimeout`, or when it doesn't but
+    /// PostgreSQL still opens a new connection (the pool is busy, it will get one); else why
+    /// requests can't get a connection.
+    private func probePool() async -> String? {
+        guard let pool, let configuration else { return nil }
+        let logger = self.logger
+        let leased = await withDeadline(leaseTimeout) {
+            try await pool.withConnection { try await $0.guardedQuery("SELECT 1", logger: logger) }
+        }
+        if case .success = leased { return nil }
+        // The task closes what it opened, even after the deadline gave up on it.
+        let opened = await withDeadline(timeout) { () -> Void in
+            let fresh = try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 1,
+                logger: logger
+            ).get()
+            try? await fresh.close()
+        }
+        guard case .failure(let error) = opened else { return nil }
+        return "no pooled connection within \(leaseTimeout), and PostgreSQL refuses new ones: "
+            + String(reflecting: error)
     }
 
     /// Keeps `fresh` as the probe's connection unless the probe that opened it has given up

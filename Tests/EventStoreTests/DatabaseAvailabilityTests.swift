@@ -47,4 +47,103 @@ import VigilTesting
             #expect(open == 0, "probe connections left open")
         }
     }
+
+    /// Connection exhaustion (docs/RELIABILITY.md, finding 1): PostgreSQL refuses new
+    /// connections and the pool has none left. The probe's own connection still answers, but
+    /// requests could only wait: the probe must say down, and up again once slots free up. A
+    /// pool that is only busy (every connection leased, new ones still possible) stays up.
+    /// A role's `CONNECTION LIMIT` stands in for `max_connections` (both are SQLSTATE 53300).
+    @Test func aPoolThatCantGetAConnectionIsDownAndABusyOneIsNot() async throws {
+        try await ScratchDatabase.with(
+            settings: try TestDatabase.settings(), prefix: "vigil_test", logger: TestDatabase.logger
+        ) { admin, settings in
+            let logger = TestDatabase.logger
+            let role = "vigil_limited_\(UUID().uuidString.prefix(8).lowercased())"
+            try await admin.query("CREATE ROLE \(unescaped: role) LOGIN CONNECTION LIMIT 4", logger: logger)
+            do {
+                try await Self.exhaust(role: role, settings: settings, admin: admin)
+            } catch {
+                _ = try? await admin.query("DROP ROLE IF EXISTS \(unescaped: role)", logger: logger)
+                throw error
+            }
+            try await admin.query("DROP ROLE IF EXISTS \(unescaped: role)", logger: logger)
+        }
+    }
+
+    private static func exhaust(role: String, settings: PostgresSettings, admin: PostgresClient) async throws {
+        let logger = TestDatabase.logger
+        let limited = {
+            var limited = settings
+            limited.username = role
+            limited.maximumConnections = 2
+            return limited
+        }()
+        try await limited.withRunningClient(logger: logger) { pool in
+            let availability = DatabaseAvailability(
+                settings: limited, logger: logger, interval: .milliseconds(200), timeout: .seconds(2),
+                pool: pool, leaseTimeout: .milliseconds(300))
+            let run = Task { try await availability.run() }
+            defer { run.cancel() }
+            func sessions(_ application: String) async throws -> Int {
+                let rows = try await admin.query(
+                    """
+                    SELECT count(*)::int FROM pg_stat_activity
+                    WHERE usename = \(role) AND application_name = \(application)
+                    """, logger: logger)
+                for try await count in rows.decode(Int.self) { return count }
+                return 0
+            }
+
+            // Busy: both pooled connections sleep for 3 s; the probe's lease waits past its
+            // 300 ms, but a new connection opens (probe 1 + pool 2 + a new one = 4).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<2 {
+                    group.addTask { try await pool.query("SELECT pg_sleep(3)", logger: logger) }
+                }
+                try await Task.sleep(for: .seconds(2))
+                #expect(availability.isUp, "a busy pool was taken for down: \(availability.current)")
+                try await group.waitForAll()
+            }
+            #expect(availability.isUp)
+
+            // Exhausted: a foreign client takes every free slot, Vigil's pooled sessions end.
+            var foreign: [PostgresConnection] = []
+            do {
+                var foreignSettings = limited
+                foreignSettings.applicationName = "hog"
+                let configuration = try foreignSettings.connectionConfiguration(connectTimeout: .seconds(5))
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(30)
+                while clock.now < deadline {
+                    _ = try await admin.query(
+                        """
+                        SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                        WHERE usename = \(role) AND application_name = \(limited.applicationName)
+                        """, logger: logger)
+                    do {
+                        foreign.append(
+                            try await PostgresConnection.connect(
+                                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration,
+                                id: foreign.count + 10, logger: logger
+                            ).get())
+                    } catch {
+                        // Full. Done once the pool holds nothing either (else it took a slot first).
+                        if try await sessions(limited.applicationName) == 0 { break }
+                    }
+                }
+                #expect(try await sessions(limited.applicationName) == 0)
+                try await waitUntil("the probe says down", timeout: .seconds(20)) { !availability.isUp }
+                let error = availability.current.error ?? ""
+                #expect(error.contains("refuses new ones") && error.contains("53300"), "\(error)")
+
+            } catch {
+                for connection in foreign { try? await connection.close() }
+                throw error
+            }
+            // The foreign client lets go: up again, and the pool serves.
+            for connection in foreign { try await connection.close() }
+            try await waitUntil("the probe says up", timeout: .seconds(20)) { availability.isUp }
+            try await pool.query("SELECT 1", logger: logger)
+        }
+    }
 }

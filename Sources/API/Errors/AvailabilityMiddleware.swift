@@ -14,27 +14,12 @@ struct AvailabilityMiddleware<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         let path = request.uri.path
         if path == "/health" || path == "/ready" { return try await next(request, context) }
-        guard availability.isUp else { throw Self.unavailable }
         // Whichever comes first: the answer, or the database going down (which cancels the
         // request: a wait for a pooled connection ends at once, a transaction rolls back).
-        return try await withoutActuallyEscaping(next) { escapingNext in
-            // Safe: the task group below ends (awaiting its children) before this closure
-            // returns, so `next` never outlives the call it was passed to.
-            nonisolated(unsafe) let next = escapingNext
-            return try await withThrowingTaskGroup(of: Response?.self) { group in
-                group.addTask { try await next(request, context) }
-                group.addTask {
-                    await availability.waitUntilDown()
-                    return nil
-                }
-                defer { group.cancelAll() }
-                do {
-                    guard let response = try await group.next() ?? nil else { throw Self.unavailable }
-                    return response
-                } catch  where !availability.isUp {
-                    throw Self.unavailable
-                }
-            }
+        do {
+            return try await availability.untilDown { try await next(request, context) }
+        } catch is DatabaseAvailability.Down {
+            throw Self.unavailable
         }
     }
 }

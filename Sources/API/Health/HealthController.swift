@@ -24,11 +24,11 @@ struct HealthController<Context: RequestContext> {
 
     @Sendable func ready(_ request: Request, context: Context) async throws -> Response {
         do {
-            // Down: say so at once rather than wait for a connection the pool can't make.
-            guard availability.isUp else { throw PostgresConnectionClosed() }
-            let checkpoint = try await store.head()
-            let oldest = try await store.horizonHolders(limit: 1)
-            let statuses = try await store.projectionStatuses()
+            // Down, or going down while these wait: say so at once rather than wait for a
+            // connection the pool can't make.
+            let (checkpoint, oldest, statuses) = try await availability.untilDown {
+                (try await store.head(), try await store.horizonHolders(limit: 1), try await store.projectionStatuses())
+            }
             let unhealthy = statuses.filter { $0.health != "ok" }
             let projections =
                 unhealthy.contains { $0.health == "failing" } ? "failing" : unhealthy.isEmpty ? "healthy" : "degraded"
