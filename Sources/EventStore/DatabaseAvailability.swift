@@ -109,7 +109,7 @@ public final class DatabaseAvailability: Service, Sendable {
                 do {
                     guard let value = try await group.next() ?? nil else { throw Down() }
                     return value
-                } catch where !self.isUp {
+                } catch  where !self.isUp {
                     throw Down()
                 }
             }
