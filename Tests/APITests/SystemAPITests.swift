@@ -242,6 +242,102 @@ import VigilTesting
         }
     }
 
+    @Test("Config ranges: every bound accepted, one past it a 422 naming the field")
+    func configBounds() async throws {
+        try await withApp { store, client in
+            let fields: [(name: String, low: String, high: String, below: String, above: String)] = [
+                ("retention_days", "1", "365", "0", "366"),
+                ("batch_window_seconds", "1", "86400", "0", "86401"),
+                ("batch_idle_timeout_seconds", "1", "86400", "0", "86401"),
+                ("detection_confidence_threshold", "0", "1", "-0.01", "1.01"),
+                ("fast_path_confidence_threshold", "0", "1", "-0.01", "1.01"),
+            ]
+            var written = 0
+            for field in fields {
+                for value in [field.low, field.high] {
+                    let response = try await client.send(
+                        .patch, "/api/system/config", json: #"{"\#(field.name)": \#(value)}"#)
+                    #expect(response.status == .ok, "\(field.name) = \(value)")
+                    #expect((try json(response)[field.name] as? Double) == Double(value), "\(field.name) = \(value)")
+                    written += 1
+                }
+                for value in [field.below, field.above] {
+                    let response = try await client.send(
+                        .patch, "/api/system/config", json: #"{"\#(field.name)": \#(value)}"#)
+                    #expect(response.status == .unprocessableContent, "\(field.name) = \(value)")
+                    let issues = try json(response)["detail"] as? [[String: Any]] ?? []
+                    let locations = issues.map { ($0["loc"] as? [Any])?.map { "\($0)" } ?? [] }
+                    #expect(locations == [["body", field.name]], "\(field.name) = \(value)")
+                }
+            }
+            // fast_path_object_types: 50 entries of 50 characters at most.
+            let fifty = (0..<50).map { #""type\#($0)""# }.joined(separator: ", ")
+            #expect(
+                try await client.send(.patch, "/api/system/config", json: #"{"fast_path_object_types": [\#(fifty)]}"#)
+                    .status == .ok)
+            written += 1
+            let fiftyOne = fifty + #", "one-more""#
+            #expect(
+                try await client.send(
+                    .patch, "/api/system/config", json: #"{"fast_path_object_types": [\#(fiftyOne)]}"#
+                ).status == .unprocessableContent)
+            let long = String(repeating: "x", count: 51)
+            #expect(
+                try await client.send(.patch, "/api/system/config", json: #"{"fast_path_object_types": ["\#(long)"]}"#)
+                    .status == .unprocessableContent)
+            // Each accepted PATCH changed a field: one event each, none for the refused ones.
+            #expect(try await store.readStream(SystemSettings.stream)?.version == Int64(written))
+        }
+    }
+
+    /// Two changes at once: the one that read the settings before the other committed is a 409
+    /// (the stream's version is the expected one), and nothing of it is applied. Made
+    /// deterministic by holding the stream's lock: the PATCH reads version 0, then waits for
+    /// the lock while a change commits.
+    @Test("A PATCH that raced another change is a 409 and applies nothing; its retry applies")
+    func configConflict() async throws {
+        try await withApp { store, client in
+            let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+            let (held, heldContinuation) = AsyncStream.makeStream(of: Void.self)
+            let other = SystemConfigChanged(changes: [
+                "batch_window_seconds": .init(from: .number(90), to: .number(120))
+            ])
+            async let holder: Void = store.transaction { transaction in
+                try await transaction.append(
+                    to: SystemSettings.stream, events: [try NewEvent(other, metadata: EventMetadata(actor: "test"))])
+                heldContinuation.yield()
+                for await _ in release { break }
+            }
+            for await _ in held { break }
+            async let patch = client.send(.patch, "/api/system/config", json: #"{"retention_days": 7}"#)
+            // The PATCH waits for the stream's lock.
+            try await waitUntil("the PATCH waits for the lock", timeout: .seconds(30)) {
+                let rows = try await store.client.query(
+                    """
+                    SELECT count(*)::int FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock'
+                    """, logger: store.logger)
+                for try await count in rows.decode(Int.self) { return count > 0 }
+                return false
+            }
+            releaseContinuation.yield()
+            try await holder
+            let refused = try await patch
+            #expect(refused.status == .conflict, "\(String(buffer: refused.body))")
+            #expect(try json(refused)["detail"] as? String == "System settings were changed by another request; retry")
+            let read = try await client.getJSON("/api/system/config")
+            #expect(read["retention_days"] as? Int == 30)
+            #expect(read["batch_window_seconds"] as? Int == 120)
+            #expect(try await store.readStream(SystemSettings.stream)?.version == 1)
+
+            let retried = try await client.send(.patch, "/api/system/config", json: #"{"retention_days": 7}"#)
+            #expect(retried.status == .ok)
+            #expect(try json(retried)["retention_days"] as? Int == 7)
+            #expect(try json(retried)["batch_window_seconds"] as? Int == 120)
+            #expect(try await store.readStream(SystemSettings.stream)?.version == 2)
+        }
+    }
+
     @Test("The batch aggregator follows a config change from its place in the log, without a restart")
     func aggregatorFollowsConfig() async throws {
         try await withApp(configure: { $0.settings.config.batchIdleTimeoutSeconds = 300 }) { store, client in
