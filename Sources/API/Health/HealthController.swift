@@ -79,6 +79,9 @@ struct HealthController<Context: RequestContext> {
                 if !status.isUp {
                     object.field("database_error", status.error)
                     object.field("database_down_since", status.since.formatted(.iso8601))
+                } else {
+                    // The probe has not seen it yet (or it was this check alone): its own error.
+                    object.field("database_error", String(reflecting: error))
                 }
             }
             return body.response(status: .serviceUnavailable)
