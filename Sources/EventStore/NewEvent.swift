@@ -114,6 +114,13 @@ public enum AppendError: Error, Hashable, CustomStringConvertible {
     /// stream first (see ``EventStore/transaction(_:)``).
     case tooMuchContention(stream: String)
 
+    /// Refused because of what else is in the log (a client may retry or reconsider), not
+    /// because the request was malformed.
+    public var isConflict: Bool {
+        if case .invalidRequest = self { return false }
+        return true
+    }
+
     public var description: String {
         switch self {
         case .wrongExpectedVersion(let stream, let expected, let current):

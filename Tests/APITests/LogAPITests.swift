@@ -228,4 +228,30 @@ struct ProjectionsAPITests {
             #expect(demo["rebuild"] is NSNull)
         }
     }
+
+    /// Asking again while a rebuild waits is the same rebuild, not another generation; an
+    /// unknown name is a 404 and writes nothing. No runner here: the rebuild stays requested.
+    @Test("POST …/rebuild: asking twice is the same generation; an unknown name is a 404")
+    func rebuildRequests() async throws {
+        try await withApp(configure: { $0.runProjections = false }) { store, client in
+            let first = try await client.send(.post, "/api/projections/detections/rebuild")
+            #expect(first.status == .accepted)
+            let generation = try #require(try json(first)["generation"] as? Int)
+            #expect(generation == 2)
+            let again = try await client.send(.post, "/api/projections/detections/rebuild")
+            #expect(again.status == .accepted)
+            #expect(try json(again)["generation"] as? Int == generation)
+            let statuses = try await client.getJSON("/api/projections")["projections"] as? [[String: Any]] ?? []
+            let detections = statuses.first { $0["name"] as? String == "detections" }
+            #expect((detections?["rebuild"] as? [String: Any])?["generation"] as? Int == generation)
+            #expect(detections?["generation"] as? Int == 1)
+
+            let unknown = try await client.send(.post, "/api/projections/nope/rebuild")
+            #expect(unknown.status == .notFound)
+            #expect(try json(unknown)["detail"] as? String == "Projection nope not found")
+            let rows = try await store.client.query(
+                "SELECT count(*)::int FROM projections WHERE name = 'nope'", logger: store.logger)
+            #expect(try await rows.decode(Int.self).first { _ in true } == 0)
+        }
+    }
 }

@@ -198,6 +198,54 @@ import VigilTesting
         }
     }
 
+    /// A PATCHed idle time outlives the server that took it: the next server, started with the
+    /// environment's default (30 s) and a real clock, closes the batch the first one left open
+    /// after the PATCHed 2 s. The first server's clock stands still, so it can't close it.
+    @Test func aPatchedIdleTimeCarriesAcrossARestartOnARealClock() async throws {
+        try await withScratchDatabase { store, database in
+            let configure = Self.configure(prefix: Self.prefix(), redis: false)
+            let frozen = Date()
+            try await runApp(
+                on: database,
+                configure: {
+                    configure(&$0)
+                    $0.settings.config.batchIdleTimeoutSeconds = 30
+                    $0.batchClock = { frozen }
+                }
+            ) { client in
+                let patched = try await client.send(
+                    .patch, "/api/system/config", json: #"{"batch_idle_timeout_seconds": 2}"#)
+                #expect(patched.status == .ok)
+                try await IngestAPITests.register(client, "porch")
+                #expect(
+                    try await client.send(.post, "/api/detections", json: IngestAPITests.detection()).status == .created
+                )
+                try await waitUntil("the batch is open") {
+                    let events = try await Self.events(client)
+                    return events.count == 1 && events[0]["ended_at"] is NSNull
+                }
+            }
+            #expect(try await Self.closes(store).isEmpty)
+            let clock = ContinuousClock()
+            let restarted = clock.now
+            try await runApp(
+                on: database,
+                configure: {
+                    configure(&$0)
+                    $0.settings.config.batchIdleTimeoutSeconds = 30
+                }
+            ) { client in
+                try await waitUntil("the batch closed", timeout: .seconds(60)) {
+                    try await Self.closes(store).count == 1
+                }
+                // Well before the default's 30 s: the PATCHed value from the log was used.
+                #expect(clock.now - restarted < .seconds(20))
+                #expect(try await client.getJSON("/api/system/config")["batch_idle_timeout_seconds"] as? Int == 2)
+                #expect(try await Self.openBatches(store) == 0)
+            }
+        }
+    }
+
     /// The server stops with a batch open; detections keep arriving while it is down (written
     /// straight to the log); a new server closes that batch once, with every detection.
     @Test func restartInTheMiddleOfABatchLosesNothingAndClosesOnce() async throws {

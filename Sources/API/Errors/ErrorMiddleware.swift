@@ -6,7 +6,8 @@ import PostgresNIO
 import _ConnectionPoolModule
 
 /// Turns every error into the seed's format: our own errors render themselves, the router's
-/// (404, 405…) get `{"detail": reason}`, a database outage is a 503, anything else a logged
+/// (404, 405…) get `{"detail": reason}`, a refused append (wrong stream version, an event id
+/// already used, a contended stream) a 409, a database outage is a 503, anything else a logged
 /// 500 without internals.
 public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
@@ -29,6 +30,11 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var response = body.response(status: error.status)
             response.headers.append(contentsOf: error.headers)
             return response
+        } catch let error as AppendError where error.isConflict {
+            // A route that maps the refusal to its own words has done so already; any other
+            // refusal of the log's writer is still the client's conflict, never a 500.
+            context.logger.notice("append refused", metadata: ["error": "\(error)"])
+            throw APIError.conflict("Conflict: \(error); retry")
         } catch let error where Self.isDatabaseUnavailable(error) {
             context.logger.error("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
             throw APIError(.serviceUnavailable, "Database unavailable")
