@@ -40,8 +40,10 @@ public struct AnalyticsProjection: Projection {
                     try await run(Self.insertEvents, opened, on: connection, logger: logger)
                 }
                 if let analyzed = runs[SecurityEventAnalyzed.type] {
-                    try await run(Self.moveScores, analyzed, on: connection, logger: logger)
-                    try await run(Self.dropEmptyScores, analyzed, on: connection, logger: logger)
+                    // Only a score moved down (a re-analysis) can empty a row.
+                    if try await run(Self.moveScores, analyzed, on: connection, logger: logger) {
+                        try await run(Self.dropEmptyScores, analyzed, on: connection, logger: logger)
+                    }
                 }
             }
         }
@@ -66,7 +68,8 @@ public struct AnalyticsProjection: Projection {
 
     /// Each analyzed event's newest score in the run replaces its current one: −1 at the old
     /// score (if it had one), +1 at the new, summed per day, camera and score. Analyses of events
-    /// this read model doesn't have (their camera was removed) change nothing.
+    /// this read model doesn't have (their camera was removed) change nothing. Returns whether
+    /// a row lost events (only then can one be empty).
     static let moveScores = """
         WITH latest AS (\(SecurityEventsProjection.lastPerID)),
         changed AS (
@@ -91,10 +94,13 @@ public struct AnalyticsProjection: Projection {
             INSERT INTO analytics_scores (day, camera_id, score, events)
             SELECT day, camera_id, score, delta FROM deltas
             ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
+        ),
+        totals AS (
+            INSERT INTO analytics_score_totals (camera_id, score, events)
+            SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
+            ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
         )
-        INSERT INTO analytics_score_totals (camera_id, score, events)
-        SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
-        ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+        SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
         """
 
     /// Deletes the histogram rows that analyses of a run emptied (moved down to 0 events): a
@@ -114,11 +120,18 @@ public struct AnalyticsProjection: Projection {
         WHERE s.events = 0 AND s.camera_id IN (SELECT camera_id FROM touched)
         """
 
-    /// Runs `sql` with a run's data as `$1` and its positions as `$2`.
-    private func run(_ sql: String, _ run: EventRun, on connection: PostgresConnection, logger: Logger) async throws {
+    /// Runs `sql` with a run's data as `$1` and its positions as `$2`; the boolean its one row
+    /// returns, if it returns one.
+    @discardableResult
+    private func run(
+        _ sql: String, _ run: EventRun, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Bool {
         var binds = PostgresBindings()
         binds.append(run.data)
         binds.append(run.positions)
-        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        var answer = false
+        for try await value in rows.decode(Bool.self) { answer = value }
+        return answer
     }
 }
