@@ -38,7 +38,7 @@ struct CamerasController<Context: RequestContext> {
     }
 
     @Sendable func get(_ request: Request, context: Context) async throws -> Response {
-        let id = try context.parameters.require("camera_id")
+        let id = try context.parameters.text("camera_id")
         return try itemResponse(try await cameras.item(id), notFound: "Camera \(id) not found")
     }
 
@@ -89,7 +89,7 @@ struct CamerasController<Context: RequestContext> {
     }
 
     private func change(_ request: Request, context: Context) async throws -> Response {
-        let id = try context.parameters.require("camera_id")
+        let id = try context.parameters.text("camera_id")
         var body = try await JSONBody.parse(request, context: context)
         let name = body.string("name", length: 1...255)
         let folderPath = body.string("folder_path", length: 1...500)
@@ -126,7 +126,7 @@ struct CamerasController<Context: RequestContext> {
     }
 
     private func unregister(_ request: Request, context: Context) async throws -> Response {
-        let id = try context.parameters.require("camera_id")
+        let id = try context.parameters.text("camera_id")
         let (current, version) = try await load(id)
         guard let current else { throw APIError.notFound("Camera \(id) not found") }
         let now = Date()

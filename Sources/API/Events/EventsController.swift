@@ -171,17 +171,3 @@ enum CSV {
         buffer.writeString("\r\n")
     }
 }
-
-extension Parameters {
-    /// An integer path parameter, or FastAPI's 422.
-    func integerID(_ name: String) throws -> Int64 {
-        guard let text = get(name), let value = Int64(text) else {
-            throw ValidationError(
-                location: ["path", name],
-                message: "Input should be a valid integer, unable to parse string as an integer",
-                type: "int_parsing"
-            )
-        }
-        return value
-    }
-}

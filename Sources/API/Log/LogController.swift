@@ -52,7 +52,7 @@ struct LogController<Context: RequestContext> {
     }
 
     @Sendable func stream(_ request: Request, context: Context) async throws -> Response {
-        let name = try context.parameters.require("stream")
+        let name = try context.parameters.text("stream")
         let query = QueryParameters(request)
         let limit = try query.integer("limit", default: 100, in: 1...1000)
         let fromVersion = try query.integer("from_version", default: 0, in: 0...Int(Int64.max))

@@ -62,7 +62,7 @@ struct ProjectionsController<Context: RequestContext> {
     }
 
     private func knownName(_ context: Context) throws -> String {
-        let name = try context.parameters.require("name")
+        let name = try context.parameters.text("name")
         guard projections.contains(where: { $0.name == name }) else {
             throw APIError.notFound("Projection \(name) not found")
         }
@@ -72,7 +72,7 @@ struct ProjectionsController<Context: RequestContext> {
     /// Starts a rebuild into a new generation (202); the live one keeps serving until the new
     /// one has caught up and is swapped in. Asking again while one runs returns the same one.
     @Sendable func rebuild(_ request: Request, context: Context) async throws -> Response {
-        let name = try context.parameters.require("name")
+        let name = try context.parameters.text("name")
         guard let projection = projections.first(where: { $0.name == name }) else {
             throw APIError.notFound("Projection \(name) not found")
         }
