@@ -33,6 +33,9 @@ public struct ServerConfiguration: Sendable {
     /// Run the built-in heuristic analyzer on `analysis_queue` (`VIGIL_ANALYZER=heuristic`);
     /// off when an external (LLM) worker takes the jobs.
     public var runHeuristicAnalyzer = true
+    /// How long a published analysis job may wait for its analysis before the publisher pushes
+    /// it again (a job Redis lost; `VIGIL_ANALYSIS_TIMEOUT_SECONDS`).
+    public var analysisTimeout: Duration = .seconds(600)
     public var analyzerOptions = HeuristicAnalyzerWorker.Options()
     /// The configuration and severity thresholds before anyone changes them through the API
     /// (`PATCH /api/system/config`, `PUT /api/system/severity`): the seeds' defaults, with the
@@ -81,7 +84,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     var projections = ReadModels.all
     projections.append(BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
     let queue = AnalysisQueue(prefix: configuration.redisPrefix)
-    if let redis { projections.append(AnalysisPublisher(redis: redis, queue: queue)) }
+    if let redis {
+        projections.append(
+            AnalysisPublisher(redis: redis, queue: queue, analysisTimeout: configuration.analysisTimeout))
+    }
     let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
     let reads = ReadDatabase(client: client, logger: logger)
     let readModels = APIReadModels(

@@ -44,6 +44,12 @@ struct Serve: AsyncParsableCommand {
             configuration.cacheTimeout = .milliseconds(milliseconds)
         }
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
+        if let text = Environment.string("VIGIL_ANALYSIS_TIMEOUT_SECONDS") {
+            guard let seconds = Int(text), seconds > 0 else {
+                throw fail("VIGIL_ANALYSIS_TIMEOUT_SECONDS must be a positive number of seconds", code: 2)
+            }
+            configuration.analysisTimeout = .seconds(seconds)
+        }
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
         switch TrustedProxies.parse(Environment.string("VIGIL_TRUSTED_PROXIES") ?? "") {
         case .success(let proxies): configuration.trustedProxies = proxies

@@ -124,6 +124,79 @@ import VigilTesting
         }
     }
 
+    /// A job Redis lost (a Redis without persistence that restarted) is published again once
+    /// its analysis is overdue, until an analysis settles it, and at most three times.
+    @Test func aJobRedisLostIsPublishedAgainUntilAnalyzedAtMostThreeTimes() async throws {
+        let prefix = Self.prefix()
+        let queue = AnalysisQueue(prefix: prefix)
+        let configure = Self.configure(prefix: prefix)
+        try await withApp(configure: {
+            configure(&$0)
+            $0.runHeuristicAnalyzer = false
+            $0.analysisTimeout = .seconds(1)
+        }) { store, client in
+            let redis = try Self.redis()
+            defer { redis.shutdown() }
+            func waiting() async throws -> [(event: Int64, republished: Int32)] {
+                let rows = try await store.client.query(
+                    """
+                    SELECT event_id, republished FROM projection_analysis_publisher_1.analysis_jobs
+                    ORDER BY event_id
+                    """, logger: store.logger)
+                var jobs: [(Int64, Int32)] = []
+                for try await row in rows.decode((Int64, Int32).self) { jobs.append(row) }
+                return jobs
+            }
+            /// A sweep ran after every waiting job was overdue: the publisher's checkpoint row
+            /// moved (a heartbeat) more than the timeout after `since`.
+            func sweptSince(_ since: Date) async throws {
+                try await waitUntil("a sweep after \(since)") {
+                    try await Self.status(store, "analysis_publisher").updatedAt > since.addingTimeInterval(1.5)
+                }
+            }
+
+            try await IngestAPITests.register(client, "porch")
+            #expect(
+                try await client.send(.post, "/api/detections", json: IngestAPITests.detection()).status == .created)
+            try await waitUntil("the batch's job is queued") { try await redis.llen(queue.jobs) == 1 }
+            // The job is pushed inside the publisher's transaction: its row commits just after.
+            try await waitUntil("the job waits for its analysis") { try await waiting().map(\.republished) == [0] }
+
+            // Lost: published again once overdue.
+            _ = try await redis.del([queue.jobs])
+            try await waitUntil("the lost job is published again") { try await redis.llen(queue.jobs) == 1 }
+            try await waitUntil("counted once") { try await waiting().map(\.republished) == [1] }
+
+            // An analyzer takes it: the analysis settles the job, nothing is published again.
+            let worker = HeuristicAnalyzerWorker(
+                redis: redis, queue: queue, store: store, options: .init(maxAttempts: 1, poll: 0.2))
+            #expect(try await worker.processNext())
+            try await waitUntil("the analysis settles the job") { try await waiting().isEmpty }
+            let settled = Date()
+            try await sweptSince(settled)
+            #expect(try await redis.llen(queue.jobs) == 0)
+
+            // Lost for good: published again three times, then given up on (and still listed).
+            try await IngestAPITests.register(client, "garage")
+            #expect(
+                try await client.send(.post, "/api/detections", json: IngestAPITests.detection(camera: "garage"))
+                    .status == .created)
+            try await waitUntil("the second batch's job is queued") { try await redis.llen(queue.jobs) == 1 }
+            for time in 1...3 {
+                _ = try await redis.del([queue.jobs])
+                try await waitUntil("published again (\(time))") { try await redis.llen(queue.jobs) == 1 }
+                try await waitUntil("counted \(time) times") { try await waiting().map(\.republished) == [Int32(time)] }
+            }
+            _ = try await redis.del([queue.jobs])
+            let lost = Date()
+            try await sweptSince(lost)
+            #expect(try await redis.llen(queue.jobs) == 0)
+            #expect(try await waiting().map(\.republished) == [3])
+            #expect(try await Self.status(store, "analysis_publisher").lastError == nil)
+            _ = try await redis.del([queue.jobs, queue.processing])
+        }
+    }
+
     @Test func aJobThatKeepsFailingGoesToTheDeadLetters() async throws {
         let prefix = Self.prefix()
         try await withApp(configure: Self.configure(prefix: prefix)) { store, client in
