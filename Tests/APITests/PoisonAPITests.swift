@@ -45,13 +45,16 @@ import VigilTesting
 
             // /api/projections says which read models lack it, and /ready is loudly degraded.
             // Every read model that stores the date parks the event on its own schedule: until
-            // it has, it retries the page and is "failing" (honestly). Wait for all of them.
+            // it has, it retries the page and is "failing" (honestly). Wait for all of them, and
+            // for detections to be past everything (the pipeline keeps appending its own events
+            // meanwhile, which detections skips a page later): a projection stuck at the poison
+            // would never get there.
             var detections: [String: Any] = [:]
             var list: [[String: Any]] = []
-            try await waitUntil("every read model has parked the event and none is failing") {
+            try await waitUntil("every read model has parked the event, none is failing, detections is caught up") {
                 list = try await client.getJSON("/api/projections")["projections"] as? [[String: Any]] ?? []
                 detections = list.first { $0["name"] as? String == "detections" } ?? [:]
-                return detections["parked_events"] as? Int == 1
+                return detections["parked_events"] as? Int == 1 && detections["lag_events"] as? Int == 0
                     && list.allSatisfy { $0["health"] as? String != "failing" }
             }
             let parkedBy = Set(list.filter { $0["parked_events"] as? Int == 1 }.compactMap { $0["name"] as? String })
