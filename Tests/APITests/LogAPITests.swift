@@ -238,12 +238,19 @@ struct ProjectionsAPITests {
             #expect(first.status == .accepted)
             let generation = try #require(try json(first)["generation"] as? Int)
             #expect(generation == 2)
+            // As if the rebuild had made progress: asking again must not start it over.
+            try await store.client.query(
+                """
+                UPDATE projection_checkpoints SET events_applied = 42
+                WHERE name = 'detections' AND generation = \(Int32(generation))
+                """, logger: store.logger)
             let again = try await client.send(.post, "/api/projections/detections/rebuild")
             #expect(again.status == .accepted)
             #expect(try json(again)["generation"] as? Int == generation)
             let statuses = try await client.getJSON("/api/projections")["projections"] as? [[String: Any]] ?? []
             let detections = statuses.first { $0["name"] as? String == "detections" }
             #expect((detections?["rebuild"] as? [String: Any])?["generation"] as? Int == generation)
+            #expect((detections?["rebuild"] as? [String: Any])?["events_applied"] as? Int == 42, "\(statuses)")
             #expect(detections?["generation"] as? Int == 1)
 
             let unknown = try await client.send(.post, "/api/projections/nope/rebuild")
