@@ -5,11 +5,11 @@ import PostgresNIO
 extension EventStore {
     /// Reads the global log after `checkpoint`, in log order, up to `limit` matching events.
     ///
-    /// Only rows written by transactions older than every transaction of this database still
-    /// running are read (below ``readHorizon``): those can no longer be joined by an event
-    /// that sorts before them, so a reader that moves its checkpoint to the last event it saw
-    /// never misses one. Events of a still-open transaction, and of any transaction that
-    /// started after it, wait until it ends.
+    /// Only rows written by transactions older than every transaction still running are
+    /// read (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`): those can no longer be
+    /// joined by an event that sorts before them, so a reader that moves its checkpoint to
+    /// the last event it saw never misses one. Events of a still-open transaction, and of
+    /// any transaction that started after it, wait until it ends.
     ///
     /// `checkpoint` must be one a read handed out (``LogPage/next``, an event's checkpoint
     /// from a page, ``head()``), or ``Checkpoint/start``: those are below the horizon, which
@@ -26,7 +26,7 @@ extension EventStore {
         // beyond the horizon.
         let rows = try await client.guardedQuery(
             """
-            WITH h AS MATERIALIZED (SELECT \(unescaped: Self.readHorizon) AS xmin)
+            WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
             (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
                     e.schema_version, e.data::text, e.metadata::text, e.recorded_at
              FROM events e
@@ -85,7 +85,7 @@ extension EventStore {
         let rows = try await client.guardedQuery(
             """
             SELECT e.tx_id::text, e.position FROM events e
-            WHERE e.tx_id < \(unescaped: Self.readHorizon)
+            WHERE e.tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
             ORDER BY e.tx_id DESC, e.position DESC LIMIT 1
             """,
             logger: logger

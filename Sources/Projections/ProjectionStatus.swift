@@ -64,7 +64,7 @@ extension EventStore {
             """
             WITH h AS MATERIALIZED (
                 SELECT e.tx_id, e.position, e.recorded_at FROM events e
-                WHERE e.tx_id < \(unescaped: EventStore.readHorizon)
+                WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
                 ORDER BY e.tx_id DESC, e.position DESC LIMIT 1),
             head AS (SELECT coalesce((SELECT tx_id FROM h), '0'::xid8) AS tx_id,
                             coalesce((SELECT position FROM h), 0::int8) AS position,

@@ -1,6 +1,5 @@
 import Foundation
 import PostgresNIO
-import Synthetic
 import Testing
 import VigilTesting
 
@@ -198,44 +197,6 @@ struct ReadTests {
             let after = try await store.readSettled(after: page.next)
             #expect(after.events.map(\.stream) == ["camera-slow", "camera-2"])
             #expect(!after.pendingBeyondHorizon)
-        }
-    }
-
-    @Test("a transaction open in another database of the cluster holds nothing back, nor is it named")
-    func anotherDatabasesTransactionIsNotAHolder() async throws {
-        try await TestDatabase.withStore { store in
-            try await store.append(to: "camera-1", events: [detection()])
-            let before = try await store.readSettled(after: .start)
-            try await ScratchDatabase.with(
-                settings: try TestDatabase.settings(), prefix: "vigil_test", logger: TestDatabase.logger
-            ) { other, _ in
-                try await other.withConnection { connection in
-                    // A transaction with an id, older than the appends below, in the other database.
-                    try await connection.query("BEGIN", logger: TestDatabase.logger)
-                    let rows = try await connection.query(
-                        "SELECT pg_backend_pid(), pg_current_xact_id()::text", logger: TestDatabase.logger)
-                    var foreign: (pid: Int32, transaction: UInt64) = (-1, 0)
-                    for try await (pid, transaction) in rows.decode((Int32, String).self) {
-                        foreign = (pid, UInt64(transaction) ?? 0)
-                    }
-                    do {
-                        let appended = try await store.append(to: "camera-2", events: [detection()]).checkpoints[0]
-                        #expect(appended.transactionID > foreign.transaction)
-                        // Read at once, not "settled": nothing of this database is in flight.
-                        let page = try await store.read(after: before.next)
-                        #expect(page.events.map(\.checkpoint) == [appended])
-                        #expect(!page.pendingBeyondHorizon)
-                        #expect(try await store.head() == appended)
-                        #expect(try await store.read(after: appended).events.isEmpty)
-                        let holders = try await store.horizonHolders(limit: 100)
-                        #expect(!holders.contains { $0.pid == foreign.pid }, "\(holders)")
-                    } catch {
-                        try? await connection.query("ROLLBACK", logger: TestDatabase.logger)
-                        throw error
-                    }
-                    try await connection.query("ROLLBACK", logger: TestDatabase.logger)
-                }
-            }
         }
     }
 
