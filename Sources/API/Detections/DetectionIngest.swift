@@ -16,8 +16,9 @@ import Projections
 /// sequence (``IDSequence/detections``). With an `Idempotency-Key` header, each detection's
 /// event id is derived from the key (and its index or line), so a retry writes nothing new and
 /// answers with what the first attempt stored; its metadata carries a digest of the input, so
-/// the key reused for different input is a 409, not an answer about the first. Answers render detections like `GET
-/// /api/detections/{id}` does (``DetectionsReadModel/render(eventData:)``).
+/// the key reused for different input is a 409, not an answer about the first (the digest is
+/// only computed for keyed requests). Answers render detections like `GET /api/detections/{id}`
+/// does (``DetectionsReadModel/render(eventData:)``).
 struct DetectionIngest<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
@@ -79,7 +80,8 @@ struct DetectionIngest<Context: RequestContext> {
         }
         // All or nothing: every item is checked before anything is written.
         var inputs: [(input: DetectionInput, location: [String])] = []
-        var digests: [String] = []
+        let keyed = Self.idempotencyKey(request) != nil
+        var digests: [String?] = []
         var issues: [ValidationError.Issue] = []
         for (index, item) in items.enumerated() {
             let location = ["body", String(index)]
@@ -90,7 +92,7 @@ struct DetectionIngest<Context: RequestContext> {
                 issues += body.issues
                 if let input {
                     inputs.append((input, location + ["camera_id"]))
-                    digests.append(body.digest)
+                    digests.append(keyed ? body.digest : nil)
                 }
             }
         }
@@ -122,6 +124,7 @@ struct DetectionIngest<Context: RequestContext> {
     /// (`line` is 1-based) and skipped. Each chunk is one transaction.
     private func createFromLines(_ request: Request, metadata: EventMetadata) async throws -> Response {
         var report = LineReport()
+        let keyed = Self.idempotencyKey(request) != nil
         var pending: [PendingLine] = []
         var lineNumber = 0
         try await NDJSONLines.forEach(in: request.body, maxLength: BodyLimits.ndjsonLine) { line in
@@ -144,7 +147,8 @@ struct DetectionIngest<Context: RequestContext> {
                 case .success(var body):
                     let input = DetectionInput(&body, eventTimes: eventTimes)
                     if let input, body.issues.isEmpty {
-                        pending.append(PendingLine(line: lineNumber, input: input, digest: body.digest))
+                        pending.append(
+                            PendingLine(line: lineNumber, input: input, digest: keyed ? body.digest : nil))
                     } else {
                         report.reject(lineNumber, body.issues)
                     }
@@ -229,21 +233,26 @@ struct DetectionIngest<Context: RequestContext> {
     private struct PendingLine {
         var line: Int
         var input: DetectionInput
-        var digest: String
+        /// With an `Idempotency-Key` only.
+        var digest: String?
     }
 
     /// The event id and metadata of the detection at `index` (or line): without an
     /// `Idempotency-Key` a fresh id; with one, an id derived from the key and the input's
-    /// `digest` in the metadata, which the log writer compares on a retry.
+    /// `digest` in the metadata, which the log writer compares on a retry (evaluated only then:
+    /// hashing every unkeyed detection would cost the hot path for nothing).
     private func identity(
-        _ request: Request, metadata: EventMetadata, index: Int, digest: String
+        _ request: Request, metadata: EventMetadata, index: Int, digest: @autoclosure () -> String?
     ) -> (id: UUID, metadata: EventMetadata) {
-        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else {
-            return (UUID(), metadata)
-        }
+        guard let key = Self.idempotencyKey(request) else { return (UUID(), metadata) }
         var keyed = metadata
-        keyed.requestDigest = digest
+        keyed.requestDigest = digest()
         return (DeterministicID.uuid("DetectionRecorded", metadata.actor, key, String(index)), keyed)
+    }
+
+    private static func idempotencyKey(_ request: Request) -> String? {
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!], !key.isEmpty else { return nil }
+        return key
     }
 
     private func refusal(_ error: AppendError) -> String {
