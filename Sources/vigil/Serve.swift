@@ -37,17 +37,11 @@ struct Serve: AsyncParsableCommand {
         configuration.runProjections = projections == "on"
         configuration.redis = try RedisSettings.fromEnvironment()
         configuration.redisPrefix = Environment.string("VIGIL_REDIS_PREFIX") ?? ""
-        if let text = Environment.string("VIGIL_CACHE_TIMEOUT_MS") {
-            guard let milliseconds = Int(text), milliseconds > 0 else {
-                throw fail("VIGIL_CACHE_TIMEOUT_MS must be a positive number of milliseconds", code: 2)
-            }
+        if let milliseconds = try Environment.positive("VIGIL_CACHE_TIMEOUT_MS", "milliseconds") {
             configuration.cacheTimeout = .milliseconds(milliseconds)
         }
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
-        if let text = Environment.string("VIGIL_ANALYSIS_TIMEOUT_SECONDS") {
-            guard let seconds = Int(text), seconds > 0 else {
-                throw fail("VIGIL_ANALYSIS_TIMEOUT_SECONDS must be a positive number of seconds", code: 2)
-            }
+        if let seconds = try Environment.positive("VIGIL_ANALYSIS_TIMEOUT_SECONDS", "seconds") {
             configuration.analysisTimeout = .seconds(seconds)
         }
         configuration.workerKey = Environment.string("VIGIL_WORKER_KEY")
@@ -56,10 +50,7 @@ struct Serve: AsyncParsableCommand {
         case .failure(let error): throw fail("\(error)", code: 2)
         }
         configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
-        if let idle = Environment.string("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS") {
-            guard let seconds = Int(idle), seconds > 0 else {
-                throw fail("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS must be a positive number of seconds", code: 2)
-            }
+        if let seconds = try Environment.positive("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS", "seconds") {
             configuration.httpIdleTimeout = .seconds(seconds)
         }
         let poison = Environment.string("VIGIL_POISON_EVENTS") ?? "park"
@@ -94,6 +85,15 @@ struct Serve: AsyncParsableCommand {
 enum Environment {
     static func string(_ name: String) -> String? {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    /// The positive whole number (of `unit`) in `name`, nil when unset; anything else exits 2.
+    static func positive(_ name: String, _ unit: String) throws -> Int? {
+        guard let text = string(name) else { return nil }
+        guard let value = Int(text), value > 0 else {
+            throw fail("\(name) must be a positive number of \(unit)", code: 2)
+        }
         return value
     }
 }
