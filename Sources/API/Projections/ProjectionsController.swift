@@ -61,21 +61,22 @@ struct ProjectionsController<Context: RequestContext> {
         return body.response(status: .accepted)
     }
 
-    private func knownName(_ context: Context) throws -> String {
+    private func knownName(_ context: Context) throws -> String { try known(context).name }
+
+    /// The registered projection the path names, or a 404.
+    private func known(_ context: Context) throws -> any Projection {
         let name = try context.parameters.text("name")
-        guard projections.contains(where: { $0.name == name }) else {
+        guard let projection = projections.first(where: { $0.name == name }) else {
             throw APIError.notFound("Projection \(name) not found")
         }
-        return name
+        return projection
     }
 
     /// Starts a rebuild into a new generation (202); the live one keeps serving until the new
     /// one has caught up and is swapped in. Asking again while one runs returns the same one.
     @Sendable func rebuild(_ request: Request, context: Context) async throws -> Response {
-        let name = try context.parameters.text("name")
-        guard let projection = projections.first(where: { $0.name == name }) else {
-            throw APIError.notFound("Projection \(name) not found")
-        }
+        let projection = try known(context)
+        let name = projection.name
         let generation: Int32
         do {
             generation = try await store.requestRebuild(of: projection)
