@@ -5,11 +5,13 @@ import PostgresNIO
 extension EventStore {
     /// Reads the global log after `checkpoint`, in log order, up to `limit` matching events.
     ///
-    /// Only rows written by transactions older than every transaction still running are
-    /// read (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`): those can no longer be
+    /// Only rows written by transactions below the read horizon are read (``ReadHorizon``:
+    /// older than every transaction of this database still running): those can no longer be
     /// joined by an event that sorts before them, so a reader that moves its checkpoint to
     /// the last event it saw never misses one. Events of a still-open transaction, and of
-    /// any transaction that started after it, wait until it ends.
+    /// any transaction that started after it, wait until it ends. A transaction of another
+    /// database holds nothing back: when the plain horizon (the cluster's oldest running
+    /// transaction) is one, the page is read again with other databases' transactions left out.
     ///
     /// `checkpoint` must be one a read handed out (``LogPage/next``, an event's checkpoint
     /// from a page, ``head()``), or ``Checkpoint/start``: those are below the horizon, which
@@ -21,55 +23,67 @@ extension EventStore {
     {
         let limit = max(1, limit)
         let transaction = String(checkpoint.transactionID)
-        // One statement, one snapshot: the page, the newest readable checkpoint (where the
-        // next read starts when the page isn't full) and whether committed events wait
-        // beyond the horizon.
-        let rows = try await client.guardedQuery(
-            """
-            WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-            (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
-                    e.schema_version, e.data::text, e.metadata::text, e.recorded_at
-             FROM events e
-             WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
-               AND e.tx_id < (SELECT xmin FROM h)
-               AND (\(filter.types)::text[] IS NULL OR e.type = ANY(\(filter.types)::text[]))
-               AND (\(filter.streamPrefix)::text IS NULL OR starts_with(e.stream, \(filter.streamPrefix)::text))
-             ORDER BY e.tx_id, e.position
-             LIMIT \(limit))
-            UNION ALL
-            (SELECT 1, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-             FROM events e WHERE e.tx_id < (SELECT xmin FROM h)
-             ORDER BY e.tx_id DESC, e.position DESC LIMIT 1)
-            UNION ALL
-            (SELECT 2, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-             FROM events e
-             WHERE (e.tx_id, e.position) > (
-                 (SELECT greatest(\(transaction)::text::xid8, xmin) FROM h),
-                 (SELECT CASE WHEN \(transaction)::text::xid8 >= xmin THEN \(checkpoint.position)::int8 ELSE -1 END FROM h))
-             ORDER BY e.tx_id, e.position
-             LIMIT 1)
-            UNION ALL
-            (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-             FROM h WHERE \(transaction)::text::xid8 >= xmin)
-            """,
-            logger: logger
-        )
-        var events: [RecordedEvent] = []
-        events.reserveCapacity(min(limit, 1000))
-        var head = checkpoint
-        var pending = false
-        var horizon: UInt64?
-        for try await row in rows {
-            let (kind, transaction, position) = try row.decode((Int32, String, Int64).self)
-            let at = Checkpoint(transactionText: transaction, position: position)
-            switch kind {
-            case 0: events.append(try Self.recordedEvent(row, at: at))
-            case 1: head = at
-            case 2: pending = true
-            default: horizon = at.transactionID
+        let result = try await withReadHorizon { horizon in
+            // One statement, one snapshot: the page, the newest readable checkpoint (where the
+            // next read starts when the page isn't full), whether committed events wait beyond
+            // the horizon, and whether leaving out other databases' transactions would help.
+            let rows = try await client.guardedQuery(
+                """
+                WITH h AS MATERIALIZED (SELECT \(unescaped: horizon.sql) AS xmin)
+                (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
+                        e.schema_version, e.data::text, e.metadata::text, e.recorded_at
+                 FROM events e
+                 WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
+                   AND e.tx_id < (SELECT xmin FROM h)
+                   AND (\(filter.types)::text[] IS NULL OR e.type = ANY(\(filter.types)::text[]))
+                   AND (\(filter.streamPrefix)::text IS NULL OR starts_with(e.stream, \(filter.streamPrefix)::text))
+                 ORDER BY e.tx_id, e.position
+                 LIMIT \(limit))
+                UNION ALL
+                (SELECT 1, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM events e WHERE e.tx_id < (SELECT xmin FROM h)
+                 ORDER BY e.tx_id DESC, e.position DESC LIMIT 1)
+                UNION ALL
+                (SELECT 2, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM events e
+                 WHERE (e.tx_id, e.position) > (
+                     (SELECT greatest(\(transaction)::text::xid8, xmin) FROM h),
+                     (SELECT CASE WHEN \(transaction)::text::xid8 >= xmin THEN \(checkpoint.position)::int8 ELSE -1 END FROM h))
+                 ORDER BY e.tx_id, e.position
+                 LIMIT 1)
+                UNION ALL
+                (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM h WHERE \(transaction)::text::xid8 >= xmin)
+                UNION ALL
+                (SELECT 4, '0', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                 WHERE \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.worthNarrowing : "false"))
+                """,
+                logger: logger
+            )
+            var events: [RecordedEvent] = []
+            events.reserveCapacity(min(limit, 1000))
+            var head = checkpoint
+            var pending = false
+            var beyond: UInt64?
+            var narrow = false
+            for try await row in rows {
+                let (kind, transaction, position) = try row.decode((Int32, String, Int64).self)
+                let at = Checkpoint(transactionText: transaction, position: position)
+                switch kind {
+                case 0: events.append(try Self.recordedEvent(row, at: at))
+                case 1: head = at
+                case 2: pending = true
+                case 3: beyond = at.transactionID
+                default: narrow = true
+                }
             }
+            // A checkpoint beyond the plain horizon may be below a narrowed one (an earlier read
+            // left a foreign transaction out): look before refusing it.
+            return ((events, head, pending, beyond), narrow || (beyond != nil && horizon.leftOut.isEmpty))
         }
-        if let horizon { throw LogReadError.beyondHorizon(checkpoint, horizon: horizon) }
+        if let beyond = result.3 { throw LogReadError.beyondHorizon(checkpoint, horizon: beyond) }
+        var events = result.0
+        let (head, pending) = (result.1, result.2)
         events.sort { $0.checkpoint < $1.checkpoint }
         let isFull = events.count == limit
         let next =
@@ -82,18 +96,24 @@ extension EventStore {
     /// Every `ORDER BY` names the `xid8` column qualified (`e.tx_id`): an unqualified name
     /// would mean the `tx_id::text` output column and sort "9996" above "22054".
     public func head() async throws -> Checkpoint {
-        let rows = try await client.guardedQuery(
-            """
-            SELECT e.tx_id::text, e.position FROM events e
-            WHERE e.tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
-            ORDER BY e.tx_id DESC, e.position DESC LIMIT 1
-            """,
-            logger: logger
-        )
-        for try await (transaction, position) in rows.decode((String, Int64).self) {
-            return Checkpoint(transactionText: transaction, position: position)
+        try await withReadHorizon { horizon in
+            let rows = try await client.guardedQuery(
+                """
+                SELECT last.tx_id, last.position, n.narrow
+                FROM (SELECT \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.worthNarrowing : "false") AS narrow) AS n
+                LEFT JOIN LATERAL (
+                    SELECT e.tx_id::text AS tx_id, e.position FROM events e
+                    WHERE e.tx_id < \(unescaped: horizon.sql)
+                    ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) AS last ON true
+                """,
+                logger: logger
+            )
+            for try await (transaction, position, narrow) in rows.decode((String?, Int64?, Bool).self) {
+                guard let transaction, let position else { return (.start, narrow) }
+                return (Checkpoint(transactionText: transaction, position: position), narrow)
+            }
+            return (.start, false)
         }
-        return .start
     }
 
     /// The stream's current version (0: no events): one primary-key lookup.

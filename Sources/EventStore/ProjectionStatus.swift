@@ -1,4 +1,3 @@
-import EventStore
 import Foundation
 import Logging
 import PostgresNIO
@@ -52,61 +51,74 @@ public struct ProjectionStatus: Sendable {
 }
 
 extension EventStore {
-    /// The status of every registered projection.
-    public func projectionStatuses() async throws -> [ProjectionStatus] {
+    /// The status of every registered projection; `leaseKey` names the advisory lock an
+    /// instance holds while it runs a projection.
+    public func projectionStatuses(leaseKey: (String) -> Int64) async throws -> [ProjectionStatus] {
         let names = try await client.guardedQuery("SELECT name FROM projections", logger: logger)
             .decode(String.self).reduce(into: [String]()) { $0.append($1) }
-        let keys = names.map { ProjectionRunner.leaseKey($0) }
-        // One statement, one snapshot: the head and every checkpoint are read at the same
-        // moment, so a projection behind the head never shows lag 0 (and the head is never
-        // behind a checkpoint).
-        let rows = try await client.guardedQuery(
-            """
-            WITH h AS MATERIALIZED (
-                SELECT e.tx_id, e.position, e.recorded_at FROM events e
-                WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                ORDER BY e.tx_id DESC, e.position DESC LIMIT 1),
-            head AS (SELECT coalesce((SELECT tx_id FROM h), '0'::xid8) AS tx_id,
-                            coalesce((SELECT position FROM h), 0::int8) AS position,
-                            (SELECT recorded_at FROM h) AS recorded_at)
-            SELECT p.name, p.live_generation, c.checkpoint_tx::text, c.checkpoint_position, c.events_applied,
-                   c.updated_at, c.last_error, c.last_error_at,
-                   (SELECT count(*) FROM (
-                        SELECT 1 FROM events e
-                        WHERE (e.tx_id, e.position) > (c.checkpoint_tx, c.checkpoint_position)
-                          AND (e.tx_id, e.position) <= (head.tx_id, head.position)
-                        LIMIT 1000000) AS behind),
-                   EXISTS (SELECT 1 FROM pg_locks l
-                           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                             AND l.classid::int8 = ((lease.key >> 32) & 4294967295)
-                             AND l.objid::int8 = (lease.key & 4294967295)),
-                   coalesce(extract(epoch FROM head.recorded_at - c.last_event_at), 0)::float8,
-                   r.generation, r.checkpoint_tx::text, r.checkpoint_position, r.events_applied, r.created_at,
-                   head.tx_id::text, head.position,
-                   (SELECT count(*) FROM projection_parked_events x
-                    WHERE x.name = p.name AND x.generation = c.generation AND x.resolved_at IS NULL),
-                   (SELECT count(*) FROM projection_parked_events x
-                    WHERE x.name = p.name AND x.generation = r.generation AND x.resolved_at IS NULL)
-            FROM projections p
-            CROSS JOIN head
-            JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
-            LEFT JOIN projection_checkpoints r ON r.name = p.name AND r.generation = p.rebuild_generation
-            JOIN unnest(\(names)::text[], \(keys)::int8[]) AS lease(name, key) ON lease.name = p.name
-            ORDER BY p.name
-            """,
-            logger: logger
-        )
+        let keys = names.map(leaseKey)
+        return try await withReadHorizon { horizon in
+            // One statement, one snapshot: the head and every checkpoint are read at the same
+            // moment, so a projection behind the head never shows lag 0 (and the head is never
+            // behind a checkpoint).
+            let rows = try await client.guardedQuery(
+                """
+                WITH h AS MATERIALIZED (
+                    SELECT e.tx_id, e.position, e.recorded_at FROM events e
+                    WHERE e.tx_id < \(unescaped: horizon.sql)
+                    ORDER BY e.tx_id DESC, e.position DESC LIMIT 1),
+                head AS (SELECT coalesce((SELECT tx_id FROM h), '0'::xid8) AS tx_id,
+                                coalesce((SELECT position FROM h), 0::int8) AS position,
+                                (SELECT recorded_at FROM h) AS recorded_at,
+                                \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.worthNarrowing : "false") AS narrow)
+                SELECT p.name, p.live_generation, c.checkpoint_tx::text, c.checkpoint_position, c.events_applied,
+                       c.updated_at, c.last_error, c.last_error_at,
+                       (SELECT count(*) FROM (
+                            SELECT 1 FROM events e
+                            WHERE (e.tx_id, e.position) > (c.checkpoint_tx, c.checkpoint_position)
+                              AND (e.tx_id, e.position) <= (head.tx_id, head.position)
+                            LIMIT 1000000) AS behind),
+                       EXISTS (SELECT 1 FROM pg_locks l
+                               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                 AND l.classid::int8 = ((lease.key >> 32) & 4294967295)
+                                 AND l.objid::int8 = (lease.key & 4294967295)),
+                       coalesce(extract(epoch FROM head.recorded_at - c.last_event_at), 0)::float8,
+                       r.generation, r.checkpoint_tx::text, r.checkpoint_position, r.events_applied, r.created_at,
+                       head.tx_id::text, head.position,
+                       (SELECT count(*) FROM projection_parked_events x
+                        WHERE x.name = p.name AND x.generation = c.generation AND x.resolved_at IS NULL),
+                       (SELECT count(*) FROM projection_parked_events x
+                        WHERE x.name = p.name AND x.generation = r.generation AND x.resolved_at IS NULL),
+                       head.narrow
+                FROM projections p
+                CROSS JOIN head
+                JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
+                LEFT JOIN projection_checkpoints r ON r.name = p.name AND r.generation = p.rebuild_generation
+                JOIN unnest(\(names)::text[], \(keys)::int8[]) AS lease(name, key) ON lease.name = p.name
+                ORDER BY p.name
+                """,
+                logger: logger
+            )
+            return try await Self.projectionStatuses(rows)
+        }
+    }
+
+    private static func projectionStatuses(
+        _ rows: CollectedRows
+    ) async throws -> (value: [ProjectionStatus], narrow: Bool) {
         var statuses: [ProjectionStatus] = []
+        var narrow = false
         for try await row in rows {
             let (name, generation, transaction, position, applied, updatedAt, error, errorAt, lag, leased, lagSeconds) =
                 try row.decode((String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double).self)
             let columns = try row.decode(
                 (
                     String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double,
-                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64
+                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64, Bool
                 ).self
             )
+            narrow = narrow || columns.20
             let head = Checkpoint(transactionText: columns.16, position: columns.17)
             var rebuild: ProjectionStatus.Rebuild?
             if let rebuildGeneration = columns.11, let rebuildTransaction = columns.12,
@@ -143,6 +155,6 @@ extension EventStore {
                 )
             )
         }
-        return statuses
+        return (statuses, narrow)
     }
 }
