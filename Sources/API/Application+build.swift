@@ -123,7 +123,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     let registered = projections
     var app = Application(
-        responder: HeadResponder(base: router.buildResponder()),
+        responder: HeadResponder(base: MethodNotAllowedResponder(base: router.buildResponder())),
         // A connection that sends nothing for this long, between requests or in the middle of
         // one (a half-sent head, a stalled body), is closed: slow clients can't hold them.
         server: .http1(
@@ -158,6 +158,7 @@ func buildRouter(
     eventTimes: EventTimeWindow = .standard
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
+    router.middlewares.add(MethodProbeMiddleware())
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
     router.middlewares.add(LogRequestsMiddleware(.debug))

@@ -32,6 +32,52 @@ import VigilTesting
     }
 }
 
+/// A known path asked with a method it doesn't serve: `405` with `Allow`, not `404`.
+@Suite struct MethodNotAllowedTests {
+    @Test func knownPathsNameTheirMethods() async throws {
+        try await withApp { _, client in
+            try await IngestAPITests.register(client, "porch")
+            try await waitUntil("the camera is listed") {
+                try await client.send(.get, "/api/cameras/porch").status == .ok
+            }
+            let cases: [(HTTPRequest.Method, String, String)] = [
+                (.put, "/api/events", "GET, HEAD"),
+                (.post, "/health", "GET, HEAD"),
+                (.delete, "/api/system/config", "GET, HEAD, PATCH"),
+                (.get, "/api/detections/batch", "POST"),
+                // DELETE is a route here and answers 204: the probe must not run it.
+                (.post, "/api/cameras/porch", "GET, HEAD, PATCH, DELETE"),
+                (.put, "/api/cameras/porch%20two", "GET, HEAD, PATCH, DELETE"),
+            ]
+            for (method, uri, allow) in cases {
+                let response = try await client.execute(uri: uri, method: method)
+                #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                #expect(String(buffer: response.body) == #"{"detail":"Method Not Allowed"}"#, "\(method) \(uri)")
+            }
+            // The probes ran no handler: the camera is still there.
+            #expect(try await client.send(.get, "/api/cameras/porch").status == .ok)
+            // A method the server knows nothing of, on a known path.
+            let trace = try await client.execute(uri: "/health", method: .trace)
+            #expect(trace.status == .methodNotAllowed)
+            #expect(trace.headers[.allow] == "GET, HEAD")
+            // HEAD on a route without GET: 405, no body.
+            let head = try await client.execute(uri: "/api/detections/batch", method: .head)
+            #expect(head.status == .methodNotAllowed)
+            #expect(head.headers[.allow] == "POST")
+            #expect(head.body.readableBytes == 0)
+            // Unknown paths are still 404, and a served method is untouched.
+            for uri in ["/api/nope", "/api/cameras/porch/nope/deeper"] {
+                let missing = try await client.execute(uri: uri, method: .get)
+                #expect(missing.status == .notFound, "\(uri)")
+                #expect(missing.headers[.allow] == nil, "\(uri)")
+                #expect(String(buffer: missing.body) == #"{"detail":"Not Found"}"#, "\(uri)")
+            }
+            #expect(try await client.execute(uri: "/api/cameras/nope", method: .get).status == .notFound)
+        }
+    }
+}
+
 /// Requests NIO's HTTP parser can't read get the seed's error format, not an empty 400.
 @Suite struct MalformedRequestTests {
     /// Sends `bytes` on a new connection and returns everything the server answers until it
