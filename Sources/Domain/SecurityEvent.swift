@@ -101,12 +101,24 @@ public struct SecurityEventReviewed: DomainEvent {
     public static let type = "SecurityEventReviewed"
     public var id: Int64
     public var reviewed: Bool?
-    public var notes: String?
+    /// nil: unchanged (absent from the payload); `.some(nil)`: cleared (`"notes": null`);
+    /// `.some(text)`: set.
+    public var notes: String??
 
-    public init(id: Int64, reviewed: Bool?, notes: String?) {
+    public init(id: Int64, reviewed: Bool?, notes: String??) {
         self.id = id
         self.reviewed = reviewed
         self.notes = notes
+    }
+
+    private enum CodingKeys: String, CodingKey { case id, reviewed, notes }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(Int64.self, forKey: .id)
+        reviewed = try container.decodeIfPresent(Bool.self, forKey: .reviewed)
+        // Present as null is "cleared", which `decodeIfPresent` would read as absent.
+        notes = container.contains(.notes) ? .some(try container.decode(String?.self, forKey: .notes)) : nil
     }
 
     public var stream: String { SecurityEvents.stream(id) }

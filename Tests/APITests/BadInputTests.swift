@@ -235,6 +235,40 @@ import Testing
                     .get, "/api/analytics/\(route)?start_date=2026-02-30&end_date=2026-03-05", nil,
                     .issue(loc: ["query", "start_date"], type: "date_parsing")))
         }
+        // Issue 21: a field no route reads is refused, never silently dropped.
+        let extra = { (method: HTTPRequest.Method, uri: String, body: String, loc: [String]) in
+            cases.append(.init(method, uri, body, .issue(loc: loc, type: "extra_forbidden")))
+        }
+        extra(.patch, "/api/events/1", #"{"flagged": true}"#, ["body", "flagged"])
+        extra(.patch, "/api/events/1", #"{"reviewed": true, "flagged": true}"#, ["body", "flagged"])
+        extra(
+            .post, "/api/cameras", #"{"name": "Attic", "folder_path": "/export/attic", "colour": "red"}"#,
+            ["body", "colour"])
+        extra(.patch, "/api/cameras/porch", #"{"nme": "Porch two"}"#, ["body", "nme"])
+        extra(.post, "/api/detections", detection(#", "thumbnail_pth": "/t.jpg""#), ["body", "thumbnail_pth"])
+        extra(.post, "/api/detections/batch", "[\(detection()), \(detection(#", "x": 1"#))]", ["body", "1", "x"])
+        extra(
+            .post, "/api/events/1/analysis", #"{"risk_score": 50, "summary": "ok", "confidence": 1}"#,
+            ["body", "confidence"])
+        extra(.post, "/api/events/1/reanalyse", #"{"why": "x"}"#, ["body", "why"])
+        extra(
+            .put, "/api/system/severity", #"{"low_max": 30, "medium_max": 60, "high_max": 85, "critical_max": 100}"#,
+            ["body", "critical_max"])
+        extra(.patch, "/api/system/config", #"{"retention": 3}"#, ["body", "retention"])
+        // Issue 21: control characters in single-line text (names, ids, paths, types, models).
+        let control = { (method: HTTPRequest.Method, uri: String, body: String, loc: [String]) in
+            cases.append(.init(method, uri, body, .issue(loc: loc, type: "value_error")))
+        }
+        control(.post, "/api/cameras", #"{"name": "At\u0001tic", "folder_path": "/export/attic"}"#, ["body", "name"])
+        control(.patch, "/api/cameras/porch", #"{"name": "Porch\nTwo"}"#, ["body", "name"])
+        control(.patch, "/api/cameras/porch", #"{"folder_path": "/export/\tporch"}"#, ["body", "folder_path"])
+        control(.post, "/api/detections", detection(#", "video_codec": "h\u007f264""#), ["body", "video_codec"])
+        control(.post, "/api/detections", detection(camera: #"por\rch"#), ["body", "camera_id"])
+        control(
+            .post, "/api/events/1/analysis", #"{"risk_score": 50, "summary": "ok", "model": "m\r"}"#, ["body", "model"])
+        control(
+            .patch, "/api/system/config", #"{"fast_path_object_types": ["per\u001bson"]}"#,
+            ["body", "fast_path_object_types", "0"])
         return cases
     }
 

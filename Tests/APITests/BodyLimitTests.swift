@@ -56,7 +56,7 @@ import Testing
     static func register(_ id: String, port: Int) async throws {
         let (status, answer) = try await send(
             .POST, port: port, "/api/cameras", contentType: "application/json",
-            body: .bytes(ByteBuffer(string: #"{"id": "\#(id)", "name": "\#(id)", "folder_path": "/export/\#(id)"}"#)))
+            body: .bytes(ByteBuffer(string: #"{"name": "\#(id)", "folder_path": "/export/\#(id)"}"#)))
         #expect(status == 201, "\(answer)")
     }
 

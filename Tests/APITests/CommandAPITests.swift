@@ -107,6 +107,23 @@ struct CommandAPITests {
             }
             let notesOnly = try await client.send(.patch, "/api/events/3", json: #"{"notes": "Known"}"#)
             #expect(try json(notesOnly)["reviewed"] as? Bool == true && json(notesOnly)["notes"] as? String == "Known")
+            // Notes are free text (lines allowed); `null` clears them, absent keeps them.
+            let lines = try await client.send(.patch, "/api/events/3", json: #"{"notes": "Two\nlines"}"#)
+            #expect(try json(lines)["notes"] as? String == "Two\nlines")
+            let cleared = try await client.send(.patch, "/api/events/3", json: #"{"notes": null}"#)
+            #expect(cleared.status == .ok)
+            #expect(try json(cleared)["notes"] is NSNull)
+            let clearing = try #require(try await store.readStream("secevent-3")?.events.last?.data)
+            #expect((try JSONSerialization.jsonObject(with: Data(clearing.utf8)) as? [String: Any])?["notes"] is NSNull)
+            let kept = try await client.send(.patch, "/api/events/3", json: #"{"reviewed": false}"#)
+            #expect(try json(kept)["notes"] is NSNull && json(kept)["reviewed"] as? Bool == false)
+            try await waitUntil("the read model shows the notes cleared") {
+                let event = try await client.getJSON("/api/events/3")
+                return event["notes"] is NSNull && event["reviewed"] as? Bool == false
+            }
+            #expect(
+                try json(try await client.send(.patch, "/api/events/3", json: #"{"notes": "Back"}"#))["notes"]
+                    as? String == "Back")
 
             let stored = try #require(try await store.readStream("secevent-3")?.events.last)
             #expect(stored.type == "SecurityEventReviewed")

@@ -16,7 +16,7 @@ import VigilTesting
 @Suite struct IngestAPITests {
     static func register(_ client: any TestClientProtocol, _ id: String) async throws {
         let response = try await client.send(
-            .post, "/api/cameras", json: #"{"id": "\#(id)", "name": "\#(id)", "folder_path": "/export/\#(id)"}"#)
+            .post, "/api/cameras", json: #"{"name": "\#(id)", "folder_path": "/export/\#(id)"}"#)
         #expect(response.status == .created, "\(String(buffer: response.body))")
     }
 

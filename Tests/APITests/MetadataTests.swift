@@ -68,7 +68,7 @@ import VigilTesting
                 .contentType: "application/json", HTTPField.Name("X-Request-ID")!: "req-42",
                 .userAgent: "vigil-tests/1.0",
             ],
-            body: ByteBuffer(string: #"{"id": "porch", "name": "Porch", "folder_path": "/export/porch"}"#))
+            body: ByteBuffer(string: #"{"name": "Porch", "folder_path": "/export/porch"}"#))
         #expect(named.status == .created)
         try await IngestAPITests.register(app.client, "garage")
         let registered = try await Self.metadata(app.store, type: CameraRegistered.type)

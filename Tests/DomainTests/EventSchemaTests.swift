@@ -34,6 +34,8 @@ enum Samples {
             id: 7, riskScore: 0, summary: "", reasoning: "", model: "nemotron", latencyMs: 1200),
         SecurityEventReviewed(id: 7, reviewed: true, notes: nil),
         SecurityEventReviewed(id: 7, reviewed: nil, notes: "Delivery driver"),
+        // Notes cleared: `"notes": null`, which must not read back as "unchanged".
+        SecurityEventReviewed(id: 7, reviewed: nil, notes: .some(nil)),
         ReanalysisRequested(id: 7, reason: "new prompt"),
         ReanalysisRequested(id: 7),
         SystemConfigChanged(changes: [

@@ -32,8 +32,8 @@ struct AnalysisController<Context: RequestContext> {
         let metadata = try SharedKey(workerKey, actor: "worker").authorize(request)
         var body = try await JSONBody.parse(request, context: context)
         let score = body.integer("risk_score", required: true, in: 0...100)
-        let summary = body.string("summary", required: true, length: 1...10_000)
-        let reasoning = body.string("reasoning", length: 0...100_000)
+        let summary = body.string("summary", required: true, length: 1...10_000, multiline: true)
+        let reasoning = body.string("reasoning", length: 0...100_000, multiline: true)
         let model = body.string("model", length: 1...200)
         let latency = body.integer("latency_ms", in: 0...86_400_000)
         let jobText = body.string("job_id")
@@ -65,7 +65,7 @@ struct AnalysisController<Context: RequestContext> {
         var reason: String?
         if let length = request.headers[.contentLength].flatMap(Int.init), length > 0 {
             var body = try await JSONBody.parse(request, context: context)
-            reason = body.string("reason", length: 0...1000)
+            reason = body.string("reason", length: 0...1000, multiline: true)
             try body.validate()
         }
         let eventID = UUID()

@@ -38,7 +38,7 @@ struct EventsController<Context: RequestContext> {
 
     /// The event as the read model shows it, with a review just written (`reviewed`, `notes`)
     /// applied over it in case the projection has not caught up.
-    private func item(_ id: Int64, reviewed: Bool? = nil, notes: String? = nil) async throws -> Response {
+    private func item(_ id: Int64, reviewed: Bool? = nil, notes: String?? = nil) async throws -> Response {
         let thresholds = try await thresholds()
         return try itemResponse(
             try await events.item(id, thresholds: thresholds, reviewed: reviewed, notes: notes),
@@ -51,7 +51,9 @@ struct EventsController<Context: RequestContext> {
         let id = try context.parameters.integerID("event_id")
         var body = try await JSONBody.parse(request, context: context)
         let reviewed = body.bool("reviewed")
-        let notes = body.string("notes", length: 0...10_000)
+        // Absent: unchanged; null: cleared.
+        let notes: String?? =
+            body.isNull("notes") ? .some(nil) : body.string("notes", length: 0...10_000, multiline: true).map { $0 }
         try body.validate()
         try await requireVisible(id)
         if reviewed != nil || notes != nil {

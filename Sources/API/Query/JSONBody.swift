@@ -5,12 +5,30 @@ import Hummingbird
 
 /// Reads a JSON request body field by field with FastAPI's (pydantic's) validation errors,
 /// collecting every problem before failing, as the original does.
+///
+/// One policy for every body: a field the route doesn't read is refused (`extra_forbidden`,
+/// "Extra inputs are not permitted"), so a misspelt or unsupported field is never silently
+/// dropped. A route that takes fields it ignores on purpose (values a client sends back from
+/// what it read) names them with ``ignore(_:)``.
 struct JSONBody {
     private let object: [String: JSONValue]
     /// Where this object is (`["body"]`, or `["body", "3"]` for an array's item): the start of
     /// each issue's `loc`.
     private let location: [String]
-    private(set) var issues: [ValidationError.Issue] = []
+    private var found: [ValidationError.Issue] = []
+    /// The fields the route has read (or ignores).
+    private var known: Set<String> = []
+
+    /// Every problem so far, with the fields nobody read (read them all first).
+    var issues: [ValidationError.Issue] {
+        found
+            + object.keys.filter { !known.contains($0) }.sorted().map {
+                .init(location: location + [$0], message: "Extra inputs are not permitted", type: "extra_forbidden")
+            }
+    }
+
+    /// Fields the route accepts and ignores.
+    mutating func ignore(_ names: some Sequence<String>) { known.formUnion(names) }
 
     /// Parses the body: a non-JSON `Content-Type` is a 415, invalid JSON (see `StrictJSON`) or a
     /// non-object a 422 right away.
@@ -79,15 +97,23 @@ struct JSONBody {
         return .success(JSONBody(object: object, location: location))
     }
 
-    func has(_ name: String) -> Bool {
-        switch object[name] {
+    /// The field is present and not null (this reads it: it is not an extra).
+    mutating func has(_ name: String) -> Bool {
+        known.insert(name)
+        return switch object[name] {
         case nil, .null: false
         default: true
         }
     }
 
+    /// The field is present, as `null`: a client clearing an optional value.
+    mutating func isNull(_ name: String) -> Bool {
+        known.insert(name)
+        return object[name] == .null
+    }
+
     mutating func fail(_ name: String, _ message: String, _ type: String) {
-        issues.append(.init(location: location + [name], message: message, type: type))
+        found.append(.init(location: location + [name], message: message, type: type))
     }
 
     /// An integer within `range`; absent or null is nil (or a `missing` issue if required).
@@ -149,9 +175,6 @@ struct JSONBody {
         return date
     }
 
-    /// The body's field names.
-    var names: [String] { Array(object.keys) }
-
     /// A list of `count` strings of `length` characters each (an issue names the bad item's index).
     mutating func stringList(_ name: String, count: ClosedRange<Int>, length: ClosedRange<Int>) -> [String]? {
         guard has(name) else { return nil }
@@ -173,7 +196,7 @@ struct JSONBody {
             if let value = element.string("item", required: true, length: length) {
                 values.append(value)
             } else {
-                issues += element.issues.map { issue in
+                found += element.issues.map { issue in
                     var issue = issue
                     issue.location = location + [name, String(index)]
                     return issue
@@ -198,7 +221,11 @@ struct JSONBody {
     }
 
     /// A string of `length` characters; absent or null is nil (or a `missing` issue if required).
-    mutating func string(_ name: String, required: Bool = false, length: ClosedRange<Int> = 0...Int.max) -> String? {
+    /// Unless `multiline` (free text: notes, summaries), it is one line: control characters
+    /// (U+0000–U+001F, U+007F) are refused.
+    mutating func string(
+        _ name: String, required: Bool = false, length: ClosedRange<Int> = 0...Int.max, multiline: Bool = false
+    ) -> String? {
         guard has(name) else {
             if required { fail(name, "Field required", "missing") }
             return nil
@@ -214,6 +241,10 @@ struct JSONBody {
         }
         if value.count > length.upperBound {
             fail(name, "String should have at most \(length.upperBound) characters", "string_too_long")
+            return nil
+        }
+        if !multiline, value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            fail(name, "Value error, Control characters (U+0000-U+001F, U+007F) are not allowed", "value_error")
             return nil
         }
         return value

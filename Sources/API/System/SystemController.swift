@@ -39,10 +39,7 @@ struct SystemController<Context: RequestContext> {
     @Sendable func updateConfig(_ request: Request, context: Context) async throws -> Response {
         let metadata = try SharedKey(adminKey, actor: "admin").authorize(request)
         var body = try await JSONBody.parse(request, context: context)
-        let readOnly: Set = ["app_name", "version"]
-        for name in body.names.sorted() where !readOnly.contains(name) && !SystemConfig.editableFields.contains(name) {
-            body.fail(name, "Extra inputs are not permitted", "extra_forbidden")
-        }
+        body.ignore(["app_name", "version"])
         let retention = body.integer("retention_days", in: 1...365)
         let window = body.integer("batch_window_seconds", in: 1...86_400)
         let idle = body.integer("batch_idle_timeout_seconds", in: 1...86_400)

@@ -60,7 +60,8 @@ public struct SecurityEventsProjection: Projection {
                     try await update(
                         """
                         UPDATE security_events s SET
-                            reviewed = coalesce(r.reviewed, s.reviewed), notes = coalesce(r.notes, s.notes)
+                            reviewed = coalesce(r.reviewed, s.reviewed),
+                            notes = CASE WHEN r.notes_given THEN r.notes ELSE s.notes END
                         FROM (\(Self.reviews)) r
                         WHERE s.id = r.id AND r.id <> ALL ($3::bigint[])
                         """, reviewed, excluding: inserted, on: connection, logger: logger)
@@ -76,11 +77,13 @@ public struct SecurityEventsProjection: Projection {
         ORDER BY (data->>'id')::bigint, pos DESC
         """
 
-    /// Per security event id, the last `reviewed` and the last `notes` given (absent: unchanged).
+    /// Per security event id, the last `reviewed` and the last `notes` given (absent: unchanged;
+    /// null: cleared, so `notes_given` tells a null given from none).
     static let reviews = """
         SELECT (data->>'id')::bigint AS id,
                (array_agg((data->>'reviewed')::boolean ORDER BY pos DESC) FILTER (WHERE data ? 'reviewed'))[1] AS reviewed,
-               (array_agg(data->>'notes' ORDER BY pos DESC) FILTER (WHERE data ? 'notes'))[1] AS notes
+               (array_agg(data->>'notes' ORDER BY pos DESC) FILTER (WHERE data ? 'notes'))[1] AS notes,
+               bool_or(data ? 'notes') AS notes_given
         FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
         GROUP BY 1
         """

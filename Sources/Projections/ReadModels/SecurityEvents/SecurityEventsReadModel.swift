@@ -76,7 +76,7 @@ public struct SecurityEventsReadModel: Sendable {
     /// the row's values (a review just written, whose row the projection may not have updated
     /// yet).
     public func item(
-        _ id: Int64, thresholds: SeverityThresholds, reviewed: Bool? = nil, notes: String? = nil
+        _ id: Int64, thresholds: SeverityThresholds, reviewed: Bool? = nil, notes: String?? = nil
     ) async throws -> String? {
         try await database.json { sql in
             "SELECT \(Self.item(&sql, thresholds, reviewed: reviewed, notes: notes)) "
@@ -211,10 +211,10 @@ public struct SecurityEventsReadModel: Sendable {
     /// appended; `reviewed` and `notes` replace the row's values.
     static func item(
         _ sql: inout SQLBuilder, _ thresholds: SeverityThresholds, extra: String = "",
-        reviewed: Bool? = nil, notes: String? = nil
+        reviewed: Bool? = nil, notes: String?? = nil
     ) -> String {
         let reviewed = reviewed.map { "\(sql.bind($0))::boolean" } ?? "t.reviewed"
-        let notes = notes.map { "\(sql.bind($0))::text" } ?? "t.notes"
+        let notes = notes.map { given in given.map { "\(sql.bind($0))::text" } ?? "NULL::text" } ?? "t.notes"
         return """
             json_build_object(
                 'id', t.id, 'camera_id', t.camera_id,
