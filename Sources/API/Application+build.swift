@@ -74,31 +74,61 @@ let connectionsForRequests = 8
 ///
 /// - Throws: ``ConfigurationError`` when the pool (`VIGIL_PG_POOL_SIZE`) can't hold the
 ///   connections the runners keep for as long as they run and still serve requests.
-public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> some ApplicationProtocol {
-    let client = PostgresClient(configuration: configuration.postgres.clientConfiguration, backgroundLogger: logger)
-    let store = EventStore(client: client, logger: logger)
-    let notifier = LogNotifier(client: client, logger: logger)
-    let appender = GroupCommitAppender(store: store)
-    let availability = DatabaseAvailability(settings: configuration.postgres, logger: logger, pool: client)
-    let redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
-    var projections = ReadModels.all
-    projections.append(BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
-    let queue = AnalysisQueue(prefix: configuration.redisPrefix)
-    if let redis {
+/// The parts of a server, built from its configuration: the pool, the store, the projections
+/// and the router. Nothing connects until the application runs.
+struct ServerParts {
+    let client: PostgresClient
+    let store: EventStore
+    let notifier: LogNotifier
+    let appender: GroupCommitAppender
+    let availability: DatabaseAvailability
+    let redis: RedisClient?
+    let queue: AnalysisQueue
+    let projections: [any Projection]
+    let router: Router<VigilRequestContext>
+
+    init(_ configuration: ServerConfiguration, logger: Logger) {
+        client = PostgresClient(configuration: configuration.postgres.clientConfiguration, backgroundLogger: logger)
+        store = EventStore(client: client, logger: logger)
+        notifier = LogNotifier(client: client, logger: logger)
+        appender = GroupCommitAppender(store: store)
+        availability = DatabaseAvailability(settings: configuration.postgres, logger: logger, pool: client)
+        redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
+        var projections: [any Projection] = ReadModels.all
         projections.append(
-            AnalysisPublisher(redis: redis, queue: queue, analysisTimeout: configuration.analysisTimeout))
+            BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
+        queue = AnalysisQueue(prefix: configuration.redisPrefix)
+        if let redis {
+            projections.append(
+                AnalysisPublisher(redis: redis, queue: queue, analysisTimeout: configuration.analysisTimeout))
+        }
+        self.projections = projections
+        let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
+        let reads = ReadDatabase(client: client, logger: logger)
+        let readModels = APIReadModels(
+            cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
+            securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads))
+        router = buildRouter(
+            store: store, readModels: readModels, availability: availability, appender: appender,
+            projections: projections, settings: settings,
+            workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
+            redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
+            trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
     }
-    let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
-    let reads = ReadDatabase(client: client, logger: logger)
-    let readModels = APIReadModels(
-        cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
-        securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads))
-    let router = buildRouter(
-        store: store, readModels: readModels, availability: availability, appender: appender,
-        projections: projections, settings: settings,
-        workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
-        redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
-        trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
+}
+
+/// Every route the server serves, as `"METHOD /path/{parameter}"`, sorted (`HEAD` answers on
+/// every `GET` route besides). `docs/API.md`'s route table is checked against it.
+public func registeredRoutes(_ configuration: ServerConfiguration, logger: Logger) -> [String] {
+    ServerParts(configuration, logger: logger).router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
+}
+
+public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> some ApplicationProtocol {
+    let parts = ServerParts(configuration, logger: logger)
+    let (client, store, notifier, appender, availability, redis, queue, projections, router) = (
+        parts.client, parts.store, parts.notifier, parts.appender, parts.availability, parts.redis, parts.queue,
+        parts.projections, parts.router
+    )
     // Each runner's two roles (live, rebuild) hold a pooled connection each for as long as they
     // run (their leases), and the notifier one for LISTEN: a smaller pool starves every request.
     let held = (configuration.runProjections ? projections.count * 2 : 0) + 1
