@@ -27,6 +27,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a response-cache read or write may wait for Redis before the answer is computed
     /// without it (`VIGIL_CACHE_TIMEOUT_MS`).
     public var cacheTimeout: Duration = .milliseconds(50)
+    /// How long a command waits for its read models to apply its write before answering 202
+    /// (`VIGIL_READ_YOUR_WRITES_TIMEOUT_SECONDS`).
+    public var readYourWritesTimeout: Duration = .seconds(10)
     /// Peers whose `X-Forwarded-For` names the client (`VIGIL_TRUSTED_PROXIES`); from anyone
     /// else the header is ignored and the socket's address is the client's.
     public var trustedProxies = TrustedProxies.none
@@ -113,6 +116,7 @@ struct ServerParts {
             projections: projections, settings: settings,
             workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
             redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
+            readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
     }
 }
@@ -184,7 +188,8 @@ func buildRouter(
     projections: [any Projection],
     settings: SystemSettingsReader,
     workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String,
-    cacheTimeout: Duration = .milliseconds(50), trustedProxies: TrustedProxies = .none,
+    cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration = .seconds(10),
+    trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
@@ -198,7 +203,9 @@ func buildRouter(
     HealthController(store: store, availability: availability).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
-    CamerasController(cameras: readModels.cameras, store: store, appender: appender).addRoutes(to: router)
+    let readYourWrites = ReadYourWrites(store: store, timeout: readYourWritesTimeout)
+    CamerasController(cameras: readModels.cameras, store: store, appender: appender, readYourWrites: readYourWrites)
+        .addRoutes(to: router)
     DetectionsController(
         detections: readModels.detections, cameras: readModels.cameras, store: store, appender: appender,
         workerKey: workerKey, eventTimes: eventTimes
@@ -206,10 +213,14 @@ func buildRouter(
     .addRoutes(to: router)
     // Every level shown is derived from the score under the thresholds in force when it is read.
     let thresholds: @Sendable () async throws -> SeverityThresholds = { try await settings.current().thresholds }
-    EventsController(events: readModels.securityEvents, store: store, appender: appender, thresholds: thresholds)
-        .addRoutes(to: router)
-    AnalysisController(store: store, appender: appender, workerKey: workerKey, thresholds: thresholds)
-        .addRoutes(to: router)
+    EventsController(
+        events: readModels.securityEvents, store: store, appender: appender, readYourWrites: readYourWrites,
+        thresholds: thresholds
+    ).addRoutes(to: router)
+    AnalysisController(
+        store: store, appender: appender, readYourWrites: readYourWrites, workerKey: workerKey,
+        thresholds: thresholds
+    ).addRoutes(to: router)
     SystemController(
         store: store, analytics: readModels.analytics, appender: appender, settings: settings, adminKey: adminKey
     )

@@ -73,7 +73,8 @@ public struct SimulatorAPI: Sendable {
         let (status, object) = try await execute(
             request(.POST, "/api/cameras", contentType: "application/json", body: body))
         if status == .created, let id = object["id"] as? String { return id }
-        if status == .conflict { return Camera.normalizedID(name) }
+        // 202: registered, but the read models had not applied it within the server's wait.
+        if status == .conflict || status == .accepted { return Camera.normalizedID(name) }
         throw SimulatorError("POST /api/cameras \(name): \(status.code) \(object)")
     }
 

@@ -40,6 +40,9 @@ struct Serve: AsyncParsableCommand {
         if let milliseconds = try Environment.positive("VIGIL_CACHE_TIMEOUT_MS", "milliseconds") {
             configuration.cacheTimeout = .milliseconds(milliseconds)
         }
+        if let seconds = try Environment.positive("VIGIL_READ_YOUR_WRITES_TIMEOUT_SECONDS", "seconds") {
+            configuration.readYourWritesTimeout = .seconds(seconds)
+        }
         configuration.runHeuristicAnalyzer = analyzer == "heuristic"
         if let seconds = try Environment.positive("VIGIL_ANALYSIS_TIMEOUT_SECONDS", "seconds") {
             configuration.analysisTimeout = .seconds(seconds)

@@ -29,8 +29,9 @@ import Testing
         try await withScratchDatabase { store, scratch in
             var database = scratch
             database.maximumConnections = 24
-            let app = try buildApplication(
-                ServerConfiguration(host: "127.0.0.1", port: 0, postgres: database), logger: testLogger)
+            var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: database)
+            configuration.readYourWritesTimeout = .seconds(60)  // as in runApp
+            let app = try buildApplication(configuration, logger: testLogger)
             try await app.test(.live) { client in try await body(store, client, try #require(client.port)) }
         }
     }

@@ -27,6 +27,7 @@ import Testing
             configuration.projectionOptions = .init(
                 batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
             configuration.trustedProxies = try TrustedProxies.parse(trustedProxies).get()
+            configuration.readYourWritesTimeout = .seconds(60)  // as in runApp
             let app = try buildApplication(configuration, logger: testLogger)
             try await app.test(.live) { client in try await body(store, client) }
         }

@@ -50,6 +50,9 @@ func runApp(
     var configuration = ServerConfiguration(postgres: database)
     configuration.projectionOptions = .init(
         batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
+    // Suites run at once on two cores: a read model may take longer than a server's 10 s to
+    // apply a write, and a test asserting on the answer would see a 202.
+    configuration.readYourWritesTimeout = .seconds(60)
     configure(&configuration)
     let app = try buildApplication(configuration, logger: testLogger)
     try await app.test(.router) { testClient in try await body(testClient) }

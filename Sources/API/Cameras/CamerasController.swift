@@ -18,6 +18,7 @@ struct CamerasController<Context: RequestContext> {
     let cameras: CamerasReadModel
     let store: EventStore
     let appender: GroupCommitAppender
+    let readYourWrites: ReadYourWrites
     /// Camera commands of this process, one at a time (see ``SerialGate``).
     let commands = SerialGate()
 
@@ -181,10 +182,15 @@ struct CamerasController<Context: RequestContext> {
         guard name != nil || folderPath != nil else { return }
         var taken = try await cameras.taken(name: name, folderPath: folderPath, except: id)
         if taken.name || taken.folderPath {
-            // The read model may not have applied a removal yet (a write's wait for its read
-            // models gives up after 10 s on a starved machine): decide on one that has caught
-            // up with the log, not on a stale row.
-            _ = try await store.waitForProjections(["cameras"], toReach: try await store.head())
+            // The read model may not have applied a removal yet (its writer answered 202 when
+            // it didn't in time): decide on one that has caught up with the log, not on a stale
+            // row, or not at all.
+            guard
+                try await store.waitForProjections(
+                    ["cameras"], toReach: try await store.head(), timeout: readYourWrites.timeout)
+            else {
+                throw APIError(.serviceUnavailable, "The cameras read model is behind the log; retry shortly")
+            }
             taken = try await cameras.taken(name: name, folderPath: folderPath, except: id)
         }
         if taken.name { throw APIError(.conflict, "A camera named '\(name ?? "")' already exists") }
@@ -253,6 +259,6 @@ struct CamerasController<Context: RequestContext> {
             }
             throw cameraConflict(stream)
         }
-        if let checkpoint { try await store.waitForProjections(projections, toReach: checkpoint) }
+        if let checkpoint { try await readYourWrites.wait(for: projections, toReach: checkpoint) }
     }
 }

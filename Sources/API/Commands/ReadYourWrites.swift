@@ -4,6 +4,22 @@ import Foundation
 import Hummingbird
 import Projections
 
+/// Read your writes: a command waits for the read models its answer (and the client's next
+/// read) comes from to apply its write, for at most `timeout`
+/// (`VIGIL_READ_YOUR_WRITES_TIMEOUT_SECONDS`, 10).
+struct ReadYourWrites: Sendable {
+    let store: EventStore
+    var timeout: Duration = .seconds(10)
+
+    /// Waits for `projections` to apply a write at `checkpoint`; when they don't in time, says
+    /// so (``ReadModelsBehind``, a 202) rather than answer from read models that predate it.
+    func wait(for projections: [String], toReach checkpoint: Checkpoint) async throws {
+        guard try await store.waitForProjections(projections, toReach: checkpoint, timeout: timeout) else {
+            throw ReadModelsBehind(checkpoint: checkpoint, projections: projections)
+        }
+    }
+}
+
 extension GroupCommitAppender {
     /// Appends a command's event (with the request's metadata unless `metadata` is given), then waits for `projections` to
     /// apply it (read your writes). A stream that isn't at `expected` becomes `conflict`.
@@ -14,7 +30,7 @@ extension GroupCommitAppender {
         expected: ExpectedVersion,
         request: Request,
         metadata: EventMetadata? = nil,
-        store: EventStore,
+        readYourWrites: ReadYourWrites,
         waitFor projections: [String],
         conflict: @autoclosure () -> any Error
     ) async throws -> AppendResult {
@@ -30,7 +46,7 @@ extension GroupCommitAppender {
             throw conflict()
         }
         if let checkpoint = result.checkpoints.last {
-            try await store.waitForProjections(projections, toReach: checkpoint)
+            try await readYourWrites.wait(for: projections, toReach: checkpoint)
         }
         return result
     }

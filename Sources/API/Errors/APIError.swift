@@ -1,3 +1,4 @@
+import EventStore
 import Hummingbird
 
 /// An error with the seed's body: `{"detail": "…"}`.
@@ -75,6 +76,31 @@ public struct ValidationError: HTTPResponseError, CustomStringConvertible {
                     array.object { issue.write(to: &$0) }
                 }
             }
+        }
+        return body.response(status: status)
+    }
+}
+
+/// A write is in the log, but the read models it waited for (read your writes) did not apply it
+/// in time: `202 Accepted` with the write's checkpoint, never a response built from a read model
+/// that predates the write. The change shows once they catch up (`GET /api/projections` says
+/// how far behind they are); retrying the request is not needed.
+public struct ReadModelsBehind: HTTPResponseError, CustomStringConvertible {
+    public var checkpoint: Checkpoint
+    public var projections: [String]
+
+    public var status: HTTPResponse.Status { .accepted }
+
+    public var description: String {
+        "Accepted: the change is in the log (checkpoint \(checkpoint.token)), but the read models "
+            + "(\(projections.joined(separator: ", "))) have not applied it yet; it shows once they have"
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body = JSONWriter()
+        body.object {
+            $0.field("detail", description)
+            $0.field("checkpoint", checkpoint.token)
         }
         return body.response(status: status)
     }

@@ -23,6 +23,8 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as ValidationError {
             throw error
+        } catch let error as ReadModelsBehind {
+            throw error
         } catch let error as HTTPError {
             let detail = error.body ?? error.status.reasonPhrase
             var body = JSONWriter()

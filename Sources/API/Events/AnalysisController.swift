@@ -18,6 +18,7 @@ import Projections
 struct AnalysisController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
+    let readYourWrites: ReadYourWrites
     let workerKey: String?
     let thresholds: @Sendable () async throws -> SeverityThresholds
 
@@ -121,8 +122,8 @@ struct AnalysisController<Context: RequestContext> {
         let missing = APIError.notFound("Event \(event.stream.dropFirst("secevent-".count)) not found")
         do {
             return try await appender.appendCommand(
-                event, id: id, expected: .streamExists, request: request, metadata: metadata, store: store,
-                waitFor: ["security_events"], conflict: missing)
+                event, id: id, expected: .streamExists, request: request, metadata: metadata,
+                readYourWrites: readYourWrites, waitFor: ["security_events"], conflict: missing)
         } catch AppendError.duplicateEventID {
             throw APIError.conflict("This job's result was already recorded for another event")
         }

@@ -10,6 +10,7 @@ struct EventsController<Context: RequestContext> {
     let events: SecurityEventsReadModel
     let store: EventStore
     let appender: GroupCommitAppender
+    let readYourWrites: ReadYourWrites
     let thresholds: @Sendable () async throws -> SeverityThresholds
 
     func addRoutes(to router: Router<Context>) {
@@ -59,7 +60,7 @@ struct EventsController<Context: RequestContext> {
         if reviewed != nil || notes != nil {
             try await appender.appendCommand(
                 SecurityEventReviewed(id: id, reviewed: reviewed, notes: notes), expected: .streamExists,
-                request: request, store: store, waitFor: ["security_events"],
+                request: request, readYourWrites: readYourWrites, waitFor: ["security_events"],
                 conflict: APIError.notFound("Event \(id) not found"))
         }
         return try await item(id, reviewed: reviewed, notes: notes)

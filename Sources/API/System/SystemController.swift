@@ -180,8 +180,7 @@ struct SystemController<Context: RequestContext> {
     ) async throws {
         try await appender.appendCommand(
             event, expected: version == 0 ? .noStream : .exact(version), request: request, metadata: metadata,
-            store: store,
-            waitFor: [],
+            readYourWrites: ReadYourWrites(store: store), waitFor: [],
             conflict: APIError(.conflict, "System settings were changed by another request; retry"))
     }
 }
