@@ -77,7 +77,10 @@ struct Simulate: AsyncParsableCommand {
         for chunkStart in stride(from: 0, to: detections.count, by: 5000) {
             let chunk = detections[chunkStart..<min(chunkStart + 5000, detections.count)]
             let report = try await api.sendLines(
-                chunk.map { $0.json() }, idempotencyKey: "backfill-\(seed)-\(chunkStart)")
+                // One key per chunk of this run (its retries reuse it); another run's backfill
+                // is other input, and reusing its keys would be refused line by line (409).
+                chunk.map { $0.json() },
+                idempotencyKey: "backfill-\(seed)-\(Int(end.timeIntervalSince1970))-\(chunkStart)")
             sent += chunk.count
             rejected += report.rejected
             let seconds = started.duration(to: .now) / .seconds(1)
