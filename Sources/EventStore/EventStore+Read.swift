@@ -55,8 +55,9 @@ extension EventStore {
                 (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                  FROM h WHERE \(transaction)::text::xid8 >= xmin)
                 UNION ALL
-                (SELECT 4, '0', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 WHERE \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.worthNarrowing : "false"))
+                (SELECT 4, stalled, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                 FROM (SELECT \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.stalled : "NULL::text") AS stalled) AS s
+                 WHERE stalled IS NOT NULL)
                 """,
                 logger: logger
             )
@@ -65,7 +66,7 @@ extension EventStore {
             var head = checkpoint
             var pending = false
             var beyond: UInt64?
-            var narrow = false
+            var stalled: UInt64?
             for try await row in rows {
                 let (kind, transaction, position) = try row.decode((Int32, String, Int64).self)
                 let at = Checkpoint(transactionText: transaction, position: position)
@@ -74,12 +75,14 @@ extension EventStore {
                 case 1: head = at
                 case 2: pending = true
                 case 3: beyond = at.transactionID
-                default: narrow = true
+                default: stalled = at.transactionID
                 }
             }
             // A checkpoint beyond the plain horizon may be below a narrowed one (an earlier read
             // left a foreign transaction out): look before refusing it.
-            return ((events, head, pending, beyond), narrow || (beyond != nil && horizon.leftOut.isEmpty))
+            let stall: HorizonStall =
+                beyond != nil && horizon.leftOut.isEmpty ? .beyond : stalled.map { .at($0) } ?? .none
+            return ((events, head, pending, beyond), stall)
         }
         if let beyond = result.3 { throw LogReadError.beyondHorizon(checkpoint, horizon: beyond) }
         var events = result.0
@@ -99,8 +102,8 @@ extension EventStore {
         try await withReadHorizon { horizon in
             let rows = try await client.guardedQuery(
                 """
-                SELECT last.tx_id, last.position, n.narrow
-                FROM (SELECT \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.worthNarrowing : "false") AS narrow) AS n
+                SELECT last.tx_id, last.position, n.stalled
+                FROM (SELECT \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.stalled : "NULL::text") AS stalled) AS n
                 LEFT JOIN LATERAL (
                     SELECT e.tx_id::text AS tx_id, e.position FROM events e
                     WHERE e.tx_id < \(unescaped: horizon.sql)
@@ -108,11 +111,12 @@ extension EventStore {
                 """,
                 logger: logger
             )
-            for try await (transaction, position, narrow) in rows.decode((String?, Int64?, Bool).self) {
-                guard let transaction, let position else { return (.start, narrow) }
-                return (Checkpoint(transactionText: transaction, position: position), narrow)
+            for try await (transaction, position, stalled) in rows.decode((String?, Int64?, String?).self) {
+                let stall: HorizonStall = stalled.flatMap { UInt64($0) }.map { .at($0) } ?? .none
+                guard let transaction, let position else { return (.start, stall) }
+                return (Checkpoint(transactionText: transaction, position: position), stall)
             }
-            return (.start, false)
+            return (.start, .none)
         }
     }
 

@@ -12,6 +12,8 @@ import PostgresNIO
 public struct EventStore: Sendable {
     public let client: PostgresClient
     public let logger: Logger
+    /// Running transactions seen to be this database's (for the read horizon).
+    let places = TransactionPlaces()
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client

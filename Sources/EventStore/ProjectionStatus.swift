@@ -70,7 +70,7 @@ extension EventStore {
                 head AS (SELECT coalesce((SELECT tx_id FROM h), '0'::xid8) AS tx_id,
                                 coalesce((SELECT position FROM h), 0::int8) AS position,
                                 (SELECT recorded_at FROM h) AS recorded_at,
-                                \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.worthNarrowing : "false") AS narrow)
+                                \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.stalled : "NULL::text") AS stalled)
                 SELECT p.name, p.live_generation, c.checkpoint_tx::text, c.checkpoint_position, c.events_applied,
                        c.updated_at, c.last_error, c.last_error_at,
                        (SELECT count(*) FROM (
@@ -90,7 +90,7 @@ extension EventStore {
                         WHERE x.name = p.name AND x.generation = c.generation AND x.resolved_at IS NULL),
                        (SELECT count(*) FROM projection_parked_events x
                         WHERE x.name = p.name AND x.generation = r.generation AND x.resolved_at IS NULL),
-                       head.narrow
+                       head.stalled
                 FROM projections p
                 CROSS JOIN head
                 JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
@@ -106,19 +106,19 @@ extension EventStore {
 
     private static func projectionStatuses(
         _ rows: CollectedRows
-    ) async throws -> (value: [ProjectionStatus], narrow: Bool) {
+    ) async throws -> (value: [ProjectionStatus], stall: HorizonStall) {
         var statuses: [ProjectionStatus] = []
-        var narrow = false
+        var stall = HorizonStall.none
         for try await row in rows {
             let (name, generation, transaction, position, applied, updatedAt, error, errorAt, lag, leased, lagSeconds) =
                 try row.decode((String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double).self)
             let columns = try row.decode(
                 (
                     String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double,
-                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64, Bool
+                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64, String?
                 ).self
             )
-            narrow = narrow || columns.20
+            if let stalled = columns.20.flatMap({ UInt64($0) }) { stall = .at(stalled) }
             let head = Checkpoint(transactionText: columns.16, position: columns.17)
             var rebuild: ProjectionStatus.Rebuild?
             if let rebuildGeneration = columns.11, let rebuildTransaction = columns.12,
@@ -155,6 +155,6 @@ extension EventStore {
                 )
             )
         }
-        return (statuses, narrow)
+        return (statuses, stall)
     }
 }
