@@ -353,6 +353,34 @@ import Testing
 
     /// 5,000 good lines and one with a NUL: the good ones are written, the bad one reported, and
     /// a retry with the same key answers the same report and writes nothing more.
+    /// The body policy holds line by line: an unknown field or a control character in one line
+    /// rejects that line, named, and the others are written.
+    @Test func ndjsonLinesFollowTheBodyPolicy() async throws {
+        try await withApp { store, client in
+            try await IngestAPITests.register(client, "porch")
+            let lines = [
+                Self.detection(), Self.detection(#", "colour": "red""#),
+                IngestAPITests.detection(camera: "porch", object: #"car\u0007"#),
+            ]
+            let before = try await IngestAPITests.count(store, type: DetectionRecorded.type)
+            let response = try await client.execute(
+                uri: "/api/detections/batch", method: .post, headers: [.contentType: "application/x-ndjson"],
+                body: ByteBuffer(string: lines.joined(separator: "\n")))
+            #expect(response.status == .ok, "\(String(buffer: response.body))")
+            let report = try json(response)
+            #expect(report["accepted"] as? Int == 1)
+            #expect(report["rejected"] as? Int == 2)
+            let errors = try #require(report["errors"] as? [[String: Any]])
+            let issues = errors.compactMap { ($0["detail"] as? [[String: Any]])?.first }
+            #expect(
+                issues.map { ($0["loc"] as? [Any])?.map { "\($0)" } ?? [] } == [
+                    ["line", "2", "colour"], ["line", "3", "object_type"],
+                ])
+            #expect(issues.map { $0["type"] as? String } == ["extra_forbidden", "value_error"])
+            #expect(try await IngestAPITests.count(store, type: DetectionRecorded.type) == before + 1)
+        }
+    }
+
     @Test func ndjsonWithANulLineWritesTheGoodLinesAndReportsTheBadOne() async throws {
         try await withApp { store, client in
             try await IngestAPITests.register(client, "porch")
