@@ -192,8 +192,20 @@ extension PostgresClient {
     /// when the connection closes first instead of waiting forever (the pool can hand out a
     /// connection whose close it hasn't seen yet: at a PostgreSQL restart, or when its session
     /// is terminated).
+    ///
+    /// A connection handed out already closed (its session ended before this query could be
+    /// sent, so nothing ran) is given back and the query runs on another, up to three times.
     @discardableResult
     public func guardedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
-        try await withConnection { connection in try await connection.guardedQuery(query, logger: logger) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let rows: CollectedRows? = try await withConnection { connection in
+                if connection.isClosed && attempt < 3 { return nil }
+                return try await connection.guardedQuery(query, logger: logger)
+            }
+            if let rows { return rows }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 }
