@@ -188,7 +188,7 @@ func buildRouter(
     projections: [any Projection],
     settings: SystemSettingsReader,
     workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String,
-    cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration = .seconds(10),
+    cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard
 ) -> Router<VigilRequestContext> {
@@ -222,7 +222,8 @@ func buildRouter(
         thresholds: thresholds
     ).addRoutes(to: router)
     SystemController(
-        store: store, analytics: readModels.analytics, appender: appender, settings: settings, adminKey: adminKey
+        store: store, analytics: readModels.analytics, appender: appender, readYourWrites: readYourWrites,
+        settings: settings, adminKey: adminKey
     )
     .addRoutes(to: router)
     AnalyticsController(

@@ -27,7 +27,7 @@ public struct HorizonHolder: Sendable, Hashable {
 /// the oldest of the others (or the snapshot's `xmax` when none is left).
 ///
 /// Those are found in a statement of their own, *before* the reading statement takes its
-/// snapshot (``EventStore/foreignTransactions()``). Read after the snapshot (in the same
+/// snapshot (``EventStore/placeRunningTransactions()``). Read after the snapshot (in the same
 /// statement), a foreign transaction that ended in between could no longer be placed, would
 /// count, and would pull the horizon below a checkpoint an earlier read handed out. Read
 /// before, every transaction left out is foreign for good (ids are never reused), and any
@@ -64,9 +64,12 @@ public struct ReadHorizon: Sendable, Equatable {
         GROUP BY x
         """
 
-    /// SQL (`text` or `NULL`) for a plain read: the cluster's oldest running transaction when
-    /// committed events wait beyond it (a narrowed horizon might read further), else `NULL`.
-    static let stalled = """
+    /// SQL (`text` or `NULL`): for the plain horizon, the cluster's oldest running transaction
+    /// when committed events wait beyond it (a narrowed horizon might read further); else, and
+    /// for a narrowed horizon (already final), `NULL`.
+    var stalledSQL: String { leftOut.isEmpty ? Self.stalled : "NULL::text" }
+
+    private static let stalled = """
         (SELECT CASE WHEN pg_snapshot_xmin(s) < pg_snapshot_xmax(s)
                       AND EXISTS (SELECT 1 FROM events e WHERE e.tx_id >= pg_snapshot_xmin(s))
                      THEN pg_snapshot_xmin(s)::text END

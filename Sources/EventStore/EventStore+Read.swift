@@ -56,7 +56,7 @@ extension EventStore {
                  FROM h WHERE \(transaction)::text::xid8 >= xmin)
                 UNION ALL
                 (SELECT 4, stalled, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM (SELECT \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.stalled : "NULL::text") AS stalled) AS s
+                 FROM (SELECT \(unescaped: horizon.stalledSQL) AS stalled) AS s
                  WHERE stalled IS NOT NULL)
                 """,
                 logger: logger
@@ -103,7 +103,7 @@ extension EventStore {
             let rows = try await client.guardedQuery(
                 """
                 SELECT last.tx_id, last.position, n.stalled
-                FROM (SELECT \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.stalled : "NULL::text") AS stalled) AS n
+                FROM (SELECT \(unescaped: horizon.stalledSQL) AS stalled) AS n
                 LEFT JOIN LATERAL (
                     SELECT e.tx_id::text AS tx_id, e.position FROM events e
                     WHERE e.tx_id < \(unescaped: horizon.sql)

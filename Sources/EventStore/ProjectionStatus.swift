@@ -70,7 +70,7 @@ extension EventStore {
                 head AS (SELECT coalesce((SELECT tx_id FROM h), '0'::xid8) AS tx_id,
                                 coalesce((SELECT position FROM h), 0::int8) AS position,
                                 (SELECT recorded_at FROM h) AS recorded_at,
-                                \(unescaped: horizon.leftOut.isEmpty ? ReadHorizon.stalled : "NULL::text") AS stalled)
+                                \(unescaped: horizon.stalledSQL) AS stalled)
                 SELECT p.name, p.live_generation, c.checkpoint_tx::text, c.checkpoint_position, c.events_applied,
                        c.updated_at, c.last_error, c.last_error_at,
                        (SELECT count(*) FROM (

@@ -13,9 +13,6 @@ import VigilTesting
     @Test func headIsGetWithoutTheBody() async throws {
         try await withApp { _, client in
             try await IngestAPITests.register(client, "porch")
-            try await waitUntil("the camera is listed") {
-                try await client.send(.get, "/api/cameras/porch").status == .ok
-            }
             // Routes whose answer doesn't change between the two requests.
             for uri in ["/api/cameras/porch", "/health", "/api/system/config", "/api/cameras/porch/nope"] {
                 let get = try await client.execute(uri: uri, method: .get)
@@ -37,9 +34,6 @@ import VigilTesting
     @Test func knownPathsNameTheirMethods() async throws {
         try await withApp { _, client in
             try await IngestAPITests.register(client, "porch")
-            try await waitUntil("the camera is listed") {
-                try await client.send(.get, "/api/cameras/porch").status == .ok
-            }
             let cases: [(HTTPRequest.Method, String, String)] = [
                 (.put, "/api/events", "GET, HEAD"),
                 (.post, "/health", "GET, HEAD"),

@@ -14,6 +14,8 @@ import VigilTesting
 /// Detection ingest through the real router: one, a JSON batch (all or nothing), NDJSON
 /// (per-line report), validation, idempotent retries.
 @Suite struct IngestAPITests {
+    /// Registers camera `id`; its 201 means the cameras read model shows it (read your writes:
+    /// a write the read models didn't apply in time is a 202).
     static func register(_ client: any TestClientProtocol, _ id: String) async throws {
         let response = try await client.send(
             .post, "/api/cameras", json: #"{"name": "\#(id)", "folder_path": "/export/\#(id)"}"#)

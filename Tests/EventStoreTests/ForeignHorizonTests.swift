@@ -27,6 +27,21 @@ import VigilTesting
         throw CancellationError()
     }
 
+    /// Runs `body` inside a transaction with an id on `connection` (its pid and id given), then
+    /// rolls it back, also when `body` throws.
+    static func whileOpen(
+        on connection: PostgresConnection, _ body: ((pid: Int32, transaction: UInt64)) async throws -> Void
+    ) async throws {
+        let open = try await begin(connection)
+        do {
+            try await body(open)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: TestDatabase.logger)
+            throw error
+        }
+        try await connection.query("ROLLBACK", logger: TestDatabase.logger)
+    }
+
     @Test("a transaction open in another database of the cluster holds nothing back, nor is it named")
     func anotherDatabasesTransactionIsNotAHolder() async throws {
         try await TestDatabase.withStore { store in
@@ -34,8 +49,7 @@ import VigilTesting
             let before = try await store.readSettled(after: .start)
             try await Self.inAnotherDatabase { other in
                 try await other.withConnection { connection in
-                    let foreign = try await Self.begin(connection)
-                    do {
+                    try await Self.whileOpen(on: connection) { foreign in
                         let appended = try await store.append(to: "camera-2", events: [detection()]).checkpoints[0]
                         #expect(appended.transactionID > foreign.transaction)
                         #expect(try await store.foreignTransactions().contains(foreign.transaction))
@@ -47,11 +61,7 @@ import VigilTesting
                         #expect(try await store.read(after: appended).events.isEmpty)
                         let holders = try await store.horizonHolders(limit: 100)
                         #expect(!holders.contains { $0.pid == foreign.pid }, "\(holders)")
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: TestDatabase.logger)
-                        throw error
                     }
-                    try await connection.query("ROLLBACK", logger: TestDatabase.logger)
                 }
             }
         }
@@ -64,28 +74,23 @@ import VigilTesting
             let before = try await store.readSettled(after: .start)
             try await Self.inAnotherDatabase { other in
                 try await other.withConnection { connection in
-                    _ = try await Self.begin(connection)
-                    do {
+                    try await Self.whileOpen(on: connection) { _ in
                         try await store.client.withConnection { own in
-                            let local = try await Self.begin(own)
-                            let appended = try await store.append(to: "camera-2", events: [detection()])
-                            let page = try await store.read(after: before.next)
-                            #expect(page.events.isEmpty)
-                            #expect(page.pendingBeyondHorizon)
-                            #expect(try await store.head() == before.next)
-                            do {
-                                _ = try await store.read(after: appended.checkpoints[0])
-                                Issue.record("a checkpoint beyond this database's open transaction must be refused")
-                            } catch LogReadError.beyondHorizon(_, let horizon) {
-                                #expect(horizon == local.transaction)
+                            try await Self.whileOpen(on: own) { local in
+                                let appended = try await store.append(to: "camera-2", events: [detection()])
+                                let page = try await store.read(after: before.next)
+                                #expect(page.events.isEmpty)
+                                #expect(page.pendingBeyondHorizon)
+                                #expect(try await store.head() == before.next)
+                                do {
+                                    _ = try await store.read(after: appended.checkpoints[0])
+                                    Issue.record("a checkpoint beyond this database's open transaction must be refused")
+                                } catch LogReadError.beyondHorizon(_, let horizon) {
+                                    #expect(horizon == local.transaction)
+                                }
                             }
-                            try await own.query("ROLLBACK", logger: TestDatabase.logger)
                         }
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: TestDatabase.logger)
-                        throw error
                     }
-                    try await connection.query("ROLLBACK", logger: TestDatabase.logger)
                 }
             }
         }

@@ -9,7 +9,7 @@ import Projections
 /// (`VIGIL_READ_YOUR_WRITES_TIMEOUT_SECONDS`, 10).
 struct ReadYourWrites: Sendable {
     let store: EventStore
-    var timeout: Duration = .seconds(10)
+    let timeout: Duration
 
     /// Waits for `projections` to apply a write at `checkpoint`; when they don't in time, says
     /// so (``ReadModelsBehind``, a 202) rather than answer from read models that predate it.

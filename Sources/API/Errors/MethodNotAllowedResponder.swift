@@ -4,9 +4,10 @@ import Hummingbird
 /// A known path asked with a method it doesn't serve answers `405` with an `Allow` header
 /// naming the methods it does (`HEAD` with `GET`), not `404`.
 ///
-/// Hummingbird's router answers both cases with its not-found responder, and its route table
-/// isn't public. So when the router found no route, this asks it again with each other method,
-/// as a *probe*: ``MethodProbeMiddleware``, the router's first middleware, answers a probe
+/// Hummingbird's router answers both cases with its not-found responder. Its route table is
+/// listed (`router.routes`), but matching a path against it (parameters, wildcards, case) is
+/// the router's own work, so when the router found no route this asks it again with each other
+/// method, as a *probe*: ``MethodProbeMiddleware``, the router's first middleware, answers a probe
 /// `204` as soon as the router has matched a route, before any other middleware or handler
 /// runs (nothing is read, written or logged), and `404` when it hasn't.
 struct MethodNotAllowedResponder<Base: HTTPResponder>: HTTPResponder where Base.Context == VigilRequestContext {
@@ -50,7 +51,9 @@ struct MethodNotAllowedResponder<Base: HTTPResponder>: HTTPResponder where Base.
 struct MethodProbeMiddleware: RouterMiddleware {
     typealias Context = VigilRequestContext
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
         async throws -> Response
     {
         guard context.isMethodProbe else { return try await next(request, context) }

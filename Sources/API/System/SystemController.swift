@@ -15,6 +15,7 @@ struct SystemController<Context: RequestContext> {
     /// The severity preview's per-camera score histograms.
     let analytics: AnalyticsReadModel
     let appender: GroupCommitAppender
+    let readYourWrites: ReadYourWrites
     let settings: SystemSettingsReader
     /// `VIGIL_ADMIN_KEY`: when set, changes need it in `X-API-Key`.
     let adminKey: String?
@@ -180,7 +181,7 @@ struct SystemController<Context: RequestContext> {
     ) async throws {
         try await appender.appendCommand(
             event, expected: version == 0 ? .noStream : .exact(version), request: request, metadata: metadata,
-            readYourWrites: ReadYourWrites(store: store), waitFor: [],
+            readYourWrites: readYourWrites, waitFor: [],
             conflict: APIError(.conflict, "System settings were changed by another request; retry"))
     }
 }
