@@ -31,8 +31,9 @@ import Testing
             database.maximumConnections = 24
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: database)
             configuration.readYourWritesTimeout = .seconds(60)  // as in runApp
-            let app = try buildApplication(configuration, logger: testLogger)
-            try await app.test(.live) { client in try await body(store, client, try #require(client.port)) }
+            try await testApplication(configuration, .live) { client in
+                try await body(store, client, try #require(client.port))
+            }
         }
     }
 

@@ -28,8 +28,7 @@ import Testing
                 batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
             configuration.trustedProxies = try TrustedProxies.parse(trustedProxies).get()
             configuration.readYourWritesTimeout = .seconds(60)  // as in runApp
-            let app = try buildApplication(configuration, logger: testLogger)
-            try await app.test(.live) { client in try await body(store, client) }
+            try await testApplication(configuration, .live) { client in try await body(store, client) }
         }
     }
 

@@ -54,8 +54,23 @@ func runApp(
     // apply a write, and a test asserting on the answer would see a 202.
     configuration.readYourWritesTimeout = .seconds(60)
     configure(&configuration)
-    let app = try buildApplication(configuration, logger: testLogger)
-    try await app.test(.router) { testClient in try await body(testClient) }
+    try await testApplication(configuration, .router, body)
+}
+
+/// Builds the application from `configuration` and runs `body` with a client of it (`setup`:
+/// through the router, or over a socket), under ``withHangWatch(_:logs:_:)``.
+func testApplication(
+    _ configuration: ServerConfiguration, _ setup: TestingSetup,
+    _ body: @Sendable (any TestClientProtocol) async throws -> Void
+) async throws {
+    let logs = RecentLogs()
+    let app = try buildApplication(configuration, logger: logs.logger(over: testLogger))
+    try await withHangWatch("its application", logs: logs) {
+        try await app.test(setup) { client in
+            try await body(client)
+            logs.append("--- the test's body returned: the application shuts down")
+        }
+    }
 }
 
 func json(_ response: TestResponse) throws -> [String: Any] {

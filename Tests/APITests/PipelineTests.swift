@@ -212,8 +212,13 @@ import VigilTesting
                 jobId: UUID(), eventId: 424_242, cameraId: "porch", reason: .batchClosed, startedAt: Date(),
                 endedAt: nil, detectionIds: [1], objectTypes: ["car"], enqueuedAt: Date())
             _ = try await redis.lpush(prefix + "analysis_queue", [try job.encoded()])
-            try await waitUntil("the job is dead-lettered") {
-                try await redis.llen(prefix + "dlq:analysis_queue") == 1
+            // The worker dead-letters it, then takes it off its processing list (two commands).
+            try await waitUntil("the job is dead-lettered and off the processing list") {
+                let (dead, processing) = (
+                    try await redis.llen(prefix + "dlq:analysis_queue"),
+                    try await redis.llen(prefix + "analysis_queue:processing")
+                )
+                return dead == 1 && processing == 0
             }
             let letter = try DeadLetter.decode(
                 try #require(try await redis.lrange(prefix + "dlq:analysis_queue", 0, 0).first))

@@ -28,12 +28,12 @@ import VigilTesting
                 pid = backend
                 break
             }
-            // /ready names the oldest holder of the server (the horizon is cluster-wide): this
-            // transaction, or an older one of a test running beside this one.
+            // /ready names the oldest holder of this database (a scratch one, its own): this
+            // transaction (tests beside this one hold other databases' horizons, not this one's).
             let ready = try await client.send(.get, "/ready")
             #expect(ready.status == .ok)
             let heldBy = (try json(ready)["log"] as? [String: Any])?["horizon_held_by"] as? [String: Any]
-            #expect(heldBy?["pid"] is Int, "\(String(buffer: ready.body))")
+            #expect(heldBy?["pid"] as? Int == Int(pid), "\(String(buffer: ready.body))")
             #expect((heldBy?["transaction_age_seconds"] as? Double ?? -1) >= 0)
             let own = try await store.horizonHolders(limit: 1000).first { $0.pid == pid }
             #expect(own?.application == "vigil")

@@ -46,7 +46,11 @@ import VigilTesting
 
     @Test(
         "Removing a camera closes its open batch at once, with what it held",
-        .scratchApp { $0.settings.config.batchIdleTimeoutSeconds = 3600 })
+        // Neither the window nor the idle time can close it within the test: only the removal.
+        .scratchApp {
+            $0.settings.config.batchWindowSeconds = 3600
+            $0.settings.config.batchIdleTimeoutSeconds = 3600
+        })
     func removalClosesTheOpenBatch() async throws {
         let app = try TestApp.current
         try await IngestAPITests.register(app.client, "porch")
