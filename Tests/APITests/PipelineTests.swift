@@ -284,7 +284,8 @@ import VigilTesting
     /// A PATCHed idle time outlives the server that took it: the next server, started with the
     /// environment's default (30 s) and a real clock, closes the batch the first one left open
     /// after the PATCHed 2 s. The first server's clock stands still, so it can't close it.
-    @Test func aPatchedIdleTimeCarriesAcrossARestartOnARealClock() async throws {
+    @Test(arguments: ["batch_idle_timeout_seconds", "batch_window_seconds"])
+    func aPatchedBatchTimeCarriesAcrossARestartOnARealClock(_ setting: String) async throws {
         try await withScratchDatabase { store, database in
             let configure = Self.configure(prefix: Self.prefix(), redis: false)
             let frozen = Date()
@@ -293,14 +294,14 @@ import VigilTesting
                 configure: {
                     configure(&$0)
                     // Defaults no run could reach (idle time and window): a close at all shows
-                    // the PATCHed 2 s applied.
+                    // the PATCHed 2 s (of `setting`) applied.
                     $0.settings.config.batchIdleTimeoutSeconds = 3_600
                     $0.settings.config.batchWindowSeconds = 3_600
                     $0.batchClock = { frozen }
                 }
             ) { client in
                 let patched = try await client.send(
-                    .patch, "/api/system/config", json: #"{"batch_idle_timeout_seconds": 2}"#)
+                    .patch, "/api/system/config", json: #"{"\#(setting)": 2}"#)
                 #expect(patched.status == .ok)
                 try await IngestAPITests.register(client, "porch")
                 #expect(
@@ -325,7 +326,7 @@ import VigilTesting
                 try await waitUntil("the batch closed", timeout: .seconds(60)) {
                     try await Self.closes(store).count == 1
                 }
-                #expect(try await client.getJSON("/api/system/config")["batch_idle_timeout_seconds"] as? Int == 2)
+                #expect(try await client.getJSON("/api/system/config")[setting] as? Int == 2)
                 #expect(try await Self.openBatches(store) == 0)
             }
         }
