@@ -27,15 +27,26 @@ let testLogger: Logger = {
     return logger
 }()
 
-/// A fresh database (migrated) for one test, dropped afterwards.
+/// A fresh database (migrated) for one test, dropped afterwards; the whole of it (the database,
+/// its clients, an application on it) under ``withHangWatch(_:logs:_:)``, with markers of
+/// where the test got to among the records.
 func withScratchDatabase(_ body: @Sendable (EventStore, PostgresSettings) async throws -> Void) async throws {
     guard ProcessInfo.processInfo.environment["VIGIL_PG_PORT"] != nil else {
         Issue.record("VIGIL_PG_PORT is not set: run the tests through tools/test, which starts PostgreSQL")
         return
     }
     let settings = try PostgresSettings.fromEnvironment()
-    try await ScratchDatabase.with(settings: settings, prefix: "vigil_apitest", logger: testLogger) { client, scratch in
-        try await body(EventStore(client: client, logger: testLogger), scratch)
+    let logs = RecentLogs()
+    try await RecentLogs.$current.withValue(logs) {
+        try await withHangWatch("its scratch database", logs: logs) {
+            try await ScratchDatabase.with(settings: settings, prefix: "vigil_apitest", logger: testLogger) {
+                client, scratch in
+                logs.append("--- scratch database \(scratch.database) is migrated: the test begins")
+                try await body(EventStore(client: client, logger: testLogger), scratch)
+                logs.append("--- the test is done with its scratch database: its client stops, then it is dropped")
+            }
+            logs.append("--- the scratch database is dropped")
+        }
     }
 }
 
@@ -58,19 +69,20 @@ func runApp(
 }
 
 /// Builds the application from `configuration` and runs `body` with a client of it (`setup`:
-/// through the router, or over a socket), under ``withHangWatch(_:logs:_:)``.
+/// through the router, or over a socket). Its log records go to the test's ``RecentLogs``
+/// (see ``withScratchDatabase(_:)``).
 func testApplication(
     _ configuration: ServerConfiguration, _ setup: TestingSetup,
     _ body: @Sendable (any TestClientProtocol) async throws -> Void
 ) async throws {
-    let logs = RecentLogs()
+    let logs = RecentLogs.current ?? RecentLogs()
     let app = try buildApplication(configuration, logger: logs.logger(over: testLogger))
-    try await withHangWatch("its application", logs: logs) {
-        try await app.test(setup) { client in
-            try await body(client)
-            logs.append("--- the test's body returned: the application shuts down")
-        }
+    logs.append("--- the application starts")
+    try await app.test(setup) { client in
+        try await body(client)
+        logs.append("--- the test's body returned: the application shuts down")
     }
+    logs.append("--- the application has stopped")
 }
 
 func json(_ response: TestResponse) throws -> [String: Any] {

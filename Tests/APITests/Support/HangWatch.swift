@@ -7,6 +7,9 @@ import Testing
 /// (ServiceLifecycle, the runners, the workers) did, for ``withHangWatch(_:logs:_:)`` to
 /// show when a test hangs. Bounded.
 final class RecentLogs: Sendable {
+    /// The running test's (set by ``withScratchDatabase(_:)``).
+    @TaskLocal static var current: RecentLogs?
+
     private let records = Mutex<[String]>([])
     private let capacity = 300
 
@@ -51,7 +54,7 @@ final class RecentLogs: Sendable {
 }
 
 /// Runs `body` (a test with its application); if it hasn't returned after `limit`, the test
-/// is hung: the test's name, what it was in, and its application's last log records go to
+/// is hung: the test's name, what it was in, and its last log records go to
 /// standard error and `.data/test-hangs.log`, and the test process stops there, so that a hang
 /// is a failure with a cause to read rather than a run that never ends. (A test waits on
 /// nothing for minutes; the longest take about three under load.) `VIGIL_TEST_HANG_SECONDS`
@@ -67,7 +70,7 @@ func withHangWatch<Value: Sendable>(
         try await Task.sleep(for: limit)
         guard !finished.load(ordering: .acquiring) else { return }
         let report =
-            "HANG: \(name) has been in \(what) for \(limit); its application's last log records:\n"
+            "HANG: \(name) has been in \(what) for \(limit); its last log records:\n"
             + logs.text + "\n"
         FileHandle.standardError.write(Data(report.utf8))
         try? FileManager.default.createDirectory(atPath: ".data", withIntermediateDirectories: true)
