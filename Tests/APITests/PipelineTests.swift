@@ -337,12 +337,14 @@ import VigilTesting
     @Test func restartInTheMiddleOfABatchLosesNothingAndClosesOnce() async throws {
         try await withScratchDatabase { store, database in
             let configure = Self.configure(prefix: Self.prefix(), redis: false)
-            // A long idle time, so a slow machine can't close the batch before the restart.
+            // A long idle time and window, so a slow machine can't close the batch before the
+            // restart (a loaded run once took the default 90 s window to get there).
             try await runApp(
                 on: database,
                 configure: {
                     configure(&$0)
                     $0.settings.config.batchIdleTimeoutSeconds = 300
+                    $0.settings.config.batchWindowSeconds = 3_600
                 }
             ) { client in
                 try await IngestAPITests.register(client, "porch")
@@ -370,6 +372,7 @@ import VigilTesting
                 configure: {
                     configure(&$0)
                     $0.settings.config.batchIdleTimeoutSeconds = 300
+                    $0.settings.config.batchWindowSeconds = 3_600
                     $0.batchClock = later
                 }
             ) { client in
