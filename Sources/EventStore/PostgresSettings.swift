@@ -73,6 +73,15 @@ public struct PostgresSettings: Sendable {
     }
 
     /// Configuration of the connection pool.
+    ///
+    /// No keep-alive pings. PostgresNIO (1.33) sends a ping as a query on an idle connection, and
+    /// a ping that starts as the pool closes that connection at shutdown never completes (a
+    /// query on a closed connection never answers): the pool's `run()` then waits for it
+    /// forever, and a server or test never stops (seen in the API suite: every connection
+    /// closed, then "run ping pong" on one, and the client service never finished). A ping
+    /// detects nothing the pool doesn't: a closed socket is seen at once, a handed-out closed
+    /// connection is retried (``PostgresClient/guardedQuery(_:logger:)``), and a silent peer
+    /// would hang the ping as it hangs a query.
     public var clientConfiguration: PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: host,
@@ -84,6 +93,7 @@ public struct PostgresSettings: Sendable {
         )
         configuration.options.maximumConnections = maximumConnections
         configuration.options.additionalStartupParameters = startupParameters
+        configuration.options.keepAliveBehavior = nil
         return configuration
     }
 
