@@ -351,8 +351,6 @@ import Testing
         }
     }
 
-    /// 5,000 good lines and one with a NUL: the good ones are written, the bad one reported, and
-    /// a retry with the same key answers the same report and writes nothing more.
     /// The body policy holds line by line: an unknown field or a control character in one line
     /// rejects that line, named, and the others are written.
     @Test func ndjsonLinesFollowTheBodyPolicy() async throws {
@@ -381,6 +379,8 @@ import Testing
         }
     }
 
+    /// 5,000 good lines and one with a NUL: the good ones are written, the bad one reported, and
+    /// a retry with the same key answers the same report and writes nothing more.
     @Test func ndjsonWithANulLineWritesTheGoodLinesAndReportsTheBadOne() async throws {
         try await withApp { store, client in
             try await IngestAPITests.register(client, "porch")

@@ -281,9 +281,9 @@ import VigilTesting
         }
     }
 
-    /// A PATCHed idle time outlives the server that took it: the next server, started with the
-    /// environment's default (30 s) and a real clock, closes the batch the first one left open
-    /// after the PATCHed 2 s. The first server's clock stands still, so it can't close it.
+    /// A PATCHed idle time or window outlives the server that took it: the next server, started
+    /// with defaults of an hour and a real clock, closes the batch the first one left open after
+    /// the PATCHed 2 s. The first server's clock stands still, so it can't close it.
     @Test(arguments: ["batch_idle_timeout_seconds", "batch_window_seconds"])
     func aPatchedBatchTimeCarriesAcrossARestartOnARealClock(_ setting: String) async throws {
         try await withScratchDatabase { store, database in
