@@ -72,13 +72,16 @@ public struct EventStore: Sendable {
     /// may run more than once: when this transaction turns out to be older than the last
     /// writer of a stream it appends to, it is rolled back and run again in a new one (so
     /// every stream's versions stay in log order), like a serialization-failure retry.
+    ///
+    /// A connection that closes under the transaction (PostgreSQL stopped) ends it with
+    /// ``PostgresConnectionClosed`` at once, whatever query the body was waiting on.
     public func transaction<Value: Sendable>(
-        _ body: (EventStoreTransaction) async throws -> Value
+        _ body: @escaping @Sendable (EventStoreTransaction) async throws -> Value
     ) async throws -> Value {
         var attempt = 0
         while true {
             do {
-                return try await client.withConnection { connection in
+                return try await client.withOpenConnection { [logger] connection in
                     try await connection.inTransaction(logger: logger) { connection in
                         try await body(EventStoreTransaction(connection: connection, logger: logger))
                     }

@@ -40,6 +40,7 @@ public final class GroupCommitAppender: Service, Sendable {
     }
 
     private struct Pending: Sendable {
+        var id: UInt64
         var request: AppendRequest
         var continuation: CheckedContinuation<AppendResult, any Error>
     }
@@ -48,6 +49,7 @@ public final class GroupCommitAppender: Service, Sendable {
         var queue = Deque<Pending>()
         var idleFlushers: [CheckedContinuation<Void, Never>] = []
         var isClosed = false
+        var nextID: UInt64 = 0
         var statistics = Statistics()
     }
 
@@ -64,18 +66,43 @@ public final class GroupCommitAppender: Service, Sendable {
     public var statistics: Statistics { state.withLock { $0.statistics } }
 
     /// Appends `request` in the next group transaction and returns when it has committed.
+    ///
+    /// A caller cancelled while its request is still queued (the database went down, the
+    /// server is stopping) gets `CancellationError` at once, and the request is not written.
+    /// Once a transaction has taken it, the caller waits for that transaction's outcome: the
+    /// write may commit, and the answer must say so.
     public func append(_ request: AppendRequest) async throws -> AppendResult {
-        try await withCheckedThrowingContinuation { continuation in
-            let wake: CheckedContinuation<Void, Never>?? = state.withLock { state in
-                if state.isClosed { return .none }
-                state.queue.append(Pending(request: request, continuation: continuation))
-                return .some(state.idleFlushers.popLast())
-            }
-            switch wake {
-            case .none: continuation.resume(throwing: AppenderError.shutDown)
-            case .some(let flusher): flusher?.resume()
-            }
+        let id = state.withLock { state in
+            defer { state.nextID &+= 1 }
+            return state.nextID
         }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let wake: CheckedContinuation<Void, Never>?? = state.withLock { state in
+                    if state.isClosed { return .none }
+                    state.queue.append(Pending(id: id, request: request, continuation: continuation))
+                    return .some(state.idleFlushers.popLast())
+                }
+                switch wake {
+                case .none: continuation.resume(throwing: AppenderError.shutDown)
+                case .some(let flusher): flusher?.resume()
+                }
+                // Cancelled before it was queued: the handler below found nothing to take.
+                if Task.isCancelled { withdraw(id) }
+            }
+        } onCancel: {
+            withdraw(id)
+        }
+    }
+
+    /// Takes request `id` out of the queue, if no transaction has taken it yet, and answers its
+    /// caller with `CancellationError`.
+    private func withdraw(_ id: UInt64) {
+        let pending = state.withLock { state -> Pending? in
+            guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.queue.remove(at: index)
+        }
+        pending?.continuation.resume(throwing: CancellationError())
     }
 
     /// Convenience for ``append(_:)``.

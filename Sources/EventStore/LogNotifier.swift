@@ -24,10 +24,10 @@ public final class LogNotifier: Service, Sendable {
         await cancelWhenGracefulShutdown {
             var delay = Duration.milliseconds(100)
             while !Task.isCancelled {
+                let started = ContinuousClock.now
                 do {
-                    try await self.client.withConnection { connection in
+                    try await self.client.withOpenConnection { connection in
                         try await connection.listen(on: Self.channel) { notifications in
-                            delay = .milliseconds(100)
                             self.signal.bump()  // catch up on whatever happened before LISTEN
                             for try await _ in notifications { self.signal.bump() }
                         }
@@ -37,6 +37,8 @@ public final class LogNotifier: Service, Sendable {
                     self.logger.warning("log notifications interrupted, reconnecting", metadata: ["error": "\(error)"])
                 }
                 self.signal.bump()
+                // A connection that listened a while was healthy: the backoff starts over.
+                if ContinuousClock.now - started >= .seconds(10) { delay = .milliseconds(100) }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }

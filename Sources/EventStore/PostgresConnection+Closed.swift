@@ -15,25 +15,36 @@ extension PostgresConnection {
     /// whichever comes first; the latter throws ``PostgresConnectionClosed``.
     ///
     /// PostgresNIO (1.33) never completes a query sent on a connection that has already closed:
-    /// the write is dropped without an error, and cancelling the task doesn't reach it. A
-    /// long-lived user of one connection (a projection runner holding its lease) would then wait
-    /// forever after a PostgreSQL restart. Here the body runs in a task of its own, and a closed
-    /// connection ends the wait: that task is cancelled and left behind (it may stay suspended on
-    /// the dead connection, but can write nothing through it). Use it for long-lived work, not
-    /// per query: each call registers a callback on the connection's close future.
+    /// the write is dropped without an error, and cancelling the task doesn't reach it. Whoever
+    /// waits on such a query waits forever: a projection runner holding its lease after a
+    /// PostgreSQL restart, or an append whose `BEGIN` went through just before PostgreSQL
+    /// stopped (its request never answered, and SIGTERM could not stop the server). Here the
+    /// body runs in a task of its own, and a closed connection ends the wait: that task is
+    /// cancelled and left behind (it may stay suspended on the dead connection, but can write
+    /// nothing through it).
+    ///
+    /// Cheap enough per query: a connection has one close callback however many calls wait on
+    /// it (``ClosedConnectionWatch``).
     public func whileOpen<Value: Sendable>(
         _ body: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
-        if isClosed { throw PostgresConnectionClosed() }
+        let connection = self
         let work = Task { try await body() }
-        let closed = closeFuture
         return try await withTaskCancellationHandler {
             try await firstOf { (finish: @escaping @Sendable (Result<Value, any Error>) -> Void) in
-                closed.whenComplete { _ in
+                let onClose: @Sendable () -> Void = {
                     work.cancel()
                     finish(.failure(PostgresConnectionClosed()))
                 }
-                Task { finish(await work.result) }
+                guard let token = ClosedConnectionWatch.shared.register(connection, onClose: onClose) else {
+                    onClose()
+                    return
+                }
+                Task {
+                    let result = await work.result
+                    ClosedConnectionWatch.shared.unregister(connection, token: token)
+                    finish(result)
+                }
             }.get()
         } onCancel: {
             work.cancel()
@@ -164,30 +175,23 @@ extension PostgresConnection {
     @discardableResult
     public func guardedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
         let connection = self
-        let work = Task { CollectedRows(rows: try await connection.query(query, logger: logger).collect()) }
-        return try await withTaskCancellationHandler {
-            try await firstOf { (finish: @escaping @Sendable (Result<CollectedRows, any Error>) -> Void) in
-                let onClose: @Sendable () -> Void = {
-                    work.cancel()
-                    finish(.failure(PostgresConnectionClosed()))
-                }
-                guard let token = ClosedConnectionWatch.shared.register(connection, onClose: onClose) else {
-                    onClose()
-                    return
-                }
-                Task {
-                    let result = await work.result
-                    ClosedConnectionWatch.shared.unregister(connection, token: token)
-                    finish(result)
-                }
-            }.get()
-        } onCancel: {
-            work.cancel()
-        }
+        return try await whileOpen { CollectedRows(rows: try await connection.query(query, logger: logger).collect()) }
     }
 }
 
 extension PostgresClient {
+    /// `body` on a pooled connection, ended by ``PostgresConnectionClosed`` if that connection
+    /// closes first (see ``PostgresConnection/whileOpen(_:)``): every user of a pooled
+    /// connection that runs queries on it directly goes through here, so none can wait forever
+    /// on one that closed under it.
+    public func withOpenConnection<Value: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Value
+    ) async throws -> Value {
+        try await withConnection { connection in
+            try await connection.whileOpen { try await body(connection) }
+        }
+    }
+
     /// `query` on a pooled connection, read to the end; throws ``PostgresConnectionClosed``
     /// when the connection closes first instead of waiting forever (the pool can hand out a
     /// connection whose close it hasn't seen yet: at a PostgreSQL restart, or when its session

@@ -150,7 +150,7 @@ extension EventStore {
     @discardableResult
     public func requestRebuild(of projection: any Projection) async throws -> Int32 {
         guard !projection.isReactor else { throw ProjectionError.reactorNotRebuildable(projection.name) }
-        return try await client.withConnection { connection in
+        return try await client.withOpenConnection { [logger] connection in
             try await Generations.ensureRegistered(projection, on: connection, logger: logger)
             return try await connection.inTransaction(logger: logger) { connection in
                 let (live, rebuild) = try await Generations.read(
@@ -173,7 +173,7 @@ extension EventStore {
     /// Registers `projections` and creates their first generation where none exists yet, so
     /// their views answer (empty) before a runner has applied anything.
     public func registerProjections(_ projections: [any Projection]) async throws {
-        try await client.withConnection { connection in
+        try await client.withOpenConnection { [logger] connection in
             for projection in projections {
                 try await Generations.ensureRegistered(projection, on: connection, logger: logger)
             }

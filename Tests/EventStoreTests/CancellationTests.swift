@@ -39,4 +39,45 @@ struct CancellationTests {
             #expect(appended.version == 1)
         }
     }
+
+    /// PostgresNIO never answers a query sent on a connection that has closed. A group-commit
+    /// flusher whose `BEGIN` went through just before PostgreSQL stopped once waited on its
+    /// next statement for good: its requests never got an answer, and SIGTERM could not stop
+    /// the server (found by tools/faults/pg-restart).
+    @Test("a transaction whose connection closes mid-way fails at once instead of waiting forever")
+    func connectionClosedMidTransaction() async throws {
+        try await ScratchDatabase.with(
+            settings: try TestDatabase.settings(), prefix: "vigil_test", logger: TestDatabase.logger
+        ) {
+            client, _ in
+            let store = EventStore(client: client, logger: TestDatabase.logger)
+            let outcome = await withDeadline(.seconds(60)) {
+                try await store.transaction { transaction in
+                    try await transaction.append(to: "camera-a", events: [detection()])
+                    let pid = try await transaction.connection.query(
+                        "SELECT pg_backend_pid()", logger: TestDatabase.logger
+                    )
+                    .decode(Int32.self).first { _ in true }!
+                    // Another pooled connection ends this transaction's session.
+                    try await client.query("SELECT pg_terminate_backend(\(pid))", logger: TestDatabase.logger)
+                    let clock = ContinuousClock()
+                    let deadline = clock.now + .seconds(20)
+                    while !transaction.connection.isClosed && clock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                    #expect(transaction.connection.isClosed)
+                    // The statement a writer would send next, now on a closed connection.
+                    try await transaction.connection.query("SELECT 1", logger: TestDatabase.logger)
+                }
+            }
+            guard let outcome else {
+                Issue.record("the transaction was still waiting after 60 s")
+                return
+            }
+            #expect(throws: PostgresConnectionClosed.self) { try outcome.get() }
+            #expect(try await store.readAll().isEmpty, "the interrupted append must not commit")
+            let appended = try await store.append(to: "camera-a", events: [detection()], expected: .noStream)
+            #expect(appended.version == 1)
+        }
+    }
 }

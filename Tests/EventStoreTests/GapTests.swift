@@ -175,8 +175,9 @@ struct GapTests {
         var roundsAfterHold = 0
         while round < 20 || roundsAfterHold < 3 {
             let events = (0..<100).map { Self.event(types[round % 3], sequence: $0) }
+            let stream = "slow-\(round % 3)"
             try await store.transaction { transaction in
-                try await transaction.append(to: "slow-\(round % 3)", events: events)
+                try await transaction.append(to: stream, events: events)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...50)))
             }
             ledger.committed(events.map(\.id))

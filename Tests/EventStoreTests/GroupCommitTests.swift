@@ -49,6 +49,43 @@ struct GroupCommitTests {
         }
     }
 
+    @Test("a caller cancelled while its request is queued gets CancellationError at once, and nothing is written")
+    func cancelledWhileQueued() async throws {
+        try await TestDatabase.withStore { store in
+            try await Self.withAppender(store, options: .init(maxBatch: 1, flushers: 1)) { appender in
+                // A transaction holds camera-1, so the one flusher's transaction for camera-1
+                // waits on it, and the request for camera-2 stays queued behind it.
+                let (held, heldSignal) = AsyncStream.makeStream(of: Void.self)
+                let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+                let holder = Task {
+                    try await store.transaction { transaction in
+                        try await transaction.append(to: "camera-1", events: [detection(sequence: 0)])
+                        heldSignal.yield()
+                        for await _ in release { break }
+                    }
+                }
+                for await _ in held { break }
+                let blocked = Task { try await appender.append(to: "camera-1", events: [detection(sequence: 1)]) }
+                // Give the flusher time to take camera-1; camera-2 then waits in the queue.
+                try await Task.sleep(for: .milliseconds(200))
+                let queued = Task { try await appender.append(to: "camera-2", events: [detection(sequence: 2)]) }
+                try await Task.sleep(for: .milliseconds(200))
+                queued.cancel()
+                let outcome = await withDeadline(.seconds(30)) { try await queued.value }
+                switch outcome {
+                case nil: Issue.record("the cancelled caller was still waiting after 30 s")
+                case .success: Issue.record("a request cancelled in the queue was written")
+                case .failure(let error): #expect(error is CancellationError, "\(error)")
+                }
+                releaseSignal.finish()
+                try await holder.value
+                let written = try await blocked.value
+                #expect(written.stream == "camera-1" && written.version == 2)
+                #expect(try await store.readStream("camera-2") == nil, "the withdrawn request must not be written")
+            }
+        }
+    }
+
     @Test("a refused request in a batch does not fail its neighbours, and a repeated request writes once")
     func isolation() async throws {
         try await TestDatabase.withStore { store in
