@@ -46,11 +46,19 @@ public struct ServerConfiguration: Sendable {
     public var settings = SystemSettings.defaults
     /// The batch aggregator's wall clock (tests move it forward).
     public var batchClock: @Sendable () -> Date = { Date() }
-    /// The key workers present in `X-API-Key` to post detections and analyses; nil: open.
-    public var workerKey: String?
-    /// The key that `PUT /api/system/severity` and `PATCH /api/system/config` need in
-    /// `X-API-Key` (`VIGIL_ADMIN_KEY`); nil: open.
+    /// Whether every route but `/health` and `/ready` needs an API key of a sufficient role
+    /// (`VIGIL_AUTH`, `on` or `off`); nil: on when `adminKey` or `workerKey` is set.
+    public var auth: Bool?
+    /// The bootstrap key of role `admin`, actor `admin` (`VIGIL_ADMIN_KEY`).
     public var adminKey: String?
+    /// A shared key of role `worker`, actor `worker` (`VIGIL_WORKER_KEY`).
+    public var workerKey: String?
+    /// How long an instance may keep answering for an issued key it looked up (found, or not):
+    /// the longest a revocation through another instance takes to reach this one.
+    public var keyCacheTTL: Duration = .seconds(5)
+
+    /// Whether auth is on, as configured or by default.
+    public var isAuthOn: Bool { auth ?? (adminKey != nil || workerKey != nil) }
     /// How long a client connection may stay silent, idle or mid-request, before it is closed
     /// (`VIGIL_HTTP_IDLE_TIMEOUT_SECONDS`).
     public var httpIdleTimeout: Duration = .seconds(30)
@@ -110,11 +118,16 @@ struct ServerParts {
         let reads = ReadDatabase(client: client, logger: logger)
         let readModels = APIReadModels(
             cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
-            securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads))
+            securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
+            apiKeys: ApiKeysReadModel(database: reads))
+        let directory =
+            configuration.isAuthOn
+            ? KeyDirectory(
+                adminKey: configuration.adminKey, workerKey: configuration.workerKey, keys: readModels.apiKeys,
+                ttl: configuration.keyCacheTTL) : nil
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
-            projections: projections, settings: settings,
-            workerKey: configuration.workerKey, adminKey: configuration.adminKey, redis: redis,
+            projections: projections, settings: settings, directory: directory, redis: redis,
             redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
@@ -181,13 +194,14 @@ struct APIReadModels {
     var detections: DetectionsReadModel
     var securityEvents: SecurityEventsReadModel
     var analytics: AnalyticsReadModel
+    var apiKeys: ApiKeysReadModel
 }
 
 func buildRouter(
     store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
-    workerKey: String?, adminKey: String?, redis: RedisClient?, redisPrefix: String,
+    directory: KeyDirectory?, redis: RedisClient?, redisPrefix: String,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard
@@ -200,6 +214,7 @@ func buildRouter(
     router.middlewares.add(BodyLimitMiddleware())
     router.middlewares.add(QueryTextMiddleware())
     router.middlewares.add(AvailabilityMiddleware(availability: availability))
+    router.middlewares.add(AuthMiddleware(directory: directory))
     HealthController(store: store, availability: availability).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
@@ -208,7 +223,7 @@ func buildRouter(
         .addRoutes(to: router)
     DetectionsController(
         detections: readModels.detections, cameras: readModels.cameras, store: store, appender: appender,
-        workerKey: workerKey, eventTimes: eventTimes
+        eventTimes: eventTimes
     )
     .addRoutes(to: router)
     // Every level shown is derived from the score under the thresholds in force when it is read.
@@ -218,17 +233,19 @@ func buildRouter(
         thresholds: thresholds
     ).addRoutes(to: router)
     AnalysisController(
-        store: store, appender: appender, readYourWrites: readYourWrites, workerKey: workerKey,
-        thresholds: thresholds
+        store: store, appender: appender, readYourWrites: readYourWrites, thresholds: thresholds
     ).addRoutes(to: router)
     SystemController(
         store: store, analytics: readModels.analytics, appender: appender, readYourWrites: readYourWrites,
-        settings: settings, adminKey: adminKey
+        settings: settings
     )
     .addRoutes(to: router)
     AnalyticsController(
         analytics: readModels.analytics, settings: settings, redis: redis, redisPrefix: redisPrefix,
         cacheTimeout: cacheTimeout, logger: store.logger
+    ).addRoutes(to: router)
+    ApiKeysController(
+        keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
     return router
 }

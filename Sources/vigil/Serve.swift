@@ -53,6 +53,20 @@ struct Serve: AsyncParsableCommand {
         case .failure(let error): throw fail("\(error)", code: 2)
         }
         configuration.adminKey = Environment.string("VIGIL_ADMIN_KEY")
+        switch Environment.string("VIGIL_AUTH") {
+        case nil: break
+        case "on": configuration.auth = true
+        case "off": configuration.auth = false
+        case let other?: throw fail("VIGIL_AUTH must be on or off, not \(other)", code: 2)
+        }
+        if let seconds = try Environment.positive("VIGIL_KEY_CACHE_SECONDS", "seconds") {
+            configuration.keyCacheTTL = .seconds(seconds)
+        }
+        if configuration.isAuthOn && configuration.adminKey == nil {
+            logger.warning("auth is on without VIGIL_ADMIN_KEY: only keys issued earlier open the API")
+        } else if !configuration.isAuthOn && (configuration.adminKey != nil || configuration.workerKey != nil) {
+            logger.warning("VIGIL_AUTH=off: every route is open, VIGIL_ADMIN_KEY and VIGIL_WORKER_KEY are ignored")
+        }
         if let seconds = try Environment.positive("VIGIL_HTTP_IDLE_TIMEOUT_SECONDS", "seconds") {
             configuration.httpIdleTimeout = .seconds(seconds)
         }

@@ -33,8 +33,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Seed of the random history.")
     var seed: UInt64 = 42
 
-    @Option(help: "Worker key for X-API-Key (VIGIL_WORKER_KEY).")
-    var key: String? = Environment.string("VIGIL_WORKER_KEY")
+    @Option(help: "API key for X-API-Key; cameras need role admin (default: VIGIL_ADMIN_KEY, else VIGIL_WORKER_KEY).")
+    var key: String? = Environment.string("VIGIL_ADMIN_KEY") ?? Environment.string("VIGIL_WORKER_KEY")
 
     func validate() throws {
         guard (1...CameraScene.names.count).contains(cameras) else {

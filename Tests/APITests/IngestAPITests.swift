@@ -189,16 +189,24 @@ import VigilTesting
         }
     }
 
-    @Test func workerKeyIsRequiredWhenConfigured() async throws {
-        try await withApp(configure: { $0.workerKey = "s3cret" }) { store, client in
-            try await Self.register(client, "porch")
+    @Test("With VIGIL_WORKER_KEY set, ingest needs it (401 without); the worker key ingests and reads nothing")
+    func workerKeyIsRequiredWhenConfigured() async throws {
+        try await withApp(configure: {
+            $0.workerKey = "s3cret"; $0.adminKey = "root"
+        }) { store, client in
+            let camera = try await client.call(
+                .post, "/api/cameras", key: "root", json: #"{"name": "porch", "folder_path": "/export/porch"}"#)
+            #expect(camera.status == .created)
             let refused = try await client.send(.post, "/api/detections", json: Self.detection())
             #expect(refused.status == .unauthorized)
-            #expect(try json(refused)["detail"] as? String == "Invalid or missing API key")
-            let headers: HTTPFields = [HTTPField.Name("X-API-Key")!: "s3cret", .contentType: "application/json"]
-            let accepted = try await client.execute(
-                uri: "/api/detections", method: .post, headers: headers, body: ByteBuffer(string: Self.detection()))
+            #expect(try json(refused)["detail"] as? String == "Missing API key: send it in the X-API-Key header")
+            let wrong = try await client.call(.post, "/api/detections", key: "nope", json: Self.detection())
+            #expect(wrong.status == .unauthorized)
+            #expect(try json(wrong)["detail"] as? String == "Invalid API key")
+            let accepted = try await client.call(.post, "/api/detections", key: "s3cret", json: Self.detection())
             #expect(accepted.status == .created)
+            #expect(try await client.call(.get, "/api/detections", key: "s3cret").status == .forbidden)
+            #expect(try await Self.storedDetections(store).count == 1)
         }
     }
 }

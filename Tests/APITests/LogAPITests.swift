@@ -243,8 +243,11 @@ struct ProjectionsAPITests {
             let projections = try #require(body["projections"] as? [[String: Any]])
             #expect(
                 Set(projections.compactMap { $0["name"] as? String })
-                    == ["demo", "cameras", "detections", "security_events", "analytics", "batch_aggregator"])
-            #expect(body["count"] as? Int == 6)
+                    == [
+                        "demo", "cameras", "detections", "security_events", "analytics", "api_keys",
+                        "batch_aggregator",
+                    ])
+            #expect(body["count"] as? Int == 7)
             let demo = try #require(demo(body))
             #expect(demo["state"] as? String == "stopped")
             for live in projections where live["name"] as? String != "demo" {

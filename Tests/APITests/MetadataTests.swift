@@ -29,12 +29,17 @@ import VigilTesting
 
     @Test(
         "POST /analysis needs the worker key when one is set: 401 without or with a wrong one, nothing written",
-        .scratchApp { $0.workerKey = "s3cret" })
+        .scratchApp {
+            $0.workerKey = "s3cret"
+            $0.adminKey = "root"
+        })
     func workerKeyOnAnalysis() async throws {
         let app = try TestApp.current
         try await app.store.appendSynthetic(
             SyntheticHistory(start: Date(timeIntervalSince1970: 1_795_000_000)), events: 0..<1)
-        try await app.client.waitForEvents(1)
+        try await waitUntil("the event is projected") {
+            try json(try await app.client.call(.get, "/api/events", key: "root"))["count"] as? Int == 1
+        }
         let before = try await Self.metadata(app.store, type: SecurityEventAnalyzed.type).count
         let body = #"{"risk_score": 12, "summary": "A cat"}"#
         for key in [nil, "wrong"] {
@@ -43,7 +48,8 @@ import VigilTesting
             let refused = try await app.client.execute(
                 uri: "/api/events/1/analysis", method: .post, headers: headers, body: ByteBuffer(string: body))
             #expect(refused.status == .unauthorized, "key \(key ?? "none")")
-            #expect(try json(refused)["detail"] as? String == "Invalid or missing API key")
+            let detail = key == nil ? "Missing API key: send it in the X-API-Key header" : "Invalid API key"
+            #expect(try json(refused)["detail"] as? String == detail)
         }
         #expect(try await Self.metadata(app.store, type: SecurityEventAnalyzed.type).count == before)
 

@@ -32,14 +32,14 @@ import VigilTesting
     }
 
     @Test func aPoolTooSmallForTheRunnersIsRefusedWithTheMinimum() throws {
-        // Six runners with Redis (four read models, the batch aggregator, the publisher): 12
+        // Seven runners with Redis (five read models, the batch aggregator, the publisher): 14
         // leases and the notifier's connection, and 8 for requests.
-        #expect(Self.minimum(pool: 10) == 21)
-        #expect(Self.minimum(pool: 20) == 21)
-        #expect(Self.minimum(pool: 21) == nil)
+        #expect(Self.minimum(pool: 10) == 23)
+        #expect(Self.minimum(pool: 22) == 23)
+        #expect(Self.minimum(pool: 23) == nil)
         // Without Redis there is no publisher.
-        #expect(Self.minimum(pool: 18, redis: false) == 19)
-        #expect(Self.minimum(pool: 19, redis: false) == nil)
+        #expect(Self.minimum(pool: 20, redis: false) == 21)
+        #expect(Self.minimum(pool: 21, redis: false) == nil)
         // Without runners only the notifier holds one.
         #expect(Self.minimum(pool: 10, projections: false) == nil)
         #expect(Self.minimum(pool: 8, projections: false) == 9)

@@ -384,20 +384,20 @@ import VigilTesting
         }
     }
 
-    @Test("With VIGIL_ADMIN_KEY set, changes need it in X-API-Key (401 without); reads stay open; the actor is admin")
+    @Test("With VIGIL_ADMIN_KEY set, auth is on: changes and reads need a key (401 without); the actor is admin")
     func adminKey() async throws {
         try await withApp(configure: { $0.adminKey = "s3cret" }) { store, client in
             let body = ByteBuffer(string: #"{"low_max": 20, "medium_max": 45, "high_max": 70}"#)
             let refused = try await client.execute(uri: "/api/system/severity", method: .put, headers: [:], body: body)
             #expect(refused.status == .unauthorized)
-            #expect(try json(refused)["detail"] as? String == "Invalid or missing API key")
+            #expect(try json(refused)["detail"] as? String == "Missing API key: send it in the X-API-Key header")
             let wrong = try await client.execute(
                 uri: "/api/system/config", method: .patch, headers: [HTTPField.Name("X-API-Key")!: "nope"],
                 body: ByteBuffer(string: #"{"retention_days": 7}"#))
             #expect(wrong.status == .unauthorized)
             #expect(try await store.readStream(SystemSettings.stream) == nil)
-            #expect(try await client.send(.get, "/api/system/severity").status == .ok)
-            #expect(try await client.send(.get, "/api/system/config").status == .ok)
+            #expect(try await client.send(.get, "/api/system/severity").status == .unauthorized)
+            #expect(try await client.call(.get, "/api/system/config", key: "s3cret").status == .ok)
             let accepted = try await client.execute(
                 uri: "/api/system/severity", method: .put, headers: [HTTPField.Name("X-API-Key")!: "s3cret"],
                 body: body)

@@ -46,6 +46,13 @@ enum Samples {
         ]),
         SeverityThresholdsChanged(
             SeverityThresholds(lowMax: 20, mediumMax: 45, highMax: 70), previous: .defaults),
+        ApiKeyIssued(
+            name: "alice", role: .`operator`, secretHash: String(repeating: "ab", count: 32),
+            prefix: "vigil_alice.AbCd", issuedAt: date, expiresAt: nil),
+        ApiKeyIssued(
+            name: "cam-worker_2", role: .worker, secretHash: String(repeating: "0f", count: 32),
+            prefix: "vigil_cam-worker_2.x9-_", issuedAt: date, expiresAt: date.addingTimeInterval(86_400)),
+        ApiKeyRevoked(name: "alice", revokedAt: date),
     ]
 
     static func json(_ events: [(type: String, version: Int32, data: String)]) -> String {

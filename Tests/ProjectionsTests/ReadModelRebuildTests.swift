@@ -101,7 +101,9 @@ struct ReadModelRebuildTests {
 
                 // Built live, batch by batch, while four writers append concurrently; then a
                 // camera is removed (its rows are hidden, not deleted).
+                async let keys: Void = Self.appendKeyLifecycle(store)
                 _ = try await Self.appendConcurrently(history, [0..<150, 150..<300, 300..<450, 450..<600], store)
+                try await keys
                 let removal = CameraRemoved(id: "garage", removedAt: Self.start.addingTimeInterval(99_999))
                 try await store.append(
                     to: removal.stream, events: [try NewEvent(removal, metadata: EventMetadata(actor: "tests"))])
@@ -184,6 +186,36 @@ struct ReadModelRebuildTests {
         }
     }
 
+    /// API keys: issued (one with an expiry), one revoked later, and one issued and revoked in
+    /// the same append (adjacent in the log, so in one batch).
+    static func appendKeyLifecycle(_ store: EventStore) async throws {
+        let metadata = EventMetadata(actor: "tests")
+        let issued = { (name: String, role: Role, expires: Date?) in
+            try NewEvent(
+                ApiKeyIssued(
+                    name: name, role: role, secretHash: String(repeating: "0", count: 64), prefix: "vigil_\(name).abcd",
+                    issuedAt: Self.start, expiresAt: expires),
+                metadata: metadata)
+        }
+        try await store.append(to: ApiKey.stream("alice"), events: [try issued("alice", .`operator`, nil)])
+        try await store.append(
+            to: ApiKey.stream("cam-1"), events: [try issued("cam-1", .worker, Self.start.addingTimeInterval(86_400))])
+        try await store.append(
+            to: ApiKey.stream("brief"),
+            events: [
+                try issued("brief", .viewer, nil),
+                try NewEvent(
+                    ApiKeyRevoked(name: "brief", revokedAt: Self.start.addingTimeInterval(60)), metadata: metadata),
+            ])
+        try await Task.sleep(for: .milliseconds(5))
+        try await store.append(
+            to: ApiKey.stream("alice"),
+            events: [
+                try NewEvent(
+                    ApiKeyRevoked(name: "alice", revokedAt: Self.start.addingTimeInterval(120)), metadata: metadata)
+            ])
+    }
+
     /// Re-analyses of some of `range`'s security events: two in one append (adjacent in the log),
     /// each with a new score, the second one final.
     static func appendReanalyses(_ range: Range<Int>, _ store: EventStore) async throws {
@@ -215,7 +247,8 @@ struct ReadModelRebuildTests {
                 async let first = Self.appendConcurrently(history, [20..<60, 60..<100], store)
                 async let updates: Void = Self.appendCameraUpdates(history, round: 1, store)
                 async let reanalyses: Void = Self.appendReanalyses(0..<20, store)
-                _ = try await (first, updates, reanalyses)
+                async let keys: Void = Self.appendKeyLifecycle(store)
+                _ = try await (first, updates, reanalyses, keys)
 
                 // The garage is removed (what it recorded is hidden, its analytics deleted), then
                 // registered again, and everything goes on: more events (also of the garage),

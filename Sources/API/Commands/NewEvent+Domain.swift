@@ -5,13 +5,14 @@ import HTTPTypes
 import Hummingbird
 
 extension EventMetadata {
-    /// Who made `request`. The actor is `anonymous` until API keys arrive (they name the actor).
+    /// Who made `request`: the actor is the name of its API key (``Principal``), `anonymous` when
+    /// auth is off.
     /// The client address is the one ``ClientAddressMiddleware`` resolved: the socket's peer, or
     /// what a trusted proxy forwarded; none without a socket (router tests).
     init(_ request: Request) {
         let headers = request.headers
         self.init(
-            actor: "anonymous",
+            actor: Principal.current?.name ?? "anonymous",
             requestId: headers[HTTPField.Name("X-Request-ID")!] ?? UUID().uuidString,
             clientAddress: RequestOrigin.clientAddress,
             userAgent: headers[.userAgent]

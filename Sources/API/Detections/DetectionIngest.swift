@@ -24,7 +24,6 @@ struct DetectionIngest<Context: RequestContext> {
     let appender: GroupCommitAppender
     let detections: DetectionsReadModel
     let cameras: KnownCameras
-    let workerKey: String?
     /// When a detection may say it happened (`detected_at`).
     let eventTimes: EventTimeWindow
 
@@ -37,7 +36,7 @@ struct DetectionIngest<Context: RequestContext> {
     }
 
     @Sendable func createOne(_ request: Request, context: Context) async throws -> Response {
-        let metadata = try authorize(request)
+        let metadata = EventMetadata(request)
         var body = try await JSONBody.parse(request, context: context)
         let input = DetectionInput(&body, eventTimes: eventTimes)
         try body.validate()
@@ -64,7 +63,7 @@ struct DetectionIngest<Context: RequestContext> {
     }
 
     @Sendable func createBatch(_ request: Request, context: Context) async throws -> Response {
-        let metadata = try authorize(request)
+        let metadata = EventMetadata(request)
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         if contentType.hasPrefix("application/x-ndjson") || contentType.hasPrefix("application/jsonl") {
             return try await createFromLines(request, metadata: metadata)
@@ -224,10 +223,6 @@ struct DetectionIngest<Context: RequestContext> {
     }
 
     // MARK: - Shared
-
-    func authorize(_ request: Request) throws -> EventMetadata {
-        try SharedKey(workerKey, actor: "worker").authorize(request)
-    }
 
     /// A good NDJSON line waiting for its chunk.
     private struct PendingLine {

@@ -10,14 +10,13 @@ struct DetectionsController<Context: RequestContext> {
     let cameras: CamerasReadModel
     let store: EventStore
     let appender: GroupCommitAppender
-    let workerKey: String?
     var eventTimes = EventTimeWindow.standard
 
     func addRoutes(to router: Router<Context>) {
         let group = router.group("/api/detections")
         DetectionIngest(
             store: store, appender: appender, detections: detections,
-            cameras: KnownCameras(cameras: cameras, store: store), workerKey: workerKey, eventTimes: eventTimes
+            cameras: KnownCameras(cameras: cameras, store: store), eventTimes: eventTimes
         )
         .addRoutes(to: group)
         group.get(use: list)

@@ -19,7 +19,6 @@ struct AnalysisController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
-    let workerKey: String?
     let thresholds: @Sendable () async throws -> SeverityThresholds
 
     func addRoutes(to router: Router<Context>) {
@@ -30,7 +29,7 @@ struct AnalysisController<Context: RequestContext> {
 
     @Sendable func record(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
-        let metadata = try SharedKey(workerKey, actor: "worker").authorize(request)
+        let metadata = EventMetadata(request)
         var body = try await JSONBody.parse(request, context: context)
         let score = body.integer("risk_score", required: true, in: 0...100)
         let summary = body.string("summary", required: true, length: 1...10_000, multiline: true)

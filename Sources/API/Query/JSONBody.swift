@@ -175,6 +175,20 @@ struct JSONBody {
         return date
     }
 
+    /// A strict ISO 8601 timestamp (a zone-less one is UTC) after `now`: an expiry.
+    mutating func futureTime(_ name: String, now: Date = Date()) -> Date? {
+        guard let text = string(name) else { return nil }
+        guard let date = Timestamp.parseDateTime(text) else {
+            fail(name, "Input should be a valid datetime", "datetime_parsing")
+            return nil
+        }
+        guard date > now, date < Date(timeIntervalSince1970: 253_402_300_800) else {
+            fail(name, "Value error, must be in the future (and before the year 10000)", "value_error")
+            return nil
+        }
+        return date
+    }
+
     /// A list of `count` strings of `length` characters each (an issue names the bad item's index).
     mutating func stringList(_ name: String, count: ClosedRange<Int>, length: ClosedRange<Int>) -> [String]? {
         guard has(name) else { return nil }

@@ -17,8 +17,6 @@ struct SystemController<Context: RequestContext> {
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
     let settings: SystemSettingsReader
-    /// `VIGIL_ADMIN_KEY`: when set, changes need it in `X-API-Key`.
-    let adminKey: String?
 
     func addRoutes(to router: Router<Context>) {
         let system = router.group("/api/system")
@@ -38,7 +36,7 @@ struct SystemController<Context: RequestContext> {
     /// Any subset of the editable fields; `app_name` and `version` are accepted and ignored
     /// (a client may send back what it read), any other field is a 422.
     @Sendable func updateConfig(_ request: Request, context: Context) async throws -> Response {
-        let metadata = try SharedKey(adminKey, actor: "admin").authorize(request)
+        let metadata = EventMetadata(request)
         var body = try await JSONBody.parse(request, context: context)
         body.ignore(["app_name", "version"])
         let retention = body.integer("retention_days", in: 1...365)
@@ -91,7 +89,7 @@ struct SystemController<Context: RequestContext> {
     }
 
     @Sendable func updateSeverity(_ request: Request, context: Context) async throws -> Response {
-        let metadata = try SharedKey(adminKey, actor: "admin").authorize(request)
+        let metadata = EventMetadata(request)
         var body = try await JSONBody.parse(request, context: context)
         let lowMax = body.integer("low_max", required: true, in: 0...100)
         let mediumMax = body.integer("medium_max", required: true, in: 0...100)

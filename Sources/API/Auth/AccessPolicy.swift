@@ -1,0 +1,111 @@
+import Domain
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// What a route needs when auth is on: nothing (health probes), or a permission that the key's
+/// role must include (``Role/permissions``).
+enum Access: Sendable, Equatable {
+    case open
+    case needs(Permission)
+}
+
+/// The one table of which route needs what. A route missing here needs `admin` (safe by
+/// default), and `AccessPolicyTests` fails until it is added.
+enum AccessPolicy {
+    static let routes: [String: Access] = [
+        "GET /health": .open,
+        "GET /ready": .open,
+        // The raw log carries every event's metadata (actors, client addresses): admin only.
+        "GET /api/log": .needs(.admin),
+        "GET /api/streams/{stream}": .needs(.admin),
+        "GET /api/projections": .needs(.read),
+        "POST /api/projections/{name}/rebuild": .needs(.admin),
+        "GET /api/projections/{name}/parked": .needs(.admin),
+        "POST /api/projections/{name}/parked/retry": .needs(.admin),
+        "GET /api/cameras": .needs(.read),
+        "POST /api/cameras": .needs(.admin),
+        "GET /api/cameras/{camera_id}": .needs(.read),
+        "PATCH /api/cameras/{camera_id}": .needs(.admin),
+        "DELETE /api/cameras/{camera_id}": .needs(.admin),
+        "GET /api/detections": .needs(.read),
+        "POST /api/detections": .needs(.ingest),
+        "POST /api/detections/batch": .needs(.ingest),
+        "GET /api/detections/{detection_id}": .needs(.read),
+        "GET /api/events": .needs(.read),
+        "GET /api/events/search": .needs(.read),
+        "GET /api/events/stats": .needs(.read),
+        "GET /api/events/export": .needs(.read),
+        "GET /api/events/{event_id}": .needs(.read),
+        "PATCH /api/events/{event_id}": .needs(.review),
+        "GET /api/events/{event_id}/detections": .needs(.read),
+        "GET /api/events/{event_id}/analyses": .needs(.read),
+        "POST /api/events/{event_id}/analysis": .needs(.ingest),
+        "POST /api/events/{event_id}/reanalyse": .needs(.review),
+        "GET /api/system/config": .needs(.read),
+        "PATCH /api/system/config": .needs(.admin),
+        "GET /api/system/severity": .needs(.read),
+        "PUT /api/system/severity": .needs(.admin),
+        "GET /api/system/severity/preview": .needs(.read),
+        "GET /api/analytics/detection-trends": .needs(.read),
+        "GET /api/analytics/risk-history": .needs(.read),
+        "GET /api/analytics/camera-uptime": .needs(.read),
+        "GET /api/analytics/object-distribution": .needs(.read),
+        "GET /api/analytics/risk-score-distribution": .needs(.read),
+        "GET /api/analytics/risk-score-trends": .needs(.read),
+        "GET /api/api-keys": .needs(.admin),
+        "POST /api/api-keys": .needs(.admin),
+        "GET /api/api-keys/{key_id}": .needs(.admin),
+        "DELETE /api/api-keys/{key_id}": .needs(.admin),
+    ]
+
+    /// What `method` on the route `path` (as the router names it, `/api/events/{event_id}`) needs.
+    static func access(_ method: HTTPRequest.Method, _ path: String) -> Access {
+        routes["\(method.rawValue) \(path)"] ?? .needs(.admin)
+    }
+}
+
+/// With auth on, checks the request's key against ``AccessPolicy`` before anything else reads
+/// it: `401` when it is missing or opens nothing, `403` when its role lacks the route's
+/// permission. The key is taken from `X-API-Key`, else `?api_key=`, else (WebSockets)
+/// `Sec-WebSocket-Protocol: api-key.<key>`. The handler runs as the key's ``Principal``.
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// nil: auth is off, every route is open and every actor `anonymous`.
+    let directory: KeyDirectory?
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
+        async throws -> Response
+    {
+        guard let directory else { return try await next(request, context) }
+        let path = context.endpointPath ?? request.uri.path
+        guard case .needs(let permission) = AccessPolicy.access(request.method, path) else {
+            return try await next(request, context)
+        }
+        guard let presented = Self.presentedKey(request) else {
+            throw APIError.unauthorized("Missing API key: send it in the X-API-Key header")
+        }
+        guard let principal = try await directory.principal(for: presented) else {
+            throw APIError.unauthorized("Invalid API key")
+        }
+        guard principal.role.allows(permission) else {
+            throw APIError(
+                .forbidden,
+                "API key '\(principal.name)' (role \(principal.role.rawValue)) may not \(request.method.rawValue) \(path)"
+            )
+        }
+        return try await Principal.$current.withValue(principal) { try await next(request, context) }
+    }
+
+    static func presentedKey(_ request: Request) -> String? {
+        if let key = request.headers[HTTPField.Name("X-API-Key")!], !key.isEmpty { return key }
+        if let key = request.uri.queryParameters["api_key"], !key.isEmpty { return String(key) }
+        let protocols = request.headers[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",") }
+        for entry in protocols {
+            let value = entry.trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("api-key."), value.count > "api-key.".count { return String(value.dropFirst(8)) }
+        }
+        return nil
+    }
+}
