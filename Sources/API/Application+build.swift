@@ -57,6 +57,11 @@ public struct ServerConfiguration: Sendable {
     /// the longest a revocation through another instance takes to reach this one.
     public var keyCacheTTL: Duration = .seconds(5)
 
+    /// How many refused commands per actor and client address are recorded in the log at once,
+    /// and how often one more may be: the rest are counted in the next record.
+    public var refusalBurst = 20
+    public var refusalInterval: Duration = .seconds(3)
+
     /// Whether auth is on, as configured or by default.
     public var isAuthOn: Bool { auth ?? (adminKey != nil || workerKey != nil) }
     /// How long a client connection may stay silent, idle or mid-request, before it is closed
@@ -119,7 +124,7 @@ struct ServerParts {
         let readModels = APIReadModels(
             cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
-            apiKeys: ApiKeysReadModel(database: reads))
+            apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads))
         let directory =
             configuration.isAuthOn
             ? KeyDirectory(
@@ -127,7 +132,8 @@ struct ServerParts {
                 ttl: configuration.keyCacheTTL) : nil
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
-            projections: projections, settings: settings, directory: directory, redis: redis,
+            projections: projections, settings: settings, directory: directory,
+            refusals: (configuration.refusalBurst, configuration.refusalInterval), redis: redis,
             redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
@@ -195,13 +201,15 @@ struct APIReadModels {
     var securityEvents: SecurityEventsReadModel
     var analytics: AnalyticsReadModel
     var apiKeys: ApiKeysReadModel
+    var audit: AuditReadModel
 }
 
 func buildRouter(
     store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
-    directory: KeyDirectory?, redis: RedisClient?, redisPrefix: String,
+    directory: KeyDirectory?, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)), redis: RedisClient?,
+    redisPrefix: String,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard
@@ -214,7 +222,11 @@ func buildRouter(
     router.middlewares.add(BodyLimitMiddleware())
     router.middlewares.add(QueryTextMiddleware())
     router.middlewares.add(AvailabilityMiddleware(availability: availability))
-    router.middlewares.add(AuthMiddleware(directory: directory))
+    // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
+    let rejections = RejectionRecorder(
+        appender: appender, logger: store.logger, burst: refusals.burst, interval: refusals.interval)
+    router.middlewares.add(AuthMiddleware(directory: directory, rejections: rejections))
+    router.middlewares.add(RejectionMiddleware(recorder: rejections))
     HealthController(store: store, availability: availability).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
@@ -247,5 +259,6 @@ func buildRouter(
     ApiKeysController(
         keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
+    AuditController(audit: readModels.audit).addRoutes(to: router)
     return router
 }

@@ -137,6 +137,6 @@ public enum EventCatalog {
         SecurityEventOpened.self, SecurityEventClosed.self, SecurityEventAnalyzed.self, SecurityEventReviewed.self,
         ReanalysisRequested.self,
         SystemConfigChanged.self, SeverityThresholdsChanged.self,
-        ApiKeyIssued.self, ApiKeyRevoked.self,
+        ApiKeyIssued.self, ApiKeyRevoked.self, CommandRejected.self,
     ]
 }

@@ -115,6 +115,14 @@ extension EventStore {
         }
     }
 
+    /// How many events the log holds besides the records of refused commands
+    /// (`CommandRejected`): what a refused request must not change.
+    public func changeCount() async throws -> Int {
+        let rows = try await client.guardedQuery(
+            "SELECT count(*) FROM events WHERE type <> 'CommandRejected'", logger: logger)
+        return Int(try await rows.decode(Int64.self).first { _ in true } ?? -1)
+    }
+
     /// Everything committed so far, following `next` until the log is drained.
     public func readAll(filter: LogFilter = .all, from start: Checkpoint = .start) async throws -> [RecordedEvent] {
         var events: [RecordedEvent] = []

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import NIOCore
 import PostgresNIO
 import Testing
+import VigilTesting
 
 @testable import API
 
@@ -272,11 +273,7 @@ import Testing
         return cases
     }
 
-    static func eventCount(_ store: EventStore) async throws -> Int {
-        let rows = try await store.client.query("SELECT count(*) FROM events", logger: store.logger)
-        for try await n in rows.decode(Int64.self) { return Int(n) }
-        return 0
-    }
+    static func eventCount(_ store: EventStore) async throws -> Int { try await store.changeCount() }
 
     @Test func everyBadRequestIsA4xxInTheSeedsFormatAndWritesNothing() async throws {
         try await withApp { store, client in

@@ -12,26 +12,20 @@ import PostgresNIO
 import Synchronization
 import Synthetic
 import Testing
+import VigilTesting
 
 /// Request bodies: 413 from `Content-Length` before reading, 413 while collecting a body that
 /// has none, NDJSON lines over their limit reported, and an NDJSON upload of any size read in
 /// bounded memory.
 @Suite(.serialized) struct BodyLimitTests {
-    static func eventCount(_ store: EventStore) async throws -> Int64 {
-        let rows = try await store.client.guardedQuery("SELECT count(*) FROM events", logger: store.logger)
-        return try await rows.decode(Int64.self).first { _ in true } ?? -1
-    }
+    static func eventCount(_ store: EventStore) async throws -> Int { try await store.changeCount() }
 
     /// The whole server on a real socket (port chosen by the system).
     static func withLiveApp(
         _ body: @Sendable (EventStore, any TestClientProtocol, Int) async throws -> Void
     ) async throws {
         try await withScratchDatabase { store, scratch in
-            var database = scratch
-            database.maximumConnections = 24
-            var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: database)
-            configuration.readYourWritesTimeout = .seconds(60)  // as in runApp
-            try await testApplication(configuration, .live) { client in
+            try await testApplication(testConfiguration(scratch, live: true), .live) { client in
                 try await body(store, client, try #require(client.port))
             }
         }

@@ -21,13 +21,8 @@ import Testing
         trustedProxies: String = "", _ body: @Sendable (EventStore, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await withScratchDatabase { store, database in
-            var database = database
-            database.maximumConnections = 24
-            var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: database)
-            configuration.projectionOptions = .init(
-                batchSize: 500, leaseRetry: .milliseconds(100), errorRetry: .milliseconds(100))
+            var configuration = testConfiguration(database, live: true)
             configuration.trustedProxies = try TrustedProxies.parse(trustedProxies).get()
-            configuration.readYourWritesTimeout = .seconds(60)  // as in runApp
             try await testApplication(configuration, .live) { client in try await body(store, client) }
         }
     }

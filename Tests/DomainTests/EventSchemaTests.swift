@@ -53,6 +53,13 @@ enum Samples {
             name: "cam-worker_2", role: .worker, secretHash: String(repeating: "0f", count: 32),
             prefix: "vigil_cam-worker_2.x9-_", issuedAt: date, expiresAt: date.addingTimeInterval(86_400)),
         ApiKeyRevoked(name: "alice", revokedAt: date),
+        CommandRejected(
+            action: "settings_changed", resourceType: "severity_thresholds", resourceId: "severity", method: "PUT",
+            path: "/api/system/severity", status: 403,
+            detail: "API key 'alice' (role operator) may not PUT /api/system/severity", rejectedAt: date),
+        CommandRejected(
+            action: "camera_created", resourceType: "camera", resourceId: nil, method: "POST", path: "/api/cameras",
+            status: 401, detail: "Invalid API key", suppressed: 12, rejectedAt: date),
     ]
 
     static func json(_ events: [(type: String, version: Int32, data: String)]) -> String {

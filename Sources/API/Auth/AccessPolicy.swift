@@ -40,6 +40,7 @@ enum AccessPolicy {
         "PATCH /api/events/{event_id}": .needs(.review),
         "GET /api/events/{event_id}/detections": .needs(.read),
         "GET /api/events/{event_id}/analyses": .needs(.read),
+        "GET /api/events/{event_id}/history": .needs(.read),
         "POST /api/events/{event_id}/analysis": .needs(.ingest),
         "POST /api/events/{event_id}/reanalyse": .needs(.review),
         "GET /api/system/config": .needs(.read),
@@ -57,6 +58,35 @@ enum AccessPolicy {
         "POST /api/api-keys": .needs(.admin),
         "GET /api/api-keys/{key_id}": .needs(.admin),
         "DELETE /api/api-keys/{key_id}": .needs(.admin),
+        "GET /api/audit": .needs(.admin),
+        "GET /api/audit/stats": .needs(.admin),
+        "GET /api/audit/{audit_id}": .needs(.admin),
+    ]
+
+    /// The write routes whose refusals the audit trail records, as what they would have done
+    /// (their successes are recorded from the events they append).
+    static let audited: [String: AuditedCommand] = [
+        "PATCH /api/events/{event_id}": .init(action: "event_reviewed", resourceType: "event", idParameter: "event_id"),
+        "POST /api/events/{event_id}/reanalyse": .init(
+            action: "ai_reevaluated", resourceType: "event", idParameter: "event_id"),
+        "POST /api/events/{event_id}/analysis": .init(
+            action: "analysis_recorded", resourceType: "event", idParameter: "event_id"),
+        "POST /api/detections": .init(action: "detection_recorded", resourceType: "detection"),
+        "POST /api/detections/batch": .init(action: "detection_recorded", resourceType: "detection"),
+        "PUT /api/system/severity": .init(action: "settings_changed", resourceType: "severity_thresholds"),
+        "PATCH /api/system/config": .init(action: "config_updated", resourceType: "system_config"),
+        "POST /api/cameras": .init(action: "camera_created", resourceType: "camera"),
+        "PATCH /api/cameras/{camera_id}": .init(
+            action: "camera_updated", resourceType: "camera", idParameter: "camera_id"),
+        "DELETE /api/cameras/{camera_id}": .init(
+            action: "camera_deleted", resourceType: "camera", idParameter: "camera_id"),
+        "POST /api/api-keys": .init(action: "api_key_created", resourceType: "api_key"),
+        "DELETE /api/api-keys/{key_id}": .init(
+            action: "api_key_revoked", resourceType: "api_key", idParameter: "key_id"),
+        "POST /api/projections/{name}/rebuild": .init(
+            action: "projection_rebuild_requested", resourceType: "projection", idParameter: "name"),
+        "POST /api/projections/{name}/parked/retry": .init(
+            action: "parked_events_retried", resourceType: "projection", idParameter: "name"),
     ]
 
     /// What `method` on the route `path` (as the router names it, `/api/events/{event_id}`) needs.
@@ -72,6 +102,8 @@ enum AccessPolicy {
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// nil: auth is off, every route is open and every actor `anonymous`.
     let directory: KeyDirectory?
+    /// Records the refusals of write routes in the log.
+    let rejections: RejectionRecorder?
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -84,18 +116,29 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         guard let presented = Self.presentedKey(request) else {
-            throw APIError.unauthorized("Missing API key: send it in the X-API-Key header")
+            throw await refuse(.unauthorized, "Missing API key: send it in the X-API-Key header", request, context)
         }
         guard let principal = try await directory.principal(for: presented) else {
-            throw APIError.unauthorized("Invalid API key")
+            throw await refuse(.unauthorized, "Invalid API key", request, context)
         }
         guard principal.role.allows(permission) else {
-            throw APIError(
+            throw await refuse(
                 .forbidden,
-                "API key '\(principal.name)' (role \(principal.role.rawValue)) may not \(request.method.rawValue) \(path)"
-            )
+                "API key '\(principal.name)' (role \(principal.role.rawValue)) may not \(request.method.rawValue) \(path)",
+                request, context, actor: principal.name)
         }
         return try await Principal.$current.withValue(principal) { try await next(request, context) }
+    }
+
+    /// The refusal, recorded first (for a write route).
+    private func refuse(
+        _ status: HTTPResponse.Status, _ detail: String, _ request: Request, _ context: Context,
+        actor: String = "anonymous"
+    ) async -> APIError {
+        await rejections?.record(
+            request, route: context.endpointPath ?? request.uri.path, parameters: context.parameters, status: status,
+            detail: detail, actor: actor)
+        return APIError(status, detail)
     }
 
     static func presentedKey(_ request: Request) -> String? {

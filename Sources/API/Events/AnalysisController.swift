@@ -25,6 +25,38 @@ struct AnalysisController<Context: RequestContext> {
         router.post("/api/events/{event_id}/analysis", use: record)
         router.post("/api/events/{event_id}/reanalyse", use: reanalyse)
         router.get("/api/events/{event_id}/analyses", use: history)
+        router.get("/api/events/{event_id}/history", use: changes)
+    }
+
+    /// `GET /api/events/{id}/history`: every change to the security event, oldest first, as its
+    /// stream (`secevent-<id>`) has it: opened and closed by the batch aggregator (with the
+    /// detections they took in), analyzed, reviewed, re-analysis requested; each with who
+    /// (`actor`) and when. The payload is the event's own (`data`); client addresses stay in the
+    /// log and the audit trail.
+    @Sendable func changes(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.integerID("event_id")
+        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000) else {
+            throw APIError.notFound("Event \(id) not found")
+        }
+        var writer = JSONWriter()
+        writer.object { object in
+            object.field("event_id", id)
+            object.array("history") { array in
+                for event in page.events {
+                    let metadata = try? EventCoding.decoder.decode(EventMetadata.self, from: Data(event.metadata.utf8))
+                    array.object { item in
+                        item.field("version", event.version)
+                        item.field("type", event.type)
+                        item.field("at", JSONWriter.microseconds(event.recordedAt))
+                        item.field("actor", metadata?.actor)
+                        item.field("checkpoint", event.checkpoint.token)
+                        item.raw("data", json: event.data)
+                    }
+                }
+            }
+            object.field("count", page.events.count)
+        }
+        return writer.response()
     }
 
     @Sendable func record(_ request: Request, context: Context) async throws -> Response {
