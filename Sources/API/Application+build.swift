@@ -62,6 +62,20 @@ public struct ServerConfiguration: Sendable {
     public var refusalBurst = 20
     public var refusalInterval: Duration = .seconds(3)
 
+    /// The rate limiter's window (`VIGIL_RATE_LIMIT_WINDOW_SECONDS`; the limits themselves are
+    /// system settings, `/api/system/rate-limits`).
+    public var rateLimitWindow: Duration = .seconds(60)
+    /// How long a request waits for the rate limiter's Redis (`VIGIL_RATE_LIMIT_TIMEOUT_MS`).
+    public var rateLimitTimeout: Duration = .milliseconds(50)
+    /// When Redis doesn't answer in time: refuse (503) instead of letting requests pass
+    /// (`VIGIL_RATE_LIMIT_FAILURE=closed`; `open` by default).
+    public var rateLimitFailClosed = false
+
+    /// How many probes in a row that got no answer within 3 s (PostgreSQL hung, or a machine
+    /// too starved to tell) make the database count as down; a refused or failed probe counts
+    /// at once (two in a row).
+    public var probeTimeoutsToGoDown = 5
+
     /// Whether auth is on, as configured or by default.
     public var isAuthOn: Bool { auth ?? (adminKey != nil || workerKey != nil) }
     /// How long a client connection may stay silent, idle or mid-request, before it is closed
@@ -108,7 +122,9 @@ struct ServerParts {
         store = EventStore(client: client, logger: logger)
         notifier = LogNotifier(client: client, logger: logger)
         appender = GroupCommitAppender(store: store)
-        availability = DatabaseAvailability(settings: configuration.postgres, logger: logger, pool: client)
+        availability = DatabaseAvailability(
+            settings: configuration.postgres, logger: logger, pool: client,
+            timeoutsToGoDown: configuration.probeTimeoutsToGoDown)
         redis = configuration.redis.map { RedisClient(settings: $0, logger: logger) }
         var projections: [any Projection] = ReadModels.all
         projections.append(
@@ -133,7 +149,11 @@ struct ServerParts {
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
             projections: projections, settings: settings, directory: directory,
-            refusals: (configuration.refusalBurst, configuration.refusalInterval), redis: redis,
+            refusals: (configuration.refusalBurst, configuration.refusalInterval),
+            rateLimits: (
+                configuration.rateLimitWindow, configuration.rateLimitTimeout, configuration.rateLimitFailClosed
+            ),
+            redis: redis,
             redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
@@ -208,7 +228,9 @@ func buildRouter(
     store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
-    directory: KeyDirectory?, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)), redis: RedisClient?,
+    directory: KeyDirectory?, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)),
+    rateLimits: (window: Duration, timeout: Duration, failClosed: Bool) = (.seconds(60), .milliseconds(50), false),
+    redis: RedisClient?,
     redisPrefix: String,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
     trustedProxies: TrustedProxies = .none,
@@ -225,9 +247,16 @@ func buildRouter(
     // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
     let rejections = RejectionRecorder(
         appender: appender, logger: store.logger, burst: refusals.burst, interval: refusals.interval)
+    // Before auth: a client guessing keys is limited too.
+    let limiter = redis.map {
+        RateLimiter(
+            redis: $0, prefix: redisPrefix, settings: settings, window: rateLimits.window, timeout: rateLimits.timeout,
+            failClosed: rateLimits.failClosed, logger: store.logger)
+    }
+    router.middlewares.add(RateLimitMiddleware(limiter: limiter, rejections: rejections))
     router.middlewares.add(AuthMiddleware(directory: directory, rejections: rejections))
     router.middlewares.add(RejectionMiddleware(recorder: rejections))
-    HealthController(store: store, availability: availability).addRoutes(to: router)
+    HealthController(store: store, availability: availability, limiter: limiter).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     let readYourWrites = ReadYourWrites(store: store, timeout: readYourWritesTimeout)

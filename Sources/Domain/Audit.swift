@@ -178,6 +178,13 @@ extension AuditEntry {
             return AuditEntry(
                 action: "settings_changed", resourceType: "severity_thresholds", resourceId: "severity",
                 details: ["changes": changes])
+        case RateLimitsChanged.type:
+            let event = try RateLimitsChanged.decode(data)
+            let (old, new) = (event.previous.fields, event.limits.fields)
+            let changes = changes(new.keys.sorted().map { ($0, old: old[$0] ?? .null, new: new[$0] ?? .null) })
+            return AuditEntry(
+                action: "settings_changed", resourceType: "rate_limits", resourceId: "rate_limits",
+                details: ["changes": changes])
         case CameraRegistered.type:
             let event = try CameraRegistered.decode(data)
             let changes = changes([
@@ -220,7 +227,8 @@ extension AuditEntry {
     /// Every event type the audit trail shows.
     public static let types: [String] = [
         SecurityEventReviewed.type, ReanalysisRequested.type, SystemConfigChanged.type,
-        SeverityThresholdsChanged.type, CameraRegistered.type, CameraUpdated.type, CameraRemoved.type,
+        SeverityThresholdsChanged.type, RateLimitsChanged.type, CameraRegistered.type, CameraUpdated.type,
+        CameraRemoved.type,
         ApiKeyIssued.type, ApiKeyRevoked.type, CommandRejected.type,
     ]
 }

@@ -136,7 +136,7 @@ public enum EventCatalog {
         DetectionRecorded.self,
         SecurityEventOpened.self, SecurityEventClosed.self, SecurityEventAnalyzed.self, SecurityEventReviewed.self,
         ReanalysisRequested.self,
-        SystemConfigChanged.self, SeverityThresholdsChanged.self,
+        SystemConfigChanged.self, SeverityThresholdsChanged.self, RateLimitsChanged.self,
         ApiKeyIssued.self, ApiKeyRevoked.self, CommandRejected.self,
     ]
 }

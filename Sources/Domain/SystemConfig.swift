@@ -115,23 +115,26 @@ public struct SystemConfigChanged: DomainEvent {
     public var stream: String { SystemSettings.stream }
 }
 
-/// The configuration and the severity thresholds in force: the defaults (the server's own,
-/// from its environment) with the changes recorded in `config-system` applied in order.
+/// The configuration, the severity thresholds and the rate limits in force: the defaults (the
+/// server's own, from its environment) with the changes recorded in `config-system` applied in
+/// order.
 public struct SystemSettings: Sendable, Hashable {
     public static let stream = "config-system"
 
     public var config: SystemConfig
     public var thresholds: SeverityThresholds
+    public var rateLimits: RateLimits
 
     public static let defaults = SystemSettings(config: .defaults, thresholds: .defaults)
 
-    public init(config: SystemConfig, thresholds: SeverityThresholds) {
+    public init(config: SystemConfig, thresholds: SeverityThresholds, rateLimits: RateLimits = .defaults) {
         self.config = config
         self.thresholds = thresholds
+        self.rateLimits = rateLimits
     }
 
     /// These settings with `values` applied, by the names the read model keeps them under
-    /// (the config's fields, `low_max`, `medium_max`, `high_max`).
+    /// (the config's fields, `low_max`, `medium_max`, `high_max`, `rate_limits`).
     public func applying(values: [String: JSONValue]) -> SystemSettings {
         var result = self
         result.config = config.applying(values.filter { SystemConfig.editableFields.contains($0.key) })
@@ -143,6 +146,11 @@ public struct SystemSettings: Sendable, Hashable {
             lowMax: integer("low_max") ?? thresholds.lowMax, mediumMax: integer("medium_max") ?? thresholds.mediumMax,
             highMax: integer("high_max") ?? thresholds.highMax)
         if next.isValid { result.thresholds = next }
+        if let limits = values["rate_limits"], let data = try? EventCoding.encoder.encode(limits),
+            let decoded = try? EventCoding.decoder.decode(RateLimits.self, from: data)
+        {
+            result.rateLimits = decoded
+        }
         return result
     }
 
@@ -157,6 +165,8 @@ public struct SystemSettings: Sendable, Hashable {
                 "low_max": .number(Double(thresholds.lowMax)), "medium_max": .number(Double(thresholds.mediumMax)),
                 "high_max": .number(Double(thresholds.highMax)),
             ]
+        case RateLimitsChanged.type:
+            return ["rate_limits": .object(try RateLimitsChanged.decode(data).limits.fields)]
         default:
             return [:]
         }

@@ -14,9 +14,9 @@ import Synchronization
 /// The probe has a connection of its own, outside the pool, so a busy pool (every connection
 /// leased, requests waiting their turn) is never taken for an outage. Two failed probes in a
 /// row (refused, closed, an error) mean down; a probe that only got no answer within 3 s counts
-/// as a failure only after five of them in a row (~20 s): a machine loaded enough to starve the
-/// probe is slow, not down, and answering 503 would turn slowness into failures. One answer
-/// means up again.
+/// as a failure only after `timeoutsToGoDown` of them in a row (5, ~20 s): a machine loaded
+/// enough to starve the probe is slow, not down, and answering 503 would turn slowness into
+/// failures. One answer means up again.
 ///
 /// With the server's `pool`, each probe that got an answer also leases a pooled connection:
 /// when none comes within `leaseTimeout` *and* PostgreSQL refuses a new connection (its
@@ -40,7 +40,7 @@ public final class DatabaseAvailability: Service, Sendable {
     private let pool: PostgresClient?
     private let leaseTimeout: Duration
     private let failuresToGoDown = 2
-    private let timeoutsToGoDown = 5
+    private let timeoutsToGoDown: Int
     private let status = Mutex(Status(isUp: true, error: nil, since: Date()))
     private let connection = Mutex<PostgresConnection?>(nil)
     /// Bumped at every change of `isUp`.
@@ -48,9 +48,10 @@ public final class DatabaseAvailability: Service, Sendable {
 
     public init(
         settings: PostgresSettings, logger: Logger, interval: Duration = .seconds(1), timeout: Duration = .seconds(3),
-        pool: PostgresClient? = nil, leaseTimeout: Duration = .seconds(1)
+        pool: PostgresClient? = nil, leaseTimeout: Duration = .seconds(1), timeoutsToGoDown: Int = 5
     ) {
         self.pool = pool
+        self.timeoutsToGoDown = timeoutsToGoDown
         self.leaseTimeout = leaseTimeout
         var settings = settings
         settings.applicationName = "vigil-probe"

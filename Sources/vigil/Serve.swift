@@ -59,6 +59,17 @@ struct Serve: AsyncParsableCommand {
         case "off": configuration.auth = false
         case let other?: throw fail("VIGIL_AUTH must be on or off, not \(other)", code: 2)
         }
+        if let seconds = try Environment.positive("VIGIL_RATE_LIMIT_WINDOW_SECONDS", "seconds") {
+            configuration.rateLimitWindow = .seconds(seconds)
+        }
+        if let milliseconds = try Environment.positive("VIGIL_RATE_LIMIT_TIMEOUT_MS", "milliseconds") {
+            configuration.rateLimitTimeout = .milliseconds(milliseconds)
+        }
+        switch Environment.string("VIGIL_RATE_LIMIT_FAILURE") {
+        case nil, "open": configuration.rateLimitFailClosed = false
+        case "closed": configuration.rateLimitFailClosed = true
+        case let other?: throw fail("VIGIL_RATE_LIMIT_FAILURE must be open or closed, not \(other)", code: 2)
+        }
         if let seconds = try Environment.positive("VIGIL_KEY_CACHE_SECONDS", "seconds") {
             configuration.keyCacheTTL = .seconds(seconds)
         }

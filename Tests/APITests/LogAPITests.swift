@@ -76,6 +76,10 @@ func testConfiguration(_ database: PostgresSettings, live: Bool) -> ServerConfig
     // Suites run at once on two cores: a read model may take longer than a server's 10 s to
     // apply a write, and a test asserting on the answer would see a 202.
     configuration.readYourWritesTimeout = .seconds(60)
+    // Dozens of servers share two cores while the suites run: a probe that gets no answer in
+    // 3 s is a starved machine, not a hung PostgreSQL. Outages in the tests are refused or
+    // terminated sessions, which still count at once.
+    configuration.probeTimeoutsToGoDown = 40
     return configuration
 }
 

@@ -53,6 +53,9 @@ enum Samples {
             name: "cam-worker_2", role: .worker, secretHash: String(repeating: "0f", count: 32),
             prefix: "vigil_cam-worker_2.x9-_", issuedAt: date, expiresAt: date.addingTimeInterval(86_400)),
         ApiKeyRevoked(name: "alice", revokedAt: date),
+        RateLimitsChanged(
+            RateLimits(enabled: true, standard: 120, search: 10, ingest: 6000, media: 1200, websocket: 5),
+            previous: .defaults),
         CommandRejected(
             action: "settings_changed", resourceType: "severity_thresholds", resourceId: "severity", method: "PUT",
             path: "/api/system/severity", status: 403,

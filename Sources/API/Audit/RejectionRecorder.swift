@@ -53,13 +53,29 @@ final class RejectionRecorder: Sendable {
         guard Self.refusals.contains(status.code),
             let command = AccessPolicy.audited["\(request.method.rawValue) \(route)"]
         else { return }
+        await append(
+            command, resourceId: command.idParameter.flatMap { parameters.get($0) }.map { String($0) }, request,
+            status: status.code, detail: detail, actor: actor)
+    }
+
+    /// Records a request refused by the rate limiter (`429`, action `rate_limit_exceeded`, the
+    /// tier as the resource type), on any route.
+    func recordRateLimited(_ request: Request, route: String, tier: RateLimitTier, detail: String) async {
+        await append(
+            AuditedCommand(action: "rate_limit_exceeded", resourceType: tier.rawValue), resourceId: nil, request,
+            status: 429, detail: detail, actor: Principal.current?.name ?? "anonymous")
+    }
+
+    private func append(
+        _ command: AuditedCommand, resourceId: String?, _ request: Request, status: Int, detail: String, actor: String
+    ) async {
         var metadata = EventMetadata(request)
         metadata.actor = actor
         guard let suppressed = take("\(actor)|\(metadata.clientAddress ?? "-")") else { return }
         let event = CommandRejected(
             action: command.action, resourceType: command.resourceType,
-            resourceId: command.idParameter.flatMap { parameters.get($0) }.map { String($0.prefix(1000)) },
-            method: request.method.rawValue, path: String(request.uri.path.prefix(2000)), status: status.code,
+            resourceId: resourceId.map { String($0.prefix(1000)) },
+            method: request.method.rawValue, path: String(request.uri.path.prefix(2000)), status: status,
             detail: String(detail.prefix(2000)), suppressed: suppressed > 0 ? suppressed : nil, rejectedAt: Date())
         do {
             try await appender.append(to: event.stream, events: [try NewEvent(event, metadata: metadata)])

@@ -48,6 +48,8 @@ enum AccessPolicy {
         "GET /api/system/severity": .needs(.read),
         "PUT /api/system/severity": .needs(.admin),
         "GET /api/system/severity/preview": .needs(.read),
+        "GET /api/system/rate-limits": .needs(.read),
+        "PATCH /api/system/rate-limits": .needs(.admin),
         "GET /api/analytics/detection-trends": .needs(.read),
         "GET /api/analytics/risk-history": .needs(.read),
         "GET /api/analytics/camera-uptime": .needs(.read),
@@ -75,6 +77,7 @@ enum AccessPolicy {
         "POST /api/detections/batch": .init(action: "detection_recorded", resourceType: "detection"),
         "PUT /api/system/severity": .init(action: "settings_changed", resourceType: "severity_thresholds"),
         "PATCH /api/system/config": .init(action: "config_updated", resourceType: "system_config"),
+        "PATCH /api/system/rate-limits": .init(action: "settings_changed", resourceType: "rate_limits"),
         "POST /api/cameras": .init(action: "camera_created", resourceType: "camera"),
         "PATCH /api/cameras/{camera_id}": .init(
             action: "camera_updated", resourceType: "camera", idParameter: "camera_id"),

@@ -10,6 +10,8 @@ import Projections
 struct HealthController<Context: RequestContext> {
     let store: EventStore
     let availability: DatabaseAvailability
+    /// With Redis: whether the rate limiter could ask it last time.
+    let limiter: RateLimiter?
 
     func addRoutes(to router: Router<Context>) {
         router.get("/health", use: health)
@@ -32,13 +34,21 @@ struct HealthController<Context: RequestContext> {
             let unhealthy = statuses.filter { $0.health != "ok" }
             let projections =
                 unhealthy.contains { $0.health == "failing" } ? "failing" : unhealthy.isEmpty ? "healthy" : "degraded"
+            let limiter = limiter?.health
+            let fine = unhealthy.isEmpty && limiter?.reachable != false
             var body = JSONWriter()
             body.object { object in
                 // Still ready (the API answers from what the read models hold), but loudly not fine.
-                object.field("status", unhealthy.isEmpty ? "ready" : "degraded")
+                object.field("status", fine ? "ready" : "degraded")
                 object.object("checks") {
                     $0.field("database", "healthy")
                     $0.field("projections", projections)
+                    if let limiter { $0.field("rate_limiter", limiter.reachable ? "healthy" : "unavailable") }
+                }
+                if let limiter, !limiter.reachable {
+                    object.field("rate_limiter_error", limiter.error)
+                    object.field(
+                        "rate_limiter_policy", self.limiter?.failClosed == true ? "requests refused" : "requests pass")
                 }
                 if !unhealthy.isEmpty {
                     object.array("projections") { array in

@@ -25,6 +25,43 @@ struct SystemController<Context: RequestContext> {
         system.get("severity", use: severity)
         system.put("severity", use: updateSeverity)
         system.get("severity/preview", use: preview)
+        system.get("rate-limits", use: rateLimits)
+        system.patch("rate-limits", use: updateRateLimits)
+    }
+
+    // MARK: Rate limits
+
+    @Sendable func rateLimits(_ request: Request, context: Context) async throws -> Response {
+        Self.rateLimitsResponse(try await settings.current().rateLimits)
+    }
+
+    /// Any subset of `enabled` and the tiers' limits (requests per window per client address).
+    @Sendable func updateRateLimits(_ request: Request, context: Context) async throws -> Response {
+        let metadata = EventMetadata(request)
+        var body = try await JSONBody.parse(request, context: context)
+        let enabled = body.bool("enabled")
+        let limits = RateLimitTier.allCases.map { ($0, body.integer($0.rawValue, in: RateLimits.range)) }
+        try body.validate()
+
+        let (current, version) = try await settings.load()
+        var next = current.rateLimits
+        if let enabled { next.enabled = enabled }
+        for case (let tier, let value?) in limits { next.set(tier, value) }
+        if next != current.rateLimits {
+            try await append(
+                RateLimitsChanged(next, previous: current.rateLimits), version: version, request: request,
+                metadata: metadata)
+        }
+        return Self.rateLimitsResponse(next)
+    }
+
+    static func rateLimitsResponse(_ limits: RateLimits) -> Response {
+        var body = JSONWriter()
+        body.object { object in
+            object.field("enabled", limits.enabled)
+            for tier in RateLimitTier.allCases { object.field(tier.rawValue, limits.limit(tier)) }
+        }
+        return body.response()
     }
 
     // MARK: Configuration
