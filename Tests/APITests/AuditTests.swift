@@ -92,6 +92,7 @@ import VigilTesting
 
             let severity = try await Self.entries(client, "resource_type=severity_thresholds", count: 2)
             #expect(severity.map { $0["actor"] as? String } == ["root", "alice"])
+            #expect(severity.map { $0["resource_id"] as? String } == ["severity", "severity"])
             #expect(severity.map { $0["status"] as? String } == ["success", "failure"])
             #expect(
                 Self.changes(severity[0])

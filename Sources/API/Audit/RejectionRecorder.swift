@@ -12,6 +12,9 @@ struct AuditedCommand: Sendable, Hashable {
     var resourceType: String
     /// The path parameter naming the resource, if the route has one.
     var idParameter: String?
+    /// The resource's id when there is only one (the settings: `system`, `severity`,
+    /// `rate_limits`), as the entries of its successful changes name it.
+    var singleton: String?
 }
 
 /// Records refused commands (``CommandRejected``) so the audit trail shows failures: `401` and
@@ -53,9 +56,8 @@ final class RejectionRecorder: Sendable {
         guard Self.refusals.contains(status.code),
             let command = AccessPolicy.audited["\(request.method.rawValue) \(route)"]
         else { return }
-        await append(
-            command, resourceId: command.idParameter.flatMap { parameters.get($0) }.map { String($0) }, request,
-            status: status.code, detail: detail, actor: actor)
+        let resourceId = command.singleton ?? command.idParameter.flatMap { parameters.get($0) }.map { String($0) }
+        await append(command, resourceId: resourceId, request, status: status.code, detail: detail, actor: actor)
     }
 
     /// Records a request refused by the rate limiter (`429`, action `rate_limit_exceeded`, the

@@ -75,9 +75,11 @@ enum AccessPolicy {
             action: "analysis_recorded", resourceType: "event", idParameter: "event_id"),
         "POST /api/detections": .init(action: "detection_recorded", resourceType: "detection"),
         "POST /api/detections/batch": .init(action: "detection_recorded", resourceType: "detection"),
-        "PUT /api/system/severity": .init(action: "settings_changed", resourceType: "severity_thresholds"),
-        "PATCH /api/system/config": .init(action: "config_updated", resourceType: "system_config"),
-        "PATCH /api/system/rate-limits": .init(action: "settings_changed", resourceType: "rate_limits"),
+        "PUT /api/system/severity": .init(
+            action: "settings_changed", resourceType: "severity_thresholds", singleton: "severity"),
+        "PATCH /api/system/config": .init(action: "config_updated", resourceType: "system_config", singleton: "system"),
+        "PATCH /api/system/rate-limits": .init(
+            action: "settings_changed", resourceType: "rate_limits", singleton: "rate_limits"),
         "POST /api/cameras": .init(action: "camera_created", resourceType: "camera"),
         "PATCH /api/cameras/{camera_id}": .init(
             action: "camera_updated", resourceType: "camera", idParameter: "camera_id"),
