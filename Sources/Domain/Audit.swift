@@ -126,6 +126,18 @@ extension AuditEntry {
         return (entry, new)
     }
 
+    /// The entry of a camera's registration, and the fields the trail remembers of it.
+    public static func cameraRegistered(_ event: CameraRegistered) -> (AuditEntry, AuditMemory.CameraFields) {
+        let changes = changes([
+            ("name", old: .null, new: .string(event.name)),
+            ("folder_path", old: .null, new: .string(event.folderPath)),
+            ("status", old: .null, new: .string(event.status.rawValue)),
+        ])
+        let entry = AuditEntry(
+            action: "camera_created", resourceType: "camera", resourceId: event.id, details: ["changes": changes])
+        return (entry, .init(name: event.name, folderPath: event.folderPath, status: event.status.rawValue))
+    }
+
     /// The entry of a camera update, given the camera's fields before it (nil: unknown); the
     /// fields after.
     public static func cameraUpdate(
@@ -186,14 +198,7 @@ extension AuditEntry {
                 action: "settings_changed", resourceType: "rate_limits", resourceId: "rate_limits",
                 details: ["changes": changes])
         case CameraRegistered.type:
-            let event = try CameraRegistered.decode(data)
-            let changes = changes([
-                ("name", old: .null, new: .string(event.name)),
-                ("folder_path", old: .null, new: .string(event.folderPath)),
-                ("status", old: .null, new: .string(event.status.rawValue)),
-            ])
-            return AuditEntry(
-                action: "camera_created", resourceType: "camera", resourceId: event.id, details: ["changes": changes])
+            return cameraRegistered(try CameraRegistered.decode(data)).0
         case CameraRemoved.type:
             let event = try CameraRemoved.decode(data)
             return AuditEntry(action: "camera_deleted", resourceType: "camera", resourceId: event.id)

@@ -47,25 +47,27 @@ final class RejectionRecorder: Sendable {
     /// Statuses that are a refusal of the command (not a missing resource, not an outage).
     static let refusals: Set<Int> = [400, 401, 403, 409, 413, 422]
 
-    /// Records that `request` on `route` (as the router names it: `/api/events/{event_id}`) was
-    /// refused with `status` and `detail`, as `actor`.
+    /// Records that `request` (on the route `context` matched) was refused with `status` and
+    /// `detail`, as `actor`.
     func record(
-        _ request: Request, route: String, parameters: Parameters, status: HTTPResponse.Status, detail: String,
-        actor: String
+        _ request: Request, context: some RequestContext, status: HTTPResponse.Status, detail: String, actor: String
     ) async {
+        let route = context.endpointPath ?? request.uri.path
         guard Self.refusals.contains(status.code),
             let command = AccessPolicy.audited["\(request.method.rawValue) \(route)"]
         else { return }
-        let resourceId = command.singleton ?? command.idParameter.flatMap { parameters.get($0) }.map { String($0) }
+        let resourceId =
+            command.singleton ?? command.idParameter.flatMap { context.parameters.get($0) }.map { String($0) }
         await append(command, resourceId: resourceId, request, status: status.code, detail: detail, actor: actor)
     }
 
     /// Records a request refused by the rate limiter (`429`, action `rate_limit_exceeded`, the
-    /// tier as the resource type), on any route.
-    func recordRateLimited(_ request: Request, route: String, tier: RateLimitTier, detail: String) async {
+    /// tier as the resource type), on any route. The limiter runs before auth: the actor is
+    /// `anonymous`, the client address tells who.
+    func recordRateLimited(_ request: Request, tier: RateLimitTier, detail: String) async {
         await append(
             AuditedCommand(action: "rate_limit_exceeded", resourceType: tier.rawValue), resourceId: nil, request,
-            status: 429, detail: detail, actor: Principal.current?.name ?? "anonymous")
+            status: 429, detail: detail, actor: "anonymous")
     }
 
     private func append(
@@ -138,7 +140,6 @@ struct RejectionMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func record(_ request: Request, _ context: Context, _ status: HTTPResponse.Status, _ detail: String) async {
         await recorder.record(
-            request, route: context.endpointPath ?? request.uri.path, parameters: context.parameters, status: status,
-            detail: detail, actor: Principal.current?.name ?? "anonymous")
+            request, context: context, status: status, detail: detail, actor: Principal.current?.name ?? "anonymous")
     }
 }

@@ -108,7 +108,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// nil: auth is off, every route is open and every actor `anonymous`.
     let directory: KeyDirectory?
     /// Records the refusals of write routes in the log.
-    let rejections: RejectionRecorder?
+    let rejections: RejectionRecorder
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -140,9 +140,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         _ status: HTTPResponse.Status, _ detail: String, _ request: Request, _ context: Context,
         actor: String = "anonymous"
     ) async -> APIError {
-        await rejections?.record(
-            request, route: context.endpointPath ?? request.uri.path, parameters: context.parameters, status: status,
-            detail: detail, actor: actor)
+        await rejections.record(request, context: context, status: status, detail: detail, actor: actor)
         return APIError(status, detail)
     }
 

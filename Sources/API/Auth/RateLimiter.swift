@@ -59,13 +59,18 @@ final class RateLimiter: Sendable {
         case unavailable
     }
 
-    /// The tier of a route (as the router names it).
+    /// The tier of a route (as the router names it): none for the open routes (the health
+    /// probes), `ingest` for those that need the ingest permission (``AccessPolicy``), `search`
+    /// for the expensive reads, else `standard`.
     static func tier(_ method: HTTPRequest.Method, _ route: String) -> RateLimitTier? {
+        switch AccessPolicy.access(method, route) {
+        case .open: return nil
+        case .needs(.ingest): return .ingest
+        case .needs: break
+        }
         switch "\(method.rawValue) \(route)" {
-        case "GET /health", "GET /ready": nil
-        case "GET /api/events/search", "GET /api/events/export": .search
-        case "POST /api/detections", "POST /api/detections/batch", "POST /api/events/{event_id}/analysis": .ingest
-        default: .standard
+        case "GET /api/events/search", "GET /api/events/export": return .search
+        default: return .standard
         }
     }
 
@@ -172,7 +177,7 @@ struct RateLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         case .refused(let limit, let reset, let retryAfter):
             let detail =
                 "Rate limit exceeded: \(limit) requests per window for the \(tier.rawValue) tier; retry in \(retryAfter) s"
-            await rejections.recordRateLimited(request, route: route, tier: tier, detail: detail)
+            await rejections.recordRateLimited(request, tier: tier, detail: detail)
             var body = JSONWriter()
             body.object { $0.field("detail", detail) }
             var headers = Self.headers(limit: limit, remaining: 0, reset: reset)

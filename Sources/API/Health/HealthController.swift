@@ -34,8 +34,8 @@ struct HealthController<Context: RequestContext> {
             let unhealthy = statuses.filter { $0.health != "ok" }
             let projections =
                 unhealthy.contains { $0.health == "failing" } ? "failing" : unhealthy.isEmpty ? "healthy" : "degraded"
-            let limiter = limiter?.health
-            let fine = unhealthy.isEmpty && limiter?.reachable != false
+            let limiterHealth = limiter?.health
+            let fine = unhealthy.isEmpty && limiterHealth?.reachable != false
             var body = JSONWriter()
             body.object { object in
                 // Still ready (the API answers from what the read models hold), but loudly not fine.
@@ -43,12 +43,13 @@ struct HealthController<Context: RequestContext> {
                 object.object("checks") {
                     $0.field("database", "healthy")
                     $0.field("projections", projections)
-                    if let limiter { $0.field("rate_limiter", limiter.reachable ? "healthy" : "unavailable") }
+                    if let limiterHealth {
+                        $0.field("rate_limiter", limiterHealth.reachable ? "healthy" : "unavailable")
+                    }
                 }
-                if let limiter, !limiter.reachable {
-                    object.field("rate_limiter_error", limiter.error)
-                    object.field(
-                        "rate_limiter_policy", self.limiter?.failClosed == true ? "requests refused" : "requests pass")
+                if let limiter, let limiterHealth, !limiterHealth.reachable {
+                    object.field("rate_limiter_error", limiterHealth.error)
+                    object.field("rate_limiter_policy", limiter.failClosed ? "requests refused" : "requests pass")
                 }
                 if !unhealthy.isEmpty {
                     object.array("projections") { array in

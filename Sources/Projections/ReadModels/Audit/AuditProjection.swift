@@ -20,25 +20,20 @@ public struct AuditProjection: Projection {
     public init() {}
 
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        // The events whose entry depends on what the trail remembers, decoded once.
+        let payloads = try events.map { event -> Payload in
+            switch event.type {
+            case SecurityEventReviewed.type: .review(try SecurityEventReviewed.decode(event.data))
+            case CameraUpdated.type: .cameraUpdate(try CameraUpdated.decode(event.data))
+            case CameraRegistered.type: .cameraRegistered(try CameraRegistered.decode(event.data))
+            default: .other
+            }
+        }
         var reviewIDs: Set<Int64> = []
         var cameraIDs: Set<String> = []
-        var decoded: [(RecordedEvent, Any)] = []
-        for event in events {
-            switch event.type {
-            case SecurityEventReviewed.type:
-                let review = try SecurityEventReviewed.decode(event.data)
-                reviewIDs.insert(review.id)
-                decoded.append((event, review))
-            case CameraUpdated.type:
-                let update = try CameraUpdated.decode(event.data)
-                cameraIDs.insert(update.id)
-                decoded.append((event, update))
-            case CameraRegistered.type:
-                let registered = try CameraRegistered.decode(event.data)
-                decoded.append((event, registered))
-            default:
-                decoded.append((event, event.data))
-            }
+        for payload in payloads {
+            if case .review(let review) = payload { reviewIDs.insert(review.id) }
+            if case .cameraUpdate(let update) = payload { cameraIDs.insert(update.id) }
         }
         var reviews = try await Self.reviews(Array(reviewIDs), on: connection, logger: logger)
         var cameras = try await Self.cameras(Array(cameraIDs), on: connection, logger: logger)
@@ -46,27 +41,27 @@ public struct AuditProjection: Projection {
         var changedCameras: Set<String> = []
 
         var rows = Rows()
-        for (event, payload) in decoded {
+        for (event, payload) in zip(events, payloads) {
             let entry: AuditEntry?
             switch payload {
-            case let review as SecurityEventReviewed:
+            case .review(let review):
                 let (made, state) = AuditEntry.review(review, old: reviews[review.id] ?? .init())
                 reviews[review.id] = state
                 changedReviews.insert(review.id)
                 entry = made
-            case let update as CameraUpdated:
+            case .cameraUpdate(let update):
                 let (made, state) = AuditEntry.cameraUpdate(update, old: cameras[update.id])
                 if let state {
                     cameras[update.id] = state
                     changedCameras.insert(update.id)
                 }
                 entry = made
-            case let registered as CameraRegistered:
-                cameras[registered.id] = .init(
-                    name: registered.name, folderPath: registered.folderPath, status: registered.status.rawValue)
+            case .cameraRegistered(let registered):
+                let (made, state) = AuditEntry.cameraRegistered(registered)
+                cameras[registered.id] = state
                 changedCameras.insert(registered.id)
-                entry = try AuditEntry.of(type: event.type, data: event.data)
-            default:
+                entry = made
+            case .other:
                 entry = try AuditEntry.of(type: event.type, data: event.data)
             }
             if let entry { try rows.append(entry, of: event) }
@@ -116,6 +111,14 @@ public struct AuditProjection: Projection {
                 """,
                 logger: logger)
         }
+    }
+
+    /// An event whose entry needs (or updates) what the trail remembers.
+    private enum Payload {
+        case review(SecurityEventReviewed)
+        case cameraUpdate(CameraUpdated)
+        case cameraRegistered(CameraRegistered)
+        case other
     }
 
     /// The entries of a page, as the JSON rows `jsonb_to_recordset` reads.
