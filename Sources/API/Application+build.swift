@@ -56,6 +56,9 @@ public struct ServerConfiguration: Sendable {
     /// How long an instance may keep answering for an issued key it looked up (found, or not):
     /// the longest a revocation through another instance takes to reach this one.
     public var keyCacheTTL: Duration = .seconds(5)
+    /// How often the keys' usage counters are saved (`VIGIL_KEY_USAGE_SAVE_SECONDS`): a crash
+    /// loses at most this long of counts.
+    public var keyUsageInterval: Duration = .seconds(5)
 
     /// How many refused commands per actor and client address are recorded in the log at once,
     /// and how often one more may be: the rest are counted in the next record.
@@ -115,6 +118,8 @@ struct ServerParts {
     let redis: RedisClient?
     let queue: AnalysisQueue
     let projections: [any Projection]
+    /// The keys' usage counters, when auth is on.
+    let keyUsage: KeyUsage?
     let router: Router<VigilRequestContext>
 
     init(_ configuration: ServerConfiguration, logger: Logger) {
@@ -146,9 +151,13 @@ struct ServerParts {
             ? KeyDirectory(
                 adminKey: configuration.adminKey, workerKey: configuration.workerKey, keys: readModels.apiKeys,
                 ttl: configuration.keyCacheTTL) : nil
+        let keyUsage =
+            configuration.isAuthOn
+            ? KeyUsage(keys: readModels.apiKeys, interval: configuration.keyUsageInterval, logger: logger) : nil
+        self.keyUsage = keyUsage
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
-            projections: projections, settings: settings, directory: directory,
+            projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
             refusals: (configuration.refusalBurst, configuration.refusalInterval),
             rateLimits: (
                 configuration.rateLimitWindow, configuration.rateLimitTimeout, configuration.rateLimitFailClosed
@@ -205,7 +214,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                 idleTimeout: TimeAmount(configuration.httpIdleTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
-        services: [client, availability, notifier, appender] + services,
+        services: [client, availability, notifier, appender] + (parts.keyUsage.map { [$0] } ?? []) + services,
         logger: logger
     )
     // The read models' views must exist before the first request reads them.
@@ -228,7 +237,7 @@ func buildRouter(
     store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
-    directory: KeyDirectory?, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)),
+    directory: KeyDirectory?, keyUsage: KeyUsage? = nil, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)),
     rateLimits: (window: Duration, timeout: Duration, failClosed: Bool) = (.seconds(60), .milliseconds(50), false),
     redis: RedisClient?,
     redisPrefix: String,
@@ -254,14 +263,18 @@ func buildRouter(
             failClosed: rateLimits.failClosed, logger: store.logger)
     }
     router.middlewares.add(RateLimitMiddleware(limiter: limiter, rejections: rejections))
-    router.middlewares.add(AuthMiddleware(directory: directory, rejections: rejections))
+    router.middlewares.add(AuthMiddleware(directory: directory, usage: keyUsage, rejections: rejections))
     router.middlewares.add(RejectionMiddleware(recorder: rejections))
     HealthController(store: store, availability: availability, limiter: limiter).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     let readYourWrites = ReadYourWrites(store: store, timeout: readYourWritesTimeout)
-    CamerasController(cameras: readModels.cameras, store: store, appender: appender, readYourWrites: readYourWrites)
-        .addRoutes(to: router)
+    let timeTravel = TimeTravel(
+        store: store, settings: settings, securityEvents: readModels.securityEvents, cameras: readModels.cameras)
+    CamerasController(
+        cameras: readModels.cameras, store: store, appender: appender, readYourWrites: readYourWrites,
+        timeTravel: timeTravel
+    ).addRoutes(to: router)
     DetectionsController(
         detections: readModels.detections, cameras: readModels.cameras, store: store, appender: appender,
         eventTimes: eventTimes
@@ -271,14 +284,14 @@ func buildRouter(
     let thresholds: @Sendable () async throws -> SeverityThresholds = { try await settings.current().thresholds }
     EventsController(
         events: readModels.securityEvents, store: store, appender: appender, readYourWrites: readYourWrites,
-        thresholds: thresholds
+        thresholds: thresholds, timeTravel: timeTravel
     ).addRoutes(to: router)
     AnalysisController(
         store: store, appender: appender, readYourWrites: readYourWrites, thresholds: thresholds
     ).addRoutes(to: router)
     SystemController(
         store: store, analytics: readModels.analytics, appender: appender, readYourWrites: readYourWrites,
-        settings: settings
+        settings: settings, timeTravel: timeTravel
     )
     .addRoutes(to: router)
     AnalyticsController(

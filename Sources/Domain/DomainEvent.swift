@@ -28,6 +28,11 @@ extension DomainEvent {
     }
 }
 
+/// The last digit of a written time.
+public enum TimePrecision: Sendable {
+    case milliseconds, microseconds
+}
+
 /// The encoder and decoder of event payloads.
 public enum EventCoding {
     public static var encoder: JSONEncoder {
@@ -54,9 +59,24 @@ public enum EventCoding {
         return decoder
     }
 
-    /// `2026-11-23T15:11:07.123Z`: UTC, milliseconds.
-    public static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    /// `2026-11-23T15:11:07.123Z`: UTC, whole milliseconds (a finer time is cut, not rounded);
+    /// in `.microseconds`, whole microseconds (PostgreSQL's precision).
+    ///
+    /// A time parsed from this text gives this text back. Foundation's own fractional format
+    /// does not: the `Double` of `.002` lies a hair below it and is cut to `.001`, so a payload
+    /// decoded and written again would drift by a millisecond. The nudge (a thousandth of the
+    /// last digit, or the `Double`'s own precision where that is coarser: years far from 1970)
+    /// keeps such a time on its digit.
+    public static func timestamp(_ date: Date, _ precision: TimePrecision = .milliseconds) -> String {
+        let (scale, width) = precision == .microseconds ? (1_000_000.0, 6) : (1000.0, 3)
+        let seconds = date.timeIntervalSince1970
+        let nudge = max(0.001, seconds.magnitude.ulp * scale)
+        let units = Int64((seconds * scale + nudge).rounded(.down))
+        var (whole, fraction) = units.quotientAndRemainder(dividingBy: Int64(scale))
+        if fraction < 0 { (whole, fraction) = (whole - 1, fraction + Int64(scale)) }
+        let text = Date(timeIntervalSince1970: Double(whole)).formatted(Date.ISO8601FormatStyle())
+        let digits = String(fraction)
+        return text.dropLast() + "." + String(repeating: "0", count: width - digits.count) + digits + "Z"
     }
 
     /// Parses an ISO 8601 timestamp with or without fractional seconds, with `Z` or an offset.

@@ -128,6 +128,71 @@ public enum SecurityEvents {
     public static func stream(_ id: Int64) -> String { "secevent-\(id)" }
 }
 
+/// A security event as its stream tells it: the fold of `secevent-<id>`, for reads back in
+/// time. It keeps what the `security_events` read model keeps, under the same names (encoded,
+/// it is a row of that table), and folds as that projection applies: closing, analysis and
+/// review each set their own fields, the last one winning.
+public struct SecurityEvent: Sendable, Hashable, Encodable {
+    public var id: Int64
+    public var cameraId: String
+    public var batchId: String
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var riskScore: Int?
+    public var summary: String?
+    public var reasoning: String?
+    public var model: String?
+    public var reviewed = false
+    public var notes: String?
+    public var detectionIds: [Int64]
+    public var objectTypes: [String]
+    public var isFastPath: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, summary, reasoning, model, reviewed, notes
+        case cameraId = "camera_id"
+        case batchId = "batch_id"
+        case startedAt = "started_at"
+        case endedAt = "ended_at"
+        case riskScore = "risk_score"
+        case detectionIds = "detection_ids"
+        case objectTypes = "object_types"
+        case isFastPath = "is_fast_path"
+    }
+
+    /// The event after its stream's `events` (type, data), in order; nil before it was opened.
+    public static func fold(_ events: [(type: String, data: String)]) throws -> SecurityEvent? {
+        var state: SecurityEvent?
+        for event in events {
+            switch event.type {
+            case SecurityEventOpened.type:
+                let opened = try SecurityEventOpened.decode(event.data)
+                state = SecurityEvent(
+                    id: opened.id, cameraId: opened.cameraId, batchId: opened.batchId, startedAt: opened.startedAt,
+                    detectionIds: opened.detectionIds, objectTypes: opened.objectTypes, isFastPath: opened.isFastPath)
+            case SecurityEventClosed.type:
+                let closed = try SecurityEventClosed.decode(event.data)
+                state?.endedAt = closed.endedAt
+                state?.detectionIds = closed.detectionIds
+                state?.objectTypes = closed.objectTypes
+            case SecurityEventAnalyzed.type:
+                let analyzed = try SecurityEventAnalyzed.decode(event.data)
+                state?.riskScore = analyzed.riskScore
+                state?.summary = analyzed.summary
+                state?.reasoning = analyzed.reasoning
+                state?.model = analyzed.model
+            case SecurityEventReviewed.type:
+                let review = try SecurityEventReviewed.decode(event.data)
+                if let reviewed = review.reviewed { state?.reviewed = reviewed }
+                if let notes = review.notes { state?.notes = notes }
+            default:
+                continue
+            }
+        }
+        return state
+    }
+}
+
 /// Every event type Vigil writes, for the schema check and for readers that dispatch on type.
 public enum EventCatalog {
     public static let types: [any DomainEvent.Type] = [

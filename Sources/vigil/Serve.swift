@@ -73,6 +73,9 @@ struct Serve: AsyncParsableCommand {
         if let seconds = try Environment.positive("VIGIL_KEY_CACHE_SECONDS", "seconds") {
             configuration.keyCacheTTL = .seconds(seconds)
         }
+        if let seconds = try Environment.positive("VIGIL_KEY_USAGE_SAVE_SECONDS", "seconds") {
+            configuration.keyUsageInterval = .seconds(seconds)
+        }
         if configuration.isAuthOn && configuration.adminKey == nil {
             logger.warning("auth is on without VIGIL_ADMIN_KEY: only keys issued earlier open the API")
         } else if !configuration.isAuthOn && (configuration.adminKey != nil || configuration.workerKey != nil) {

@@ -36,6 +36,20 @@ import Testing
         }
     }
 
+    @Test("an event time read back is written back the same, every millisecond, years 1 to 9999")
+    func eventTimesRoundTrip() throws {
+        for base in ["0001-01-01T00:00:00", "1969-12-31T23:59:59", "2026-11-23T15:11:07", "9999-12-31T23:59:58"] {
+            for millisecond in 0..<1000 {
+                let digits = String(millisecond)
+                let text = "\(base).\(String(repeating: "0", count: 3 - digits.count))\(digits)Z"
+                let date = try #require(EventCoding.parseTimestamp(text), "\(text)")
+                #expect(EventCoding.timestamp(date) == text)
+                // A finer time is cut to its millisecond.
+                #expect(EventCoding.timestamp(date.addingTimeInterval(0.0009)) == text)
+            }
+        }
+    }
+
     @Test(arguments: [
         "2026-02-30", "2026-02-30T10:00:00Z", "2025-02-29T10:00:00Z", "1900-02-29", "2026-13-01", "2026-00-10",
         "2026-11-00", "2026-11-31", "2026-11-20T25:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:60:00Z",

@@ -107,6 +107,8 @@ enum AccessPolicy {
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     /// nil: auth is off, every route is open and every actor `anonymous`.
     let directory: KeyDirectory?
+    /// Counts each key's requests (nil: not counted).
+    let usage: KeyUsage?
     /// Records the refusals of write routes in the log.
     let rejections: RejectionRecorder
 
@@ -126,7 +128,9 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let principal = try await directory.principal(for: presented) else {
             throw await refuse(.unauthorized, "Invalid API key", request, context)
         }
-        guard principal.role.allows(permission) else {
+        let allowed = principal.role.allows(permission)
+        usage?.record(principal.name, refused: !allowed)
+        guard allowed else {
             throw await refuse(
                 .forbidden,
                 "API key '\(principal.name)' (role \(principal.role.rawValue)) may not \(request.method.rawValue) \(path)",

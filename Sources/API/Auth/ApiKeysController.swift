@@ -72,9 +72,15 @@ struct ApiKeysController<Context: RequestContext> {
             object.field("role", role.rawValue)
             object.field("prefix", token.prefix)
             object.field("created_at", EventCoding.timestamp(issued.issuedAt))
-            object.field("expires_at", expiresAt.map(EventCoding.timestamp))
+            object.field("expires_at", expiresAt.map { EventCoding.timestamp($0) })
             object.field("revoked_at", nil as String?)
             object.field("is_active", true)
+            object.object("usage") { usage in
+                usage.field("requests", 0)
+                usage.field("refused", 0)
+                usage.field("last_used_at", nil as String?)
+                usage.field("last_used_from", nil as String?)
+            }
             object.field("key", token.text)
         }
         return writer.response(status: .created)

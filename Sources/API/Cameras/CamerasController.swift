@@ -19,6 +19,7 @@ struct CamerasController<Context: RequestContext> {
     let store: EventStore
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
+    let timeTravel: TimeTravel
     /// Camera commands of this process, one at a time (see ``SerialGate``).
     let commands = SerialGate()
 
@@ -40,6 +41,10 @@ struct CamerasController<Context: RequestContext> {
 
     @Sendable func get(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.text("camera_id")
+        if let asOf = try AsOf(QueryParameters(request)) {
+            let folded = try await asOf.read { try await timeTravel.camera(id, at: $0) }
+            return try asOf.itemResponse(folded, notFound: "Camera \(id) not found")
+        }
         return try itemResponse(try await cameras.item(id), notFound: "Camera \(id) not found")
     }
 

@@ -12,6 +12,7 @@ struct EventsController<Context: RequestContext> {
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
     let thresholds: @Sendable () async throws -> SeverityThresholds
+    let timeTravel: TimeTravel
 
     func addRoutes(to router: Router<Context>) {
         let events = router.group("/api/events")
@@ -34,6 +35,10 @@ struct EventsController<Context: RequestContext> {
 
     @Sendable func get(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
+        if let asOf = try AsOf(QueryParameters(request)) {
+            let folded = try await asOf.read { try await timeTravel.securityEvent(id, at: $0) }
+            return try asOf.itemResponse(folded, notFound: "Event \(id) not found")
+        }
         return try await item(id)
     }
 

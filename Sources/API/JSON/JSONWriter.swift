@@ -10,10 +10,11 @@ public struct JSONWriter {
 
     public init() {}
 
-    /// `2026-11-23T15:11:07.123000Z`: a time as PostgreSQL's `vigil_ts` renders it, for the
-    /// few times written from Swift (a log event's millisecond time, microseconds padded).
+    /// `2026-11-23T15:11:07.123456Z`: a time as PostgreSQL's `vigil_ts` renders it, for the
+    /// few times written from Swift (when a log event was recorded). Exact: pasted back into a
+    /// query (`as_of`), it names the same microsecond.
     public static func microseconds(_ date: Date) -> String {
-        String(EventCoding.timestamp(date).dropLast()) + "000Z"
+        EventCoding.timestamp(date, .microseconds)
     }
 
     /// A whole document that is already JSON (rendered by PostgreSQL).

@@ -19,11 +19,7 @@ struct LogController<Context: RequestContext> {
         let limit = try query.integer("limit", default: 100, in: 1...1000)
         var after = Checkpoint.start
         if let token = query.string("after"), !token.isEmpty {
-            do {
-                after = try Checkpoint(token: token)
-            } catch {
-                throw APIError.badRequest("Invalid checkpoint: \(error)")
-            }
+            after = try AsOf.checkpoint(token)
         }
         let filter = LogFilter(types: query.list("types"), streamPrefix: query.string("stream_prefix"))
         // One more than asked tells whether more are readable right now.
@@ -31,7 +27,7 @@ struct LogController<Context: RequestContext> {
         do {
             page = try await store.read(after: after, filter: filter, limit: limit + 1)
         } catch let error as LogReadError {
-            throw APIError.conflict("Checkpoint not readable yet: \(error)")
+            throw AsOf.notReadable(error)
         }
         let hasMore = page.events.count > limit
         let events = page.events.prefix(limit)

@@ -13,6 +13,6 @@ extension JSONWriter.ObjectWriter {
         field("schema_version", Int64(event.schemaVersion))
         raw("data", json: event.data)
         raw("metadata", json: event.metadata)
-        field("recorded_at", event.recordedAt.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        field("recorded_at", JSONWriter.microseconds(event.recordedAt))
     }
 }

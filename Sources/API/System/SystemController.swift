@@ -17,6 +17,7 @@ struct SystemController<Context: RequestContext> {
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
     let settings: SystemSettingsReader
+    let timeTravel: TimeTravel
 
     func addRoutes(to router: Router<Context>) {
         let system = router.group("/api/system")
@@ -32,7 +33,19 @@ struct SystemController<Context: RequestContext> {
     // MARK: Rate limits
 
     @Sendable func rateLimits(_ request: Request, context: Context) async throws -> Response {
-        Self.rateLimitsResponse(try await settings.current().rateLimits)
+        try await read(request) { Self.rateLimitsResponse($0.rateLimits, extra: $1) }
+    }
+
+    /// The settings in force, or with `as_of` as they were then (with the `as_of` object).
+    private func read(
+        _ request: Request,
+        _ respond: (SystemSettings, (inout JSONWriter.ObjectWriter) -> Void) -> Response
+    ) async throws -> Response {
+        guard let asOf = try AsOf(QueryParameters(request)) else {
+            return respond(try await settings.current()) { _ in }
+        }
+        let folded = try await asOf.read { try await timeTravel.settings(at: $0) }
+        return respond(folded.value) { asOf.write(folded, into: &$0) }
     }
 
     /// Any subset of `enabled` and the tiers' limits (requests per window per client address).
@@ -55,11 +68,14 @@ struct SystemController<Context: RequestContext> {
         return Self.rateLimitsResponse(next)
     }
 
-    static func rateLimitsResponse(_ limits: RateLimits) -> Response {
+    static func rateLimitsResponse(
+        _ limits: RateLimits, extra: (inout JSONWriter.ObjectWriter) -> Void = { _ in }
+    ) -> Response {
         var body = JSONWriter()
         body.object { object in
             object.field("enabled", limits.enabled)
             for tier in RateLimitTier.allCases { object.field(tier.rawValue, limits.limit(tier)) }
+            extra(&object)
         }
         return body.response()
     }
@@ -67,7 +83,7 @@ struct SystemController<Context: RequestContext> {
     // MARK: Configuration
 
     @Sendable func config(_ request: Request, context: Context) async throws -> Response {
-        Self.configResponse(try await settings.current().config)
+        try await read(request) { Self.configResponse($0.config, extra: $1) }
     }
 
     /// Any subset of the editable fields; `app_name` and `version` are accepted and ignored
@@ -104,13 +120,16 @@ struct SystemController<Context: RequestContext> {
         return Self.configResponse(next)
     }
 
-    static func configResponse(_ config: SystemConfig) -> Response {
+    static func configResponse(
+        _ config: SystemConfig, extra: (inout JSONWriter.ObjectWriter) -> Void = { _ in }
+    ) -> Response {
         let fields = config.fields
         var body = JSONWriter()
         body.object { object in
             for name in ["app_name", "version"] + SystemConfig.editableFields {
                 object.raw(name, json: Self.json(fields[name] ?? .null))
             }
+            extra(&object)
         }
         return body.response()
     }
@@ -122,7 +141,7 @@ struct SystemController<Context: RequestContext> {
     // MARK: Severity
 
     @Sendable func severity(_ request: Request, context: Context) async throws -> Response {
-        Self.severityResponse(try await settings.current().thresholds)
+        try await read(request) { Self.severityResponse($0.thresholds, extra: $1) }
     }
 
     @Sendable func updateSeverity(_ request: Request, context: Context) async throws -> Response {
@@ -162,7 +181,9 @@ struct SystemController<Context: RequestContext> {
 
     /// `{definitions: [{severity, label, description, color, priority, min_score, max_score}],
     /// thresholds}`; a level with no scores (critical when `high_max` is 100) has null bounds.
-    static func severityResponse(_ thresholds: SeverityThresholds) -> Response {
+    static func severityResponse(
+        _ thresholds: SeverityThresholds, extra: (inout JSONWriter.ObjectWriter) -> Void = { _ in }
+    ) -> Response {
         var body = JSONWriter()
         body.object { object in
             object.array("definitions") { definitions in
@@ -180,6 +201,7 @@ struct SystemController<Context: RequestContext> {
                 }
             }
             object.object("thresholds") { thresholds.write(to: &$0) }
+            extra(&object)
         }
         return body.response()
     }

@@ -27,6 +27,33 @@ public struct CamerasReadModel: Sendable {
         }
     }
 
+    /// The item JSON of a camera folded from its stream (a read back in time), rendered by the
+    /// same SQL as the table's rows.
+    public func item(of camera: Camera, lastSeen: Date?) async throws -> String? {
+        let row = Row(
+            id: camera.id, name: camera.name, folderPath: camera.folderPath, status: camera.status.rawValue,
+            createdAt: camera.registeredAt, updatedAt: camera.updatedAt, lastSeenAt: lastSeen)
+        let json = String(decoding: try EventCoding.encoder.encode(row), as: UTF8.self)
+        return try await database.json { sql in
+            "SELECT \(Self.item) FROM jsonb_populate_record(NULL::cameras, \(sql.bind(json))::jsonb) t"
+        }
+    }
+
+    /// A row of `cameras`, as JSON.
+    private struct Row: Encodable {
+        var id, name, folderPath, status: String
+        var createdAt: Date
+        var updatedAt, lastSeenAt: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case id, name, status
+            case folderPath = "folder_path"
+            case createdAt = "created_at"
+            case updatedAt = "updated_at"
+            case lastSeenAt = "last_seen_at"
+        }
+    }
+
     /// Which of `ids` the read model shows as registered and not removed.
     public func registered(_ ids: Set<String>) async throws -> Set<String> {
         let rows = try await database.rows(

@@ -85,6 +85,16 @@ public struct SecurityEventsReadModel: Sendable {
         }
     }
 
+    /// The item JSON of a security event folded from its stream (a read back in time), rendered
+    /// by the same SQL as the table's rows: the fold, encoded, is a row of `security_events`.
+    public func item(of event: SecurityEvent, thresholds: SeverityThresholds) async throws -> String? {
+        let row = String(decoding: try EventCoding.encoder.encode(event), as: UTF8.self)
+        return try await database.json { sql in
+            "SELECT \(Self.item(&sql, thresholds)) "
+                + "FROM jsonb_populate_record(NULL::security_events, \(sql.bind(row))::jsonb) t"
+        }
+    }
+
     /// Whether the event exists and is not hidden.
     public func isVisible(_ id: Int64) async throws -> Bool {
         let rows = try await database.rows("SELECT 1 FROM security_events WHERE id = \(id) AND NOT hidden")
