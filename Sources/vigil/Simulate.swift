@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Simulator
 
 /// `vigil simulate`: cameras and a detector, driving the real HTTP API as they would.
@@ -46,7 +47,11 @@ struct Simulate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Idle connections are dropped well before the server's idle timeout (30 s by default)
+        // closes them: a slow simulator never sends on a connection the server is closing.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(10))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let api = SimulatorAPI(http: http, base: url, key: key)
             var random = SplitMix64(seed: seed)

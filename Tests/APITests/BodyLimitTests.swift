@@ -34,6 +34,12 @@ import VigilTesting
     /// Sends `body` over a real socket with AsyncHTTPClient; returns the status and the JSON answer.
     /// (Not HummingbirdTesting's live client: its 15 s deadline is too short for a command that
     /// waits for its read model on a loaded 2-core machine.)
+    ///
+    /// Each request on a connection of its own (`Connection: close`): on a machine starved enough
+    /// that two requests are 30 s apart, a kept-alive connection could be reused just as the
+    /// server closes it for idleness (`httpIdleTimeout`), and the request fails with "I/O on
+    /// closed channel" — HTTP/1.1's own race, seen here twice, reproduced with a short idle
+    /// timeout (docs/RELIABILITY.md).
     static func send(
         _ method: HTTPMethod, port: Int, _ path: String, contentType: String, headers: [(String, String)] = [],
         body: HTTPClientRequest.Body
@@ -41,6 +47,7 @@ import VigilTesting
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
         request.headers.add(name: "Content-Type", value: contentType)
+        request.headers.add(name: "Connection", value: "close")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = body
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
