@@ -2,6 +2,7 @@ import Domain
 import EventStore
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Pipeline
@@ -59,6 +60,11 @@ public struct ServerConfiguration: Sendable {
     /// How often the keys' usage counters are saved (`VIGIL_KEY_USAGE_SAVE_SECONDS`): a crash
     /// loses at most this long of counts.
     public var keyUsageInterval: Duration = .seconds(5)
+    /// How many recent events the `/ws/log` broadcaster keeps for sockets joining or falling
+    /// back (`VIGIL_WS_RING`), and how many messages a socket may have waiting before it drops
+    /// back to reading the table (`VIGIL_WS_BUFFER`).
+    public var logSocketRing = 10_000
+    public var logSocketBuffer = 1024
 
     /// How many refused commands per actor and client address are recorded in the log at once,
     /// and how often one more may be: the rest are counted in the next record.
@@ -120,7 +126,11 @@ struct ServerParts {
     let projections: [any Projection]
     /// The keys' usage counters, when auth is on.
     let keyUsage: KeyUsage?
+    /// The one tail of the log feeding every `/ws/log` socket.
+    let broadcaster: LogBroadcaster
     let router: Router<VigilRequestContext>
+    /// The routes a WebSocket upgrade request is matched against (`/ws/…`).
+    let webSocketRouter: Router<VigilRequestContext>
 
     init(_ configuration: ServerConfiguration, logger: Logger) {
         client = PostgresClient(configuration: configuration.postgres.clientConfiguration, backgroundLogger: logger)
@@ -155,6 +165,12 @@ struct ServerParts {
             configuration.isAuthOn
             ? KeyUsage(keys: readModels.apiKeys, interval: configuration.keyUsageInterval, logger: logger) : nil
         self.keyUsage = keyUsage
+        broadcaster = LogBroadcaster(
+            store: store, notifier: notifier, logger: logger, ringCapacity: configuration.logSocketRing,
+            bufferCapacity: configuration.logSocketBuffer)
+        webSocketRouter = buildWebSocketRouter(
+            store: store, broadcaster: broadcaster, directory: directory, keyUsage: keyUsage,
+            trustedProxies: configuration.trustedProxies)
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
             projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
@@ -172,7 +188,8 @@ struct ServerParts {
 /// Every route the server serves, as `"METHOD /path/{parameter}"`, sorted (`HEAD` answers on
 /// every `GET` route besides). `docs/API.md`'s route table is checked against it.
 public func registeredRoutes(_ configuration: ServerConfiguration, logger: Logger) -> [String] {
-    ServerParts(configuration, logger: logger).router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
+    let parts = ServerParts(configuration, logger: logger)
+    return (parts.router.routes + parts.webSocketRouter.routes).map { "\($0.method.rawValue) \($0.path)" }.sorted()
 }
 
 public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> some ApplicationProtocol {
@@ -208,13 +225,14 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         responder: HeadResponder(base: MethodNotAllowedResponder(base: router.buildResponder())),
         // A connection that sends nothing for this long, between requests or in the middle of
         // one (a half-sent head, a stalled body), is closed: slow clients can't hold them.
-        server: .http1(
-            configuration: .init(
-                additionalChannelHandlers: [ParseErrorResponder()],
-                idleTimeout: TimeAmount(configuration.httpIdleTimeout))),
+        server: .vigil(
+            webSocketRouter: parts.webSocketRouter, idleTimeout: configuration.httpIdleTimeout,
+            // A socket whose peer stops answering pings is closed.
+            webSocket: .init(autoPing: .enabled(timePeriod: .seconds(30)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
-        services: [client, availability, notifier, appender] + (parts.keyUsage.map { [$0] } ?? []) + services,
+        services: [client, availability, notifier, appender, parts.broadcaster] + (parts.keyUsage.map { [$0] } ?? [])
+            + services,
         logger: logger
     )
     // The read models' views must exist before the first request reads them.
@@ -302,5 +320,19 @@ func buildRouter(
         keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
+    return router
+}
+
+/// The WebSocket routes, on a router of their own (an upgrade request is matched only here),
+/// with the client address and the query check every request gets.
+func buildWebSocketRouter(
+    store: EventStore, broadcaster: LogBroadcaster, directory: KeyDirectory?, keyUsage: KeyUsage?,
+    trustedProxies: TrustedProxies
+) -> Router<VigilRequestContext> {
+    let router = Router(context: VigilRequestContext.self)
+    router.middlewares.add(ErrorMiddleware())
+    router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
+    router.middlewares.add(QueryTextMiddleware())
+    LogSocket(store: store, broadcaster: broadcaster, directory: directory, usage: keyUsage).addRoutes(to: router)
     return router
 }
