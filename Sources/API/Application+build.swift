@@ -65,6 +65,8 @@ public struct ServerConfiguration: Sendable {
     /// back to reading the table (`VIGIL_WS_BUFFER`).
     public var logSocketRing = 10_000
     public var logSocketBuffer = 1024
+    /// How long a `/ws/events` client may stay silent before it is closed (`VIGIL_WS_IDLE_SECONDS`).
+    public var webSocketIdleTimeout: Duration = .seconds(300)
 
     /// How many refused commands per actor and client address are recorded in the log at once,
     /// and how often one more may be: the rest are counted in the next record.
@@ -128,6 +130,8 @@ struct ServerParts {
     let keyUsage: KeyUsage?
     /// The one tail of the log feeding every `/ws/log` socket.
     let broadcaster: LogBroadcaster
+    /// What every `/ws/events` socket is fed.
+    let eventsFeed: EventsFeed
     let router: Router<VigilRequestContext>
     /// The routes a WebSocket upgrade request is matched against (`/ws/…`).
     let webSocketRouter: Router<VigilRequestContext>
@@ -168,17 +172,27 @@ struct ServerParts {
         broadcaster = LogBroadcaster(
             store: store, notifier: notifier, logger: logger, ringCapacity: configuration.logSocketRing,
             bufferCapacity: configuration.logSocketBuffer)
+        // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
+        let rejections = RejectionRecorder(
+            appender: appender, logger: logger, burst: configuration.refusalBurst,
+            interval: configuration.refusalInterval)
+        let limiter = redis.map {
+            RateLimiter(
+                redis: $0, prefix: configuration.redisPrefix, settings: settings,
+                window: configuration.rateLimitWindow, timeout: configuration.rateLimitTimeout,
+                failClosed: configuration.rateLimitFailClosed, logger: logger)
+        }
+        eventsFeed = EventsFeed(
+            follower: LogFollower(store: store, broadcaster: broadcaster), settings: settings, logger: logger,
+            capacity: configuration.logSocketBuffer)
         webSocketRouter = buildWebSocketRouter(
-            store: store, broadcaster: broadcaster, directory: directory, keyUsage: keyUsage,
-            trustedProxies: configuration.trustedProxies)
+            store: store, broadcaster: broadcaster, eventsFeed: eventsFeed,
+            access: SocketAccess(directory: directory, usage: keyUsage), trustedProxies: configuration.trustedProxies,
+            idleTimeout: configuration.webSocketIdleTimeout)
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
             projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
-            refusals: (configuration.refusalBurst, configuration.refusalInterval),
-            rateLimits: (
-                configuration.rateLimitWindow, configuration.rateLimitTimeout, configuration.rateLimitFailClosed
-            ),
-            redis: redis,
+            rejections: rejections, limiter: limiter, redis: redis,
             redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
@@ -231,7 +245,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             webSocket: .init(autoPing: .enabled(timePeriod: .seconds(30)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
-        services: [client, availability, notifier, appender, parts.broadcaster] + (parts.keyUsage.map { [$0] } ?? [])
+        services: [client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed]
+            + (parts.keyUsage.map { [$0] } ?? [])
             + services,
         logger: logger
     )
@@ -255,8 +270,7 @@ func buildRouter(
     store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
-    directory: KeyDirectory?, keyUsage: KeyUsage? = nil, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)),
-    rateLimits: (window: Duration, timeout: Duration, failClosed: Bool) = (.seconds(60), .milliseconds(50), false),
+    directory: KeyDirectory?, keyUsage: KeyUsage?, rejections: RejectionRecorder, limiter: RateLimiter?,
     redis: RedisClient?,
     redisPrefix: String,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
@@ -271,15 +285,7 @@ func buildRouter(
     router.middlewares.add(BodyLimitMiddleware())
     router.middlewares.add(QueryTextMiddleware())
     router.middlewares.add(AvailabilityMiddleware(availability: availability))
-    // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
-    let rejections = RejectionRecorder(
-        appender: appender, logger: store.logger, burst: refusals.burst, interval: refusals.interval)
     // Before auth: a client guessing keys is limited too.
-    let limiter = redis.map {
-        RateLimiter(
-            redis: $0, prefix: redisPrefix, settings: settings, window: rateLimits.window, timeout: rateLimits.timeout,
-            failClosed: rateLimits.failClosed, logger: store.logger)
-    }
     router.middlewares.add(RateLimitMiddleware(limiter: limiter, rejections: rejections))
     router.middlewares.add(AuthMiddleware(directory: directory, usage: keyUsage, rejections: rejections))
     router.middlewares.add(RejectionMiddleware(recorder: rejections))
@@ -324,15 +330,18 @@ func buildRouter(
 }
 
 /// The WebSocket routes, on a router of their own (an upgrade request is matched only here),
-/// with the client address and the query check every request gets.
+/// with the client address and the query check every request gets. (Not yet the `websocket`
+/// rate-limit tier: a refused handshake can only be Hummingbird's empty 400, so the limit has to
+/// be a close with 1008 from the handler, as auth is.)
 func buildWebSocketRouter(
-    store: EventStore, broadcaster: LogBroadcaster, directory: KeyDirectory?, keyUsage: KeyUsage?,
-    trustedProxies: TrustedProxies
+    store: EventStore, broadcaster: LogBroadcaster, eventsFeed: EventsFeed, access: SocketAccess,
+    trustedProxies: TrustedProxies, idleTimeout: Duration
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
     router.middlewares.add(QueryTextMiddleware())
-    LogSocket(store: store, broadcaster: broadcaster, directory: directory, usage: keyUsage).addRoutes(to: router)
+    LogSocket(store: store, broadcaster: broadcaster, access: access).addRoutes(to: router)
+    EventsSocket(feed: eventsFeed, access: access, idleTimeout: idleTimeout).addRoutes(to: router)
     return router
 }

@@ -77,6 +77,9 @@ struct Serve: AsyncParsableCommand {
             configuration.keyUsageInterval = .seconds(seconds)
         }
         if let events = try Environment.positive("VIGIL_WS_RING", "events") { configuration.logSocketRing = events }
+        if let seconds = try Environment.positive("VIGIL_WS_IDLE_SECONDS", "seconds") {
+            configuration.webSocketIdleTimeout = .seconds(seconds)
+        }
         if let messages = try Environment.positive("VIGIL_WS_BUFFER", "messages") {
             configuration.logSocketBuffer = messages
         }

@@ -100,7 +100,12 @@ import VigilTesting
                 let port = try #require(client.port)
                 for bytes in [Array("GET /api/ev".utf8), []] {
                     let started = ContinuousClock.now
-                    let answer = try await Self.raw(bytes, port: port)
+                    // Closed either way: with a FIN, or, when the close comes before the server
+                    // has read the half head (a starved machine), with a reset.
+                    var answer = ""
+                    do {
+                        answer = try await Self.raw(bytes, port: port)
+                    } catch let error as IOError where error.errnoCode == ECONNRESET {}
                     #expect(answer.isEmpty, "\(answer.prefix(200))")
                     #expect(
                         ContinuousClock.now - started < .seconds(30), "closed after \(ContinuousClock.now - started)")

@@ -68,7 +68,6 @@ final class RateLimiter: Sendable {
         case .needs(.ingest): return .ingest
         case .needs: break
         }
-        if route.hasPrefix("/ws/") { return .websocket }
         switch "\(method.rawValue) \(route)" {
         case "GET /api/events/search", "GET /api/events/export": return .search
         default: return .standard

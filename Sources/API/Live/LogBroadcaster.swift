@@ -17,12 +17,12 @@ import Synchronization
 /// Every instance runs its own tail over the same table, woken by LISTEN/NOTIFY: an event
 /// appended through one instance reaches the sockets of all of them.
 final class LogBroadcaster: Service, Sendable {
-    /// An event, rendered once as its WebSocket message.
+    /// An event, rendered once as its `/ws/log` message.
     struct Item: Sendable {
-        let checkpoint: Checkpoint
-        let type: String
-        let stream: String
+        let event: RecordedEvent
         let message: ByteBuffer
+
+        var checkpoint: Checkpoint { event.checkpoint }
     }
 
     enum Delivery: Sendable {
@@ -71,8 +71,8 @@ final class LogBroadcaster: Service, Sendable {
 
         func matches(_ item: Item) -> Bool {
             guard item.checkpoint > after else { return false }
-            if let types = filter.types, !types.contains(item.type) { return false }
-            if let prefix = filter.streamPrefix, !item.stream.hasPrefix(prefix) { return false }
+            if let types = filter.types, !types.contains(item.event.type) { return false }
+            if let prefix = filter.streamPrefix, !item.event.stream.hasPrefix(prefix) { return false }
             return true
         }
 
@@ -159,10 +159,7 @@ final class LogBroadcaster: Service, Sendable {
 
     /// Takes a page the tail read: into the ring, and to every subscriber it matches.
     private func publish(_ events: [RecordedEvent], next: Checkpoint) {
-        let items = events.map { event in
-            Item(
-                checkpoint: event.checkpoint, type: event.type, stream: event.stream, message: LogSocket.message(event))
-        }
+        let items = events.map { Item(event: $0, message: LogSocket.message($0)) }
         let behind = state.withLock { state in
             var behind = 0
             for item in items {

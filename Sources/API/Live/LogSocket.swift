@@ -14,7 +14,8 @@ import NIOWebSocket
 /// nothing twice, across server restarts too.
 ///
 /// - `after` absent: from now on (the log's head); `after` given: as `GET /api/log` takes it
-///   (a malformed one is `400`, one not readable yet `409`, answered to the upgrade request).
+///   (a malformed one, or one not readable yet, closes the socket with 1008 and `/api/log`'s
+///   words for it).
 /// - Messages (text): `{"type":"subscribed","checkpoint"}` first (where the stream starts), then
 ///   `{"type":"event","checkpoint","data":{…the event as /api/log shows it…}}` in log order, and
 ///   `{"type":"progress","checkpoint"}` now and then while a filter skips everything (resume from
@@ -30,8 +31,7 @@ struct LogSocket {
 
     let store: EventStore
     let broadcaster: LogBroadcaster
-    let directory: KeyDirectory?
-    let usage: KeyUsage?
+    let access: SocketAccess
 
     func addRoutes(to router: Router<VigilRequestContext>) {
         router.ws(RouterPath(stringLiteral: Self.path), shouldUpgrade: shouldUpgrade, onUpgrade: handle)
@@ -50,17 +50,29 @@ struct LogSocket {
     }
 
     @Sendable func shouldUpgrade(_ request: Request, context: VigilRequestContext) async throws -> RouterShouldUpgrade {
-        let query = try Query(request)
+        var headers = HTTPFields()
+        if let chosen = Self.subprotocol(request) { headers[.secWebSocketProtocol] = chosen }
+        return .upgrade(headers)
+    }
+
+    /// The query, or why it is refused (`GET /api/log`'s words for the same values): a failed
+    /// handshake can only be Hummingbird's empty 400, which a browser can't even read, so a
+    /// refusal is a close with 1008 and this reason.
+    func query(_ request: Request) async throws -> Result<Query, APIError> {
+        let query: Query
+        do {
+            query = try Query(request)
+        } catch let error as APIError {
+            return .failure(error)
+        }
         if let after = query.after {
             do {
                 _ = try await store.read(after: after, limit: 1)
             } catch let error as LogReadError {
-                throw AsOf.notReadable(error)
+                return .failure(AsOf.notReadable(error))
             }
         }
-        var headers = HTTPFields()
-        if let chosen = Self.subprotocol(request) { headers[.secWebSocketProtocol] = chosen }
-        return .upgrade(headers)
+        return .success(query)
     }
 
     /// The subprotocol answered: the first one offered that is not a key, else the key's own
@@ -75,11 +87,17 @@ struct LogSocket {
         _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter,
         _ context: WebSocketRouterContext<VigilRequestContext>
     ) async throws {
-        if let refusal = await refusal(context.request) {
+        if let refusal = await access.refusal(context.request, path: Self.path) {
             try await outbound.close(.policyViolation, reason: refusal)
             return
         }
-        let query = try Query(context.request)
+        let query: Query
+        switch try await self.query(context.request) {
+        case .success(let valid): query = valid
+        case .failure(let refusal):
+            try await outbound.close(.policyViolation, reason: refusal.detail)
+            return
+        }
         let start: Checkpoint
         if let after = query.after { start = after } else { start = try await store.head() }
         try await Self.send(Self.control("subscribed", start), outbound)
@@ -97,49 +115,13 @@ struct LogSocket {
         }
     }
 
-    /// Why the request's key may not open the socket (nil: it may).
-    private func refusal(_ request: Request) async -> String? {
-        guard let directory else { return nil }
-        guard case .needs(let permission) = AccessPolicy.access(.get, Self.path) else { return nil }
-        guard let presented = AuthMiddleware<VigilRequestContext>.presentedKey(request) else {
-            return "Missing API key: send it in the X-API-Key header"
-        }
-        guard let principal = try? await directory.principal(for: presented) else { return "Invalid API key" }
-        let allowed = principal.role.allows(permission)
-        usage?.record(principal.name, refused: !allowed)
-        return allowed ? nil : "API key '\(principal.name)' (role \(principal.role.rawValue)) may not GET \(Self.path)"
-    }
-
-    /// Sends everything after `start` that `filter` takes: from the table until caught up, then
-    /// from the broadcaster; back to the table when this socket fell behind.
+    /// Sends everything after `start` that `filter` takes (``LogFollower``).
     private func stream(from start: Checkpoint, filter: LogFilter, to outbound: WebSocketOutboundWriter) async throws {
-        var checkpoint = start
-        while !Task.isCancelled {
-            // Catch up from the table: until a page is not full and the broadcaster's recent
-            // events reach back to here.
-            while true {
-                let page = try await store.read(after: checkpoint, filter: filter, limit: 500)
-                for event in page.events { try await Self.send(Self.message(event), outbound) }
-                if page.events.isEmpty, page.next > checkpoint {
-                    try await Self.send(Self.control("progress", page.next), outbound)
-                }
-                checkpoint = page.next
-                if !page.isFull {
-                    if broadcaster.covers(checkpoint) { break }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
+        try await LogFollower(store: store, broadcaster: broadcaster).follow(from: start, filter: filter) { step in
+            switch step {
+            case .event(_, let message): try await Self.send(message, outbound)
+            case .progress(let next): try await Self.send(Self.control("progress", next), outbound)
             }
-            guard let subscription = broadcaster.subscribe(after: checkpoint, filter: filter) else { continue }
-            defer { broadcaster.unsubscribe(subscription) }
-            for await delivery in subscription.stream {
-                switch delivery {
-                case .event(let item): try await Self.send(item.message, outbound)
-                case .progress(let next): try await Self.send(Self.control("progress", next), outbound)
-                }
-                checkpoint = delivery.checkpoint
-            }
-            // The stream ended: this socket fell behind (catch up again), or the server stops.
-            guard subscription.overflowed else { return }
         }
     }
 
@@ -175,5 +157,25 @@ struct LogSocket {
     /// One text frame, its bytes shared with every other socket it goes to.
     static func send(_ message: ByteBuffer, _ outbound: WebSocketOutboundWriter) async throws {
         try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message)))
+    }
+}
+
+/// Who may open a WebSocket route: the key (`X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
+/// api-key.KEY`) against the access table, as ``AuthMiddleware`` checks HTTP routes; the answer
+/// is the reason a socket is closed with (1008), nil when it may open.
+struct SocketAccess: Sendable {
+    let directory: KeyDirectory?
+    let usage: KeyUsage?
+
+    func refusal(_ request: Request, path: String) async -> String? {
+        guard let directory else { return nil }
+        guard case .needs(let permission) = AccessPolicy.access(.get, path) else { return nil }
+        guard let presented = AuthMiddleware<VigilRequestContext>.presentedKey(request) else {
+            return "Missing API key: send it in the X-API-Key header"
+        }
+        guard let principal = try? await directory.principal(for: presented) else { return "Invalid API key" }
+        let allowed = principal.role.allows(permission)
+        usage?.record(principal.name, refused: !allowed)
+        return allowed ? nil : "API key '\(principal.name)' (role \(principal.role.rawValue)) may not GET \(path)"
     }
 }

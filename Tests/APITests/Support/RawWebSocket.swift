@@ -1,12 +1,10 @@
 import Foundation
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import NIOCore
+import NIOPosix
 
 /// The smallest WebSocket client that can tell how a server closes a socket it refuses: it sends
-/// the upgrade request over a plain TCP socket and reads everything until the server closes,
-/// then finds the close frame after the `101` response. (HummingbirdWSClient sometimes loses a
+/// the upgrade request over a plain TCP connection and reads until the close frame after the
+/// `101` response is in. (HummingbirdWSClient sometimes loses a
 /// frame that arrives together with the `101`: a close sent at once never reaches its handler,
 /// while Python's `websockets` gets it 40 times in 40 on the same loaded machine.)
 enum RawWebSocket {
@@ -17,39 +15,30 @@ enum RawWebSocket {
         var close: (code: UInt16, reason: String)?
     }
 
-    /// Opens `path` on 127.0.0.1:`port` and reads until the server closes (at most `timeout`).
-    static func refusal(port: Int, path: String, headers: [String: String] = [:], timeout: Int = 60) throws -> Answer {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EIO) }
-        defer { close(fd) }
-        var seconds = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &seconds, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    /// Opens `path` on 127.0.0.1:`port` and reads until a close frame is in or the server
+    /// closes. (Non-blocking: a blocking read would hold one of the few threads the server
+    /// under test runs on too — the first version of this did, and stalled the whole process.)
+    static func refusal(port: Int, path: String, headers: [String: String] = [:]) async throws -> Answer {
         var request =
             "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
-        _ = request.withCString { send(fd, $0, strlen($0), 0) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-            // A close frame read whole: the server's part is done.
-            if let answer = parse(bytes), answer.close != nil { return answer }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            var bytes: [UInt8] = []
+            for try await chunk in inbound {
+                bytes += chunk.readableBytesView
+                if let answer = parse(bytes), answer.close != nil { return answer }
+            }
+            return parse(bytes) ?? Answer(status: "", close: nil)
         }
-        return parse(bytes) ?? Answer(status: "", close: nil)
     }
 
     static func parse(_ bytes: [UInt8]) -> Answer? {
