@@ -98,6 +98,8 @@ final class EventsFeed: Service, Sendable {
         }
     }
 
+    var hasSubscribers: Bool { subscribers.withLock { !$0.all.isEmpty } }
+
     func unsubscribe(_ subscriber: Subscriber) {
         _ = subscribers.withLock { $0.all.removeValue(forKey: subscriber.id) }
         subscriber.continuation.finish()
@@ -128,14 +130,13 @@ final class EventsFeed: Service, Sendable {
                     if let position { start = position } else { start = try await self.follower.store.head() }
                     position = start
                     try await self.follower.follow(from: start, filter: LogFilter(types: Self.types)) { step in
-                        if case .event(let event, _) = step, let (channel, message) = try await self.message(for: event)
+                        // Nothing is rendered (no query, no JSON) while no socket listens.
+                        if case .event(let item) = step, self.hasSubscribers,
+                            let (channel, message) = try await self.message(for: item.event)
                         {
                             self.publish(message, on: channel)
                         }
-                        switch step {
-                        case .event(let event, _): position = event.checkpoint
-                        case .progress(let next): position = next
-                        }
+                        position = step.checkpoint
                         backoff = .milliseconds(100)
                     }
                 } catch {

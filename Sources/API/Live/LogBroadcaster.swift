@@ -17,12 +17,24 @@ import Synchronization
 /// Every instance runs its own tail over the same table, woken by LISTEN/NOTIFY: an event
 /// appended through one instance reaches the sockets of all of them.
 final class LogBroadcaster: Service, Sendable {
-    /// An event, rendered once as its `/ws/log` message.
-    struct Item: Sendable {
+    /// An event, and its `/ws/log` message: rendered once, when a socket first needs it (a
+    /// server without sockets renders nothing).
+    final class Item: Sendable {
         let event: RecordedEvent
-        let message: ByteBuffer
+        private let rendered = Mutex<ByteBuffer?>(nil)
+
+        init(event: RecordedEvent) { self.event = event }
 
         var checkpoint: Checkpoint { event.checkpoint }
+
+        var message: ByteBuffer {
+            rendered.withLock { rendered in
+                if let rendered { return rendered }
+                let message = LogSocket.message(event)
+                rendered = message
+                return message
+            }
+        }
     }
 
     enum Delivery: Sendable {
@@ -159,7 +171,7 @@ final class LogBroadcaster: Service, Sendable {
 
     /// Takes a page the tail read: into the ring, and to every subscriber it matches.
     private func publish(_ events: [RecordedEvent], next: Checkpoint) {
-        let items = events.map { Item(event: $0, message: LogSocket.message($0)) }
+        let items = events.map { Item(event: $0) }
         let behind = state.withLock { state in
             var behind = 0
             for item in items {

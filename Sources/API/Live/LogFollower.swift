@@ -11,10 +11,17 @@ struct LogFollower {
     let broadcaster: LogBroadcaster
 
     enum Step {
-        /// An event, with its `/ws/log` message.
-        case event(RecordedEvent, message: ByteBuffer)
+        /// An event, with its `/ws/log` message (rendered on first use).
+        case event(LogBroadcaster.Item)
         /// The log moved past events the filter skipped: resume from here to skip them too.
         case progress(Checkpoint)
+
+        var checkpoint: Checkpoint {
+            switch self {
+            case .event(let item): item.checkpoint
+            case .progress(let checkpoint): checkpoint
+            }
+        }
     }
 
     /// Hands every step to `deliver` until cancelled, `deliver` throws or the broadcaster stops.
@@ -27,7 +34,7 @@ struct LogFollower {
             // events reach back to here.
             while true {
                 let page = try await store.read(after: checkpoint, filter: filter, limit: 500)
-                for event in page.events { try await deliver(.event(event, message: LogSocket.message(event))) }
+                for event in page.events { try await deliver(.event(LogBroadcaster.Item(event: event))) }
                 if page.events.isEmpty, page.next > checkpoint { try await deliver(.progress(page.next)) }
                 checkpoint = page.next
                 if !page.isFull {
@@ -39,7 +46,7 @@ struct LogFollower {
             defer { broadcaster.unsubscribe(subscription) }
             for await delivery in subscription.stream {
                 switch delivery {
-                case .event(let item): try await deliver(.event(item.event, message: item.message))
+                case .event(let item): try await deliver(.event(item))
                 case .progress(let next): try await deliver(.progress(next))
                 }
                 checkpoint = delivery.checkpoint

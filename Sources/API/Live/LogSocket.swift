@@ -119,7 +119,7 @@ struct LogSocket {
     private func stream(from start: Checkpoint, filter: LogFilter, to outbound: WebSocketOutboundWriter) async throws {
         try await LogFollower(store: store, broadcaster: broadcaster).follow(from: start, filter: filter) { step in
             switch step {
-            case .event(_, let message): try await Self.send(message, outbound)
+            case .event(let item): try await Self.send(item.message, outbound)
             case .progress(let next): try await Self.send(Self.control("progress", next), outbound)
             }
         }
