@@ -2,6 +2,7 @@ import Domain
 import EventStore
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Pipeline
@@ -59,6 +60,13 @@ public struct ServerConfiguration: Sendable {
     /// How often the keys' usage counters are saved (`VIGIL_KEY_USAGE_SAVE_SECONDS`): a crash
     /// loses at most this long of counts.
     public var keyUsageInterval: Duration = .seconds(5)
+    /// How many recent events the `/ws/log` broadcaster keeps for sockets joining or falling
+    /// back (`VIGIL_WS_RING`), and how many messages a socket may have waiting before it drops
+    /// back to reading the table (`VIGIL_WS_BUFFER`).
+    public var logSocketRing = 10_000
+    public var logSocketBuffer = 1024
+    /// How long a `/ws/events` client may stay silent before it is closed (`VIGIL_WS_IDLE_SECONDS`).
+    public var webSocketIdleTimeout: Duration = .seconds(300)
 
     /// How many refused commands per actor and client address are recorded in the log at once,
     /// and how often one more may be: the rest are counted in the next record.
@@ -120,7 +128,13 @@ struct ServerParts {
     let projections: [any Projection]
     /// The keys' usage counters, when auth is on.
     let keyUsage: KeyUsage?
+    /// The one tail of the log feeding every `/ws/log` socket.
+    let broadcaster: LogBroadcaster
+    /// What every `/ws/events` socket is fed.
+    let eventsFeed: EventsFeed
     let router: Router<VigilRequestContext>
+    /// The routes a WebSocket upgrade request is matched against (`/ws/…`).
+    let webSocketRouter: Router<VigilRequestContext>
 
     init(_ configuration: ServerConfiguration, logger: Logger) {
         client = PostgresClient(configuration: configuration.postgres.clientConfiguration, backgroundLogger: logger)
@@ -155,14 +169,30 @@ struct ServerParts {
             configuration.isAuthOn
             ? KeyUsage(keys: readModels.apiKeys, interval: configuration.keyUsageInterval, logger: logger) : nil
         self.keyUsage = keyUsage
+        broadcaster = LogBroadcaster(
+            store: store, notifier: notifier, logger: logger, ringCapacity: configuration.logSocketRing,
+            bufferCapacity: configuration.logSocketBuffer)
+        // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
+        let rejections = RejectionRecorder(
+            appender: appender, logger: logger, burst: configuration.refusalBurst,
+            interval: configuration.refusalInterval)
+        let limiter = redis.map {
+            RateLimiter(
+                redis: $0, prefix: configuration.redisPrefix, settings: settings,
+                window: configuration.rateLimitWindow, timeout: configuration.rateLimitTimeout,
+                failClosed: configuration.rateLimitFailClosed, logger: logger)
+        }
+        eventsFeed = EventsFeed(
+            follower: LogFollower(store: store, broadcaster: broadcaster), settings: settings, logger: logger,
+            capacity: configuration.logSocketBuffer)
+        webSocketRouter = buildWebSocketRouter(
+            store: store, broadcaster: broadcaster, eventsFeed: eventsFeed,
+            access: SocketAccess(directory: directory, usage: keyUsage), trustedProxies: configuration.trustedProxies,
+            idleTimeout: configuration.webSocketIdleTimeout)
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
             projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
-            refusals: (configuration.refusalBurst, configuration.refusalInterval),
-            rateLimits: (
-                configuration.rateLimitWindow, configuration.rateLimitTimeout, configuration.rateLimitFailClosed
-            ),
-            redis: redis,
+            rejections: rejections, limiter: limiter, redis: redis,
             redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
@@ -172,7 +202,8 @@ struct ServerParts {
 /// Every route the server serves, as `"METHOD /path/{parameter}"`, sorted (`HEAD` answers on
 /// every `GET` route besides). `docs/API.md`'s route table is checked against it.
 public func registeredRoutes(_ configuration: ServerConfiguration, logger: Logger) -> [String] {
-    ServerParts(configuration, logger: logger).router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
+    let parts = ServerParts(configuration, logger: logger)
+    return (parts.router.routes + parts.webSocketRouter.routes).map { "\($0.method.rawValue) \($0.path)" }.sorted()
 }
 
 public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> some ApplicationProtocol {
@@ -208,13 +239,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         responder: HeadResponder(base: MethodNotAllowedResponder(base: router.buildResponder())),
         // A connection that sends nothing for this long, between requests or in the middle of
         // one (a half-sent head, a stalled body), is closed: slow clients can't hold them.
-        server: .http1(
-            configuration: .init(
-                additionalChannelHandlers: [ParseErrorResponder()],
-                idleTimeout: TimeAmount(configuration.httpIdleTimeout))),
+        server: .vigil(
+            webSocketRouter: parts.webSocketRouter, idleTimeout: configuration.httpIdleTimeout,
+            // A socket whose peer stops answering pings is closed.
+            webSocket: .init(autoPing: .enabled(timePeriod: .seconds(30)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
-        services: [client, availability, notifier, appender] + (parts.keyUsage.map { [$0] } ?? []) + services,
+        services: [client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed]
+            + (parts.keyUsage.map { [$0] } ?? [])
+            + services,
         logger: logger
     )
     // The read models' views must exist before the first request reads them.
@@ -237,8 +270,7 @@ func buildRouter(
     store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
-    directory: KeyDirectory?, keyUsage: KeyUsage? = nil, refusals: (burst: Int, interval: Duration) = (20, .seconds(3)),
-    rateLimits: (window: Duration, timeout: Duration, failClosed: Bool) = (.seconds(60), .milliseconds(50), false),
+    directory: KeyDirectory?, keyUsage: KeyUsage?, rejections: RejectionRecorder, limiter: RateLimiter?,
     redis: RedisClient?,
     redisPrefix: String,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
@@ -253,15 +285,7 @@ func buildRouter(
     router.middlewares.add(BodyLimitMiddleware())
     router.middlewares.add(QueryTextMiddleware())
     router.middlewares.add(AvailabilityMiddleware(availability: availability))
-    // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
-    let rejections = RejectionRecorder(
-        appender: appender, logger: store.logger, burst: refusals.burst, interval: refusals.interval)
     // Before auth: a client guessing keys is limited too.
-    let limiter = redis.map {
-        RateLimiter(
-            redis: $0, prefix: redisPrefix, settings: settings, window: rateLimits.window, timeout: rateLimits.timeout,
-            failClosed: rateLimits.failClosed, logger: store.logger)
-    }
     router.middlewares.add(RateLimitMiddleware(limiter: limiter, rejections: rejections))
     router.middlewares.add(AuthMiddleware(directory: directory, usage: keyUsage, rejections: rejections))
     router.middlewares.add(RejectionMiddleware(recorder: rejections))
@@ -302,5 +326,22 @@ func buildRouter(
         keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
+    return router
+}
+
+/// The WebSocket routes, on a router of their own (an upgrade request is matched only here),
+/// with the client address and the query check every request gets. (Not yet the `websocket`
+/// rate-limit tier: a refused handshake can only be Hummingbird's empty 400, so the limit has to
+/// be a close with 1008 from the handler, as auth is.)
+func buildWebSocketRouter(
+    store: EventStore, broadcaster: LogBroadcaster, eventsFeed: EventsFeed, access: SocketAccess,
+    trustedProxies: TrustedProxies, idleTimeout: Duration
+) -> Router<VigilRequestContext> {
+    let router = Router(context: VigilRequestContext.self)
+    router.middlewares.add(ErrorMiddleware())
+    router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
+    router.middlewares.add(QueryTextMiddleware())
+    LogSocket(store: store, broadcaster: broadcaster, access: access).addRoutes(to: router)
+    EventsSocket(feed: eventsFeed, access: access, idleTimeout: idleTimeout).addRoutes(to: router)
     return router
 }

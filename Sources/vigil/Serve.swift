@@ -76,6 +76,13 @@ struct Serve: AsyncParsableCommand {
         if let seconds = try Environment.positive("VIGIL_KEY_USAGE_SAVE_SECONDS", "seconds") {
             configuration.keyUsageInterval = .seconds(seconds)
         }
+        if let events = try Environment.positive("VIGIL_WS_RING", "events") { configuration.logSocketRing = events }
+        if let seconds = try Environment.positive("VIGIL_WS_IDLE_SECONDS", "seconds") {
+            configuration.webSocketIdleTimeout = .seconds(seconds)
+        }
+        if let messages = try Environment.positive("VIGIL_WS_BUFFER", "messages") {
+            configuration.logSocketBuffer = messages
+        }
         if configuration.isAuthOn && configuration.adminKey == nil {
             logger.warning("auth is on without VIGIL_ADMIN_KEY: only keys issued earlier open the API")
         } else if !configuration.isAuthOn && (configuration.adminKey != nil || configuration.workerKey != nil) {

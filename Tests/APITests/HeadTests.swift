@@ -91,6 +91,29 @@ import VigilTesting
         }
     }
 
+    @Test("a connection that sends half a request head, or nothing, is closed after the idle timeout")
+    func stalledHeadsAreClosed() async throws {
+        try await withScratchDatabase { _, scratch in
+            var configuration = testConfiguration(scratch, live: true)
+            configuration.httpIdleTimeout = .seconds(1)
+            try await testApplication(configuration, .live) { client in
+                let port = try #require(client.port)
+                for bytes in [Array("GET /api/ev".utf8), []] {
+                    let started = ContinuousClock.now
+                    // Closed either way: with a FIN, or, when the close comes before the server
+                    // has read the half head (a starved machine), with a reset.
+                    var answer = ""
+                    do {
+                        answer = try await Self.raw(bytes, port: port)
+                    } catch let error as IOError where error.errnoCode == ECONNRESET {}
+                    #expect(answer.isEmpty, "\(answer.prefix(200))")
+                    #expect(
+                        ContinuousClock.now - started < .seconds(30), "closed after \(ContinuousClock.now - started)")
+                }
+            }
+        }
+    }
+
     @Test func unreadableRequestsGet400WithADetail() async throws {
         try await BodyLimitTests.withLiveApp { _, _, port in
             let longQuery =

@@ -19,6 +19,8 @@ enum AccessPolicy {
         // The raw log carries every event's metadata (actors, client addresses): admin only.
         "GET /api/log": .needs(.admin),
         "GET /api/streams/{stream}": .needs(.admin),
+        "GET /ws/log": .needs(.admin),
+        "GET /ws/events": .needs(.read),
         "GET /api/projections": .needs(.read),
         "POST /api/projections/{name}/rebuild": .needs(.admin),
         "GET /api/projections/{name}/parked": .needs(.admin),

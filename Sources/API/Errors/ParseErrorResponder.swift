@@ -1,20 +1,24 @@
-import HTTPTypes
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypes
 
 /// When NIO's HTTP parser can't read a request (raw bytes in the request line, a head over the
 /// size limit such as a 100 kB query string), answers `400 {"detail": …}` in the seed's format
-/// and closes the connection, instead of Hummingbird's empty 400. Sits after the HTTP codec
-/// (`additionalChannelHandlers`); every other error goes on down the pipeline.
+/// and closes the connection, instead of an empty 400 or none at all.
+///
+/// It sits right after the HTTP decoder (``VigilHTTPChannel``), in NIO's own HTTP types: there
+/// it sees the parse errors of a connection's first request too, which arrive while the
+/// WebSocket upgrader is still deciding and Hummingbird's handlers are not in the pipeline yet
+/// (behind the upgrader, such a request got no answer and the connection stayed open). Every
+/// other error, and every read, goes on down the pipeline.
 final class ParseErrorResponder: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundOut = HTTPResponsePart
+    /// Never unwrapped: after a WebSocket upgrade, frames' bytes pass through here too.
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private var responded = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !responded else { return }
         context.fireChannelRead(data)
     }
 
@@ -28,12 +32,13 @@ final class ParseErrorResponder: ChannelInboundHandler, RemovableChannelHandler 
         var body = JSONWriter()
         body.object { $0.field("detail", Self.detail(parseError)) }
         let bytes = body.buffer
-        var fields = HTTPFields()
-        fields[.contentType] = "application/json; charset=utf-8"
-        fields[.contentLength] = String(bytes.readableBytes)
-        fields[.connection] = "close"
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .badRequest, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(bytes)), promise: nil)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(bytes.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             context.close(promise: nil)
         }
@@ -45,5 +50,39 @@ final class ParseErrorResponder: ChannelInboundHandler, RemovableChannelHandler 
         case .invalidURL: "Malformed request: invalid URL"
         default: "Malformed request: \(error)"
         }
+    }
+}
+
+/// Closes a connection whose first request head has not arrived within `timeout` (a client
+/// that connects and sends nothing, or half a head). Once the head is read, Hummingbird's own
+/// idle timeout (HTTP) or the WebSocket's pings take over; this handler then only passes reads
+/// on. Needed because behind the WebSocket upgrader Hummingbird adds its idle timeout only
+/// after the first head.
+final class FirstRequestDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    /// Unwrapped only until the first head: after a WebSocket upgrade, frames' bytes pass through.
+    typealias InboundIn = HTTPServerRequestPart
+
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+    private var headRead = false
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: timeout) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { deadline?.cancel() }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !headRead, case .head = unwrapInboundIn(data) {
+            headRead = true
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
     }
 }

@@ -1,13 +1,16 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
 import NIOCore
 
 /// The application's request context: Hummingbird's basic one plus the socket's peer address.
 /// Under `app.test(.router)` there is no socket, so the peer is nil and no address is recorded.
-public struct VigilRequestContext: RequestContext, RemoteAddressRequestContext {
+public struct VigilRequestContext: RequestContext, RemoteAddressRequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// Where a WebSocket route (`/ws/…`) leaves its handler for the upgrade.
+    public let webSocket = WebSocketHandlerReference<VigilRequestContext>()
     /// A probe of ``MethodNotAllowedResponder``: answered by ``MethodProbeMiddleware`` alone.
     var isMethodProbe = false
 

@@ -1,0 +1,181 @@
+import Domain
+import EventStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// `/ws/log?after=<checkpoint>&types=A,B&stream_prefix=camera-`: the log itself over a
+/// WebSocket. It catches up from the table after `after`, then goes live; every message carries
+/// its checkpoint, so a client that reconnects with the last one it got misses nothing and sees
+/// nothing twice, across server restarts too.
+///
+/// - `after` absent: from now on (the log's head); `after` given: as `GET /api/log` takes it
+///   (a malformed one, or one not readable yet, closes the socket with 1008 and `/api/log`'s
+///   words for it).
+/// - Messages (text): `{"type":"subscribed","checkpoint"}` first (where the stream starts), then
+///   `{"type":"event","checkpoint","data":{…the event as /api/log shows it…}}` in log order, and
+///   `{"type":"progress","checkpoint"}` now and then while a filter skips everything (resume from
+///   it to skip what it skipped). `ping` (text, or `{"type":"ping"}`) is answered with
+///   `{"type":"pong"}`.
+/// - Auth (when on): the key in `X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
+///   api-key.KEY`, with the route's permission (the raw log: admin); otherwise the socket is
+///   opened and closed at once with 1008 and the reason.
+/// - A slow client (its buffer at the ``LogBroadcaster`` full) drops back to reading the table
+///   from its last checkpoint until it has caught up, then rejoins: nothing is dropped.
+struct LogSocket {
+    static let path = "/ws/log"
+
+    let store: EventStore
+    let broadcaster: LogBroadcaster
+    let access: SocketAccess
+
+    func addRoutes(to router: Router<VigilRequestContext>) {
+        router.ws(RouterPath(stringLiteral: Self.path), shouldUpgrade: shouldUpgrade, onUpgrade: handle)
+    }
+
+    /// What the query asks for; the errors `GET /api/log` answers for the same values.
+    struct Query {
+        var after: Checkpoint?
+        var filter: LogFilter
+
+        init(_ request: Request) throws {
+            let query = QueryParameters(request)
+            after = try query.string("after").flatMap { $0.isEmpty ? nil : try AsOf.checkpoint($0) }
+            filter = LogFilter(types: query.list("types"), streamPrefix: query.string("stream_prefix"))
+        }
+    }
+
+    @Sendable func shouldUpgrade(_ request: Request, context: VigilRequestContext) async throws -> RouterShouldUpgrade {
+        var headers = HTTPFields()
+        if let chosen = Self.subprotocol(request) { headers[.secWebSocketProtocol] = chosen }
+        return .upgrade(headers)
+    }
+
+    /// The query, or why it is refused (`GET /api/log`'s words for the same values): a failed
+    /// handshake can only be Hummingbird's empty 400, which a browser can't even read, so a
+    /// refusal is a close with 1008 and this reason.
+    func query(_ request: Request) async throws -> Result<Query, APIError> {
+        let query: Query
+        do {
+            query = try Query(request)
+        } catch let error as APIError {
+            return .failure(error)
+        }
+        if let after = query.after {
+            do {
+                _ = try await store.read(after: after, limit: 1)
+            } catch let error as LogReadError {
+                return .failure(AsOf.notReadable(error))
+            }
+        }
+        return .success(query)
+    }
+
+    /// The subprotocol answered: the first one offered that is not a key, else the key's own
+    /// (a browser refuses a handshake that picks none of those it offered).
+    static func subprotocol(_ request: Request) -> String? {
+        let offered = request.headers[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return offered.first { !$0.hasPrefix("api-key.") } ?? offered.first
+    }
+
+    @Sendable func handle(
+        _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter,
+        _ context: WebSocketRouterContext<VigilRequestContext>
+    ) async throws {
+        if let refusal = await access.refusal(context.request, path: Self.path) {
+            try await outbound.close(.policyViolation, reason: refusal)
+            return
+        }
+        let query: Query
+        switch try await self.query(context.request) {
+        case .success(let valid): query = valid
+        case .failure(let refusal):
+            try await outbound.close(.policyViolation, reason: refusal.detail)
+            return
+        }
+        let start: Checkpoint
+        if let after = query.after { start = after } else { start = try await store.head() }
+        try await Self.send(Self.control("subscribed", start), outbound)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await stream(from: start, filter: query.filter, to: outbound) }
+            group.addTask {
+                // Pings are answered; the client closing ends the socket (and the stream).
+                for try await message in inbound.messages(maxSize: 1 << 16) {
+                    guard case .text(let text) = message else { continue }
+                    if Self.isPing(text) { try await Self.send(Self.control("pong", nil), outbound) }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Sends everything after `start` that `filter` takes (``LogFollower``).
+    private func stream(from start: Checkpoint, filter: LogFilter, to outbound: WebSocketOutboundWriter) async throws {
+        try await LogFollower(store: store, broadcaster: broadcaster).follow(from: start, filter: filter) { step in
+            switch step {
+            case .event(let item): try await Self.send(item.message, outbound)
+            case .progress(let next): try await Self.send(Self.control("progress", next), outbound)
+            }
+        }
+    }
+
+    static func isPing(_ text: String) -> Bool {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed == "ping" { return true }
+        guard let data = trimmed.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return false }
+        return object["type"] as? String == "ping"
+    }
+
+    /// `{"type":"event","checkpoint","data":{…}}`, rendered once per event.
+    static func message(_ event: RecordedEvent) -> ByteBuffer {
+        var writer = JSONWriter()
+        writer.object { object in
+            object.field("type", "event")
+            object.field("checkpoint", event.checkpoint.token)
+            object.object("data") { $0.event(event) }
+        }
+        return writer.buffer
+    }
+
+    static func control(_ type: String, _ checkpoint: Checkpoint?) -> ByteBuffer {
+        var writer = JSONWriter()
+        writer.object { object in
+            object.field("type", type)
+            if let checkpoint { object.field("checkpoint", checkpoint.token) }
+        }
+        return writer.buffer
+    }
+
+    /// One text frame, its bytes shared with every other socket it goes to.
+    static func send(_ message: ByteBuffer, _ outbound: WebSocketOutboundWriter) async throws {
+        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message)))
+    }
+}
+
+/// Who may open a WebSocket route: the key (`X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
+/// api-key.KEY`) against the access table, as ``AuthMiddleware`` checks HTTP routes; the answer
+/// is the reason a socket is closed with (1008), nil when it may open.
+struct SocketAccess: Sendable {
+    let directory: KeyDirectory?
+    let usage: KeyUsage?
+
+    func refusal(_ request: Request, path: String) async -> String? {
+        guard let directory else { return nil }
+        guard case .needs(let permission) = AccessPolicy.access(.get, path) else { return nil }
+        guard let presented = AuthMiddleware<VigilRequestContext>.presentedKey(request) else {
+            return "Missing API key: send it in the X-API-Key header"
+        }
+        guard let principal = try? await directory.principal(for: presented) else { return "Invalid API key" }
+        let allowed = principal.role.allows(permission)
+        usage?.record(principal.name, refused: !allowed)
+        return allowed ? nil : "API key '\(principal.name)' (role \(principal.role.rawValue)) may not GET \(path)"
+    }
+}
