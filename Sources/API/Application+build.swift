@@ -67,6 +67,8 @@ public struct ServerConfiguration: Sendable {
     public var logSocketBuffer = 1024
     /// How long a `/ws/events` client may stay silent before it is closed (`VIGIL_WS_IDLE_SECONDS`).
     public var webSocketIdleTimeout: Duration = .seconds(300)
+    /// How often `/ws/system` sends the system status (`VIGIL_WS_SYSTEM_SECONDS`).
+    public var systemStatusInterval: Duration = .seconds(5)
 
     /// How many refused commands per actor and client address are recorded in the log at once,
     /// and how often one more may be: the rest are counted in the next record.
@@ -132,6 +134,8 @@ struct ServerParts {
     let broadcaster: LogBroadcaster
     /// What every `/ws/events` socket is fed.
     let eventsFeed: EventsFeed
+    /// The status `/ws/system` sends every 5 s.
+    let statusFeed: SystemStatusFeed
     let router: Router<VigilRequestContext>
     /// The routes a WebSocket upgrade request is matched against (`/ws/…`).
     let webSocketRouter: Router<VigilRequestContext>
@@ -185,8 +189,11 @@ struct ServerParts {
         eventsFeed = EventsFeed(
             follower: LogFollower(store: store, broadcaster: broadcaster), settings: settings, logger: logger,
             capacity: configuration.logSocketBuffer)
+        statusFeed = SystemStatusFeed(
+            feed: eventsFeed, store: store, cameras: readModels.cameras, redis: redis, queue: queue,
+            availability: availability, limiter: limiter, interval: configuration.systemStatusInterval)
         webSocketRouter = buildWebSocketRouter(
-            store: store, broadcaster: broadcaster, eventsFeed: eventsFeed,
+            store: store, broadcaster: broadcaster, eventsFeed: eventsFeed, statusFeed: statusFeed,
             access: SocketAccess(directory: directory, usage: keyUsage), trustedProxies: configuration.trustedProxies,
             idleTimeout: configuration.webSocketIdleTimeout)
         router = buildRouter(
@@ -245,7 +252,9 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             webSocket: .init(autoPing: .enabled(timePeriod: .seconds(30)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
-        services: [client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed]
+        services: [
+            client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed, parts.statusFeed,
+        ]
             + (parts.keyUsage.map { [$0] } ?? [])
             + services,
         logger: logger
@@ -326,6 +335,7 @@ func buildRouter(
         keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
+    WebSocketRegistry.addRoutes(to: router)
     return router
 }
 
@@ -334,7 +344,8 @@ func buildRouter(
 /// rate-limit tier: a refused handshake can only be Hummingbird's empty 400, so the limit has to
 /// be a close with 1008 from the handler, as auth is.)
 func buildWebSocketRouter(
-    store: EventStore, broadcaster: LogBroadcaster, eventsFeed: EventsFeed, access: SocketAccess,
+    store: EventStore, broadcaster: LogBroadcaster, eventsFeed: EventsFeed, statusFeed: SystemStatusFeed,
+    access: SocketAccess,
     trustedProxies: TrustedProxies, idleTimeout: Duration
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
@@ -342,6 +353,12 @@ func buildWebSocketRouter(
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
     router.middlewares.add(QueryTextMiddleware())
     LogSocket(store: store, broadcaster: broadcaster, access: access).addRoutes(to: router)
-    EventsSocket(feed: eventsFeed, access: access, idleTimeout: idleTimeout).addRoutes(to: router)
+    EventsSocket(
+        path: EventsSocket.eventsPath, feed: eventsFeed, status: statusFeed, access: access, idleTimeout: idleTimeout
+    ).addRoutes(to: router)
+    EventsSocket(
+        path: EventsSocket.systemPath, feed: eventsFeed, status: statusFeed, access: access, idleTimeout: idleTimeout,
+        fixedChannels: [.system]
+    ).addRoutes(to: router)
     return router
 }

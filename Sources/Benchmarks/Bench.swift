@@ -7,7 +7,10 @@ import Logging
 public struct Bench: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures and ratios against a baseline measured in the same run.",
-        subcommands: [AppendBenchmark.self, PagesBenchmark.self, IngestBenchmark.self, SeverityBenchmark.self]
+        subcommands: [
+            AppendBenchmark.self, PagesBenchmark.self, IngestBenchmark.self, SeverityBenchmark.self,
+            WebSocketBenchmark.self, FanoutServer.self,
+        ]
     )
 
     public init() {}

@@ -33,8 +33,11 @@ extension PostgresConnection {
         return try await withTaskCancellationHandler {
             try await firstOf { (finish: @escaping @Sendable (Result<Value, any Error>) -> Void) in
                 let onClose: @Sendable () -> Void = {
-                    work.cancel()
+                    // The close is the answer: settled before the work is cancelled, or the
+                    // work's own CancellationError could finish first on another thread (seen
+                    // once in a clean-clone run: CancellationTests got CancellationError).
                     finish(.failure(PostgresConnectionClosed()))
+                    work.cancel()
                 }
                 guard let token = ClosedConnectionWatch.shared.register(connection, onClose: onClose) else {
                     onClose()

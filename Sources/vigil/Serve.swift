@@ -80,6 +80,9 @@ struct Serve: AsyncParsableCommand {
         if let seconds = try Environment.positive("VIGIL_WS_IDLE_SECONDS", "seconds") {
             configuration.webSocketIdleTimeout = .seconds(seconds)
         }
+        if let seconds = try Environment.positive("VIGIL_WS_SYSTEM_SECONDS", "seconds") {
+            configuration.systemStatusInterval = .seconds(seconds)
+        }
         if let messages = try Environment.positive("VIGIL_WS_BUFFER", "messages") {
             configuration.logSocketBuffer = messages
         }

@@ -70,7 +70,8 @@ import VigilTesting
     /// uploading) races with the client's own body writes there. In full API runs on a starved
     /// machine AHC failed the request with "I/O on closed channel" although the server had
     /// answered (docs/RELIABILITY.md, 11). What these tests check is the server's answer.
-    static func exchange(port: Int, head: String, body: ByteBuffer = ByteBuffer()) async throws -> (Int, [String: Any]) {
+    static func exchange(port: Int, head: String, body: ByteBuffer = ByteBuffer()) async throws -> (Int, [String: Any])
+    {
         var request = ByteBuffer(string: head)
         request.writeImmutableBuffer(body)
         let answer = try await MalformedRequestTests.raw(Array(request.readableBytesView), port: port)
@@ -105,7 +106,8 @@ import VigilTesting
             // Sent without a length (chunked), larger than the limit: refused while collected.
             var chunked = ByteBuffer()
             let pad = String(repeating: "a", count: 64 << 10)
-            for part in [#"{"name": "x", "folder_path": "/x", "pad": ""#] + Array(repeating: pad, count: 19) + [#""}"#] {
+            for part in [#"{"name": "x", "folder_path": "/x", "pad": ""#] + Array(repeating: pad, count: 19) + [#""}"#]
+            {
                 chunked.writeString(String(part.utf8.count, radix: 16) + "\r\n" + part + "\r\n")
             }
             chunked.writeString("0\r\n\r\n")

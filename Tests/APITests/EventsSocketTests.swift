@@ -1,10 +1,14 @@
+import AsyncHTTPClient
 import Domain
 import EventStore
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import HummingbirdWSClient
+import NIOCore
+import NIOHTTP1
 import NIOWebSocket
+import Redis
 import Testing
 import VigilTesting
 
@@ -17,7 +21,7 @@ import VigilTesting
     /// Runs `script` on a `/ws/events` socket while every text message it gets is collected;
     /// then closes. Bounded at two minutes.
     static func session(
-        port: Int, _ query: String = "", headers: HTTPFields = [:],
+        port: Int, path: String = EventsSocket.eventsPath, _ query: String = "", headers: HTTPFields = [:],
         _ script: @escaping @Sendable (WebSocketOutboundWriter, Received) async throws -> Void
     ) async throws {
         let received = Received()
@@ -26,7 +30,7 @@ import VigilTesting
         let configuration = settings
         let outcome = await withDeadline(.seconds(120)) {
             try await WebSocketClient.connect(
-                url: "ws://127.0.0.1:\(port)\(EventsSocket.path)?\(query)", configuration: configuration,
+                url: "ws://127.0.0.1:\(port)\(path)?\(query)", configuration: configuration,
                 logger: testLogger
             ) { inbound, outbound, _ in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -42,7 +46,7 @@ import VigilTesting
             }
         }
         guard let outcome else {
-            Issue.record("the /ws/events session did not end in 120 s: \(received.all)")
+            Issue.record("the \(path) session did not end in 120 s: \(received.all)")
             return
         }
         _ = try outcome.get()
@@ -161,10 +165,10 @@ import VigilTesting
         "a silent client is closed with 1000 after the idle timeout; an unknown channel in the query closes with 1008")
     func idleAndQuery() async throws {
         try await LogSocketTests.withLiveApp(configure: { $0.webSocketIdleTimeout = .seconds(1) }) { _, _, port in
-            let closed = try await LogSocketTests.follow(port: port, "", path: EventsSocket.path) { _ in false }
+            let closed = try await LogSocketTests.follow(port: port, "", path: EventsSocket.eventsPath) { _ in false }
             #expect(closed?.closeCode == .normalClosure && closed?.reason == "Idle")
             let refused = try await RawWebSocket.refusal(
-                port: port, path: "\(EventsSocket.path)?channels=events,weather")
+                port: port, path: "\(EventsSocket.eventsPath)?channels=events,weather")
             #expect(refused.close?.code == 1008)
             #expect(
                 refused.close?.reason.hasPrefix("Unknown channel 'weather'") == true,
@@ -175,12 +179,163 @@ import VigilTesting
     @Test("with auth on, a viewer may follow the feed; no key is closed with 1008")
     func auth() async throws {
         try await LogSocketTests.withLiveApp(configure: { $0.adminKey = AuthTests.root }) { _, _, port in
-            let missing = try await RawWebSocket.refusal(port: port, path: EventsSocket.path)
+            let missing = try await RawWebSocket.refusal(port: port, path: EventsSocket.eventsPath)
             #expect(missing.close?.code == 1008)
             let viewer = try await HTTPClientForTests(port: port).issueKey(
                 "dashboard", role: "viewer", adminKey: AuthTests.root)
             try await Self.session(port: port, headers: [HTTPField.Name("X-API-Key")!: viewer]) { outbound, received in
                 _ = try await Self.ask("ping", expecting: "pong", outbound, received)
+            }
+        }
+    }
+
+    @Test("/ws/system: the status at once, then every interval, with cameras, the queue and health")
+    func systemStatus() async throws {
+        let prefix = PipelineTests.prefix()
+        try await LogSocketTests.withLiveApp(configure: {
+            $0.systemStatusInterval = .seconds(1)
+            $0.redis = sharedRedisSettings()
+            $0.redisPrefix = prefix
+            $0.runHeuristicAnalyzer = false
+        }) { store, _, port in
+            let redis = try PipelineTests.redis()
+            defer { redis.shutdown() }
+            _ = try await redis.rpush(prefix + "analysis_queue", ["job-1", "job-2"])
+            _ = try await redis.rpush(prefix + "analysis_queue:processing", ["job-3"])
+            let statuses = Self.statuses
+            try await Self.session(port: port, path: EventsSocket.systemPath) { outbound, received in
+                try await waitUntil("the first status") { !statuses(received).isEmpty }
+                let first = try #require(statuses(received).first)
+                let gpu = try #require(first["gpu"] as? [String: Any])
+                #expect(Set(gpu.keys) == Set(SystemStatusFeed.gpuFields) && gpu.values.allSatisfy { $0 is NSNull })
+                #expect(first["queue"] as? [String: Int] == ["pending": 2, "processing": 1], "\(first)")
+                #expect(first["cameras"] as? [String: Int] == ["active": 0, "total": 0], "\(first)")
+                let message = try #require(received.all.first { $0["type"] as? String == "system_status" })
+                #expect((message["timestamp"] as? String)?.hasSuffix("Z") == true)
+
+                // A camera registered, one removed: the next statuses count them.
+                let start = Date(timeIntervalSince1970: 1_795_000_000)
+                try await Self.append(
+                    store,
+                    [
+                        CameraRegistered(
+                            id: "porch", name: "Porch", folderPath: "/export/porch", status: .online,
+                            registeredAt: start),
+                        CameraRegistered(
+                            id: "shed", name: "Shed", folderPath: "/export/shed", status: .offline,
+                            registeredAt: start),
+                    ])
+                try await waitUntil("a status that counts the cameras and is healthy") {
+                    statuses(received).contains {
+                        $0["cameras"] as? [String: Int] == ["active": 1, "total": 2]
+                            && $0["health"] as? String == "healthy"
+                    }
+                }
+                let healthy = try #require(statuses(received).last)
+                let projections = try #require(healthy["projections"] as? [String: Any])
+                #expect(projections["unhealthy"] as? [String] == [], "\(healthy)")
+                #expect(projections["lag_events"] is Int, "\(healthy)")
+
+                // Only ping here: the channel is fixed.
+                let refused = try await Self.ask(
+                    #"{"type": "subscribe", "channels": ["events"]}"#, expecting: "error", outbound, received)
+                #expect(refused["error"] as? String == "unknown_message_type")
+                _ = try await Self.ask(#"{"type": "ping"}"#, expecting: "pong", outbound, received)
+            }
+
+            // The same status on the `system` channel of /ws/events, once subscribed.
+            try await Self.session(port: port) { outbound, received in
+                _ = try await Self.ask(
+                    #"{"type": "subscribe", "channels": ["system"]}"#, expecting: "subscribed", outbound, received)
+                try await waitUntil("a status on /ws/events") { !statuses(received).isEmpty }
+                #expect(statuses(received).last?["cameras"] as? [String: Int] == ["active": 1, "total": 2])
+            }
+            _ = try await redis.del([prefix + "analysis_queue", prefix + "analysis_queue:processing"])
+        }
+    }
+
+    /// The `data` of every `system_status` message received so far.
+    @Sendable static func statuses(_ received: Received) -> [[String: Any]] {
+        received.all.filter { $0["type"] as? String == "system_status" }.compactMap { $0["data"] as? [String: Any] }
+    }
+
+    /// The registry (`GET /api/system/websocket/events`), by message type.
+    static func registry(port: Int) async throws -> (answer: [String: Any], types: [String: [String: Any]]) {
+        let (status, answer) = try await BodyLimitTests.send(
+            .GET, port: port, "/api/system/websocket/events", contentType: "application/json",
+            body: .bytes(ByteBuffer()))
+        #expect(status == 200, "\(answer)")
+        let types = try #require(answer["event_types"] as? [[String: Any]], "\(answer)")
+        return (answer, Dictionary(types.map { ($0["type"] as? String ?? "", $0) }) { first, _ in first })
+    }
+
+    /// The fields a registry entry's schema requires, and those it names.
+    struct Fields: Sendable {
+        var required: Set<String>
+        var named: Set<String>
+
+        init(_ entry: [String: Any]) {
+            let schema = entry["payload_schema"] as? [String: Any] ?? [:]
+            required = Set(schema["required"] as? [String] ?? [])
+            named = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
+        }
+    }
+
+    /// Why `data` doesn't match a schema's fields (nil: it does): every required field there,
+    /// none the schema doesn't name.
+    static func mismatch(_ data: [String: Any], _ schema: Fields) -> String? {
+        let (fields, required, named) = (Set(data.keys), schema.required, schema.named)
+        if !required.isSubset(of: fields) { return "lacks \(required.subtracting(fields).sorted())" }
+        if !fields.isSubset(of: named) {
+            return "has fields its schema does not name: \(fields.subtracting(named).sorted())"
+        }
+        return nil
+    }
+
+    @Test("every message type the feeds send is in the registry, on its channel, with the fields its schema names")
+    func registryMatchesTheFeed() async throws {
+        try await LogSocketTests.withLiveApp(configure: { $0.systemStatusInterval = .seconds(1) }) { store, _, port in
+            let (answer, registry) = try await Self.registry(port: port)
+            #expect(answer["channels"] as? [String] == ["detections", "events", "alerts", "cameras", "jobs", "system"])
+            #expect(answer["total_count"] as? Int == registry.count && answer["deprecated_count"] as? Int == 0)
+            for (type, entry) in registry {
+                let example = entry["example"] as? [String: Any] ?? [:]
+                #expect(Self.mismatch(example, Fields(entry)) == nil, "\(type)'s example")
+            }
+            let schemas = registry.mapValues(Fields.init)
+            let channels = registry.mapValues { $0["channel"] as? String ?? "" }
+            try await Self.session(port: port, "channels=detections,events,alerts,cameras,jobs,system") {
+                _, received in
+                let start = Date(timeIntervalSince1970: 1_795_000_000)
+                try await Self.append(
+                    store,
+                    [
+                        CameraRegistered(
+                            id: "porch", name: "Porch", folderPath: "/export/porch", status: .online,
+                            registeredAt: start),
+                        CameraUpdated(id: "porch", status: .offline, updatedAt: start.addingTimeInterval(1)),
+                        Self.detection(1, at: 2),
+                    ] + Self.analyzedEvent(7, score: 40) + [
+                        ReanalysisRequested(id: 7, reason: "thresholds changed"),
+                        CameraRemoved(id: "porch", removedAt: start.addingTimeInterval(3)),
+                    ])
+                let expected: Set<String> = [
+                    "camera.registered", "camera.updated", "detection.new", "event", "job.queued", "camera.removed",
+                    "system_status",
+                ]
+                try await waitUntil("a message of every type") {
+                    expected.isSubset(of: Set(received.all.compactMap { $0["type"] as? String }))
+                }
+                #expect(Set(schemas.keys) == expected, "the registry lists what the feeds send, and only that")
+                for message in received.all {
+                    let type = message["type"] as? String ?? "?"
+                    let schema = try #require(schemas[type], "\(type) is not in the registry")
+                    let data = try #require(message["data"] as? [String: Any], "\(message)")
+                    #expect(Self.mismatch(data, schema) == nil, "\(type): \(Self.mismatch(data, schema) ?? "")")
+                }
+                #expect(channels["event"] == "events" && channels["job.queued"] == "jobs")
+                #expect(channels["detection.new"] == "detections" && channels["system_status"] == "system")
+                #expect(channels["camera.removed"] == "cameras")
             }
         }
     }

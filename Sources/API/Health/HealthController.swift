@@ -31,11 +31,10 @@ struct HealthController<Context: RequestContext> {
             let (checkpoint, oldest, statuses) = try await availability.untilDown {
                 (try await store.head(), try await store.horizonHolders(limit: 1), try await store.projectionStatuses())
             }
-            let unhealthy = statuses.filter { $0.health != "ok" }
-            let projections =
-                unhealthy.contains { $0.health == "failing" } ? "failing" : unhealthy.isEmpty ? "healthy" : "degraded"
-            let limiterHealth = limiter?.health
-            let fine = unhealthy.isEmpty && limiterHealth?.reachable != false
+            let summary = HealthSummary(statuses, limiter: limiter)
+            let (unhealthy, projections, limiterHealth, fine) = (
+                summary.unhealthy, summary.projections, summary.limiter, summary.fine
+            )
             var body = JSONWriter()
             body.object { object in
                 // Still ready (the API answers from what the read models hold), but loudly not fine.
@@ -98,4 +97,25 @@ struct HealthController<Context: RequestContext> {
             return body.response(status: .serviceUnavailable)
         }
     }
+}
+
+/// How healthy a server is that reaches PostgreSQL, by one rule for `/ready` and `/ws/system`:
+/// fine when every projection is (``ProjectionStatus/health`` `ok`) and Redis answered the rate
+/// limiter last time it asked.
+struct HealthSummary {
+    /// The projections that are not fine.
+    let unhealthy: [ProjectionStatus]
+    /// `healthy`, `degraded` (some not fine) or `failing` (one failing).
+    let projections: String
+    /// The rate limiter's view of Redis, when it has one.
+    let limiter: RateLimiter.Health?
+
+    init(_ statuses: [ProjectionStatus], limiter: RateLimiter?) {
+        unhealthy = statuses.filter { $0.health != "ok" }
+        projections =
+            unhealthy.contains { $0.health == "failing" } ? "failing" : unhealthy.isEmpty ? "healthy" : "degraded"
+        self.limiter = limiter?.health
+    }
+
+    var fine: Bool { unhealthy.isEmpty && limiter?.reachable != false }
 }

@@ -7,8 +7,8 @@ import Projections
 import ServiceLifecycle
 import Synchronization
 
-/// The channels of `/ws/events` (the seeds' registry). `alerts` and `system` have no messages
-/// yet: alerts arrive with the alert rules, system status is `/ws/system`'s.
+/// The channels of `/ws/events` (the seeds' registry). `alerts` has no messages yet (they arrive
+/// with the alert rules); `system` carries `/ws/system`'s status (``SystemStatusFeed``).
 enum EventsChannel: String, CaseIterable, Sendable {
     case detections, events, alerts, cameras, jobs, system
 }
@@ -105,7 +105,13 @@ final class EventsFeed: Service, Sendable {
         subscriber.continuation.finish()
     }
 
-    private func publish(_ message: ByteBuffer, on channel: EventsChannel) {
+    /// Whether a socket is subscribed to `channel`.
+    func hasSubscribers(on channel: EventsChannel) -> Bool {
+        subscribers.withLock { $0.all.values.contains { $0.channels.contains(channel) } }
+    }
+
+    /// Offers `message` to every socket subscribed to `channel`.
+    func publish(_ message: ByteBuffer, on channel: EventsChannel) {
         let overflowed = subscribers.withLock { state in
             var overflowed = 0
             for (id, subscriber) in state.all where !subscriber.offer(message, on: channel) {

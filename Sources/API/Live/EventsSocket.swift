@@ -17,15 +17,24 @@ import Synchronization
 ///   "invalid_message_format" | "unknown_message_type" | "validation_error", "message",
 ///   "details"}` (an unknown channel is a `validation_error` and changes nothing).
 /// - Auth as on `/ws/log` (the `read` permission); a refusal is a close with 1008 and why.
+///
+/// `/ws/system` is the same socket fixed to the `system` channel: `system_status` every 5 s
+/// (``SystemStatusFeed``), `ping` answered, no subscriptions.
 struct EventsSocket {
-    static let path = "/ws/events"
+    static let eventsPath = "/ws/events"
+    static let systemPath = "/ws/system"
 
+    let path: String
     let feed: EventsFeed
+    let status: SystemStatusFeed
     let access: SocketAccess
     let idleTimeout: Duration
+    /// The channels of every socket of this route, whatever it asks (`/ws/system`); nil: as
+    /// asked (`/ws/events`).
+    var fixedChannels: Set<EventsChannel>? = nil
 
     func addRoutes(to router: Router<VigilRequestContext>) {
-        router.ws(RouterPath(stringLiteral: Self.path), shouldUpgrade: shouldUpgrade, onUpgrade: handle)
+        router.ws(RouterPath(stringLiteral: path), shouldUpgrade: shouldUpgrade, onUpgrade: handle)
     }
 
     @Sendable func shouldUpgrade(_ request: Request, context: VigilRequestContext) async throws -> RouterShouldUpgrade {
@@ -52,12 +61,12 @@ struct EventsSocket {
         _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter,
         _ context: WebSocketRouterContext<VigilRequestContext>
     ) async throws {
-        if let refusal = await access.refusal(context.request, path: Self.path) {
+        if let refusal = await access.refusal(context.request, path: path) {
             try await outbound.close(.policyViolation, reason: refusal)
             return
         }
         let channels: Set<EventsChannel>
-        switch Self.channels(context.request) {
+        switch fixedChannels.map({ .success($0) }) ?? Self.channels(context.request) {
         case .success(let valid): channels = valid
         case .failure(let refusal):
             try await outbound.close(.policyViolation, reason: refusal.detail)
@@ -65,6 +74,9 @@ struct EventsSocket {
         }
         guard let subscriber = feed.subscribe(channels) else { return }
         defer { feed.unsubscribe(subscriber) }
+        // The status at once, not 5 s later.
+        if channels.contains(.system) { _ = subscriber.offer(await status.current(), on: .system) }
+        let subscribable = fixedChannels == nil
         let lastHeard = LastHeard()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -79,7 +91,9 @@ struct EventsSocket {
                 for try await message in inbound.messages(maxSize: 1 << 16) {
                     lastHeard.touch()
                     guard case .text(let text) = message else { continue }
-                    if let answer = Self.answer(text, subscriber) { try await LogSocket.send(answer, outbound) }
+                    if let answer = Self.answer(text, subscriber, subscribable: subscribable) {
+                        try await LogSocket.send(answer, outbound)
+                    }
                 }
             }
             group.addTask {
@@ -102,7 +116,7 @@ struct EventsSocket {
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// The answer to a client's text message (nil: none).
-    static func answer(_ text: String, _ subscriber: EventsFeed.Subscriber) -> ByteBuffer? {
+    static func answer(_ text: String, _ subscriber: EventsFeed.Subscriber, subscribable: Bool = true) -> ByteBuffer? {
         if text.trimmingCharacters(in: .whitespacesAndNewlines) == "ping" { return LogSocket.control("pong", nil) }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
             return error("invalid_json", "The message is not JSON")
@@ -113,7 +127,8 @@ struct EventsSocket {
         switch type {
         case "ping":
             return LogSocket.control("pong", nil)
-        case "subscribe", "unsubscribe":
+        // (A `where` binds to the last pattern only: each needs its own.)
+        case "subscribe" where subscribable, "unsubscribe" where subscribable:
             guard let names = message["channels"] as? [String] else {
                 return error("invalid_message_format", "\"channels\" must be an array of channel names")
             }
@@ -134,7 +149,9 @@ struct EventsSocket {
             }
             return writer.buffer
         default:
-            return error("unknown_message_type", "Unknown message type '\(type)': subscribe, unsubscribe or ping")
+            return error(
+                "unknown_message_type",
+                "Unknown message type '\(type)': " + (subscribable ? "subscribe, unsubscribe or ping" : "ping"))
         }
     }
 

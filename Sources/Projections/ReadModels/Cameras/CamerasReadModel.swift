@@ -54,6 +54,16 @@ public struct CamerasReadModel: Sendable {
         }
     }
 
+    /// How many cameras the read model shows (registered, not removed), and how many of them
+    /// are `online` (`/ws/system`'s `cameras {active, total}`).
+    public func counts() async throws -> (active: Int, total: Int) {
+        let rows = try await database.rows(
+            "SELECT count(*) FILTER (WHERE status = 'online'), count(*) FROM cameras WHERE removed_at IS NULL")
+        var counts = (active: 0, total: 0)
+        for try await row in rows.decode((Int, Int).self) { counts = row }
+        return counts
+    }
+
     /// Which of `ids` the read model shows as registered and not removed.
     public func registered(_ ids: Set<String>) async throws -> Set<String> {
         let rows = try await database.rows(

@@ -1,0 +1,371 @@
+import ArgumentParser
+import AsyncHTTPClient
+import EventStore
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Simulator
+import Synchronization
+import Synthetic
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vigil bench ws`: `--clients` WebSocket clients following `/ws/log` while detections are
+/// posted at `--rate` per second for `--seconds`: post→delivery latency, messages delivered per
+/// second, the server's resident memory, and whether every client got every event once and in
+/// order. Measured against a bare hummingbird-websocket fan-out (`vigil bench ws-fanout`) with
+/// the same clients and rate, then with two `vigil serve` on one database (clients split
+/// between them, posts to the first). Each server is a process of its own; the clients run
+/// here.
+struct WebSocketBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ws",
+        abstract: "Clients on /ws/log: post→delivery latency, delivery rate and server RSS against a bare fan-out.")
+
+    @Option(help: "WebSocket clients.")
+    var clients: Int = 1000
+
+    @Option(help: "Detections posted per second.")
+    var rate: Int = 20
+
+    @Option(help: "Seconds of posting per phase.")
+    var seconds: Int = 15
+
+    /// One phase's figures.
+    struct Result {
+        var name: String
+        var delivered: Int
+        var expected: Int
+        var elapsed: Duration
+        /// Post→delivery, nanoseconds, every message of every client.
+        var latencies: [Int64]
+        var outOfOrder: Int
+        /// Resident memory of each server process at the end (and its peak), bytes.
+        var rss: [(now: Int, peak: Int)]
+
+        func percentile(_ p: Double) -> Double {
+            guard !latencies.isEmpty else { return .nan }
+            let index = min(latencies.count - 1, max(0, Int((Double(latencies.count) * p).rounded(.up)) - 1))
+            return Double(latencies[index]) / 1e6
+        }
+    }
+
+    func run() async throws {
+        Self.raiseFileLimit()
+        let logger = Bench.quietLogger()
+        let settings = try PostgresSettings.fromEnvironment()
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let http = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: .init(connectionPool: .init(idleTimeout: .seconds(10))))
+        do {
+            try await measure(executable: executable, settings: settings, http: http, logger: logger)
+            try await http.shutdown()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    func measure(executable: String, settings: PostgresSettings, http: HTTPClient, logger: Logger) async throws {
+        let (clients, rate, seconds) = (self.clients, self.rate, self.seconds)
+        print(
+            "vigil bench ws: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(clients) clients in this "
+                + "process, \(rate) posts/s for \(seconds) s per phase; each server a process of its own")
+        print("")
+
+        // Baseline: the bare fan-out, fed by POST /publish with messages of Vigil's size.
+        let fanoutPort = try await Self.freePort()
+        let fanout = try ChildProcess(executable, ["bench", "ws-fanout", "--port", "\(fanoutPort)"], environment: [:])
+        let bare: Result
+        do {
+            try await Self.waitReady(http, "http://127.0.0.1:\(fanoutPort)/health")
+            let pad = String(repeating: "x", count: 560)
+            bare = try await Self.phase(
+                "bare hummingbird-websocket fan-out", urls: ["ws://127.0.0.1:\(fanoutPort)/ws"], servers: [fanout],
+                clients: clients, rate: rate, seconds: seconds, logger: logger
+            ) { sequence in
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(fanoutPort)/publish")
+                request.method = .POST
+                let checkpoint = String(repeating: "0", count: 16) + String(format: "%016llx", UInt64(sequence + 1))
+                request.body = .bytes(
+                    ByteBuffer(string: #"{"type":"event","checkpoint":"\#(checkpoint)","data":{"pad":"\#(pad)"}}"#))
+                let response = try await http.execute(request, timeout: .seconds(30))
+                guard response.status == .ok else { throw BenchError("POST /publish: \(response.status)") }
+            }
+            fanout.stop()
+        } catch {
+            fanout.stop()
+            throw error
+        }
+
+        let vigil = try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench", logger: logger) {
+            _, scratch in
+            var environment = [
+                "VIGIL_PG_HOST": scratch.host, "VIGIL_PG_PORT": "\(scratch.port)", "VIGIL_PG_USER": scratch.username,
+                "VIGIL_PG_DATABASE": scratch.database, "VIGIL_REDIS": "off", "VIGIL_LOG_LEVEL": "warning",
+            ]
+            if let password = scratch.password { environment["VIGIL_PG_PASSWORD"] = password }
+            let ports = [try await Self.freePort(), try await Self.freePort()]
+            let first = try ChildProcess(executable, ["serve", "--port", "\(ports[0])"], environment: environment)
+            var servers = [first]
+            defer { for server in servers { server.stop() } }
+            try await Self.waitReady(http, "http://127.0.0.1:\(ports[0])/ready")
+            let api = SimulatorAPI(http: http, base: "http://127.0.0.1:\(ports[0])", key: nil)
+            let camera = try await api.registerCamera("Bench")
+            let start = Date()
+            let post: @Sendable (Int) async throws -> Void = { sequence in
+                let detection = SimulatedDetection(
+                    cameraId: camera, detectedAt: start.addingTimeInterval(Double(sequence) / 1000), objectType: "car",
+                    confidence: 0.8, bbox: (10, 20, 100, 200))
+                guard try await api.sendOne(detection.json()) else { throw BenchError("POST /api/detections failed") }
+            }
+            let path = "/ws/log?types=DetectionRecorded"
+            let one = try await Self.phase(
+                "vigil /ws/log, 1 instance", urls: ["ws://127.0.0.1:\(ports[0])\(path)"], servers: servers,
+                clients: clients, rate: rate, seconds: seconds, logger: logger, post: post)
+            servers.append(
+                try ChildProcess(
+                    executable, ["serve", "--port", "\(ports[1])", "--projections", "off"], environment: environment))
+            try await Self.waitReady(http, "http://127.0.0.1:\(ports[1])/ready")
+            let two = try await Self.phase(
+                "vigil /ws/log, 2 instances (posts to the 1st)", urls: ports.map { "ws://127.0.0.1:\($0)\(path)" },
+                servers: servers, clients: clients, rate: rate, seconds: seconds, logger: logger, post: post)
+            return [one, two]
+        }
+        Self.printTable([bare] + vigil)
+    }
+
+    /// Opens `clients` sockets (spread over `urls`), waits until each is subscribed, then calls
+    /// `post(n)` `rate` times a second for `seconds`; each client times every message from the
+    /// moment its post was sent, and checks that checkpoints only grow.
+    static func phase(
+        _ name: String, urls: [String], servers: [ChildProcess], clients: Int, rate: Int, seconds: Int,
+        logger: Logger, post: @escaping @Sendable (Int) async throws -> Void
+    ) async throws -> Result {
+        let total = rate * seconds
+        let sent = SendTimes(capacity: total)
+        let (subscribed, subscription) = AsyncStream.makeStream(of: Void.self)
+        let tallies = Tallies()
+        FileHandle.standardError.write(Data("\(name): connecting \(clients) clients\n".utf8))
+        let clock = ContinuousClock()
+        let began = clock.now
+        // Each client is a child returning false; the deadline one returns true.
+        let elapsed = try await withThrowingTaskGroup(of: Bool.self, returning: Duration.self) { group in
+            for index in 0..<clients {
+                // A hundred handshakes at a time: the listen backlog is finite.
+                if index > 0, index % 100 == 0 { try await Task.sleep(for: .milliseconds(50)) }
+                let url = urls[index % urls.count]
+                group.addTask {
+                    do {
+                        try await Self.follow(
+                            url, total: total, sent: sent, clock: clock, subscription: subscription, tallies: tallies,
+                            logger: logger)
+                    } catch {
+                        FileHandle.standardError.write(Data("\(name): a client failed: \(error)\n".utf8))
+                    }
+                    return false
+                }
+            }
+            // Every client subscribed, or two minutes have passed.
+            let subscribing = Task {
+                try await Task.sleep(for: .seconds(120))
+                subscription.finish()
+            }
+            var ready = 0
+            for await _ in subscribed {
+                ready += 1
+                if ready == clients { break }
+            }
+            subscribing.cancel()
+            FileHandle.standardError.write(
+                Data("\(name): \(ready) of \(clients) subscribed in \(clock.now - began); posting\n".utf8))
+            let start = clock.now
+            for sequence in 0..<total {
+                try await clock.sleep(until: start + .seconds(Double(sequence) / Double(rate)))
+                sent.record(sequence, clock.now)
+                try await post(sequence)
+            }
+            // Every client has all its messages, or 30 s have passed since the last post.
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return true
+            }
+            var finished = 0
+            while finished < clients, let timedOut = try await group.next(), !timedOut { finished += 1 }
+            group.cancelAll()
+            return clock.now - start
+        }
+        var (latencies, delivered, outOfOrder) = tallies.state.withLock { $0 }
+        latencies.sort()
+        return Result(
+            name: name, delivered: delivered, expected: total * clients, elapsed: elapsed, latencies: latencies,
+            outOfOrder: outOfOrder, rss: servers.map(\.residentMemory))
+    }
+
+    /// What the clients of a phase measured.
+    final class Tallies: Sendable {
+        let state = Mutex<(latencies: [Int64], delivered: Int, outOfOrder: Int)>(([], 0, 0))
+    }
+
+    /// One client: follows `url` until it has `total` event messages (or the socket ends),
+    /// timing each from its post's send time and checking that checkpoints only grow.
+    static func follow(
+        _ url: String, total: Int, sent: SendTimes, clock: ContinuousClock,
+        subscription: AsyncStream<Void>.Continuation, tallies: Tallies, logger: Logger
+    ) async throws {
+        _ = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) {
+            inbound, outbound, _ in
+            var latencies: [Int64] = []
+            latencies.reserveCapacity(total)
+            var last = ""
+            var outOfOrder = 0
+            defer {
+                tallies.state.withLock {
+                    $0.latencies += latencies
+                    $0.delivered += latencies.count
+                    $0.outOfOrder += outOfOrder
+                }
+            }
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                guard case .text(let text) = message else { continue }
+                let now = clock.now
+                if text.hasPrefix(#"{"type":"subscribed""#) {
+                    subscription.yield()
+                    continue
+                }
+                guard text.hasPrefix(#"{"type":"event""#), let checkpoint = Self.checkpoint(in: text) else { continue }
+                if checkpoint <= last { outOfOrder += 1 }
+                last = checkpoint
+                let sentAt = sent.time(of: latencies.count)
+                latencies.append(Int64((sentAt.map { now - $0 } ?? .zero) / .nanoseconds(1)))
+                if latencies.count == total { break }
+            }
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+    }
+
+    static func checkpoint(in text: String) -> String? {
+        guard let start = text.range(of: #""checkpoint":""#)?.upperBound,
+            let end = text[start...].firstIndex(of: "\"")
+        else { return nil }
+        return String(text[start..<end])
+    }
+
+    static func printTable(_ results: [Result]) {
+        guard let bare = results.first else { return }
+        func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+            let padding = String(repeating: " ", count: max(0, width - text.count))
+            return left ? text + padding : padding + text
+        }
+        print("")
+        print(
+            pad("server", 46, left: true) + pad("delivered", 16) + pad("msg/s", 9) + pad("p50 ms", 8)
+                + pad("p99 ms", 8) + pad("max ms", 8) + pad("p99 ×", 7) + pad("RSS MB", 14) + pad("RSS ×", 7)
+                + pad("order", 7))
+        for result in results {
+            let rss = result.rss.map(\.now).reduce(0, +)
+            let bareRSS = bare.rss.map(\.now).reduce(0, +)
+            let rssText = result.rss.map { String($0.now >> 20) }.joined(separator: "+")
+            print(
+                pad(result.name, 46, left: true) + pad("\(result.delivered)/\(result.expected)", 16)
+                    + pad(String(format: "%.0f", Double(result.delivered) / result.elapsed.seconds), 9)
+                    + pad(String(format: "%.1f", result.percentile(0.5)), 8)
+                    + pad(String(format: "%.1f", result.percentile(0.99)), 8)
+                    + pad(String(format: "%.1f", result.percentile(1)), 8)
+                    + pad(String(format: "%.2f", result.percentile(0.99) / bare.percentile(0.99)), 7)
+                    + pad(rssText, 14) + pad(String(format: "%.2f", Double(rss) / Double(bareRSS)), 7)
+                    + pad(result.outOfOrder == 0 ? "ok" : "\(result.outOfOrder) bad", 7))
+        }
+        print("")
+        print("delivered: messages received / posts × clients (every client must get every post once);")
+        print("latency: from the moment a post was sent to its message arriving at a client; RSS at the end.")
+    }
+
+    /// When each post was sent, for the clients to time their messages by.
+    final class SendTimes: Sendable {
+        private let times: Mutex<[ContinuousClock.Instant?]>
+        init(capacity: Int) { times = Mutex(Array(repeating: nil, count: capacity)) }
+        func record(_ index: Int, _ time: ContinuousClock.Instant) { times.withLock { $0[index] = time } }
+        func time(of index: Int) -> ContinuousClock.Instant? {
+            times.withLock { index < $0.count ? $0[index] : nil }
+        }
+    }
+
+    /// A port free on 127.0.0.1 now (the system's pick, released at once).
+    static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+
+    /// Polls `url` until it answers 200 (60 s at most).
+    static func waitReady(_ http: HTTPClient, _ url: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2)),
+                response.status == .ok
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw BenchError("\(url) did not answer 200 within 60 s")
+    }
+
+    /// 1,000 sockets here and as many in each server: the soft limit of open files up to the hard one.
+    static func raiseFileLimit() {
+        #if canImport(Glibc)
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        #endif
+    }
+}
+
+/// A server the benchmark runs as a process of its own (this executable, other arguments).
+final class ChildProcess: Sendable {
+    private let process: Process
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try process.run()
+        self.process = process
+    }
+
+    /// Resident memory now and at its peak (VmRSS, VmHWM), bytes.
+    var residentMemory: (now: Int, peak: Int) {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name) }) else { return 0 }
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+        }
+        return (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// SIGTERM, then waits for it to exit.
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
