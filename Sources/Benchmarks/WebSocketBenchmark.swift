@@ -45,14 +45,25 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         var elapsed: Duration
         /// Post→delivery, nanoseconds, every message of every client.
         var latencies: [Int64]
+        /// Commit→delivery, nanoseconds: from the event's `recorded_at` (PostgreSQL's clock, the
+        /// same machine's) to its arrival; empty for the bare fan-out, which commits nothing.
+        var fromCommit: [Int64]
+        /// Answer→delivery, nanoseconds: from the moment the post was answered (the append
+        /// acknowledged) to the message's arrival; negative when it came first.
+        var afterAnswer: [Int64]
         var outOfOrder: Int
+        /// How long each post took to be answered, nanoseconds, sorted.
+        var posts: [Int64]
         /// Resident memory of each server process at the end (and its peak), bytes.
         var rss: [(now: Int, peak: Int)]
 
-        func percentile(_ p: Double) -> Double {
-            guard !latencies.isEmpty else { return .nan }
-            let index = min(latencies.count - 1, max(0, Int((Double(latencies.count) * p).rounded(.up)) - 1))
-            return Double(latencies[index]) / 1e6
+        func percentile(_ p: Double) -> Double { Self.percentile(latencies, p) }
+
+        /// The `p` quantile of sorted nanoseconds, in milliseconds.
+        static func percentile(_ sorted: [Int64], _ p: Double) -> Double {
+            guard !sorted.isEmpty else { return .nan }
+            let index = min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))
+            return Double(sorted[index]) / 1e6
         }
     }
 
@@ -94,8 +105,12 @@ struct WebSocketBenchmark: AsyncParsableCommand {
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(fanoutPort)/publish")
                 request.method = .POST
                 let checkpoint = String(repeating: "0", count: 16) + String(format: "%016llx", UInt64(sequence + 1))
+                let file = "/export/foscam/bench/\(sequence).jpg"
                 request.body = .bytes(
-                    ByteBuffer(string: #"{"type":"event","checkpoint":"\#(checkpoint)","data":{"pad":"\#(pad)"}}"#))
+                    ByteBuffer(
+                        string:
+                            #"{"type":"event","checkpoint":"\#(checkpoint)","data":{"file_path":"\#(file)","pad":"\#(pad)"}}"#
+                    ))
                 let response = try await http.execute(request, timeout: .seconds(30))
                 guard response.status == .ok else { throw BenchError("POST /publish: \(response.status)") }
             }
@@ -119,24 +134,28 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             try await Self.waitReady(http, "http://127.0.0.1:\(ports[0])/ready")
             let api = SimulatorAPI(http: http, base: "http://127.0.0.1:\(ports[0])", key: nil)
             let camera = try await api.registerCamera("Bench")
-            let start = Date()
+            // Post n's detection is at `start` + n ms: its file path names n (see `sequence(in:)`).
+            let start = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+            let base = Int64(start.timeIntervalSince1970 * 1000)
             let post: @Sendable (Int) async throws -> Void = { sequence in
                 let detection = SimulatedDetection(
-                    cameraId: camera, detectedAt: start.addingTimeInterval(Double(sequence) / 1000), objectType: "car",
+                    cameraId: camera, detectedAt: Date(timeIntervalSince1970: Double(base + Int64(sequence)) / 1000),
+                    objectType: "car",
                     confidence: 0.8, bbox: (10, 20, 100, 200))
                 guard try await api.sendOne(detection.json()) else { throw BenchError("POST /api/detections failed") }
             }
             let path = "/ws/log?types=DetectionRecorded"
             let one = try await Self.phase(
                 "vigil /ws/log, 1 instance", urls: ["ws://127.0.0.1:\(ports[0])\(path)"], servers: servers,
-                clients: clients, rate: rate, seconds: seconds, logger: logger, post: post)
+                clients: clients, rate: rate, seconds: seconds, base: base, logger: logger, post: post)
             servers.append(
                 try ChildProcess(
                     executable, ["serve", "--port", "\(ports[1])", "--projections", "off"], environment: environment))
             try await Self.waitReady(http, "http://127.0.0.1:\(ports[1])/ready")
             let two = try await Self.phase(
                 "vigil /ws/log, 2 instances (posts to the 1st)", urls: ports.map { "ws://127.0.0.1:\($0)\(path)" },
-                servers: servers, clients: clients, rate: rate, seconds: seconds, logger: logger, post: post)
+                servers: servers, clients: clients, rate: rate, seconds: seconds, base: base, logger: logger, post: post
+            )
             return [one, two]
         }
         Self.printTable([bare] + vigil)
@@ -147,10 +166,11 @@ struct WebSocketBenchmark: AsyncParsableCommand {
     /// moment its post was sent, and checks that checkpoints only grow.
     static func phase(
         _ name: String, urls: [String], servers: [ChildProcess], clients: Int, rate: Int, seconds: Int,
-        logger: Logger, post: @escaping @Sendable (Int) async throws -> Void
+        base: Int64 = 0, logger: Logger, post: @escaping @Sendable (Int) async throws -> Void
     ) async throws -> Result {
         let total = rate * seconds
         let sent = SendTimes(capacity: total)
+        let answered = SendTimes(capacity: total)
         let (subscribed, subscription) = AsyncStream.makeStream(of: Void.self)
         let tallies = Tallies()
         FileHandle.standardError.write(Data("\(name): connecting \(clients) clients\n".utf8))
@@ -165,7 +185,8 @@ struct WebSocketBenchmark: AsyncParsableCommand {
                 group.addTask {
                     do {
                         try await Self.follow(
-                            url, total: total, sent: sent, clock: clock, subscription: subscription, tallies: tallies,
+                            url, total: total, base: base, sent: sent, clock: clock, subscription: subscription,
+                            tallies: tallies,
                             logger: logger)
                     } catch {
                         FileHandle.standardError.write(Data("\(name): a client failed: \(error)\n".utf8))
@@ -186,11 +207,18 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             subscribing.cancel()
             FileHandle.standardError.write(
                 Data("\(name): \(ready) of \(clients) subscribed in \(clock.now - began); posting\n".utf8))
+            // On schedule whatever the answers take: a post does not wait for the one before.
             let start = clock.now
-            for sequence in 0..<total {
-                try await clock.sleep(until: start + .seconds(Double(sequence) / Double(rate)))
-                sent.record(sequence, clock.now)
-                try await post(sequence)
+            try await withThrowingTaskGroup(of: Void.self) { posting in
+                for sequence in 0..<total {
+                    try await clock.sleep(until: start + .seconds(Double(sequence) / Double(rate)))
+                    posting.addTask {
+                        sent.record(sequence, clock.now)
+                        try await post(sequence)
+                        answered.record(sequence, clock.now)
+                    }
+                }
+                try await posting.waitForAll()
             }
             // Every client has all its messages, or 30 s have passed since the last post.
             group.addTask {
@@ -202,33 +230,53 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             group.cancelAll()
             return clock.now - start
         }
-        var (latencies, delivered, outOfOrder) = tallies.state.withLock { $0 }
+        var (perClient, fromCommit, delivered, outOfOrder) = tallies.state.withLock { $0 }
+        let posts = (0..<total).compactMap { sequence -> Int64? in
+            guard let sentAt = sent.time(of: sequence), let answer = answered.time(of: sequence) else { return nil }
+            return Int64((answer - sentAt) / .nanoseconds(1))
+        }
+        // Each message after its post's answer by this much (negative: before).
+        var afterAnswer: [Int64] = []
+        for messages in perClient {
+            for (sequence, latency) in messages {
+                guard let sentAt = sent.time(of: sequence), let answer = answered.time(of: sequence) else { continue }
+                afterAnswer.append(latency - Int64((answer - sentAt) / .nanoseconds(1)))
+            }
+        }
+        var latencies = perClient.flatMap { $0.map(\.latency) }
         latencies.sort()
+        fromCommit.sort()
+        afterAnswer.sort()
         return Result(
             name: name, delivered: delivered, expected: total * clients, elapsed: elapsed, latencies: latencies,
-            outOfOrder: outOfOrder, rss: servers.map(\.residentMemory))
+            fromCommit: fromCommit, afterAnswer: afterAnswer, outOfOrder: outOfOrder, posts: posts.sorted(),
+            rss: servers.map(\.residentMemory))
     }
 
     /// What the clients of a phase measured.
     final class Tallies: Sendable {
-        let state = Mutex<(latencies: [Int64], delivered: Int, outOfOrder: Int)>(([], 0, 0))
+        let state = Mutex<
+            (perClient: [[(sequence: Int, latency: Int64)]], fromCommit: [Int64], delivered: Int, outOfOrder: Int)
+        >(([], [], 0, 0))
     }
 
     /// One client: follows `url` until it has `total` event messages (or the socket ends),
     /// timing each from its post's send time and checking that checkpoints only grow.
     static func follow(
-        _ url: String, total: Int, sent: SendTimes, clock: ContinuousClock,
+        _ url: String, total: Int, base: Int64, sent: SendTimes, clock: ContinuousClock,
         subscription: AsyncStream<Void>.Continuation, tallies: Tallies, logger: Logger
     ) async throws {
         _ = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) {
             inbound, outbound, _ in
-            var latencies: [Int64] = []
+            var latencies: [(sequence: Int, latency: Int64)] = []
             latencies.reserveCapacity(total)
+            var fromCommit: [Int64] = []
             var last = ""
             var outOfOrder = 0
             defer {
                 tallies.state.withLock {
-                    $0.latencies += latencies
+                    $0.perClient.append(latencies)
+                    $0.fromCommit += fromCommit
                     $0.delivered += latencies.count
                     $0.outOfOrder += outOfOrder
                 }
@@ -243,12 +291,44 @@ struct WebSocketBenchmark: AsyncParsableCommand {
                 guard text.hasPrefix(#"{"type":"event""#), let checkpoint = Self.checkpoint(in: text) else { continue }
                 if checkpoint <= last { outOfOrder += 1 }
                 last = checkpoint
-                let sentAt = sent.time(of: latencies.count)
-                latencies.append(Int64((sentAt.map { now - $0 } ?? .zero) / .nanoseconds(1)))
+                guard let sequence = Self.sequence(in: text, base: base), let sentAt = sent.time(of: sequence) else {
+                    continue
+                }
+                latencies.append((sequence, Int64((now - sentAt) / .nanoseconds(1))))
+                if let recorded = Self.secondOfDay(after: #""recorded_at":""#, in: text) {
+                    var since = Self.secondOfDay(Date()) - recorded
+                    if since < -43_200 { since += 86_400 }  // across midnight
+                    fromCommit.append(Int64(since * 1e9))
+                }
                 if latencies.count == total { break }
             }
             try await outbound.close(.normalClosure, reason: nil)
         }
+    }
+
+    /// Seconds since midnight (UTC) of the `…THH:MM:SS.ffffffZ` time after `key` in `text`:
+    /// parsed by hand, as fast as the bare fan-out's clients need nothing parsed.
+    static func secondOfDay(after key: String, in text: String) -> Double? {
+        guard let start = text.range(of: key)?.upperBound else { return nil }
+        let digits = Array(text[start...].utf8.prefix(27))
+        guard digits.count == 27, digits[10] == UInt8(ascii: "T") else { return nil }
+        func number(_ range: Range<Int>) -> Double {
+            digits[range].reduce(0) { $0 * 10 + Double($1 &- UInt8(ascii: "0")) }
+        }
+        return number(11..<13) * 3600 + number(14..<16) * 60 + number(17..<19) + number(20..<26) / 1e6
+    }
+
+    static func secondOfDay(_ date: Date) -> Double {
+        date.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
+    }
+
+    /// The post a message is of: the number its file path ends in (`…/N.jpg`), less `base`.
+    static func sequence(in text: String, base: Int64) -> Int? {
+        guard let end = text.range(of: #".jpg""#)?.lowerBound,
+            let slash = text[..<end].lastIndex(of: "/"),
+            let number = Int64(text[text.index(after: slash)..<end])
+        else { return nil }
+        return Int(number - base)
     }
 
     static func checkpoint(in text: String) -> String? {
@@ -267,7 +347,8 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         print("")
         print(
             pad("server", 46, left: true) + pad("delivered", 16) + pad("msg/s", 9) + pad("p50 ms", 8)
-                + pad("p99 ms", 8) + pad("max ms", 8) + pad("p99 ×", 7) + pad("RSS MB", 14) + pad("RSS ×", 7)
+                + pad("p99 ms", 8) + pad("max ms", 8) + pad("p99 ×", 7) + pad("commit p50/p99", 16)
+                + pad("post p50/p99", 14) + pad("ack→msg p50/p99", 17) + pad("RSS MB", 14) + pad("RSS ×", 7)
                 + pad("order", 7))
         for result in results {
             let rss = result.rss.map(\.now).reduce(0, +)
@@ -280,12 +361,30 @@ struct WebSocketBenchmark: AsyncParsableCommand {
                     + pad(String(format: "%.1f", result.percentile(0.99)), 8)
                     + pad(String(format: "%.1f", result.percentile(1)), 8)
                     + pad(String(format: "%.2f", result.percentile(0.99) / bare.percentile(0.99)), 7)
+                    + pad(
+                        result.fromCommit.isEmpty
+                            ? "—"
+                            : String(
+                                format: "%.1f/%.1f", Result.percentile(result.fromCommit, 0.5),
+                                Result.percentile(result.fromCommit, 0.99)), 16)
+                    + pad(
+                        String(
+                            format: "%.1f/%.1f", Result.percentile(result.posts, 0.5),
+                            Result.percentile(result.posts, 0.99)), 14)
+                    + pad(
+                        String(
+                            format: "%.1f/%.1f", Result.percentile(result.afterAnswer, 0.5),
+                            Result.percentile(result.afterAnswer, 0.99)), 17)
                     + pad(rssText, 14) + pad(String(format: "%.2f", Double(rss) / Double(bareRSS)), 7)
                     + pad(result.outOfOrder == 0 ? "ok" : "\(result.outOfOrder) bad", 7))
         }
         print("")
         print("delivered: messages received / posts × clients (every client must get every post once);")
-        print("latency: from the moment a post was sent to its message arriving at a client; RSS at the end.")
+        print("p50/p99/max: from the moment a post was sent to its message arriving at a client (ms);")
+        print("commit p50/p99: from the event's recorded_at (PostgreSQL's clock) to its arrival (ms);")
+        print("post p50/p99: how long each post took to be answered (ms);")
+        print(
+            "ack→msg p50/p99: from a post's answer to its message's arrival (ms; negative: before it); RSS at the end.")
     }
 
     /// When each post was sent, for the clients to time their messages by.

@@ -83,6 +83,12 @@ import VigilTesting
             bboxX: 1, bboxY: 2, bboxWidth: 3, bboxHeight: 4)
     }
 
+    static func camera(_ id: String, _ status: CameraStatus) -> CameraRegistered {
+        CameraRegistered(
+            id: id, name: id.capitalized, folderPath: "/export/\(id)", status: status,
+            registeredAt: Date(timeIntervalSince1970: 1_795_000_000))
+    }
+
     static func analyzedEvent(_ id: Int64, score: Int) -> [any DomainEvent] {
         [
             SecurityEventOpened(
@@ -213,18 +219,8 @@ import VigilTesting
                 let message = try #require(received.all.first { $0["type"] as? String == "system_status" })
                 #expect((message["timestamp"] as? String)?.hasSuffix("Z") == true)
 
-                // A camera registered, one removed: the next statuses count them.
-                let start = Date(timeIntervalSince1970: 1_795_000_000)
-                try await Self.append(
-                    store,
-                    [
-                        CameraRegistered(
-                            id: "porch", name: "Porch", folderPath: "/export/porch", status: .online,
-                            registeredAt: start),
-                        CameraRegistered(
-                            id: "shed", name: "Shed", folderPath: "/export/shed", status: .offline,
-                            registeredAt: start),
-                    ])
+                // Two cameras registered, one of them offline: the next statuses count them.
+                try await Self.append(store, [Self.camera("porch", .online), Self.camera("shed", .offline)])
                 try await waitUntil("a status that counts the cameras and is healthy") {
                     statuses(received).contains {
                         $0["cameras"] as? [String: Int] == ["active": 1, "total": 2]
@@ -310,9 +306,7 @@ import VigilTesting
                 try await Self.append(
                     store,
                     [
-                        CameraRegistered(
-                            id: "porch", name: "Porch", folderPath: "/export/porch", status: .online,
-                            registeredAt: start),
+                        Self.camera("porch", .online),
                         CameraUpdated(id: "porch", status: .offline, updatedAt: start.addingTimeInterval(1)),
                         Self.detection(1, at: 2),
                     ] + Self.analyzedEvent(7, score: 40) + [
