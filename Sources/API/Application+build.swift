@@ -194,7 +194,10 @@ struct ServerParts {
             availability: availability, limiter: limiter, interval: configuration.systemStatusInterval)
         webSocketRouter = buildWebSocketRouter(
             store: store, broadcaster: broadcaster, eventsFeed: eventsFeed, statusFeed: statusFeed,
-            access: SocketAccess(directory: directory, usage: keyUsage), trustedProxies: configuration.trustedProxies,
+            access: SocketAccess(
+                directory: directory, usage: keyUsage, limiter: limiter, rejections: rejections,
+                trustedProxies: configuration.trustedProxies),
+            trustedProxies: configuration.trustedProxies,
             idleTimeout: configuration.webSocketIdleTimeout)
         router = buildRouter(
             store: store, readModels: readModels, availability: availability, appender: appender,
@@ -340,9 +343,9 @@ func buildRouter(
 }
 
 /// The WebSocket routes, on a router of their own (an upgrade request is matched only here),
-/// with the client address and the query check every request gets. (Not yet the `websocket`
-/// rate-limit tier: a refused handshake can only be Hummingbird's empty 400, so the limit has to
-/// be a close with 1008 from the handler, as auth is.)
+/// with the client address and the query check every request gets. The `websocket` rate-limit
+/// tier and auth are the handlers' (``SocketAccess``): a refused handshake could only be
+/// Hummingbird's empty 400, so a refusal is a close with 1008 and its reason.
 func buildWebSocketRouter(
     store: EventStore, broadcaster: LogBroadcaster, eventsFeed: EventsFeed, statusFeed: SystemStatusFeed,
     access: SocketAccess,

@@ -10,7 +10,7 @@ public enum RateLimitTier: String, Codable, Sendable, CaseIterable {
     case ingest
     /// Images and videos (no such route yet).
     case media
-    /// New WebSocket connections (no such route yet).
+    /// New WebSocket connections (`/ws/…`), per client address.
     case websocket
 }
 

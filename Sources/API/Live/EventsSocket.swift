@@ -61,7 +61,7 @@ struct EventsSocket {
         _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter,
         _ context: WebSocketRouterContext<VigilRequestContext>
     ) async throws {
-        if let refusal = await access.refusal(context.request, path: path) {
+        if let refusal = await access.refusal(context, path: path) {
             try await outbound.close(.policyViolation, reason: refusal)
             return
         }

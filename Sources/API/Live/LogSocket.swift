@@ -87,7 +87,7 @@ struct LogSocket {
         _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter,
         _ context: WebSocketRouterContext<VigilRequestContext>
     ) async throws {
-        if let refusal = await access.refusal(context.request, path: Self.path) {
+        if let refusal = await access.refusal(context, path: Self.path) {
             try await outbound.close(.policyViolation, reason: refusal)
             return
         }
@@ -160,14 +160,47 @@ struct LogSocket {
     }
 }
 
-/// Who may open a WebSocket route: the key (`X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
-/// api-key.KEY`) against the access table, as ``AuthMiddleware`` checks HTTP routes; the answer
-/// is the reason a socket is closed with (1008), nil when it may open.
+/// Who may open a WebSocket route, as the HTTP routes' middleware decides it: first the
+/// `websocket` tier of the rate limits (new connections per client address and window; before
+/// the key, so a client guessing keys is limited too; a refusal is recorded in the audit trail
+/// as a `429` would be), then the key (`X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
+/// api-key.KEY`) against the access table, as ``AuthMiddleware`` checks it. The answer is the
+/// reason a socket is closed with (1008), nil when it may open.
 struct SocketAccess: Sendable {
     let directory: KeyDirectory?
     let usage: KeyUsage?
+    var limiter: RateLimiter? = nil
+    var rejections: RejectionRecorder? = nil
+    var trustedProxies = TrustedProxies.none
 
-    func refusal(_ request: Request, path: String) async -> String? {
+    func refusal(_ context: WebSocketRouterContext<VigilRequestContext>, path: String) async -> String? {
+        let request = context.request
+        let client = trustedProxies.client(
+            peer: context.requestContext.remoteAddress?.ipAddress,
+            forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!])
+        if let limited = await rateLimited(request, client: client) { return limited }
+        return await keyRefusal(request, path: path)
+    }
+
+    private func rateLimited(_ request: Request, client: String?) async -> String? {
+        guard let limiter else { return nil }
+        switch await limiter.check(tier: .websocket, client: client ?? "local") {
+        case .unlimited, .allowed: return nil
+        case .unavailable: return limiter.failClosed ? "Rate limiter unavailable" : nil
+        case .refused(let limit, _, let retryAfter):
+            let detail =
+                "Rate limit exceeded: \(limit) new connections per window for the websocket tier; "
+                + "retry in \(retryAfter) s"
+            if let rejections {
+                await RequestOrigin.$clientAddress.withValue(client) {
+                    await rejections.recordRateLimited(request, tier: .websocket, detail: detail)
+                }
+            }
+            return detail
+        }
+    }
+
+    private func keyRefusal(_ request: Request, path: String) async -> String? {
         guard let directory else { return nil }
         guard case .needs(let permission) = AccessPolicy.access(.get, path) else { return nil }
         guard let presented = AuthMiddleware<VigilRequestContext>.presentedKey(request) else {

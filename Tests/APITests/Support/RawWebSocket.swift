@@ -13,12 +13,19 @@ enum RawWebSocket {
         var status: String
         /// The close frame's code and reason, if the server sent one.
         var close: (code: UInt16, reason: String)?
+        /// Complete frames read after the `101`.
+        var frames = 0
     }
 
     /// Opens `path` on 127.0.0.1:`port` and reads until a close frame is in or the server
     /// closes. (Non-blocking: a blocking read would hold one of the few threads the server
     /// under test runs on too — the first version of this did, and stalled the whole process.)
-    static func refusal(port: Int, path: String, headers: [String: String] = [:]) async throws -> Answer {
+    ///
+    /// `firstFrame`: return after the first frame of any kind (a socket that was let in sends
+    /// its first message and stays open).
+    static func refusal(
+        port: Int, path: String, headers: [String: String] = [:], firstFrame: Bool = false
+    ) async throws -> Answer {
         var request =
             "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -35,7 +42,9 @@ enum RawWebSocket {
             var bytes: [UInt8] = []
             for try await chunk in inbound {
                 bytes += chunk.readableBytesView
-                if let answer = parse(bytes), answer.close != nil { return answer }
+                if let answer = parse(bytes), answer.close != nil || (firstFrame && answer.frames > 0) {
+                    return answer
+                }
             }
             return parse(bytes) ?? Answer(status: "", close: nil)
         }
@@ -49,6 +58,7 @@ enum RawWebSocket {
         else { return nil }
         let status = String(decoding: bytes[0..<head], as: UTF8.self).components(separatedBy: "\r\n").first ?? ""
         var index = head + 4
+        var frames = 0
         while index + 2 <= bytes.count {
             let opcode = bytes[index] & 0x0F
             var length = Int(bytes[index + 1] & 0x7F)
@@ -62,10 +72,11 @@ enum RawWebSocket {
             if opcode == 0x8, length >= 2 {
                 let code = UInt16(bytes[start]) << 8 | UInt16(bytes[start + 1])
                 let reason = String(decoding: bytes[(start + 2)..<(start + length)], as: UTF8.self)
-                return Answer(status: status, close: (code, reason))
+                return Answer(status: status, close: (code, reason), frames: frames + 1)
             }
+            frames += 1
             index = start + length
         }
-        return Answer(status: status, close: nil)
+        return Answer(status: status, close: nil, frames: frames)
     }
 }
