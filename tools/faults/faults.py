@@ -14,6 +14,8 @@ Subcommands (each prints one JSON object or line on stdout, details on stderr):
   judge     quiet + verify + batches + rebuild → the scenario's PASS/FAIL line
   probe     poll /ready and some routes while a dependency is down
   follow    a client tail of /api/log: nothing missed, nothing read twice
+  wsfollow  a /ws/log client that reconnects from its last checkpoint: nothing missed, nothing
+            twice, in log order
   horizon   while a foreign transaction is open: /ready names it, the readable head stands
   leases    advisory locks (projection leases) held, by vigil process
   takeover  seconds until a survivor holds every lease
@@ -24,6 +26,7 @@ PostgreSQL is reached with psql and the VIGIL_PG_* variables.
 """
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -501,6 +504,136 @@ def cmd_follow(args):
                       "missed": len(in_log - set(seen)), "in_log": len(in_log), "pages": pages}))
 
 
+def ws_open(base, path):
+    """A WebSocket handshake on `base` (http://host:port) for `path`; the socket and any bytes
+    read past the 101."""
+    parsed = urllib.parse.urlparse(base)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {parsed.hostname}:{parsed.port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        buffer += chunk
+    head, rest = buffer.split(b"\r\n\r\n", 1)
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        sock.close()
+        raise ConnectionError(head.split(b"\r\n")[0].decode("latin-1"))
+    return sock, rest
+
+
+def ws_send(sock, opcode, payload):
+    """One masked frame (a client's frames are masked)."""
+    mask = os.urandom(4)
+    header = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        header += bytes([0x80 | len(payload)])
+    else:
+        header += bytes([0x80 | 126]) + struct.pack(">H", len(payload))
+    sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def ws_frames(sock, buffer, deadline):
+    """(opcode, payload) of every frame the server sends, until it closes or `deadline()` is
+    true (checked every second); answers pings."""
+    sock.settimeout(1.0)
+    while True:
+        while True:
+            if len(buffer) >= 2:
+                length, start = buffer[1] & 0x7F, 2
+                if length == 126 and len(buffer) >= 4:
+                    length, start = struct.unpack(">H", buffer[2:4])[0], 4
+                elif length == 127 and len(buffer) >= 10:
+                    length, start = struct.unpack(">Q", buffer[2:10])[0], 10
+                if length < 126 or start > 2:
+                    if len(buffer) >= start + length:
+                        break
+            if deadline():
+                return
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return
+            buffer += chunk
+        opcode, payload, buffer = buffer[0] & 0x0F, buffer[start:start + length], buffer[start + length:]
+        if opcode == 0x9:
+            ws_send(sock, 0xA, payload)
+            continue
+        if opcode == 0x8:
+            yield opcode, payload
+            return
+        yield opcode, payload
+
+
+def cmd_wsfollow(args):
+    """Follows /ws/log?types=DetectionRecorded from when it starts (once subscribed it prints
+    `{"subscribed": …}` on stderr for the scenario to wait on) until `--stop-file` exists and
+    nothing has come for 3 s, or `--seconds` at most. A dropped socket is opened again from the
+    last checkpoint it got. Then compares with the log table: every `/faults/` detection
+    received once, in log order."""
+    after, last = "", ""
+    received, twice, out_of_order, reconnects, closes = [], 0, 0, 0, []
+    seen = set()
+    stop = time.monotonic() + args.seconds
+    heard = time.monotonic()
+    first = True
+    while True:
+        done = lambda: (os.path.exists(args.stop_file) and time.monotonic() - heard > 3) or time.monotonic() > stop
+        if done():
+            break
+        try:
+            sock, rest = ws_open(args.url, "/ws/log?types=DetectionRecorded" + (f"&after={after}" if after else ""))
+        except OSError as error:
+            log(f"wsfollow: cannot open ({error}); again")
+            time.sleep(0.5)
+            continue
+        try:
+            for opcode, payload in ws_frames(sock, rest, done):
+                if opcode == 0x8:
+                    closes.append(struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005)
+                    break
+                if opcode != 0x1:
+                    continue
+                message = json.loads(payload)
+                if message.get("type") == "subscribed":
+                    after = after or message["checkpoint"]
+                    if first:
+                        log(json.dumps({"subscribed": message["checkpoint"]}))
+                        first = False
+                    continue
+                if message.get("type") != "event":
+                    continue
+                heard = time.monotonic()
+                checkpoint = message["checkpoint"]
+                if checkpoint <= last:
+                    out_of_order += 1
+                last = after = checkpoint
+                event_id = message["data"]["event_id"]
+                if event_id in seen:
+                    twice += 1
+                seen.add(event_id)
+                received.append(message["data"]["data"].get("file_path", ""))
+        except OSError as error:
+            log(f"wsfollow: socket dropped ({error})")
+        finally:
+            sock.close()
+        if not done():
+            reconnects += 1
+            time.sleep(0.2)
+    in_log = {row[0] for row in psql(
+        "SELECT data->>'file_path' FROM events WHERE type = 'DetectionRecorded' "
+        "AND data->>'file_path' LIKE '/faults/%'")}
+    got = {path for path in received if path.startswith("/faults/")}
+    print(json.dumps({"received": len(received), "twice": twice, "out_of_order": out_of_order,
+                      "missed": len(in_log - got), "in_log": len(in_log), "reconnects": reconnects,
+                      "closes": closes}))
+
+
 def cmd_horizon(args):
     """While a foreign session holds a transaction: how often /ready names it as the holder of
     the read horizon, and how far the readable head moved (it must stand still: the events
@@ -902,6 +1035,10 @@ def main():
     p = sub.add_parser("follow")
     p.add_argument("--url", required=True)
     p.add_argument("--seconds", type=float, required=True)
+    p = sub.add_parser("wsfollow")
+    p.add_argument("--url", required=True)
+    p.add_argument("--seconds", type=float, default=600)
+    p.add_argument("--stop-file", required=True)
     p = sub.add_parser("horizon")
     p.add_argument("--url", required=True)
     p.add_argument("--seconds", type=float, required=True)

@@ -197,3 +197,43 @@ sleep_until_fault() { # k n seconds
 
 # Random number in [lo, hi] (seconds, one decimal).
 rand_between() { python3 -c "import random; print(round(random.uniform($1, $2), 1))"; }
+
+# A /ws/log client for the run (faults.py wsfollow), started before the load: it reconnects
+# from its last checkpoint whenever its socket drops. ws_follow_start returns once it is
+# subscribed; ws_follow_notes (once every detection is in: after the retries) tells it to stop
+# when quiet, waits for it and prints its figures as `--note` lines (a failing one ends in "!").
+ws_follow_start() { # url
+  rm -f "${FAULTS_DIR}/wsfollow.stop"
+  faults_py wsfollow --url "$1" --stop-file "${FAULTS_DIR}/wsfollow.stop" \
+    >"${FAULTS_DIR}/wsfollow.json" 2>"${FAULTS_DIR}/wsfollow.log" &
+  WS_FOLLOW_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q '"subscribed"' "${FAULTS_DIR}/wsfollow.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  say "the /ws/log follower did not subscribe within 10 s"
+}
+
+ws_follow_notes() {
+  touch "${FAULTS_DIR}/wsfollow.stop"
+  # Usually called in $(…), where `wait` can't reach the follower: poll for it to end.
+  for _ in $(seq 1 1200); do
+    kill -0 "${WS_FOLLOW_PID}" 2>/dev/null || break
+    sleep 0.1
+  done
+  say "wsfollow: $(cat "${FAULTS_DIR}/wsfollow.json")"
+  python3 - "${FAULTS_DIR}/wsfollow.json" <<'PY'
+import json, sys
+try:
+    w = json.load(open(sys.argv[1]))
+except ValueError:
+    print("ws_follow=none!")
+    sys.exit()
+bang = lambda flag: "" if flag else "!"
+print(f"ws_received={w['received']}{bang(w['received'] > 0)}")
+print(f"ws_missed={w['missed']}{bang(w['missed'] == 0)}")
+print(f"ws_twice={w['twice']}{bang(w['twice'] == 0)}")
+print(f"ws_out_of_order={w['out_of_order']}{bang(w['out_of_order'] == 0)}")
+print(f"ws_reconnects={w['reconnects']}")
+PY
+}
