@@ -203,7 +203,8 @@ struct ServerParts {
             store: store, readModels: readModels, availability: availability, appender: appender,
             projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
             rejections: rejections, limiter: limiter, redis: redis,
-            redisPrefix: configuration.redisPrefix, cacheTimeout: configuration.cacheTimeout,
+            redisPrefix: configuration.redisPrefix, runsAnalyzer: configuration.runHeuristicAnalyzer,
+            cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
     }
@@ -285,6 +286,7 @@ func buildRouter(
     directory: KeyDirectory?, keyUsage: KeyUsage?, rejections: RejectionRecorder, limiter: RateLimiter?,
     redis: RedisClient?,
     redisPrefix: String,
+    runsAnalyzer: Bool = true,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard
@@ -302,6 +304,9 @@ func buildRouter(
     router.middlewares.add(AuthMiddleware(directory: directory, usage: keyUsage, rejections: rejections))
     router.middlewares.add(RejectionMiddleware(recorder: rejections))
     HealthController(store: store, availability: availability, limiter: limiter).addRoutes(to: router)
+    SystemHealthController(
+        store: store, availability: availability, limiter: limiter, redis: redis, runsAnalyzer: runsAnalyzer
+    ).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     let readYourWrites = ReadYourWrites(store: store, timeout: readYourWritesTimeout)

@@ -16,6 +16,9 @@ enum AccessPolicy {
     static let routes: [String: Access] = [
         "GET /health": .open,
         "GET /ready": .open,
+        "GET /api/system/health/live": .open,
+        "GET /api/system/health/ready": .open,
+        "GET /api/system/health": .needs(.read),
         // The raw log carries every event's metadata (actors, client addresses): admin only.
         "GET /api/log": .needs(.admin),
         "GET /api/streams/{stream}": .needs(.admin),

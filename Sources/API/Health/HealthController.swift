@@ -67,14 +67,7 @@ struct HealthController<Context: RequestContext> {
                 object.object("log") { log in
                     log.field("head", checkpoint.token)
                     if let holder = oldest.first {
-                        log.object("horizon_held_by") { held in
-                            held.field("pid", Int64(holder.pid))
-                            held.field("application", holder.application)
-                            held.field("database", holder.database)
-                            held.field("state", holder.state)
-                            held.field("transaction_age_seconds", holder.transactionAge)
-                            held.field("query", holder.query)
-                        }
+                        log.object("horizon_held_by") { Self.write(holder, into: &$0) }
                     }
                 }
             }
@@ -96,6 +89,18 @@ struct HealthController<Context: RequestContext> {
             }
             return body.response(status: .serviceUnavailable)
         }
+    }
+}
+
+extension HealthController {
+    /// The session that holds the log's read horizon: who, and for how long.
+    static func write(_ holder: HorizonHolder, into held: inout JSONWriter.ObjectWriter) {
+        held.field("pid", Int64(holder.pid))
+        held.field("application", holder.application)
+        held.field("database", holder.database)
+        held.field("state", holder.state)
+        held.field("transaction_age_seconds", holder.transactionAge)
+        held.field("query", holder.query)
     }
 }
 
