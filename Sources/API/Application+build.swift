@@ -206,7 +206,8 @@ struct ServerParts {
             redisPrefix: configuration.redisPrefix, runsAnalyzer: configuration.runHeuristicAnalyzer,
             cacheTimeout: configuration.cacheTimeout,
             readYourWritesTimeout: configuration.readYourWritesTimeout,
-            trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes)
+            trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes,
+            liveFeeds: LiveFeedsHealth(broadcaster: broadcaster, events: eventsFeed, status: statusFeed))
     }
 }
 
@@ -289,7 +290,8 @@ func buildRouter(
     runsAnalyzer: Bool = true,
     cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
     trustedProxies: TrustedProxies = .none,
-    eventTimes: EventTimeWindow = .standard
+    eventTimes: EventTimeWindow = .standard,
+    liveFeeds: LiveFeedsHealth? = nil
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
     router.middlewares.add(MethodProbeMiddleware())
@@ -344,6 +346,7 @@ func buildRouter(
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)
+    liveFeeds?.addRoutes(to: router)
     return router
 }
 

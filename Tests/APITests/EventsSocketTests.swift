@@ -232,6 +232,18 @@ import VigilTesting
                 #expect(projections["unhealthy"] as? [String] == [], "\(healthy)")
                 #expect(projections["lag_events"] is Int, "\(healthy)")
 
+                // The feeds' health counts this socket.
+                let (status, health) = try await BodyLimitTests.send(
+                    .GET, port: port, "/api/system/health/websocket", contentType: "application/json",
+                    body: .bytes(ByteBuffer()))
+                #expect(status == 200, "\(health)")
+                let system = health["system_broadcaster"] as? [String: Any]
+                #expect(system?["sockets"] as? Int == 1 && system?["interval_seconds"] as? Int == 1, "\(health)")
+                let tail = health["event_broadcaster"] as? [String: Any]
+                #expect(tail?["state"] as? String == "closed" && tail?["failures"] as? Int == 0, "\(health)")
+                #expect((tail?["position"] as? String)?.count == 32, "\(health)")
+                #expect((health["events_feed"] as? [String: Any])?["sockets"] as? Int == 1, "\(health)")
+
                 // Only ping here: the channel is fixed.
                 let refused = try await Self.ask(
                     #"{"type": "subscribe", "channels": ["events"]}"#, expecting: "error", outbound, received)

@@ -110,6 +110,17 @@ import VigilTesting
                     #expect(readiness["ready"] as? Bool == false && readiness["status"] as? String == "not_ready")
                     let live = try await client.send(.get, "/api/system/health/live")
                     #expect(live.status == .ok)
+                    // The /ws/log tail fails its reads too, and says so (its heartbeat reads every 5 s).
+                    var tail: [String: Any] = [:]
+                    try await waitUntil("the tail's breaker is open", timeout: .seconds(30)) {
+                        tail =
+                            try await client.getJSON("/api/system/health/websocket")["event_broadcaster"]
+                            as? [String: Any] ?? [:]
+                        return tail["state"] as? String == "open"
+                    }
+                    #expect((tail["failures"] as? Int ?? 0) >= 1, "\(tail)")
+                    let failure = tail["last_failure"] as? [String: Any]
+                    #expect(failure?["error"] is String && failure?["at"] is String, "\(tail)")
                 } catch {
                     _ = try? await admin.query(
                         "ALTER DATABASE \(unescaped: database) ALLOW_CONNECTIONS true", logger: logger)
@@ -119,6 +130,10 @@ import VigilTesting
             }
             try await waitUntil("healthy again by itself", timeout: .seconds(60)) {
                 try await client.send(.get, "/api/system/health/ready").status == .ok
+            }
+            try await waitUntil("the tail's breaker is closed again", timeout: .seconds(60)) {
+                let tail = try await client.getJSON("/api/system/health/websocket")["event_broadcaster"]
+                return (tail as? [String: Any])?["state"] as? String == "closed"
             }
         }
     }

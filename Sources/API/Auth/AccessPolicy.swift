@@ -19,6 +19,7 @@ enum AccessPolicy {
         "GET /api/system/health/live": .open,
         "GET /api/system/health/ready": .open,
         "GET /api/system/health": .needs(.read),
+        "GET /api/system/health/websocket": .needs(.read),
         // The raw log carries every event's metadata (actors, client addresses): admin only.
         "GET /api/log": .needs(.admin),
         "GET /api/streams/{stream}": .needs(.admin),

@@ -11,7 +11,10 @@ struct AvailabilityMiddleware<Context: RequestContext>: RouterMiddleware {
     static var unavailable: APIError { APIError(.serviceUnavailable, "Database unavailable") }
 
     static var healthPaths: Set<String> {
-        ["/health", "/ready", "/api/system/health", "/api/system/health/live", "/api/system/health/ready"]
+        [
+            "/health", "/ready", "/api/system/health", "/api/system/health/live", "/api/system/health/ready",
+            "/api/system/health/websocket",
+        ]
     }
 
     func handle(

@@ -78,6 +78,8 @@ final class EventsFeed: Service, Sendable {
     private let settings: SystemSettingsReader
     private let logger: Logger
     private let capacity: Int
+    /// The feed's failures, for `/api/system/health/websocket`.
+    let health = TailHealth()
     private let subscribers = Mutex<(all: [UInt64: Subscriber], nextID: UInt64, stopped: Bool)>(([:], 0, false))
 
     init(follower: LogFollower, settings: SystemSettingsReader, logger: Logger, capacity: Int) {
@@ -99,6 +101,13 @@ final class EventsFeed: Service, Sendable {
     }
 
     var hasSubscribers: Bool { subscribers.withLock { !$0.all.isEmpty } }
+
+    var subscriberCount: Int { subscribers.withLock { $0.all.count } }
+
+    /// How many sockets are subscribed to `channel`.
+    func subscriberCount(on channel: EventsChannel) -> Int {
+        subscribers.withLock { $0.all.values.filter { $0.channels.contains(channel) }.count }
+    }
 
     func unsubscribe(_ subscriber: Subscriber) {
         _ = subscribers.withLock { $0.all.removeValue(forKey: subscriber.id) }
@@ -129,28 +138,19 @@ final class EventsFeed: Service, Sendable {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             var position: Checkpoint?
-            var backoff = Duration.milliseconds(100)
-            while !Task.isCancelled {
-                do {
-                    let start: Checkpoint
-                    if let position { start = position } else { start = try await self.follower.store.head() }
-                    position = start
-                    try await self.follower.follow(from: start, filter: LogFilter(types: Self.types)) { step in
-                        // Nothing is rendered (no query, no JSON) while no socket listens.
-                        if case .event(let item) = step, self.hasSubscribers,
-                            let (channel, message) = try await self.message(for: item.event)
-                        {
-                            self.publish(message, on: channel)
-                        }
-                        position = step.checkpoint
-                        backoff = .milliseconds(100)
+            await self.health.keepReading("the /ws/events feed lost the log", logger: self.logger) {
+                let start: Checkpoint
+                if let position { start = position } else { start = try await self.follower.store.head() }
+                position = start
+                try await self.follower.follow(from: start, filter: LogFilter(types: Self.types)) { step in
+                    // Nothing is rendered (no query, no JSON) while no socket listens.
+                    if case .event(let item) = step, self.hasSubscribers,
+                        let (channel, message) = try await self.message(for: item.event)
+                    {
+                        self.publish(message, on: channel)
                     }
-                } catch {
-                    if Task.isCancelled { break }
-                    self.logger.warning(
-                        "the /ws/events feed lost the log, reading again", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: backoff)
-                    backoff = min(backoff * 2, .seconds(5))
+                    position = step.checkpoint
+                    self.health.succeeded()
                 }
             }
         }

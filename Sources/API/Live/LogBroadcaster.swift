@@ -118,6 +118,8 @@ final class LogBroadcaster: Service, Sendable {
     private let state = Mutex(State())
     /// Subscriptions that overflowed, since the start (for `/api/projections`-style reports and tests).
     private let overflows = Atomic<Int>(0)
+    /// The tail's failures, for `/api/system/health/websocket`.
+    let health = TailHealth()
 
     init(store: EventStore, notifier: LogNotifier, logger: Logger, ringCapacity: Int, bufferCapacity: Int) {
         self.store = store
@@ -128,6 +130,9 @@ final class LogBroadcaster: Service, Sendable {
     }
 
     var overflowCount: Int { overflows.load(ordering: .relaxed) }
+
+    /// Where the tail has read up to.
+    var position: Checkpoint { state.withLock { $0.position } }
 
     /// Whether a subscriber that has seen everything up to `checkpoint` can join without a gap.
     func covers(_ checkpoint: Checkpoint) -> Bool {
@@ -213,22 +218,13 @@ final class LogBroadcaster: Service, Sendable {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            var backoff = Duration.milliseconds(100)
-            while !Task.isCancelled {
-                do {
-                    let start = try await self.startingPoint()
-                    for try await page in self.store.pages(
-                        from: start, notifier: self.notifier, batchSize: 1000, heartbeat: .seconds(5))
-                    {
-                        self.publish(page.events, next: page.next)
-                        backoff = .milliseconds(100)
-                    }
-                } catch {
-                    if Task.isCancelled { break }
-                    self.logger.warning(
-                        "the log broadcaster lost the log, reading again", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: backoff)
-                    backoff = min(backoff * 2, .seconds(5))
+            await self.health.keepReading("the log broadcaster lost the log", logger: self.logger) {
+                let start = try await self.startingPoint()
+                for try await page in self.store.pages(
+                    from: start, notifier: self.notifier, batchSize: 1000, heartbeat: .seconds(5))
+                {
+                    self.publish(page.events, next: page.next)
+                    self.health.succeeded()
                 }
             }
         }

@@ -34,7 +34,7 @@ final class SystemStatusFeed: Service, Sendable {
     private let queue: AnalysisQueue
     private let availability: DatabaseAvailability
     private let limiter: RateLimiter?
-    private let interval: Duration
+    let interval: Duration
     private let latest = Mutex<(message: ByteBuffer, at: ContinuousClock.Instant)?>(nil)
 
     init(
