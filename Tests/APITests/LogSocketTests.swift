@@ -169,7 +169,20 @@ import VigilTesting
             // One transaction of 300 events: one page, which no 2-message buffer holds.
             _ = try await store.appendBulk(
                 (0..<300).map { n in ("bulk-\(n % 3)", NewEvent(type: "SocketProbe", data: #"{"n": \#(n)}"#)) })
-            try await waitUntil("the socket fell behind") { logs.text.contains("a /ws/log socket fell behind") }
+            do {
+                try await waitUntil("the socket fell behind") { logs.text.contains("a /ws/log socket fell behind") }
+            } catch {
+                // Seen once in a full API run (RELIABILITY 15): the tail published nothing for
+                // 120 s. What held it, for the next time.
+                let holders = (try? await store.horizonHolders(limit: 5)) ?? []
+                Issue.record(
+                    """
+                    the tail did not publish the 300 events; horizon holders: \(holders)
+                    last log records:
+                    \(logs.text)
+                    """)
+                throw error
+            }
             try await followed
             #expect(received.events.map(\.id) == (try await Self.logOrder(store, prefix: "bulk-")))
         }

@@ -27,10 +27,13 @@ final class TailHealth: Sendable {
                 if Task.isCancelled { break }
                 let failures = state.withLock { state in
                     state.failures += 1
-                    state.last = (Date(), String(describing: error))
+                    // Reflecting: PSQLError's plain description hides the server's message.
+                    state.last = (Date(), String(reflecting: error))
                     return state.failures
                 }
-                logger.warning("\(what), reading again", metadata: ["error": "\(error)", "failures": "\(failures)"])
+                logger.warning(
+                    "\(what), reading again",
+                    metadata: ["error": "\(String(reflecting: error))", "failures": "\(failures)"])
                 try? await Task.sleep(for: min(.milliseconds(100) * (1 << min(failures - 1, 6)), .seconds(5)))
             }
         }
