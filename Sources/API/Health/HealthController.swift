@@ -55,11 +55,7 @@ struct HealthController<Context: RequestContext> {
                         for status in unhealthy {
                             array.object { item in
                                 item.field("name", status.name)
-                                item.field("health", status.health)
-                                item.field("state", status.state)
-                                item.field("lag_events", status.lagEvents)
-                                item.field("parked_events", status.parkedEvents + (status.rebuild?.parkedEvents ?? 0))
-                                item.field("last_error", status.lastError)
+                                Self.write(status, into: &item)
                             }
                         }
                     }
@@ -93,6 +89,16 @@ struct HealthController<Context: RequestContext> {
 }
 
 extension HealthController {
+    /// A projection's health, state, lag, parked events and last error.
+    static func write(_ status: ProjectionStatus, into item: inout JSONWriter.ObjectWriter) {
+        item.field("health", status.health)
+        item.field("state", status.state)
+        item.field("lag_events", status.lagEvents)
+        item.field("lag_seconds", status.lagSeconds)
+        item.field("parked_events", status.parkedEvents + (status.rebuild?.parkedEvents ?? 0))
+        item.field("last_error", status.lastError)
+    }
+
     /// The session that holds the log's read horizon: who, and for how long.
     static func write(_ holder: HorizonHolder, into held: inout JSONWriter.ObjectWriter) {
         held.field("pid", Int64(holder.pid))

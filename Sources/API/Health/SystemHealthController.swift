@@ -173,14 +173,7 @@ struct SystemHealthController<Context: RequestContext> {
                     : "Not fine: " + summary.unhealthy.map(\.name).joined(separator: ", "))
             entry.object("details") { details in
                 for status in statuses {
-                    details.object(status.name) { item in
-                        item.field("health", status.health)
-                        item.field("state", status.state)
-                        item.field("lag_events", status.lagEvents)
-                        item.field("lag_seconds", status.lagSeconds)
-                        item.field("parked_events", status.parkedEvents + (status.rebuild?.parkedEvents ?? 0))
-                        item.field("last_error", status.lastError)
-                    }
+                    details.object(status.name) { HealthController<Context>.write(status, into: &$0) }
                 }
             }
         }
