@@ -77,12 +77,7 @@ import VigilTesting
     /// Sends `bytes` on a new connection and returns everything the server answers until it
     /// closes the connection.
     static func raw(_ bytes: [UInt8], port: Int) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await rawConnection(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(bytes: bytes))
             var answer = ByteBuffer()

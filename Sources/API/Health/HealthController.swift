@@ -129,4 +129,12 @@ struct HealthSummary {
     }
 
     var fine: Bool { unhealthy.isEmpty && limiter?.reachable != false }
+
+    /// The seed's word for a server's health (`/api/system/health`, `/ws/system`): `unhealthy`
+    /// when PostgreSQL did not answer (no summary), `degraded` when the summary is not fine or
+    /// Redis did not answer, else `healthy`.
+    static func status(_ summary: HealthSummary?, redisAnswers: Bool) -> String {
+        guard let summary else { return "unhealthy" }
+        return summary.fine && redisAnswers ? "healthy" : "degraded"
+    }
 }

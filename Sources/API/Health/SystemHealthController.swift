@@ -45,10 +45,7 @@ struct SystemHealthController<Context: RequestContext> {
         var redisAnswers: Bool { (try? redis?.get()) != nil || redis == nil }
 
         /// `healthy`, `degraded` or `unhealthy` (the seed's words).
-        var status: String {
-            guard let summary else { return "unhealthy" }
-            return summary.fine && redisAnswers ? "healthy" : "degraded"
-        }
+        var status: String { HealthSummary.status(summary, redisAnswers: redisAnswers) }
     }
 
     /// `body`'s value or error (`Result(catching:)` takes no async body).

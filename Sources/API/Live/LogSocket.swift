@@ -175,9 +175,7 @@ struct SocketAccess: Sendable {
 
     func refusal(_ context: WebSocketRouterContext<VigilRequestContext>, path: String) async -> String? {
         let request = context.request
-        let client = trustedProxies.client(
-            peer: context.requestContext.remoteAddress?.ipAddress,
-            forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!])
+        let client = trustedProxies.client(of: request, peer: context.requestContext.remoteAddress)
         if let limited = await rateLimited(request, client: client) { return limited }
         return await keyRefusal(request, path: path)
     }

@@ -91,9 +91,7 @@ final class SystemStatusFeed: Service, Sendable {
             }
         }
         let summary = database.map { HealthSummary($0.1, limiter: limiter) }
-        let redisAnswered = redis == nil || pending != nil
-        let health =
-            summary == nil ? "unhealthy" : summary?.fine == true && redisAnswered ? "healthy" : "degraded"
+        let health = HealthSummary.status(summary, redisAnswers: redis == nil || pending != nil)
         var writer = JSONWriter()
         writer.object { object in
             object.field("type", "system_status")

@@ -77,6 +77,11 @@ public struct TrustedProxies: Sendable, Hashable {
     /// The client of a request that came from `peer` with `forwardedFor` (the header's values):
     /// the peer itself unless it is a trusted proxy; then the nearest address in the header
     /// that is not a trusted proxy (the ones to its left could have been written by the client).
+    /// The client of `request` that came from `peer` (its `X-Forwarded-For` believed as above).
+    func client(of request: Request, peer: SocketAddress?) -> String? {
+        client(peer: peer?.ipAddress, forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!])
+    }
+
     public func client(peer: String?, forwardedFor: [String]) -> String? {
         guard let peer, contains(peer) else { return peer }
         let chain = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
@@ -119,9 +124,7 @@ struct ClientAddressMiddleware<Context: RemoteAddressRequestContext>: RouterMidd
     )
         async throws -> Response
     {
-        let peer = context.remoteAddress?.ipAddress
-        let forwarded = request.headers[values: HTTPField.Name("X-Forwarded-For")!]
-        let client = trustedProxies.client(peer: peer, forwardedFor: forwarded)
+        let client = trustedProxies.client(of: request, peer: context.remoteAddress)
         return try await RequestOrigin.$clientAddress.withValue(client) { try await next(request, context) }
     }
 }
