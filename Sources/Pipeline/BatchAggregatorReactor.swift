@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Projections
+import Synchronization
 
 /// The batch aggregator inside Vigil: detections in, `SecurityEventOpened`/`Closed` out.
 ///
@@ -41,12 +42,18 @@ public struct BatchAggregatorReactor: Projection {
 
     static let metadata = EventMetadata(actor: "batch-aggregator")
 
+    /// The open batches as this process last wrote them (see ``OpenBatchesMemory``).
+    private let memory = OpenBatchesMemory()
+
     public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
-        var configValues = try await Self.loadConfigValues(on: connection, logger: logger)
+        let (token, configJSON) = try await Self.loadTokenAndConfig(on: connection, logger: logger)
+        var configValues = try Self.configValues(configJSON)
         let configBefore = configValues
+        let state = try await memory.state(token: token) {
+            try await OpenBatches.load(token: token, on: connection, logger: logger)
+        }
         var aggregator = BatchAggregator(
-            policy: defaults.applying(configValues).batchPolicy,
-            open: try await Self.loadOpenBatches(on: connection, logger: logger))
+            policy: defaults.applying(configValues).batchPolicy, open: Array(state.batches.values))
         let before = aggregator.open
         var outputs: [BatchOutput] = []
         var causes: [BatchOutput: UUID] = [:]
@@ -76,7 +83,12 @@ public struct BatchAggregatorReactor: Projection {
         aggregator.assignIDs(ids)
         let resolved = outputs.map { (BatchAggregator.resolve($0, with: ids), causes[$0]) }
         try await append(resolved, on: connection, logger: logger)
-        if aggregator.open != before { try await Self.save(aggregator.open, on: connection, logger: logger) }
+        if aggregator.open != before {
+            let saved = try await state.save(aggregator.open, on: connection, logger: logger)
+            // Kept once written; if this transaction rolls back, the table keeps the old token
+            // and the next page reads the batches again.
+            memory.remember(saved)
+        }
         if configValues != configBefore {
             let json = String(decoding: try JSONEncoder().encode(JSONValue.object(configValues)), as: UTF8.self)
             try await connection.query(
@@ -87,17 +99,23 @@ public struct BatchAggregatorReactor: Projection {
         }
     }
 
-    /// The config values applied so far (`SystemConfigChanged`, in log order), one JSON object in
-    /// `config_values`, written with the checkpoint.
-    static func loadConfigValues(on connection: PostgresConnection, logger: Logger) async throws -> [String: JSONValue]
-    {
-        let rows = try await connection.query("SELECT config_values::text FROM config_values", logger: logger)
-        for try await json in rows.decode(String.self) {
-            if case .object(let values) = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) {
-                return values
-            }
-        }
-        return [:]
+    /// The open batches' token (nil before they were first written) and the config values
+    /// applied so far (`SystemConfigChanged`, in log order, one JSON object in `config_values`,
+    /// written with the checkpoint): one round trip.
+    static func loadTokenAndConfig(on connection: PostgresConnection, logger: Logger) async throws -> (UUID?, String?) {
+        let rows = try await connection.query(
+            """
+            SELECT (SELECT token FROM open_batches_token), (SELECT config_values::text FROM config_values)
+            """, logger: logger)
+        for try await (token, config) in rows.decode((UUID?, String?).self) { return (token, config) }
+        return (nil, nil)
+    }
+
+    static func configValues(_ json: String?) throws -> [String: JSONValue] {
+        guard let json,
+            case .object(let values) = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+        else { return [:] }
+        return values
     }
 
     private func append(
@@ -131,30 +149,113 @@ public struct BatchAggregatorReactor: Projection {
         let transaction = EventStoreTransaction(connection: connection, logger: logger)
         for result in try await transaction.appendBatch(requests) { _ = try result.get() }
     }
+}
 
-    static func loadOpenBatches(on connection: PostgresConnection, logger: Logger) async throws -> [OpenBatch] {
-        var batches: [OpenBatch] = []
-        let rows = try await connection.query("SELECT batch::text FROM open_batches", logger: logger)
-        for try await json in rows.decode(String.self) {
-            batches.append(try EventCoding.decoder.decode(OpenBatch.self, from: Data(json.utf8)))
+/// The aggregator's open batches as the tables hold them: what the next save writes against.
+///
+/// A batch's detection ids are rows of `open_batch_detections`, so a page that adds
+/// detections to a batch inserts just those, and a page writes only the batches it changed.
+/// Every save writes a new token (`open_batches_token`).
+struct OpenBatches: Sendable {
+    var token: UUID?
+    var batches: [String: OpenBatch]
+    /// Per camera, the batch whose ids are in `open_batch_detections` and how many: what can be
+    /// added to (a row written before that table keeps its ids in `batch`, and is written whole).
+    var stored: [String: (batchId: String, count: Int)]
+
+    /// What the tables hold (`token` read in the same transaction).
+    static func load(token: UUID?, on connection: PostgresConnection, logger: Logger) async throws -> OpenBatches {
+        var state = OpenBatches(token: token, batches: [:], stored: [:])
+        let rows = try await connection.query(
+            """
+            SELECT o.batch::text, d.ids FROM open_batches o
+            LEFT JOIN LATERAL (
+                SELECT array_agg(d.detection_id ORDER BY d.position) AS ids
+                FROM open_batch_detections d WHERE d.camera_id = o.camera_id
+            ) d ON true
+            """, logger: logger)
+        for try await (json, ids) in rows.decode((String, [Int64]?).self) {
+            var batch = try EventCoding.decoder.decode(OpenBatch.self, from: Data(json.utf8))
+            if batch.detectionIds.isEmpty {
+                batch.detectionIds = ids ?? []
+                state.stored[batch.cameraId] = (batch.batchId, batch.detectionIds.count)
+            }
+            state.batches[batch.cameraId] = batch
         }
-        return batches
+        return state
     }
 
-    private static func save(
+    /// Writes `open` over what is stored, in one statement, under a new token; returns the new state.
+    func save(
         _ open: [String: OpenBatch], on connection: PostgresConnection, logger: Logger
-    )
-        async throws
+    ) async throws
+        -> OpenBatches
     {
+        var headers: (cameras: [String], batches: [String]) = ([], [])
+        var rewritten: [String] = []
+        var added: (cameras: [String], positions: [Int32], ids: [Int64]) = ([], [], [])
+        var stored: [String: (batchId: String, count: Int)] = [:]
+        for (camera, batch) in open.sorted(by: { $0.key < $1.key }) {
+            stored[camera] = (batch.batchId, batch.detectionIds.count)
+            guard batches[camera] != batch || self.stored[camera] == nil else { continue }  // unchanged
+            var header = batch
+            header.detectionIds = []
+            headers.cameras.append(camera)
+            headers.batches.append(String(decoding: try EventCoding.encoder.encode(header), as: UTF8.self))
+            var first = 0
+            if let kept = self.stored[camera], kept.batchId == batch.batchId, kept.count <= batch.detectionIds.count {
+                first = kept.count
+            } else {
+                rewritten.append(camera)
+            }
+            for position in first..<batch.detectionIds.count {
+                added.cameras.append(camera)
+                added.positions.append(Int32(position))
+                added.ids.append(batch.detectionIds[position])
+            }
+        }
+        let token = UUID()
         let cameras = Array(open.keys)
-        let batches = try cameras.map { String(decoding: try EventCoding.encoder.encode(open[$0]!), as: UTF8.self) }
-        try await connection.query("DELETE FROM open_batches", logger: logger)
-        guard !cameras.isEmpty else { return }
+        // The parts touch different cameras' rows, except `cleared` and `added` for a rewritten
+        // batch: the delete sees the statement's snapshot, so it never takes the rows added.
         try await connection.query(
             """
-            INSERT INTO open_batches (camera_id, batch)
-            SELECT * FROM unnest(\(cameras)::text[], \(batches)::jsonb[])
+            WITH gone AS (
+                DELETE FROM open_batches WHERE camera_id <> ALL(\(cameras)::text[])
+            ), cleared AS (
+                DELETE FROM open_batch_detections
+                WHERE camera_id <> ALL(\(cameras)::text[]) OR camera_id = ANY(\(rewritten)::text[])
+            ), headers AS (
+                INSERT INTO open_batches AS o (camera_id, batch)
+                SELECT u.camera_id, u.batch::jsonb
+                FROM unnest(\(headers.cameras)::text[], \(headers.batches)::text[]) AS u(camera_id, batch)
+                ON CONFLICT (camera_id) DO UPDATE SET batch = excluded.batch
+            ), added AS (
+                INSERT INTO open_batch_detections (camera_id, position, detection_id)
+                SELECT * FROM unnest(\(added.cameras)::text[], \(added.positions)::int4[], \(added.ids)::int8[])
+            )
+            INSERT INTO open_batches_token (token) VALUES (\(token))
+            ON CONFLICT (only_row) DO UPDATE SET token = excluded.token
             """,
             logger: logger)
+        return OpenBatches(token: token, batches: open, stored: stored)
+    }
+}
+
+/// The open batches this process wrote last, with their token: while the table's token is the
+/// same, they are what the table holds, and a page needs no read of them.
+final class OpenBatchesMemory: Sendable {
+    private let last = Mutex<OpenBatches?>(nil)
+
+    /// The state at `token`: from memory when it is the one written last here, else `load`ed.
+    func state(token: UUID?, load: () async throws -> OpenBatches) async throws -> OpenBatches {
+        if let token, let kept = last.withLock({ $0 }), kept.token == token { return kept }
+        let loaded = try await load()
+        last.withLock { $0 = loaded }
+        return loaded
+    }
+
+    func remember(_ state: OpenBatches) {
+        last.withLock { $0 = state }
     }
 }

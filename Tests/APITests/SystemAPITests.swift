@@ -374,7 +374,7 @@ import VigilTesting
             try await waitUntil("the open batch has the bicycle") {
                 open = []
                 let rows = try await store.client.query(
-                    "SELECT jsonb_array_elements_text(batch->'detectionIds')::bigint FROM open_batches",
+                    "SELECT detection_id FROM open_batch_detections",
                     logger: testLogger)
                 for try await id in rows.decode(Int64.self) { open.append(Int(id)) }
                 return open.contains(bicycleID)
