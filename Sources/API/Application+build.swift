@@ -173,9 +173,10 @@ struct ServerParts {
             configuration.isAuthOn
             ? KeyUsage(keys: readModels.apiKeys, interval: configuration.keyUsageInterval, logger: logger) : nil
         self.keyUsage = keyUsage
+        let knownCameras = KnownCameras(cameras: readModels.cameras, store: store)
         broadcaster = LogBroadcaster(
             store: store, notifier: notifier, logger: logger, ringCapacity: configuration.logSocketRing,
-            bufferCapacity: configuration.logSocketBuffer)
+            bufferCapacity: configuration.logSocketBuffer, observers: [knownCameras])
         // Refused commands are recorded in the log (the audit trail shows failures), rate-limited.
         let rejections = RejectionRecorder(
             appender: appender, logger: logger, burst: configuration.refusalBurst,
@@ -200,8 +201,8 @@ struct ServerParts {
             trustedProxies: configuration.trustedProxies,
             idleTimeout: configuration.webSocketIdleTimeout)
         router = buildRouter(
-            store: store, readModels: readModels, availability: availability, appender: appender,
-            projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
+            store: store, readModels: readModels, knownCameras: knownCameras, availability: availability,
+            appender: appender, projections: projections, settings: settings, directory: directory, keyUsage: keyUsage,
             rejections: rejections, limiter: limiter, redis: redis,
             redisPrefix: configuration.redisPrefix, runsAnalyzer: configuration.runHeuristicAnalyzer,
             cacheTimeout: configuration.cacheTimeout,
@@ -281,7 +282,8 @@ struct APIReadModels {
 }
 
 func buildRouter(
-    store: EventStore, readModels: APIReadModels, availability: DatabaseAvailability, appender: GroupCommitAppender,
+    store: EventStore, readModels: APIReadModels, knownCameras: KnownCameras, availability: DatabaseAvailability,
+    appender: GroupCommitAppender,
     projections: [any Projection],
     settings: SystemSettingsReader,
     directory: KeyDirectory?, keyUsage: KeyUsage?, rejections: RejectionRecorder, limiter: RateLimiter?,
@@ -319,7 +321,7 @@ func buildRouter(
         timeTravel: timeTravel
     ).addRoutes(to: router)
     DetectionsController(
-        detections: readModels.detections, cameras: readModels.cameras, store: store, appender: appender,
+        detections: readModels.detections, cameras: knownCameras, store: store, appender: appender,
         eventTimes: eventTimes
     )
     .addRoutes(to: router)

@@ -99,7 +99,9 @@ public struct Camera: Sendable, Hashable {
         self.updatedAt = updatedAt
     }
 
-    public static func stream(_ id: String) -> String { "camera-\(id)" }
+    public static func stream(_ id: String) -> String { streamPrefix + id }
+    /// What every camera stream's name starts with.
+    public static let streamPrefix = "camera-"
 
     /// The id a camera name maps to: lower-case; spaces and hyphens become `_`; other
     /// non-word characters are dropped; runs of `_` collapse; leading and trailing `_` go.

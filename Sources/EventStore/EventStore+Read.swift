@@ -147,6 +147,22 @@ extension EventStore {
         return StreamPage(stream: stream, version: version, events: try await Self.recordedEvents(rows))
     }
 
+    /// Every event of one stream, in version order, read a page at a time (nil: the stream has
+    /// no events): what a command is decided against, however long the stream has grown.
+    public func readWholeStream(_ stream: String) async throws -> StreamPage? {
+        let pageSize = 1000
+        guard var whole = try await readStream(stream, limit: pageSize) else { return nil }
+        var last = whole.events
+        while last.count == pageSize, let version = last.last?.version,
+            let page = try await readStream(stream, fromVersion: version, limit: pageSize)
+        {
+            whole.events += page.events
+            whole.version = max(whole.version, page.version)
+            last = page.events
+        }
+        return whole
+    }
+
     /// The events at `checkpoints` (checkpoints an earlier read returned), in log order; ones
     /// that are not in the log are left out.
     public func events(at checkpoints: [Checkpoint]) async throws -> [RecordedEvent] {

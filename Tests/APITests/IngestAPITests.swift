@@ -1,4 +1,5 @@
 import API
+import AsyncHTTPClient
 import Domain
 import EventStore
 import Foundation
@@ -6,6 +7,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import NIOHTTP1
 import PostgresNIO
 import Projections
 import Testing
@@ -207,6 +209,47 @@ import VigilTesting
             #expect(accepted.status == .created)
             #expect(try await client.call(.get, "/api/detections", key: "s3cret").status == .forbidden)
             #expect(try await Self.storedDetections(store).count == 1)
+        }
+    }
+
+    @Test("each instance knows the cameras without a query per detection, and forgets a removed one")
+    func knownCamerasFollowTheLogOnEveryInstance() async throws {
+        try await withScratchDatabase { _, scratch in
+            let configuration = testConfiguration(scratch, live: true)
+            try await testApplication(configuration, .live) { first in
+                try await testApplication(configuration, .live) { second in
+                    let (one, two) = (try #require(first.port), try #require(second.port))
+                    func send(
+                        _ method: NIOHTTP1.HTTPMethod, _ port: Int, _ path: String, _ body: String = ""
+                    ) async throws
+                        -> UInt
+                    {
+                        try await BodyLimitTests.send(
+                            method, port: port, path, contentType: "application/json",
+                            body: .bytes(.init(string: body))
+                        ).0
+                    }
+                    let camera = #"{"name": "Porch", "folder_path": "/cams/porch"}"#
+                    #expect(try await send(.POST, one, "/api/cameras", camera) == 201)
+                    // Registered through the first instance a moment ago: the second finds it.
+                    #expect(try await send(.POST, two, "/api/detections", Self.detection(camera: "porch")) == 201)
+                    #expect(try await send(.POST, two, "/api/detections", Self.detection(camera: "porch")) == 201)
+                    #expect(try await send(.POST, two, "/api/detections", Self.detection(camera: "nowhere")) == 422)
+
+                    // Removed through the first: the second, which knew it, refuses it from then on.
+                    let removed = try await send(.DELETE, one, "/api/cameras/porch")
+                    #expect((200..<300).contains(removed), "\(removed)")
+                    try await waitUntil("the second instance refuses detections of the removed camera") {
+                        try await send(.POST, two, "/api/detections", Self.detection(camera: "porch")) == 422
+                    }
+                    for _ in 0..<3 {
+                        #expect(try await send(.POST, two, "/api/detections", Self.detection(camera: "porch")) == 422)
+                    }
+                    // And registered again: known again at once.
+                    #expect(try await send(.POST, one, "/api/cameras", camera) == 201)
+                    #expect(try await send(.POST, two, "/api/detections", Self.detection(camera: "porch")) == 201)
+                }
+            }
         }
     }
 }

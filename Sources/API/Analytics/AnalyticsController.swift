@@ -181,6 +181,6 @@ struct AnalyticsController<Context: RequestContext> {
         let state = try await analytics.state()
         let query = request.uri.queryParameters.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
         let digest = SHA256.hash(data: Data("\(request.uri.path)?\(query)|\(variant)|\(state)".utf8))
-        return "\"" + digest.prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+        return "\"" + lowercaseHex(digest.prefix(16)) + "\""
     }
 }

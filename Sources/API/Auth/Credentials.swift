@@ -54,7 +54,7 @@ struct KeyToken: Sendable, Hashable {
 
     /// SHA-256 of `secret`, lower-case hex (what ``ApiKeyIssued`` records).
     static func hash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        lowercaseHex(SHA256.hash(data: Data(secret.utf8)))
     }
 }
 

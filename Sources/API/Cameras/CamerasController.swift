@@ -179,7 +179,7 @@ struct CamerasController<Context: RequestContext> {
 
     /// The camera's current state and its stream's version.
     private func load(_ id: String) async throws -> (Camera?, Int64) {
-        guard let page = try await store.readStream(Camera.stream(id)) else { return (nil, 0) }
+        guard let page = try await store.readWholeStream(Camera.stream(id)) else { return (nil, 0) }
         return (try Camera.fold(page.events.map { ($0.type, $0.data) }), page.version)
     }
 

@@ -13,7 +13,8 @@ import Projections
 /// by line number).
 ///
 /// Every accepted detection is a `DetectionRecorded` event with its id from the shared
-/// sequence (``IDSequence/detections``). With an `Idempotency-Key` header, each detection's
+/// sequence (``IDSequence/detections``; a single one from a block this process reserved,
+/// ``IDBlocks``). With an `Idempotency-Key` header, each detection's
 /// event id is derived from the key (and its index or line), so a retry writes nothing new and
 /// answers with what the first attempt stored; its metadata carries a digest of the input, so
 /// the key reused for different input is a 409, not an answer about the first (the digest is
@@ -24,6 +25,8 @@ struct DetectionIngest<Context: RequestContext> {
     let appender: GroupCommitAppender
     let detections: DetectionsReadModel
     let cameras: KnownCameras
+    /// Single detections' ids (a batch takes its own from the sequence in one round trip).
+    let ids: IDBlocks
     /// When a detection may say it happened (`detected_at`).
     let eventTimes: EventTimeWindow
 
@@ -45,10 +48,10 @@ struct DetectionIngest<Context: RequestContext> {
         if !unknown.isEmpty { throw ValidationError(unknown) }
         let identity = identity(request, metadata: metadata, index: 0, digest: body.digest)
         let eventID = identity.id
-        let detection = input.detection(id: try await store.takeIDs(1, from: .detections)[0])
+        let detection = input.detection(id: try await ids.next())
         let event = try NewEvent(detection, id: eventID, metadata: identity.metadata)
         // Rendered while the append waits for its group commit.
-        async let rendered = detections.render(eventData: [event.data])
+        async let rendered = detections.render([(detection, event.data)])
         let result: AppendResult
         do {
             result = try await appender.append(AppendRequest(stream: detection.stream, events: [event]))
@@ -99,12 +102,15 @@ struct DetectionIngest<Context: RequestContext> {
         if !issues.isEmpty { throw ValidationError(issues) }
         let ids = try await store.takeIDs(inputs.count, from: .detections)
         var events: [(stream: String, event: NewEvent)] = []
+        var made: [(detection: DetectionRecorded, eventData: String)] = []
         for (index, (input, _)) in inputs.enumerated() {
             let detection = input.detection(id: ids[index])
             let identity = identity(request, metadata: metadata, index: index, digest: digests[index])
-            events.append((detection.stream, try NewEvent(detection, id: identity.id, metadata: identity.metadata)))
+            let event = try NewEvent(detection, id: identity.id, metadata: identity.metadata)
+            events.append((detection.stream, event))
+            made.append((detection, event.data))
         }
-        async let rendered = detections.render(eventData: events.map(\.event.data))
+        async let rendered = detections.render(made)
         let result = try await store.appendBulk(events)
         if let refused = result.refused.first { throw APIError.conflict(refusal(refused.error)) }
         var json = try await rendered

@@ -7,7 +7,7 @@ import Projections
 /// and ingest (``DetectionIngest``).
 struct DetectionsController<Context: RequestContext> {
     let detections: DetectionsReadModel
-    let cameras: CamerasReadModel
+    let cameras: KnownCameras
     let store: EventStore
     let appender: GroupCommitAppender
     var eventTimes = EventTimeWindow.standard
@@ -15,8 +15,8 @@ struct DetectionsController<Context: RequestContext> {
     func addRoutes(to router: Router<Context>) {
         let group = router.group("/api/detections")
         DetectionIngest(
-            store: store, appender: appender, detections: detections,
-            cameras: KnownCameras(cameras: cameras, store: store), eventTimes: eventTimes
+            store: store, appender: appender, detections: detections, cameras: cameras,
+            ids: IDBlocks(.detections, store: store), eventTimes: eventTimes
         )
         .addRoutes(to: group)
         group.get(use: list)

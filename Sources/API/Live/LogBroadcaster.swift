@@ -121,10 +121,17 @@ final class LogBroadcaster: Service, Sendable {
     /// The tail's failures, for `/api/system/health/websocket`.
     let health = TailHealth()
 
-    init(store: EventStore, notifier: LogNotifier, logger: Logger, ringCapacity: Int, bufferCapacity: Int) {
+    /// Told of every page the tail reads, in log order, before any socket is.
+    private let observers: [any LogObserver]
+
+    init(
+        store: EventStore, notifier: LogNotifier, logger: Logger, ringCapacity: Int, bufferCapacity: Int,
+        observers: [any LogObserver] = []
+    ) {
         self.store = store
         self.notifier = notifier
         self.logger = logger
+        self.observers = observers
         self.ringCapacity = max(1, ringCapacity)
         self.bufferCapacity = max(1, bufferCapacity)
     }
@@ -176,6 +183,7 @@ final class LogBroadcaster: Service, Sendable {
 
     /// Takes a page the tail read: into the ring, and to every subscriber it matches.
     private func publish(_ events: [RecordedEvent], next: Checkpoint) {
+        for observer in observers { observer.observe(events) }
         let items = events.map { Item(event: $0) }
         let behind = state.withLock { state in
             var behind = 0
@@ -219,6 +227,7 @@ final class LogBroadcaster: Service, Sendable {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await self.health.keepReading("the log broadcaster lost the log", logger: self.logger) {
+                defer { for observer in self.observers { observer.tailInterrupted() } }
                 let start = try await self.startingPoint()
                 for try await page in self.store.pages(
                     from: start, notifier: self.notifier, batchSize: 1000, heartbeat: .seconds(5))
@@ -246,4 +255,14 @@ final class LogBroadcaster: Service, Sendable {
         }
         return head
     }
+}
+
+/// Something kept in step with the log by the broadcaster's tail (a cache that events invalidate).
+protocol LogObserver: Sendable {
+    /// A page the tail read: called for every page in log order, an empty one included (the
+    /// tail is reading).
+    func observe(_ events: [RecordedEvent])
+    /// The tail stopped reading (it failed, or the server is stopping): until the next
+    /// ``observe(_:)``, events go by unseen.
+    func tailInterrupted()
 }

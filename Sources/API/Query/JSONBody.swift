@@ -77,7 +77,7 @@ struct JSONBody {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let bytes = (try? encoder.encode(JSONValue.object(object))) ?? Data()
-        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return lowercaseHex(SHA256.hash(data: bytes))
     }
 
     init(object: [String: JSONValue], location: [String] = ["body"]) {

@@ -29,7 +29,8 @@ public struct DetectionFilter: Sendable {
 /// A detection has one rendering, ``item`` (JSON built by PostgreSQL): the list, the single
 /// item, an event's detections and the ingest responses all use it — ingest renders the
 /// events it just wrote through ``render(eventData:)``, from the same columns the projection
-/// stores (``columns``), so a detection reads the same before and after it is projected.
+/// stores (``columns``), so a detection reads the same before and after it is projected; or
+/// byte for byte the same in Swift (``DetectionItem``), without the round trip.
 public struct DetectionsReadModel: Sendable {
     let database: ReadDatabase
 
@@ -58,6 +59,19 @@ public struct DetectionsReadModel: Sendable {
         try await database.json { sql in
             "SELECT \(Self.item) FROM detections t WHERE t.id = \(sql.bind(id)) AND NOT t.hidden"
         }
+    }
+
+    /// These detections, each with its event's payload, rendered like the read model renders its
+    /// rows, in the same order: in Swift where that is exact (``DetectionItem``), by PostgreSQL
+    /// (``render(eventData:)``) for the rest.
+    public func render(_ detections: [(detection: DetectionRecorded, eventData: String)]) async throws -> [String] {
+        var items = detections.map { DetectionItem.render($0.detection) }
+        let rest = items.indices.filter { items[$0] == nil }
+        if !rest.isEmpty {
+            let rendered = try await render(eventData: rest.map { detections[$0].eventData })
+            for (index, item) in zip(rest, rendered) { items[index] = item }
+        }
+        return items.compactMap { $0 }
     }
 
     /// The detections of these `DetectionRecorded` payloads (event data, JSON), rendered like
