@@ -28,22 +28,29 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Lines per NDJSON request.")
     var lines: Int = 5000
 
-    @Option(help: "Detections through single POSTs.")
-    var single: Int = 20_000
+    @Option(help: "Seconds of single POSTs (wrk), of pgbench and of the echo route, each.")
+    var seconds: Int = 10
 
-    @Option(help: "Concurrent single-POST clients.")
+    @Option(help: "Connections of wrk and clients of pgbench.")
     var concurrency: Int = 64
 
     @Option(help: "Detections timed from POST to visible (one at a time).")
     var visible: Int = 300
 
+    @Flag(help: "A short run (under 2 minutes): --bulk 20000 --seconds 5 --visible 100.")
+    var quick = false
+
     func run() async throws {
         let logger = Bench.quietLogger()
         var settings = try PostgresSettings.fromEnvironment()
         settings.maximumConnections = 40
-        let (bulk, lines, single, concurrency, visible) = (
-            self.bulk, self.lines, self.single, self.concurrency, self.visible
+        let (bulk, lines, seconds, concurrency, visible) = (
+            quick ? min(bulk, 20_000) : bulk, lines, quick ? min(self.seconds, 5) : self.seconds, self.concurrency,
+            quick ? min(self.visible, 100) : self.visible
         )
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
 
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench", logger: logger) { client, scratch in
             let store = EventStore(client: client, logger: logger)
@@ -60,8 +67,9 @@ struct IngestBenchmark: AsyncParsableCommand {
                     let api = SimulatorAPI(http: http, base: server.base, key: nil)
                     let cameras = try await (0..<4).asyncMap { try await api.registerCamera(CameraScene.names[$0]) }
                     print(
-                        "vigil bench ingest: \(ProcessInfo.processInfo.activeProcessorCount) cores, server and client "
-                            + "in one process over loopback HTTP, projections running, fsync on")
+                        "vigil bench ingest: \(ProcessInfo.processInfo.activeProcessorCount) cores, server in this "
+                            + "process with its projections running, fsync on; bulk client in this process, "
+                            + "wrk and pgbench as processes of their own")
                     print("")
 
                     // Each phase starts with the projections caught up, so it doesn't pay for the last.
@@ -71,11 +79,33 @@ struct IngestBenchmark: AsyncParsableCommand {
                     // NDJSON over HTTP, one request after the other.
                     let ndjson = try await Self.bulkOverHTTP(api, cameras: cameras, count: bulk, chunk: lines)
                     try await Self.catchUp(store)
-                    // Concurrent single POSTs.
-                    let singles = try await Self.singlePosts(
-                        api, cameras: cameras, count: single, concurrency: concurrency)
+                    printTable([copy, ndjson], baseline: copy)
+
+                    // Single POSTs (wrk), against the database alone doing the same inserts
+                    // (pgbench) and the bare framework (an echo route), all in this run.
+                    print("")
+                    try await LoadGenerators.pgbenchTable(store)
+                    let database = try LoadGenerators.pgbench(
+                        "pgbench: one INSERT per transaction (bench_events)", settings: scratch,
+                        clients: concurrency, seconds: seconds, in: folder)
+                    let echo = try await LoadGenerators.withEchoServer(logger: logger) { url in
+                        try LoadGenerators.wrk(
+                            "wrk → bare Hummingbird JSON echo route", url: url, cameras: cameras,
+                            connections: concurrency, seconds: seconds, in: folder)
+                    }
+                    let phaseStart = Date()
+                    let posts = try LoadGenerators.wrk(
+                        "wrk → POST /api/detections", url: server.base + "/api/detections", cameras: cameras,
+                        connections: concurrency, seconds: seconds, in: folder)
+                    let (stored, transactions) = try await Self.detectionTransactions(store, since: phaseStart)
                     try await Self.catchUp(store)
-                    printTable([copy, ndjson, singles], baseline: copy)
+                    Self.printRuns([database, echo, posts], connections: concurrency)
+                    print(
+                        String(
+                            format: "POST /api/detections: %.2f× pgbench, %.2f× the echo route; %d detections stored "
+                                + "by %d transactions (%.1f per group commit), %d requests failed",
+                            posts.perSecond / database.perSecond, posts.perSecond / echo.perSecond, stored,
+                            transactions, Double(stored) / Double(max(1, transactions)), posts.errors))
 
                     // POST → visible in GET /api/detections/{id}.
                     print("")
@@ -170,31 +200,35 @@ struct IngestBenchmark: AsyncParsableCommand {
             elapsed: start.duration(to: .now), latencies: latencies)
     }
 
-    static func singlePosts(
-        _ api: SimulatorAPI, cameras: [String], count: Int, concurrency: Int
-    ) async throws
-        -> Measurement
-    {
-        let all = detections(count, cameras: cameras).map { $0.json() }
-        let start = ContinuousClock.now
-        let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
-            for client in 0..<concurrency {
-                group.addTask {
-                    var mine: [Duration] = []
-                    // Client c sends detections c, c + concurrency, c + 2 × concurrency, …
-                    for index in stride(from: client, to: count, by: concurrency) {
-                        let began = ContinuousClock.now
-                        guard try await api.sendOne(all[index]) else { throw ValidationError("POST failed") }
-                        mine.append(began.duration(to: .now))
-                    }
-                    return mine
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
+    /// Detections recorded since `start`, and how many transactions wrote them.
+    static func detectionTransactions(_ store: EventStore, since start: Date) async throws -> (Int, Int) {
+        let rows = try await store.client.query(
+            """
+            SELECT count(*)::int8, count(DISTINCT tx_id)::int8 FROM events
+            WHERE type = 'DetectionRecorded' AND recorded_at >= \(start)
+            """,
+            logger: store.logger)
+        for try await (events, transactions) in rows.decode((Int64, Int64).self) {
+            return (Int(events), Int(transactions))
         }
-        return Measurement(
-            name: "POST /api/detections × \(concurrency) concurrent clients", events: count, calls: count,
-            elapsed: start.duration(to: .now), latencies: latencies)
+        return (0, 0)
+    }
+
+    static func printRuns(_ runs: [LoadGenerators.Run], connections: Int) {
+        func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+            let padding = String(repeating: " ", count: max(0, width - text.count))
+            return left ? text + padding : padding + text
+        }
+        print(
+            pad("\(connections) connections, fixed time", 54, left: true) + pad("requests", 10) + pad("per s", 9)
+                + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("max ms", 9) + pad("errors", 8))
+        for run in runs {
+            print(
+                pad(run.name, 54, left: true) + pad("\(run.requests)", 10)
+                    + pad(String(format: "%.0f", run.perSecond), 9) + pad(String(format: "%.2f", run.p50), 9)
+                    + pad(String(format: "%.2f", run.p99), 9) + pad(String(format: "%.1f", run.max), 9)
+                    + pad("\(run.errors)", 8))
+        }
     }
 
     static func visibility(
