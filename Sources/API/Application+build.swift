@@ -238,8 +238,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     var services: [any Service] = []
     if configuration.runProjections {
+        // The live roles read the log through the broadcaster's tail: one read per commit.
+        let shared = SharedTailPages(
+            broadcaster: parts.broadcaster, table: TablePages(store: store, notifier: notifier))
         services += projections.map {
-            ProjectionRunner(projection: $0, store: store, notifier: notifier, options: configuration.projectionOptions)
+            ProjectionRunner(
+                projection: $0, store: store, notifier: notifier, options: configuration.projectionOptions,
+                source: shared)
         }
     }
     if let redis, configuration.runHeuristicAnalyzer {

@@ -135,3 +135,35 @@ extension EventStore {
         )
     }
 }
+
+/// Where a follower of the log gets its pages: the table (``TablePages``), or a tail the
+/// process already runs, whose recent events it keeps (the server's log broadcaster), so that
+/// a commit is read once per process instead of once per follower.
+public protocol LogPageSource: Sendable {
+    /// The log's pages after `checkpoint` that `filter` takes, as ``LogPages`` yields them:
+    /// every committed event in exactly one page, in log order, a page when ``LogPage/next``
+    /// moved past skipped events; with `heartbeat`, an empty page when the log is quiet that long.
+    func pages(
+        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Duration?
+    )
+        -> any AsyncSequence<LogPage, any Error>
+}
+
+/// Pages read from the table, woken by the notifier (``EventStore/pages(from:filter:notifier:batchSize:idlePoll:heartbeat:)``).
+public struct TablePages: LogPageSource {
+    let store: EventStore
+    let notifier: LogNotifier
+
+    public init(store: EventStore, notifier: LogNotifier) {
+        self.store = store
+        self.notifier = notifier
+    }
+
+    public func pages(
+        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Duration?
+    )
+        -> any AsyncSequence<LogPage, any Error>
+    {
+        store.pages(from: checkpoint, filter: filter, notifier: notifier, batchSize: batchSize, heartbeat: heartbeat)
+    }
+}

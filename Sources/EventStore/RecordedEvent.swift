@@ -44,6 +44,13 @@ public struct LogFilter: Sendable, Hashable {
     }
 
     public static let all = LogFilter()
+
+    /// Whether the filter takes `event`.
+    public func takes(_ event: RecordedEvent) -> Bool {
+        if let types, !types.contains(event.type) { return false }
+        if let streamPrefix, !event.stream.hasPrefix(streamPrefix) { return false }
+        return true
+    }
 }
 
 /// One read of the global log.
@@ -60,6 +67,13 @@ public struct LogPage: Sendable {
     /// running, and they become readable when it ends (a tailer polls instead of waiting
     /// for a notification, since a rollback elsewhere notifies nobody).
     public var pendingBeyondHorizon: Bool
+
+    public init(events: [RecordedEvent], next: Checkpoint, isFull: Bool, pendingBeyondHorizon: Bool) {
+        self.events = events
+        self.next = next
+        self.isFull = isFull
+        self.pendingBeyondHorizon = pendingBeyondHorizon
+    }
 }
 
 /// One stream's events from a version on.

@@ -68,16 +68,21 @@ public final class ProjectionRunner: Service, Sendable {
 
     public let projection: any Projection
     let store: EventStore
-    private let notifier: LogNotifier
+    /// Where the live role's pages come from (the table, or the process's shared tail).
+    private let source: any LogPageSource
     let options: Options
     private let currentState = Mutex(State.standby)
     /// Per role ("live", "rebuild"): what failed last, for the parking decision and backoff.
     private let failures = Mutex([String: Failures]())
 
-    public init(projection: any Projection, store: EventStore, notifier: LogNotifier, options: Options = Options()) {
+    /// `source`: where the live role reads the log (default: the table, woken by `notifier`).
+    public init(
+        projection: any Projection, store: EventStore, notifier: LogNotifier, options: Options = Options(),
+        source: (any LogPageSource)? = nil
+    ) {
         self.projection = projection
         self.store = store
-        self.notifier = notifier
+        self.source = source ?? TablePages(store: store, notifier: notifier)
         self.options = options
     }
 
@@ -182,10 +187,9 @@ public final class ProjectionRunner: Service, Sendable {
         let logger = store.logger
         let generation = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger).live
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
-        let pages = store.pages(
+        let pages = source.pages(
             from: checkpoint,
             filter: projection.filter,
-            notifier: notifier,
             batchSize: options.batchSize,
             heartbeat: projection.heartbeat ?? options.maintenanceInterval
         )

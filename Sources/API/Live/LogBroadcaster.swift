@@ -82,10 +82,7 @@ final class LogBroadcaster: Service, Sendable {
         }
 
         func matches(_ item: Item) -> Bool {
-            guard item.checkpoint > after else { return false }
-            if let types = filter.types, !types.contains(item.event.type) { return false }
-            if let prefix = filter.streamPrefix, !item.event.stream.hasPrefix(prefix) { return false }
-            return true
+            item.checkpoint > after && filter.takes(item.event)
         }
 
         /// A progress delivery is due: at most one a second while the filter skips everything.
@@ -120,6 +117,8 @@ final class LogBroadcaster: Service, Sendable {
     private let overflows = Atomic<Int>(0)
     /// The tail's failures, for `/api/system/health/websocket`.
     let health = TailHealth()
+    /// Bumped whenever the tail has read a page (``SharedTailPages`` waits on it).
+    let progress = ChangeSignal()
 
     /// Told of every page the tail reads, in log order, before any socket is.
     private let observers: [any LogObserver]
@@ -215,6 +214,36 @@ final class LogBroadcaster: Service, Sendable {
             return behind
         }
         if behind > 0 { fellBehind(behind) }
+        progress.bump()
+    }
+
+    /// What a read of the table after `checkpoint` with `filter` would answer at the tail's
+    /// position, from the recent events: nil when they don't reach back to `checkpoint`, the
+    /// tail has not read up to it, or the tail is not reading (it failed, or stopped).
+    func page(after checkpoint: Checkpoint, filter: LogFilter, limit: Int) -> LogPage? {
+        guard health.failures == 0 else { return nil }
+        return state.withLock { state -> LogPage? in
+            guard !state.isStopped, let start = state.ringStart, start <= checkpoint, checkpoint <= state.position
+            else { return nil }
+            // The first event after `checkpoint` (the ring is in log order).
+            var low = 0
+            var high = state.ring.count
+            while low < high {
+                let middle = (low + high) / 2
+                if state.ring[middle].checkpoint <= checkpoint { low = middle + 1 } else { high = middle }
+            }
+            var events: [RecordedEvent] = []
+            var index = low
+            while index < state.ring.count, events.count < limit {
+                let event = state.ring[index].event
+                if filter.takes(event) { events.append(event) }
+                index += 1
+            }
+            let isFull = events.count == limit
+            return LogPage(
+                events: events, next: isFull ? events[events.count - 1].checkpoint : state.position, isFull: isFull,
+                pendingBeyondHorizon: false)
+        }
     }
 
     private func fellBehind(_ count: Int) {
