@@ -10,6 +10,7 @@ import NIOHTTP1
 import PostgresNIO
 import Projections
 import Simulator
+import Synchronization
 import Synthetic
 
 /// `vigil bench ingest`: detections/s through the HTTP bulk path and through concurrent single
@@ -36,6 +37,9 @@ struct IngestBenchmark: AsyncParsableCommand {
 
     @Option(help: "Detections timed from POST to visible (one at a time).")
     var visible: Int = 300
+
+    @Option(help: "Detections/s posted meanwhile by other cameras while POST-to-visible is timed (0: none).")
+    var steadyRate: Int = 200
 
     @Flag(help: "A short run (under 2 minutes): --bulk 20000 --seconds 5 --visible 100.")
     var quick = false
@@ -109,7 +113,9 @@ struct IngestBenchmark: AsyncParsableCommand {
 
                     // POST → visible in GET /api/detections/{id}.
                     print("")
-                    let latencies = try await Self.visibility(api, camera: cameras[0], count: visible)
+                    let rate = steadyRate
+                    let (latencies, background) = try await Self.visibility(
+                        api, camera: cameras[0], others: Array(cameras.dropFirst()), count: visible, rate: rate)
                     let sorted = latencies.sorted()
                     func percentile(_ p: Double) -> Double {
                         sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
@@ -118,8 +124,10 @@ struct IngestBenchmark: AsyncParsableCommand {
                     print(
                         String(
                             format: "POST /api/detections → listed by GET /api/detections/{id}: %d detections, "
-                                + "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
-                            sorted.count, percentile(0.5), percentile(0.9), percentile(0.99), percentile(1)))
+                                + "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; meanwhile %d/s from other "
+                                + "cameras (%d posted, %d failed)",
+                            sorted.count, percentile(0.5), percentile(0.9), percentile(0.99), percentile(1), rate,
+                            background.posted, background.failed))
                 }
                 try await http.shutdown()
             } catch {
@@ -231,11 +239,45 @@ struct IngestBenchmark: AsyncParsableCommand {
         }
     }
 
+    /// Times `count` detections of `camera` from POST to `GET /api/detections/{id}` answering,
+    /// one at a time, while `rate` detections/s of the `others` are posted on schedule.
     static func visibility(
-        _ api: SimulatorAPI, camera: String, count: Int
+        _ api: SimulatorAPI, camera: String, others: [String], count: Int, rate: Int
     ) async throws
-        -> [Duration]
+        -> ([Duration], (posted: Int, failed: Int))
     {
+        try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            let done = StopFlag()
+            if rate > 0, !others.isEmpty {
+                group.addTask {
+                    // Each post on its own schedule, not after the one before.
+                    try await withThrowingTaskGroup(of: Bool.self) { posts in
+                        let start = ContinuousClock.now
+                        var sent = 0
+                        while !done.isSet {
+                            let due = start + .seconds(Double(sent) / Double(rate))
+                            if due > .now { try await Task.sleep(until: due) }
+                            let detection = SimulatedDetection(
+                                cameraId: others[sent % others.count], detectedAt: Date(), objectType: "person",
+                                confidence: 0.6, bbox: (1, 1, 10, 10))
+                            posts.addTask { (try? await api.sendOne(detection.json())) ?? false }
+                            sent += 1
+                        }
+                        var failed = 0
+                        for try await ok in posts where !ok { failed += 1 }
+                        return (sent, failed)
+                    }
+                }
+            }
+            let latencies = try await timedVisibility(api, camera: camera, count: count)
+            done.set()
+            var background = (posted: 0, failed: 0)
+            for try await (posted, failed) in group { background = (posted, failed) }
+            return (latencies, background)
+        }
+    }
+
+    private static func timedVisibility(_ api: SimulatorAPI, camera: String, count: Int) async throws -> [Duration] {
         var latencies: [Duration] = []
         for index in 0..<count {
             let detection = SimulatedDetection(
@@ -263,4 +305,11 @@ extension Sequence {
         for element in self { results.append(try await transform(element)) }
         return results
     }
+}
+
+/// Tells a background loop to stop.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
 }

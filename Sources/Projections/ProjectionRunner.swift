@@ -147,7 +147,16 @@ public final class ProjectionRunner: Service, Sendable {
             return failed.dataError && failed.count >= options.attemptsBeforeParking
         }
         do {
-            let value = try await connection.inTransaction(logger: store.logger) { try await body(isolating, $0) }
+            let value = try await connection.inTransaction(logger: store.logger) { connection in
+                if !projection.isReactor {
+                    // A read model is derived: its commit needn't wait for the WAL flush. A
+                    // crash loses at most its last moment, checkpoint included, which it then
+                    // applies again. A reactor's output is events others may already have
+                    // read, so it waits.
+                    try await connection.query("SET LOCAL synchronous_commit = off", logger: store.logger)
+                }
+                return try await body(isolating, connection)
+            }
             failures.withLock { $0[role] = nil }
             return value
         } catch {
