@@ -23,12 +23,30 @@ extension EventStore {
     /// A checkpoint not yet below the read horizon is refused with
     /// ``LogReadError/beyondHorizon(_:horizon:)``, as ``read(after:filter:limit:)`` refuses it:
     /// an older transaction still running may yet commit to this stream before it.
+    ///
+    /// Read `pageSize` versions at a time, however long the stream (it once stopped at 100,000
+    /// without a word).
     public func readStream(
-        _ stream: String, upTo point: LogPoint, limit: Int = 100_000
+        _ stream: String, upTo point: LogPoint, pageSize: Int = 10_000
     ) async throws
         -> [RecordedEvent]
     {
-        let limit = max(1, limit)
+        let pageSize = max(1, pageSize)
+        var events: [RecordedEvent] = []
+        while true {
+            let page = try await readStreamPage(
+                stream, upTo: point, afterVersion: events.last?.version ?? 0, limit: pageSize)
+            events += page
+            if page.count < pageSize { return events }
+        }
+    }
+
+    /// Up to `limit` versions of the stream after `afterVersion`, up to `point`.
+    private func readStreamPage(
+        _ stream: String, upTo point: LogPoint, afterVersion: Int64, limit: Int
+    ) async throws
+        -> [RecordedEvent]
+    {
         switch point {
         case .time(let time):
             let rows = try await client.guardedQuery(
@@ -36,7 +54,7 @@ extension EventStore {
                 SELECT 0, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type, e.schema_version,
                        e.data::text, e.metadata::text, e.recorded_at
                 FROM events e
-                WHERE e.stream = \(stream)
+                WHERE e.stream = \(stream) AND e.version > \(afterVersion)
                   AND e.version < coalesce(
                       (SELECT min(l.version) FROM events l
                        WHERE l.stream = \(stream) AND l.recorded_at > \(unescaped: Self.timeSQL(time))),
@@ -54,7 +72,7 @@ extension EventStore {
                     (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
                             e.schema_version, e.data::text, e.metadata::text, e.recorded_at
                      FROM events e
-                     WHERE e.stream = \(stream)
+                     WHERE e.stream = \(stream) AND e.version > \(afterVersion)
                        AND (e.tx_id, e.position) <= (\(transaction)::text::xid8, \(checkpoint.position)::int8)
                      ORDER BY e.version LIMIT \(limit))
                     UNION ALL

@@ -6,7 +6,7 @@ import Foundation
 /// point of the log (`as_of` on their GET routes).
 ///
 /// Nothing of it is kept in a table: each answer is the fold of the resource's stream up to
-/// the point (``EventStore/readStream(_:upTo:limit:)``), rendered by the read model's own
+/// the point (``EventStore/readStream(_:upTo:pageSize:)``), rendered by the read model's own
 /// item SQL, so a read as of now answers exactly what the live read model does.
 public struct TimeTravel: Sendable {
     let store: EventStore

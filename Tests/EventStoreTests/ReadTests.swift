@@ -221,6 +221,30 @@ struct ReadTests {
         }
     }
 
+    @Test("a stream read back in time is read in pages, whole however long, and stops at its point")
+    func streamUpToAPointInPages() async throws {
+        try await TestDatabase.withStore { store in
+            var checkpoints: [Checkpoint] = []
+            for index in 1...25 {
+                let appended = try await store.append(
+                    to: "camera-long", events: [NewEvent(type: "CameraUpdated", data: #"{"i": \#(index)}"#)])
+                checkpoints += appended.checkpoints
+            }
+            let head = try await store.head()
+            let whole = try await store.readStream("camera-long", upTo: .checkpoint(head), pageSize: 10)
+            #expect(whole.map(\.version) == Array(1...25))
+            let prefix = try await store.readStream("camera-long", upTo: .checkpoint(checkpoints[16]), pageSize: 10)
+            #expect(prefix.map(\.version) == Array(1...17))
+            let exact = try await store.readStream("camera-long", upTo: .checkpoint(checkpoints[19]), pageSize: 10)
+            #expect(exact.map(\.version) == Array(1...20))
+            let byTime = try await store.readStream("camera-long", upTo: .time(whole[11].recordedAt), pageSize: 7)
+            #expect(byTime.map(\.version) == Array(1...12))
+            let future = try await store.readStream(
+                "camera-long", upTo: .time(Date().addingTimeInterval(3600)), pageSize: 5)
+            #expect(future.map(\.version) == Array(1...25))
+        }
+    }
+
     @Test("SQL scripts split at top-level semicolons only")
     func scriptSplitting() {
         let script = """
