@@ -49,12 +49,14 @@ extension Duration {
     }
 }
 
+/// `text` padded with spaces to `width`: on the left (right-aligned), or on the right when `left`.
+func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+    let padding = String(repeating: " ", count: max(0, width - text.count))
+    return left ? text + padding : padding + text
+}
+
 /// Prints rows as an aligned table with each row's throughput as a ratio to `baseline`.
 func printTable(_ rows: [Measurement], baseline: Measurement) {
-    func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
-        let padding = String(repeating: " ", count: max(0, width - text.count))
-        return left ? text + padding : padding + text
-    }
     print(
         pad("path", 58, left: true) + pad("events", 9) + pad("calls", 8) + pad("events/s", 11) + pad("p50 ms", 9)
             + pad("p99 ms", 9) + pad("vs COPY", 9)

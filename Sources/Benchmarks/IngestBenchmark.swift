@@ -223,10 +223,6 @@ struct IngestBenchmark: AsyncParsableCommand {
     }
 
     static func printRuns(_ runs: [LoadGenerators.Run], connections: Int) {
-        func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
-            let padding = String(repeating: " ", count: max(0, width - text.count))
-            return left ? text + padding : padding + text
-        }
         print(
             pad("\(connections) connections, fixed time", 54, left: true) + pad("requests", 10) + pad("per s", 9)
                 + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("max ms", 9) + pad("errors", 8))

@@ -336,10 +336,6 @@ struct WebSocketBenchmark: AsyncParsableCommand {
 
     static func printTable(_ results: [Result]) {
         guard let bare = results.first else { return }
-        func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
-            let padding = String(repeating: " ", count: max(0, width - text.count))
-            return left ? text + padding : padding + text
-        }
         print("")
         print(
             pad("server", 46, left: true) + pad("delivered", 16) + pad("msg/s", 9) + pad("p50 ms", 8)

@@ -71,7 +71,7 @@ struct CamerasController<Context: RequestContext> {
         let folderPath = Camera.normalizedFolderPath(rawFolderPath)
         let id = Camera.normalizedID(name)
 
-        let (current, version) = try await load(id)
+        let (current, version) = try await store.camera(id)
         if current != nil { throw APIError(.conflict, "Camera \(id) already exists") }
         try await requireUnique(name: name, folderPath: folderPath, except: id)
         let now = Date()
@@ -103,7 +103,7 @@ struct CamerasController<Context: RequestContext> {
         Self.checkNames(name: name, folderPath: folderPath, in: &body)
         try body.validate()
 
-        let (current, version) = try await load(id)
+        let (current, version) = try await store.camera(id)
         guard let current else { throw APIError.notFound("Camera \(id) not found") }
         var camera = current
         let now = Date()
@@ -133,7 +133,7 @@ struct CamerasController<Context: RequestContext> {
 
     private func unregister(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.text("camera_id")
-        let (current, version) = try await load(id)
+        let (current, version) = try await store.camera(id)
         guard let current else { throw APIError.notFound("Camera \(id) not found") }
         let now = Date()
         // A removed camera gives its name and folder up: another camera (or this one, registered
@@ -175,12 +175,6 @@ struct CamerasController<Context: RequestContext> {
         if let folderPath, folderPath.split(separator: "/").contains("..") {
             body.fail("folder_path", "Value error, Path traversal (..) is not allowed in folder_path", "value_error")
         }
-    }
-
-    /// The camera's current state and its stream's version.
-    private func load(_ id: String) async throws -> (Camera?, Int64) {
-        guard let page = try await store.readWholeStream(Camera.stream(id)) else { return (nil, 0) }
-        return (try Camera.fold(page.events.map { ($0.type, $0.data) }), page.version)
     }
 
     private func requireUnique(name: String?, folderPath: String?, except id: String) async throws {
@@ -265,5 +259,14 @@ struct CamerasController<Context: RequestContext> {
             throw cameraConflict(stream)
         }
         if let checkpoint { try await readYourWrites.wait(for: projections, toReach: checkpoint) }
+    }
+}
+
+extension EventStore {
+    /// Camera `id` as its own stream tells it (nil: never registered, or removed), and the
+    /// stream's version: what commands, and the detections naming it, are decided against.
+    func camera(_ id: String) async throws -> (Camera?, Int64) {
+        guard let page = try await readWholeStream(Camera.stream(id)) else { return (nil, 0) }
+        return (try Camera.fold(page.events.map { ($0.type, $0.data) }), page.version)
     }
 }

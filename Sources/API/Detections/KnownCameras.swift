@@ -42,10 +42,7 @@ final class KnownCameras: LogObserver {
         guard !misses.isEmpty else { return cached }
         let fromStreams = Set(misses.sorted().prefix(Self.streamLookups))
         var found: Set<String> = []
-        for id in fromStreams {
-            guard let page = try await store.readWholeStream(Camera.stream(id)) else { continue }
-            if try Camera.fold(page.events.map { ($0.type, $0.data) }) != nil { found.insert(id) }
-        }
+        for id in fromStreams where try await store.camera(id).0 != nil { found.insert(id) }
         if let generation, !found.isEmpty {
             cache.withLock { cache in
                 guard cache.isLive, cache.generation == generation, cache.registered.count < Self.capacity else {

@@ -223,8 +223,7 @@ final class LogBroadcaster: Service, Sendable {
     func page(after checkpoint: Checkpoint, filter: LogFilter, limit: Int) -> LogPage? {
         guard health.failures == 0 else { return nil }
         return state.withLock { state -> LogPage? in
-            guard !state.isStopped, let start = state.ringStart, start <= checkpoint, checkpoint <= state.position
-            else { return nil }
+            guard Self.serves(after: checkpoint, state) else { return nil }
             // The first event after `checkpoint` (the ring is in log order).
             var low = 0
             var high = state.ring.count
@@ -244,6 +243,17 @@ final class LogBroadcaster: Service, Sendable {
                 events: events, next: isFull ? events[events.count - 1].checkpoint : state.position, isFull: isFull,
                 pendingBeyondHorizon: false)
         }
+    }
+
+    /// Whether ``page(after:filter:limit:)`` can answer after `checkpoint`.
+    func serves(after checkpoint: Checkpoint) -> Bool {
+        health.failures == 0 && state.withLock { Self.serves(after: checkpoint, $0) }
+    }
+
+    /// The tail reads, its recent events reach back to `checkpoint`, and it has read up to it.
+    private static func serves(after checkpoint: Checkpoint, _ state: State) -> Bool {
+        guard !state.isStopped, let start = state.ringStart else { return false }
+        return start <= checkpoint && checkpoint <= state.position
     }
 
     private func fellBehind(_ count: Int) {

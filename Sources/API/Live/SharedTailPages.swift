@@ -1,5 +1,4 @@
 import EventStore
-import Synchronization
 
 /// The projection runners' pages from the process's one tail of the log (``LogBroadcaster``):
 /// a commit is read from the table once per process, not once per runner. Each runner keeps
@@ -74,11 +73,7 @@ struct SharedTailPages: LogPageSource {
                     guard let page = try await table?.next(isolation: nil) else { return nil }
                     checkpoint = page.next
                     // Caught up from the table where the tail's recent events take over.
-                    if !page.isFull,
-                        broadcaster.page(after: checkpoint, filter: pages.filter, limit: 1) != nil
-                    {
-                        table = nil
-                    }
+                    if !page.isFull, broadcaster.serves(after: checkpoint) { table = nil }
                     return page
                 }
                 return nil
