@@ -19,8 +19,13 @@ extension EventStore {
     /// append's or a stream read's per-event checkpoint, which are for comparing only) is
     /// refused with ``LogReadError/beyondHorizon(_:horizon:)``: answering it would skip the
     /// events of older transactions still in flight, which sort below it.
-    public func read(after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000) async throws -> LogPage
-    {
+    ///
+    /// `bodies: false` leaves each event's `data` and `metadata` on the server (empty strings):
+    /// the page is then only where events are and what type, for a reader whose statements
+    /// read the events from the table themselves (a projection's rebuild).
+    public func read(
+        after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000, bodies: Bool = true
+    ) async throws -> LogPage {
         let limit = max(1, limit)
         let transaction = String(checkpoint.transactionID)
         let result = try await withReadHorizon { horizon in
@@ -31,7 +36,8 @@ extension EventStore {
                 """
                 WITH h AS MATERIALIZED (SELECT \(unescaped: horizon.sql) AS xmin)
                 (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
-                        e.schema_version, e.data::text, e.metadata::text, e.recorded_at
+                        e.schema_version, \(unescaped: bodies ? "e.data::text, e.metadata::text" : "'', ''"),
+                        e.recorded_at
                  FROM events e
                  WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
                    AND e.tx_id < (SELECT xmin FROM h)

@@ -34,6 +34,9 @@ public final class ProjectionRunner: Service, Sendable {
 
     public struct Options: Sendable {
         public var batchSize: Int = 1000
+        /// Events per batch of a rebuild whose events stay on the server (a
+        /// ``RunBasedProjection``'s): its pages carry no data, so they can be larger.
+        public var rebuildBatchSize: Int = 10_000
         /// How often a standby runner tries to take a lease, and an idle rebuilder looks for work.
         public var leaseRetry: Duration = .seconds(1)
         /// Wait after a failed batch before it is tried again (doubling up to `maxErrorRetry`
@@ -47,10 +50,11 @@ public final class ProjectionRunner: Service, Sendable {
         public var maintenanceInterval: Duration = .seconds(2)
 
         public init(
-            batchSize: Int = 1000, leaseRetry: Duration = .seconds(1), errorRetry: Duration = .seconds(1),
-            poisonPolicy: PoisonPolicy = .park, attemptsBeforeParking: Int = 3
+            batchSize: Int = 1000, rebuildBatchSize: Int = 10_000, leaseRetry: Duration = .seconds(1),
+            errorRetry: Duration = .seconds(1), poisonPolicy: PoisonPolicy = .park, attemptsBeforeParking: Int = 3
         ) {
             self.batchSize = batchSize
+            self.rebuildBatchSize = rebuildBatchSize
             self.leaseRetry = leaseRetry
             self.errorRetry = errorRetry
             self.maxErrorRetry = max(errorRetry, .seconds(10))
@@ -242,15 +246,27 @@ public final class ProjectionRunner: Service, Sendable {
 
     /// Applies the log from the start into `generation`, committing per batch, and swaps it in
     /// once it has caught up.
+    ///
+    /// A ``RunBasedProjection``'s events stay on the server: its pages are read without their
+    /// bodies (checkpoints and types), and its statements read each stretch of the log from the
+    /// table (``EventRun/segments(_:barriers:readingLogAfter:)``), in larger batches.
     private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
         let logger = store.logger
+        let onServer = projection is any RunBasedProjection
+        let limit = onServer ? options.rebuildBatchSize : options.batchSize
+        func read(after checkpoint: Checkpoint) async throws -> LogPage {
+            try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
+        }
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
         var vacuumed = false
         while !Task.isCancelled {
-            let page = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
+            let page = try await read(after: checkpoint)
             if !page.isFull && !vacuumed {
-                // Nearly caught up: fresh statistics and a visibility map before it serves (so
-                // its first queries get good plans and index-only scans), then catch up again.
+                // Nearly caught up: the indexes left out of the bulk load, fresh statistics and a
+                // visibility map before it serves (so its first queries get good plans and
+                // index-only scans), then catch up again.
+                try await Generations.createDeferredIndexes(
+                    projection, generation: generation, on: connection, logger: logger)
                 try await Generations.vacuum(projection, generation: generation, on: connection, logger: logger)
                 vacuumed = true
                 continue
@@ -262,7 +278,8 @@ public final class ProjectionRunner: Service, Sendable {
                         projection.name, lock: .share, on: connection, logger: logger)
                     guard rebuild == generation else { return false }
                     try await self.apply(
-                        page, generation: generation, after: checkpoint, isolating: isolating, on: connection)
+                        page, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
+                        on: connection)
                     return true
                 }
                 guard stillWanted else { return }
@@ -274,9 +291,10 @@ public final class ProjectionRunner: Service, Sendable {
                 let (live, rebuild) = try await Generations.read(
                     projection.name, lock: .update, on: connection, logger: logger)
                 guard rebuild == generation else { return true }
-                let last = try await store.read(after: checkpoint, filter: projection.filter, limit: options.batchSize)
+                let last = try await read(after: checkpoint)
                 try await self.apply(
-                    last, generation: generation, after: checkpoint, isolating: isolating, on: connection)
+                    last, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
+                    on: connection)
                 checkpoint = last.next
                 if last.isFull { return false }  // more arrived meanwhile: commit this batch, go on
                 try await self.swap(to: generation, replacing: live, on: connection)
@@ -317,11 +335,15 @@ public final class ProjectionRunner: Service, Sendable {
     /// `isolating`: the page failed with a data error several times already; apply it in halves
     /// under savepoints down to the events that fail, and park those (see
     /// `schemas/store/0004_parked_events.sql`).
+    ///
+    /// `onServer`: the page was read without bodies, and the projection (a
+    /// ``RunBasedProjection``) reads its events from the table.
     private func apply(
         _ page: LogPage,
         generation: Int32,
         after checkpoint: Checkpoint,
         isolating: Bool,
+        onServer: Bool = false,
         on connection: PostgresConnection
     ) async throws {
         let logger = store.logger
@@ -330,7 +352,13 @@ public final class ProjectionRunner: Service, Sendable {
         if !page.events.isEmpty || projection.heartbeat != nil {
             try await Generations.inSchema(projection.schema(generation: generation), on: connection, logger: logger) {
                 if isolating && !page.events.isEmpty {
-                    parked = try await applyIsolating(page.events[...], on: connection)
+                    // Halving needs the events themselves.
+                    let events = onServer ? try await store.events(at: page.events.map(\.checkpoint)) : page.events
+                    parked = try await applyIsolating(events[...], on: connection)
+                } else if onServer, let projection = projection as? any RunBasedProjection {
+                    let segments = EventRun.segments(
+                        page.events, barriers: projection.barriers, readingLogAfter: checkpoint)
+                    try await projection.apply(segments, on: connection, logger: logger)
                 } else {
                     try await projection.apply(page.events, on: connection, logger: logger)
                 }

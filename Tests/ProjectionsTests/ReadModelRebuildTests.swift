@@ -77,7 +77,7 @@ struct ReadModelRebuildTests {
     }
 
     static let options = ProjectionRunner.Options(
-        batchSize: 250, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
+        batchSize: 250, rebuildBatchSize: 97, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
 
     /// A runner for each read model.
     static func runners(_ store: EventStore, _ notifier: LogNotifier) -> [ProjectionRunner] {
@@ -286,8 +286,13 @@ struct ReadModelRebuildTests {
             // Rebuilt one event at a time (no runs, no grouping): every row of every table as
             // the live, batched build made it.
             let oneByOne = ProjectionRunner.Options(
-                batchSize: 1, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
+                batchSize: 1, rebuildBatchSize: 1, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
             try await RebuildEqualsLive.assertRebuildEqualsLive(store, notifier, options: oneByOne)
+            // Rebuilt again in pages of 13 that read the log on the server, cut at camera events
+            // (barriers) in the middle of pages: the same rows again.
+            let cut = ProjectionRunner.Options(
+                batchSize: 1, rebuildBatchSize: 13, leaseRetry: .milliseconds(50), errorRetry: .milliseconds(50))
+            try await RebuildEqualsLive.assertRebuildEqualsLive(store, notifier, options: cut)
         }
     }
 }

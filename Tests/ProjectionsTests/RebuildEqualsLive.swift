@@ -24,6 +24,8 @@ enum RebuildEqualsLive {
         var eventsApplied: Int64
         /// By table name.
         var tables: [String: Rows]
+        /// Every index's definition, its schema's name left out.
+        var indexes: [String]
     }
 
     /// Every table in `projection`'s schema for `generation`, as whole rows (`t::text` holds
@@ -46,6 +48,18 @@ enum RebuildEqualsLive {
         return tables
     }
 
+    /// The definitions of the indexes in `projection`'s schema for `generation`, by name.
+    static func indexes(_ projection: any Projection, generation: Int32, _ store: EventStore) async throws -> [String] {
+        let schema = projection.schema(generation: generation)
+        return try await store.client.query(
+            """
+            SELECT replace(indexdef, \(schema + "."), '') FROM pg_indexes
+            WHERE schemaname = \(schema) ORDER BY indexname
+            """,
+            logger: TestDatabase.logger
+        ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
+    }
+
     /// Every read model's live generation, none of them being rebuilt.
     static func snapshot(_ store: EventStore) async throws -> [String: Snapshot] {
         var snapshots: [String: Snapshot] = [:]
@@ -55,14 +69,15 @@ enum RebuildEqualsLive {
             #expect(status.rebuild == nil, "\(projection.name) is being rebuilt")
             snapshots[projection.name] = Snapshot(
                 generation: status.generation, checkpoint: status.checkpoint, eventsApplied: status.eventsApplied,
-                tables: try await tables(projection, generation: status.generation, store))
+                tables: try await tables(projection, generation: status.generation, store),
+                indexes: try await indexes(projection, generation: status.generation, store))
         }
         return snapshots
     }
 
     /// Rebuilds every read model from the log with runners of its own (`options`: another
-    /// batch size than the live build's shows batching bugs; `batchSize: 1` applies the events
-    /// one by one, the meaning the set-based batches must reproduce), and expects every table
+    /// batch size than the live build's shows batching bugs; `batchSize: 1` and `rebuildBatchSize: 1`
+    /// apply the events one by one, the meaning the set-based batches must reproduce), and expects every table
     /// of every rebuilt generation to equal the live one it replaces, row for row, column for
     /// column, and every table to hold rows.
     ///
@@ -126,6 +141,9 @@ enum RebuildEqualsLive {
             #expect(
                 after.tables.keys.sorted() == before.tables.keys.sorted(), "\(name): tables",
                 sourceLocation: sourceLocation)
+            // A rebuild builds its secondary indexes after the bulk load: all of them.
+            #expect(after.indexes == before.indexes, "\(name): indexes", sourceLocation: sourceLocation)
+            #expect(!after.indexes.isEmpty, "\(name): indexes", sourceLocation: sourceLocation)
             for (table, liveRows) in before.tables.sorted(by: { $0.key < $1.key }) {
                 let rebuiltRows = after.tables[table] ?? []
                 guard rebuiltRows != liveRows else { continue }

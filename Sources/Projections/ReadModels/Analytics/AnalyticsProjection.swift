@@ -10,68 +10,75 @@ import PostgresNIO
 ///
 /// Each security event's current score is kept (`analytics_events`), so a new analysis of an
 /// event moves it from its old score to the new one in the histograms.
-public struct AnalyticsProjection: Projection {
+public struct AnalyticsProjection: RunBasedProjection {
     public let name = "analytics"
     public let filter = LogFilter(types: [
         DetectionRecorded.type, SecurityEventOpened.type, SecurityEventAnalyzed.type, CameraRemoved.type,
     ])
+    public let barriers: Set<String> = [CameraRemoved.type]
 
     public init() {}
 
-    public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+    public func apply(_ segments: [EventRun.Segment], on connection: PostgresConnection, logger: Logger) async throws {
         // Between camera removals, detections commute with the rest, and an event is opened
         // before it is analyzed: so opens are applied before analyses.
-        for segment in EventRun.segments(events, barriers: [CameraRemoved.type]) {
+        for segment in segments {
             switch segment {
             case .barrier(let removals):
                 for table in ["analytics_detections", "analytics_events", "analytics_scores", "analytics_score_totals"]
                 {
-                    try await run(
+                    try await run(removals, on: connection, logger: logger) { rows in
                         """
                         DELETE FROM \(table)
-                        WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)))
-                        """, removals, on: connection, logger: logger)
+                        WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM \(rows) AS e(data, pos)))
+                        """
+                    }
                 }
             case .group(let runs):
                 if let detections = runs[DetectionRecorded.type] {
-                    try await run(Self.countDetections, detections, on: connection, logger: logger)
+                    try await run(detections, on: connection, logger: logger, Self.countDetections)
                 }
                 if let opened = runs[SecurityEventOpened.type] {
-                    try await run(Self.insertEvents, opened, on: connection, logger: logger)
+                    try await run(opened, on: connection, logger: logger, Self.insertEvents)
                 }
                 if let analyzed = runs[SecurityEventAnalyzed.type] {
                     // Only a score moved down (a re-analysis) can empty a row.
-                    if try await run(Self.moveScores, analyzed, on: connection, logger: logger) {
-                        try await run(Self.dropEmptyScores, analyzed, on: connection, logger: logger)
+                    if try await run(analyzed, on: connection, logger: logger, Self.moveScores) {
+                        try await run(analyzed, on: connection, logger: logger, Self.dropEmptyScores)
                     }
                 }
             }
         }
     }
 
-    static let countDetections = """
+    static func countDetections(_ rows: String) -> String {
+        """
         INSERT INTO analytics_detections (day, camera_id, object_type, detections)
         SELECT ((data->>'detected_at')::timestamptz AT TIME ZONE 'UTC')::date, data->>'camera_id',
                data->>'object_type', count(*)
-        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        FROM \(rows) AS e(data, pos)
         GROUP BY 1, 2, 3
         ON CONFLICT (day, camera_id, object_type) DO UPDATE
             SET detections = analytics_detections.detections + excluded.detections
         """
+    }
 
-    static let insertEvents = """
+    static func insertEvents(_ rows: String) -> String {
+        """
         INSERT INTO analytics_events (id, camera_id, day)
         SELECT (data->>'id')::bigint, data->>'camera_id', ((data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date
-        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        FROM \(rows) AS e(data, pos)
         ON CONFLICT (id) DO NOTHING
         """
+    }
 
     /// Each analyzed event's newest score in the run replaces its current one: −1 at the old
     /// score (if it had one), +1 at the new, summed per day, camera and score. Analyses of events
     /// this read model doesn't have (their camera was removed) change nothing. Returns whether
     /// a row lost events (only then can one be empty).
-    static let moveScores = """
-        WITH latest AS (\(SecurityEventsProjection.lastPerID)),
+    static func moveScores(_ rows: String) -> String {
+        """
+        WITH latest AS (\(SecurityEventsProjection.lastPerID(rows))),
         changed AS (
             SELECT e.id, e.camera_id, e.day, e.score AS old, (l.data->>'risk_score')::smallint AS new
             FROM analytics_events e JOIN latest l USING (id)
@@ -102,15 +109,17 @@ public struct AnalyticsProjection: Projection {
         )
         SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
         """
+    }
 
     /// Deletes the histogram rows that analyses of a run emptied (moved down to 0 events): a
     /// score no event has is no row. Otherwise the rows would depend on the batching: an event
     /// opened, analyzed and analyzed again within one batch never gives its earlier score a
     /// row, and a rebuild (batched differently) would not hold the same rows as the live one.
-    static let dropEmptyScores = """
+    static func dropEmptyScores(_ rows: String) -> String {
+        """
         WITH touched AS (
             SELECT DISTINCT e.day, e.camera_id FROM analytics_events e
-            WHERE e.id IN (SELECT (data->>'id')::bigint FROM unnest($1::jsonb[], $2::bigint[]) AS u(data, pos))
+            WHERE e.id IN (SELECT (data->>'id')::bigint FROM \(rows) AS u(data, pos))
         ),
         days AS (
             DELETE FROM analytics_scores s USING touched t
@@ -119,17 +128,15 @@ public struct AnalyticsProjection: Projection {
         DELETE FROM analytics_score_totals s
         WHERE s.events = 0 AND s.camera_id IN (SELECT camera_id FROM touched)
         """
+    }
 
-    /// Runs `sql` with a run's data as `$1` and its positions as `$2`; the boolean its one row
-    /// returns, if it returns one.
+    /// Runs the statement `sql` makes of a run's rows (``EventRun/rows(_:)``); the boolean its
+    /// one row returns, if it returns one.
     @discardableResult
     private func run(
-        _ sql: String, _ run: EventRun, on connection: PostgresConnection, logger: Logger
+        _ run: EventRun, on connection: PostgresConnection, logger: Logger, _ sql: (_ rows: String) -> String
     ) async throws -> Bool {
-        var binds = PostgresBindings()
-        binds.append(run.data)
-        binds.append(run.positions)
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        let rows = try await connection.query(run.query(sql), logger: logger)
         var answer = false
         for try await value in rows.decode(Bool.self) { answer = value }
         return answer

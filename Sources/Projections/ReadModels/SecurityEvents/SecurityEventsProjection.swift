@@ -5,107 +5,107 @@ import Logging
 import PostgresNIO
 
 /// `security_events`: the list behind `/api/events`, searchable, with per-camera totals.
-public struct SecurityEventsProjection: Projection {
+public struct SecurityEventsProjection: RunBasedProjection {
     public let name = "security_events"
     public let filter = LogFilter(types: [
         SecurityEventOpened.type, SecurityEventClosed.type, SecurityEventAnalyzed.type, SecurityEventReviewed.type,
         CameraRemoved.type,
     ])
+    public let barriers: Set<String> = [CameraRemoved.type]
 
     public init() {}
 
-    public func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+    public func apply(_ segments: [EventRun.Segment], on connection: PostgresConnection, logger: Logger) async throws {
         // Between camera removals: an event is opened (inserted) before anything else happens
         // to it, and closing, analysis and review each set columns of their own, each keeping
         // the last per event. So each stretch is applied as: one INSERT of the events opened in
         // it, already closed, analyzed and reviewed as far as the stretch goes (a row is written
         // once, not once per event), then UPDATEs for the other events, by type.
-        for segment in EventRun.segments(events, barriers: [CameraRemoved.type]) {
+        for segment in segments {
             switch segment {
             case .barrier(let removals):
                 for statement in CameraTotals.hide(removals, in: "security_events", totals: "security_event_totals") {
                     try await connection.query(statement, logger: logger)
                 }
             case .group(let runs):
-                let empty = EventRun(type: "", events: [RecordedEvent]())
-                let closed = runs[SecurityEventClosed.type] ?? empty
-                let analyzed = runs[SecurityEventAnalyzed.type] ?? empty
-                let reviewed = runs[SecurityEventReviewed.type] ?? empty
+                let closed = runs[SecurityEventClosed.type] ?? .empty(SecurityEventClosed.type)
+                let analyzed = runs[SecurityEventAnalyzed.type] ?? .empty(SecurityEventAnalyzed.type)
+                let reviewed = runs[SecurityEventReviewed.type] ?? .empty(SecurityEventReviewed.type)
                 var inserted: [Int64] = []
                 if let opened = runs[SecurityEventOpened.type] {
                     inserted = try await insert(opened, closed, analyzed, reviewed, on: connection, logger: logger)
                 }
-                if !closed.data.isEmpty {
-                    try await update(
+                if !closed.isEmpty {
+                    try await update(closed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
                         """
                         UPDATE security_events s SET
                             ended_at = (c.data->>'ended_at')::timestamptz,
                             detection_ids = ARRAY(SELECT jsonb_array_elements_text(c.data->'detection_ids')::bigint),
                             object_types = ARRAY(SELECT jsonb_array_elements_text(c.data->'object_types'))
-                        FROM (\(Self.lastPerID)) c
-                        WHERE s.id = c.id AND c.id <> ALL ($3::bigint[])
-                        """, closed, excluding: inserted, on: connection, logger: logger)
+                        FROM (\(Self.lastPerID(rows))) c
+                        WHERE s.id = c.id AND c.id <> ALL (\(inserted)::bigint[])
+                        """
+                    }
                 }
-                if !analyzed.data.isEmpty {
-                    try await update(
+                if !analyzed.isEmpty {
+                    try await update(analyzed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
                         """
                         UPDATE security_events s SET
                             risk_score = (a.data->>'risk_score')::smallint, summary = a.data->>'summary',
                             reasoning = a.data->>'reasoning', model = a.data->>'model'
-                        FROM (\(Self.lastPerID)) a
-                        WHERE s.id = a.id AND a.id <> ALL ($3::bigint[])
-                        """, analyzed, excluding: inserted, on: connection, logger: logger)
+                        FROM (\(Self.lastPerID(rows))) a
+                        WHERE s.id = a.id AND a.id <> ALL (\(inserted)::bigint[])
+                        """
+                    }
                 }
-                if !reviewed.data.isEmpty {
-                    try await update(
+                if !reviewed.isEmpty {
+                    try await update(reviewed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
                         """
                         UPDATE security_events s SET
                             reviewed = coalesce(r.reviewed, s.reviewed),
                             notes = CASE WHEN r.notes_given THEN r.notes ELSE s.notes END
-                        FROM (\(Self.reviews)) r
-                        WHERE s.id = r.id AND r.id <> ALL ($3::bigint[])
-                        """, reviewed, excluding: inserted, on: connection, logger: logger)
+                        FROM (\(Self.reviews(rows))) r
+                        WHERE s.id = r.id AND r.id <> ALL (\(inserted)::bigint[])
+                        """
+                    }
                 }
             }
         }
     }
 
-    /// The last event per security event id of a run bound as `$1` (data) and `$2` (positions).
-    static let lastPerID = """
+    /// The last event per security event id of a run's rows (``EventRun/rows(_:)``).
+    static func lastPerID(_ rows: String) -> String {
+        """
         SELECT DISTINCT ON ((data->>'id')::bigint) (data->>'id')::bigint AS id, data
-        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        FROM \(rows) AS e(data, pos)
         ORDER BY (data->>'id')::bigint, pos DESC
         """
+    }
 
     /// Per security event id, the last `reviewed` and the last `notes` given (absent: unchanged;
     /// null: cleared, so `notes_given` tells a null given from none).
-    static let reviews = """
+    static func reviews(_ rows: String) -> String {
+        """
         SELECT (data->>'id')::bigint AS id,
                (array_agg((data->>'reviewed')::boolean ORDER BY pos DESC) FILTER (WHERE data ? 'reviewed'))[1] AS reviewed,
                (array_agg(data->>'notes' ORDER BY pos DESC) FILTER (WHERE data ? 'notes'))[1] AS notes,
                bool_or(data ? 'notes') AS notes_given
-        FROM unnest($1::jsonb[], $2::bigint[]) AS e(data, pos)
+        FROM \(rows) AS e(data, pos)
         GROUP BY 1
         """
+    }
 
     /// Inserts the opened events with what the same stretch says about them; returns their ids.
     private func insert(
         _ opened: EventRun, _ closed: EventRun, _ analyzed: EventRun, _ reviewed: EventRun,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Int64] {
-        let lastPerID = Self.lastPerID
-        func part(_ first: Int) -> String {
-            lastPerID.replacingOccurrences(of: "$1", with: "$\(first)").replacingOccurrences(
-                of: "$2", with: "$\(first + 1)")
-        }
-        let reviews = Self.reviews.replacingOccurrences(of: "$1", with: "$7").replacingOccurrences(of: "$2", with: "$8")
         var binds = PostgresBindings()
-        for part in [opened, closed, analyzed, reviewed] {
-            binds.append(part.data)
-            binds.append(part.positions)
-        }
+        let (o, c, a) = (opened.rows(&binds), closed.rows(&binds), analyzed.rows(&binds))
+        let r = reviewed.rows(&binds)
         let statement = """
-            WITH o AS (\(part(1))), c AS (\(part(3))), a AS (\(part(5))), r AS (\(reviews)),
+            WITH o AS (\(Self.lastPerID(o))), c AS (\(Self.lastPerID(c))), a AS (\(Self.lastPerID(a))),
+            r AS (\(Self.reviews(r))),
             inserted AS (
                 INSERT INTO security_events (
                     id, camera_id, batch_id, started_at, ended_at, risk_score, summary, reasoning, model,
@@ -128,15 +128,15 @@ public struct SecurityEventsProjection: Projection {
         return try await rows.decode(Int64.self).reduce(into: []) { $0.append($1) }
     }
 
-    /// Runs `sql` with a run's data as `$1`, its positions as `$2` and the ids just inserted
-    /// (already up to date) as `$3`.
+    /// Runs the statement `sql` makes of a run's rows (``EventRun/rows(_:)``) and of the
+    /// parameter holding the ids just inserted (already up to date).
     private func update(
-        _ sql: String, _ run: EventRun, excluding inserted: [Int64], on connection: PostgresConnection, logger: Logger
+        _ run: EventRun, excluding inserted: [Int64], on connection: PostgresConnection, logger: Logger,
+        _ sql: (_ rows: String, _ inserted: String) -> String
     ) async throws {
         var binds = PostgresBindings()
-        binds.append(run.data)
-        binds.append(run.positions)
+        let rows = run.rows(&binds)
         binds.append(inserted)
-        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: sql(rows, "$\(binds.count)"), binds: binds), logger: logger)
     }
 }

@@ -15,14 +15,10 @@ enum CameraTotals {
     /// Statements that hide, in `table`, the rows of the cameras a run of `CameraRemoved` names,
     /// and zero their totals.
     static func hide(_ removals: EventRun, in table: String, totals: String) -> [PostgresQuery] {
-        var binds = PostgresBindings()
-        binds.append(removals.data)
-        let cameras = "ANY (ARRAY(SELECT data->>'id' FROM unnest($1::jsonb[]) AS e(data)))"
+        func cameras(_ rows: String) -> String { "ANY (ARRAY(SELECT data->>'id' FROM \(rows) AS e(data, pos)))" }
         return [
-            PostgresQuery(
-                unsafeSQL: "UPDATE \(table) SET hidden = true WHERE NOT hidden AND camera_id = \(cameras)", binds: binds
-            ),
-            PostgresQuery(unsafeSQL: "UPDATE \(totals) SET n = 0 WHERE camera_id = \(cameras)", binds: binds),
+            removals.query { "UPDATE \(table) SET hidden = true WHERE NOT hidden AND camera_id = \(cameras($0))" },
+            removals.query { "UPDATE \(totals) SET n = 0 WHERE camera_id = \(cameras($0))" },
         ]
     }
 }
