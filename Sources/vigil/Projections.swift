@@ -58,85 +58,118 @@ struct ProjectionsCommand: AsyncParsableCommand {
 
     struct Rebuild: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rebuild a projection from the start of the log into a new generation, without downtime.",
+            abstract: "Rebuild read models from the start of the log into new generations, without downtime.",
             discussion: """
                 The live generation keeps serving while the new one is built; when the new one has \
-                caught up it is swapped in atomically. The work is done by whichever process holds the \
-                projection's rebuild lease: a running `vigil serve`, or, with --wait, this command itself \
-                if no other process runs the projection.
+                caught up it is swapped in atomically. Several read models rebuild in parallel. The work \
+                is done by whichever process holds a projection's rebuild lease: a running `vigil serve`, \
+                or, with --wait, this command itself if no other process runs the projection.
                 """
         )
 
-        @Argument(help: "The projection (cameras, detections, security_events).")
-        var name: String
+        @Argument(help: "The read models (cameras, detections, security_events, analytics, api_keys, audit).")
+        var names: [String] = []
 
-        @Flag(help: "Wait until the new generation is live, showing progress.")
+        @Flag(help: "Rebuild every read model.")
+        var all = false
+
+        @Flag(help: "Wait until the new generations are live, showing progress.")
         var wait = false
+
+        func validate() throws {
+            guard all != !names.isEmpty else {
+                throw ValidationError("name the read models to rebuild, or give --all (not both)")
+            }
+        }
 
         func run() async throws {
             let logger = Vigil.logger
-            guard let projection = ReadModels.named(name) else {
-                throw fail(
-                    "no projection named \(name); known: \(ReadModels.all.map(\.name).joined(separator: ", "))", code: 2
-                )
-            }
+            let projections =
+                try all
+                ? ReadModels.all
+                : names.map { name in
+                    guard let projection = ReadModels.named(name) else {
+                        throw fail(
+                            "no projection named \(name); known: \(ReadModels.all.map(\.name).joined(separator: ", "))",
+                            code: 2)
+                    }
+                    return projection
+                }
             let settings = try PostgresSettings.fromEnvironment()
             try await requireMigrated(settings, logger: logger)
             try await settings.withRunningClient(logger: logger) { client in
                 let store = EventStore(client: client, logger: logger)
-                let generation = try await store.requestRebuild(of: projection)
-                FileHandle.standardOutput.write(
-                    Data("rebuilding \(projection.name) into generation \(generation)\n".utf8))
+                var generations: [String: Int32] = [:]
+                for projection in projections {
+                    let generation = try await store.requestRebuild(of: projection)
+                    generations[projection.name] = generation
+                    FileHandle.standardOutput.write(
+                        Data("rebuilding \(projection.name) into generation \(generation)\n".utf8))
+                }
                 guard wait else { return }
                 let notifier = LogNotifier(client: client, logger: logger)
-                let runner = ProjectionRunner(projection: projection, store: store, notifier: notifier)
+                let runners = projections.map { ProjectionRunner(projection: $0, store: store, notifier: notifier) }
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await notifier.run() }
-                    group.addTask { try await runner.run() }
+                    for runner in runners { group.addTask { try await runner.run() } }
                     defer { group.cancelAll() }
-                    try await Self.follow(projection.name, generation: generation, store: store)
+                    try await Self.follow(generations, store: store)
                 }
             }
         }
 
-        /// Draws a progress bar until `generation` is live.
-        static func follow(_ name: String, generation: Int32, store: EventStore) async throws {
+        /// Draws a progress bar until every read model's new generation (`generations`, by
+        /// name) is live.
+        static func follow(_ generations: [String: Int32], store: EventStore) async throws {
             let started = ContinuousClock.now
             var lastLine = ""
+            var done: [String: ProjectionStatus] = [:]
             while true {
-                guard let status = try await store.projectionStatuses().first(where: { $0.name == name }) else {
-                    throw fail("projection \(name) disappeared")
-                }
-                if status.rebuild == nil {
-                    guard status.generation >= generation else { throw fail("the rebuild was abandoned") }
-                    let elapsed = started.duration(to: .now)
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                    FileHandle.standardOutput.write(
-                        Data(
-                            ("\r\(bar(1))  done: generation \(status.generation) is live "
-                                + String(format: "(%.1f s, %d events applied)", seconds, status.eventsApplied)
-                                + String(repeating: " ", count: 10) + "\n").utf8))
-                    if status.parkedEvents > 0 {
-                        FileHandle.standardOutput.write(
-                            Data(
-                                ("\(status.parkedEvents) event(s) could not be applied and are parked: "
-                                    + "GET /api/projections/\(name)/parked\n").utf8))
+                var progress: [String: Double] = [:]
+                var notes: [String] = []
+                let statuses = try await store.projectionStatuses()
+                for (name, generation) in generations where done[name] == nil {
+                    guard let status = statuses.first(where: { $0.name == name }) else {
+                        throw fail("projection \(name) disappeared")
                     }
-                    return
-                }
-                if let rebuild = status.rebuild {
-                    let eta = rebuild.estimatedSecondsLeft.map { String(format: "ETA %.0f s", $0) } ?? "ETA -"
-                    let line =
-                        "\r\(bar(rebuild.progress)) "
-                        + String(format: "%5.1f%%  %d events  ", rebuild.progress * 100, rebuild.eventsApplied) + eta
-                        + (rebuild.parkedEvents > 0 ? "  \(rebuild.parkedEvents) parked" : "")
-                        + (status.lastError.map { "  last error: \($0)" } ?? "")
-                    if line != lastLine {
-                        FileHandle.standardOutput.write(Data((line + "   ").utf8))
-                        lastLine = line
+                    if let rebuild = status.rebuild {
+                        progress[name] = rebuild.progress
+                        if rebuild.parkedEvents > 0 { notes.append("\(name): \(rebuild.parkedEvents) parked") }
+                        if let error = status.lastError { notes.append("\(name): last error: \(error)") }
+                    } else {
+                        guard status.generation >= generation else {
+                            throw fail("the rebuild of \(name) was abandoned")
+                        }
+                        done[name] = status
                     }
+                }
+                if done.count == generations.count { break }
+                let overall = (progress.values.reduce(0, +) + Double(done.count)) / Double(generations.count)
+                let line =
+                    "\r\(bar(overall)) " + String(format: "%5.1f%%  ", overall * 100)
+                    + progress.sorted(by: { $0.key < $1.key }).map { "\($0.key) \(Int($0.value * 100))%" }
+                    .joined(separator: ", ") + (notes.isEmpty ? "" : "  " + notes.joined(separator: "; "))
+                if line != lastLine {
+                    FileHandle.standardOutput.write(Data((line + "   ").utf8))
+                    lastLine = line
                 }
                 try await Task.sleep(for: .milliseconds(250))
+            }
+            let elapsed = started.duration(to: .now)
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            FileHandle.standardOutput.write(Data(("\r\(bar(1))  done in " + String(format: "%.1f s", seconds)).utf8))
+            FileHandle.standardOutput.write(Data((String(repeating: " ", count: 40) + "\n").utf8))
+            for (name, status) in done.sorted(by: { $0.key < $1.key }) {
+                FileHandle.standardOutput.write(
+                    Data(
+                        "\(name): generation \(status.generation) is live, \(status.eventsApplied) events applied\n"
+                            .utf8))
+                if status.parkedEvents > 0 {
+                    FileHandle.standardOutput.write(
+                        Data(
+                            ("\(status.parkedEvents) event(s) could not be applied and are parked: "
+                                + "GET /api/projections/\(name)/parked\n").utf8))
+                }
             }
         }
 
