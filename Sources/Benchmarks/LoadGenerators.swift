@@ -28,10 +28,23 @@ enum LoadGenerators {
     static func wrk(
         _ name: String, url: String, cameras: [String], connections: Int, seconds: Int, in folder: URL
     ) throws -> Run {
-        let script = folder.appendingPathComponent("post-detection.lua")
         let names = cameras.map { "\"\($0)\"" }.joined(separator: ", ")
-        try wrkScript.replacingOccurrences(of: "CAMERAS", with: names).write(
-            to: script, atomically: true, encoding: .utf8)
+        return try wrk(
+            name, url: url, script: wrkPostScript.replacingOccurrences(of: "CAMERAS", with: names),
+            connections: connections, seconds: seconds, in: folder)
+    }
+
+    /// `wrk` GETting `url` for `seconds` over `connections` connections.
+    static func wrkGet(_ name: String, url: String, connections: Int, seconds: Int, in folder: URL) throws -> Run {
+        try wrk(name, url: url, script: "", connections: connections, seconds: seconds, in: folder)
+    }
+
+    /// `wrk` with the Lua `script` (its requests; empty: GET the URL), summing up in JSON.
+    private static func wrk(
+        _ name: String, url: String, script requests: String, connections: Int, seconds: Int, in folder: URL
+    ) throws -> Run {
+        let script = folder.appendingPathComponent("wrk-\(UUID().uuidString.prefix(8)).lua")
+        try (requests + wrkSummary).write(to: script, atomically: true, encoding: .utf8)
         let output = try runTool(
             "wrk",
             ["-t2", "-c\(connections)", "-d\(seconds)s", "--timeout", "10s", "-s", script.path, url],
@@ -55,16 +68,28 @@ enum LoadGenerators {
     static func pgbench(
         _ name: String, settings: PostgresSettings, clients: Int, seconds: Int, in folder: URL
     ) throws -> Run {
-        let script = folder.appendingPathComponent("insert-event.sql")
-        try pgbenchScript.write(to: script, atomically: true, encoding: .utf8)
-        let prefix = folder.appendingPathComponent("pgbench").path
-        let perClient = max(50, seconds * 10_000 / max(1, clients))
+        try pgbench(
+            name, script: pgbenchInsertScript, settings: settings, clients: clients,
+            perClient: max(50, seconds * 10_000 / max(1, clients)), in: folder)
+    }
+
+    /// `pgbench` running the SQL `script` as one transaction, `perClient` times on each of
+    /// `clients` connections. `mode` is its `-M`: `prepared` parses once per connection,
+    /// `extended` each time, as PostgresNIO's unnamed statements are.
+    static func pgbench(
+        _ name: String, script text: String, settings: PostgresSettings, clients: Int, perClient: Int,
+        mode: String = "prepared", in folder: URL
+    ) throws -> Run {
+        let run = "pgbench-\(UUID().uuidString.prefix(8))"
+        let script = folder.appendingPathComponent(run + ".sql")
+        try text.write(to: script, atomically: true, encoding: .utf8)
+        let prefix = folder.appendingPathComponent(run).path
         var environment: [String: String] = [:]
         if let password = settings.password { environment["PGPASSWORD"] = password }
         let output = try runTool(
             "pgbench",
             [
-                "-n", "-M", "prepared", "-c", "\(clients)", "-j", "2", "-t", "\(perClient)", "-f", script.path,
+                "-n", "-M", mode, "-c", "\(clients)", "-j", "2", "-t", "\(perClient)", "-f", script.path,
                 "-l", "--log-prefix", prefix, "-h", settings.host, "-p", "\(settings.port)", "-U", settings.username,
                 settings.database,
             ],
@@ -74,7 +99,7 @@ enum LoadGenerators {
         else { throw BenchError("pgbench printed no tps:\n\(output)") }
         // Each log line: client, transaction, latency µs, script, epoch s, µs.
         var latencies: [Double] = []
-        let logs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("pgbench.") }
+        let logs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(run + ".") }
         for log in logs {
             let text = try String(contentsOf: folder.appendingPathComponent(log), encoding: .utf8)
             for line in text.split(separator: "\n") {
@@ -167,7 +192,7 @@ enum LoadGenerators {
         return text
     }
 
-    static let wrkScript = #"""
+    static let wrkPostScript = #"""
         -- One detection per request, each with its own Idempotency-Key, round-robin over the cameras.
         local counter = 0
         local threads = {}
@@ -188,6 +213,11 @@ enum LoadGenerators {
           return wrk.format("POST", wrk.path,
             {["Content-Type"] = "application/json", ["Idempotency-Key"] = prefix .. counter}, body)
         end
+
+        """#
+
+    /// The end of every wrk script: its figures as one JSON line.
+    static let wrkSummary = #"""
         done = function(summary, latency, requests)
           io.write(string.format(
             '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,"status_errors":%d,"socket_errors":%d}\n',
@@ -197,7 +227,7 @@ enum LoadGenerators {
         end
         """#
 
-    static let pgbenchScript = """
+    static let pgbenchInsertScript = """
         INSERT INTO bench_events (event_id, stream, version, type, schema_version, data, metadata)
         VALUES (gen_random_uuid(), 'detections-' || gen_random_uuid(), 1, 'DetectionRecorded', 1,
           '{"id": 1, "camera_id": "front_door", "file_path": "/media/front_door/1.jpg", "file_type": "image/jpeg", "detected_at": "2026-11-29T09:46:41.997000Z", "object_type": "person", "confidence": 0.65, "bbox_x": 10, "bbox_y": 20, "bbox_width": 100, "bbox_height": 200}',

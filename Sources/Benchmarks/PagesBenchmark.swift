@@ -16,7 +16,8 @@ import Synthetic
 struct PagesBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pages",
-        abstract: "Read-model build and rebuild speed; page latency by depth, cursor vs offset."
+        abstract:
+            "Read-model build and rebuild speed; page latency by depth, cursor vs offset; pages under load vs pgbench."
     )
 
     @Option(help: "Security events in the history (each with one detection: four log events).")
@@ -34,8 +35,17 @@ struct PagesBenchmark: AsyncParsableCommand {
     @Option(help: "Events per batch of a rebuild that reads the log on the server.")
     var rebuildBatch: Int = ProjectionRunner.Options().rebuildBatchSize
 
-    @Flag(help: "Skip the timed rebuild of detections and security_events.")
+    @Flag(help: "Skip the timed rebuild of every read model.")
     var skipRebuild = false
+
+    @Option(help: "Connections of the load run (wrk, and pgbench clients).")
+    var connections: Int = 16
+
+    @Option(help: "Seconds of each load run.")
+    var seconds: Int = 10
+
+    @Flag(help: "A small run (20,000 security events, fewer samples, 3 s load runs): about a minute.")
+    var quick = false
 
     @Flag(help: "Keep the scratch database (its name is printed) instead of dropping it.")
     var keep = false
@@ -43,9 +53,11 @@ struct PagesBenchmark: AsyncParsableCommand {
     func run() async throws {
         let logger = Bench.quietLogger()
         let settings = try PostgresSettings.fromEnvironment()
-        let (events, samples, batch, skipRebuild) = (self.events, self.samples, self.batch, self.skipRebuild)
-        let rebuildBatch = self.rebuildBatch
-        let offsetSamples = self.offsetSamples
+        let quick = self.quick
+        let (events, samples) = quick ? (20_000, min(self.samples, 50)) : (self.events, self.samples)
+        let (batch, skipRebuild, rebuildBatch) = (self.batch, self.skipRebuild, self.rebuildBatch)
+        let (connections, seconds) = (self.connections, quick ? min(self.seconds, 3) : self.seconds)
+        let offsetSamples = quick ? min(self.offsetSamples, 5) : self.offsetSamples
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench_pages", logger: logger, keep: keep) {
             client, scratch in
             let store = EventStore(client: client, logger: logger)
@@ -143,6 +155,11 @@ struct PagesBenchmark: AsyncParsableCommand {
                                     ? String(format: "   cursor p99 vs depth 0: %.2fx", cursor.p99 / atZero) : ""))
                     }
                 }
+
+                // 6. The stats, and the first page under load against the database alone.
+                try await Self.stats(http, samples: samples)
+                try await Self.throughput(
+                    http, settings: scratch, connections: connections, seconds: seconds, client: client, logger: logger)
             }
         }
     }

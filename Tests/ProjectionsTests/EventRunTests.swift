@@ -47,6 +47,7 @@ struct EventRunTests {
             EventRun.segments(Self.events(["X", "A", "X"]), barriers: ["X"], readingLogAfter: start))
         #expect(leading.map(\.stretch) == [[0, 1], [1, 2], [2, 3]])
         #expect(leading.map(\.positions) == [[], [], []])
+        #expect(runs.map(\.positionRange) == [1...4, 2...5, 3...3, 6...7, 9...9, 8...8, 10...10])
     }
 }
 
@@ -62,9 +63,15 @@ extension EventRun {
         return []
     }
 
+    /// The positions of the run's own events, from the first to the last.
+    fileprivate var positionRange: ClosedRange<Int64>? {
+        if case .log(_, _, let positions) = source { return positions }
+        return nil
+    }
+
     /// The positions around the stretch of the log a run reads (none when it carries its events).
     fileprivate var stretch: [Int64] {
-        if case .log(let start, let end) = source { return [start.position, end.position] }
+        if case .log(let start, let end, _) = source { return [start.position, end.position] }
         return []
     }
 }

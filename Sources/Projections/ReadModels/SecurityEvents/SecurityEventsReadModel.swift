@@ -65,11 +65,28 @@ public struct SecurityEventsReadModel: Sendable {
     public func list(
         _ filter: SecurityEventFilter, thresholds: SeverityThresholds, page: PageBounds
     ) async throws -> ListPage {
+        let (sql, statement) = Self.listQuery(filter, thresholds: thresholds, page: page)
+        return try await Self.list.run(sql, statement, bounds: page, in: database)
+    }
+
+    /// The statement ``list(_:thresholds:page:)`` runs, its values written in: what a benchmark
+    /// gives `pgbench` to measure the database alone on the route's work.
+    public static func listSQL(
+        _ filter: SecurityEventFilter, thresholds: SeverityThresholds, page: PageBounds
+    )
+        -> String?
+    {
+        let (sql, statement) = listQuery(filter, thresholds: thresholds, page: page)
+        return sql.inlined(statement)
+    }
+
+    static func listQuery(
+        _ filter: SecurityEventFilter, thresholds: SeverityThresholds, page: PageBounds
+    ) -> (SQLBuilder, String) {
         var sql = SQLBuilder()
-        Self.filters(filter, &sql, thresholds)
-        let count = filter.isCameraOnly ? Self.list.totalsCount(camera: filter.camera, &sql) : nil
-        return try await Self.list.page(
-            item: Self.item(&sql, thresholds), filters: sql, countSQL: count, bounds: page, in: database)
+        filters(filter, &sql, thresholds)
+        let count = filter.isCameraOnly ? list.totalsCount(camera: filter.camera, &sql) : nil
+        return list.query(item: item(&sql, thresholds), filters: sql, countSQL: count, bounds: page)
     }
 
     /// The event (JSON) unless it doesn't exist or is hidden. `reviewed` and `notes` replace

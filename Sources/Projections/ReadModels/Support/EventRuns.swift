@@ -20,8 +20,10 @@ public struct EventRun: Sendable {
     enum Source: Sendable {
         /// The events' data and positions, sent with the statement.
         case values(data: [String], positions: [Int64])
-        /// The events of `type` in the log after one checkpoint up to (and with) another.
-        case log(after: Checkpoint, through: Checkpoint)
+        /// The events of `type` in the log after one checkpoint up to (and with) another, whose
+        /// positions lie in `positions` (the run's own: a bound the planner can estimate, where
+        /// it can't estimate the checkpoints' row comparison and would scan the whole log).
+        case log(after: Checkpoint, through: Checkpoint, positions: ClosedRange<Int64>)
     }
 
     init(type: String, events: some Collection<RecordedEvent>) {
@@ -30,10 +32,11 @@ public struct EventRun: Sendable {
         self.source = .values(data: events.map(\.data), positions: events.map(\.position))
     }
 
-    init(type: String, count: Int, after start: Checkpoint, through end: Checkpoint) {
+    init(type: String, events: some Collection<RecordedEvent>, after start: Checkpoint, through end: Checkpoint) {
         self.type = type
-        self.count = count
-        self.source = .log(after: start, through: end)
+        self.count = events.count
+        let positions = events.map(\.position)
+        self.source = .log(after: start, through: end, positions: (positions.min() ?? 0)...(positions.max() ?? 0))
     }
 
     /// A run of no events.
@@ -51,13 +54,15 @@ public struct EventRun: Sendable {
         switch source {
         case .values(let data, let positions):
             return "unnest(\(bind(data))::jsonb[], \(bind(positions))::bigint[])"
-        case .log(let start, let end):
-            // The log-order index bounds the stretch; every event in it of another type the
+        case .log(let start, let end, let positions):
+            // The checkpoints bound the stretch; every event in it of another type the
             // projection reads belongs to another run. Below the read horizon (where the page
-            // was read), no event can join the stretch later.
+            // was read), no event can join the stretch later. The positions (a primary-key
+            // range) are what the planner goes by.
             return """
                 (SELECT l.data, l.position FROM public.events l
-                 WHERE (l.tx_id, l.position) > (\(bind(String(start.transactionID)))::text::xid8, \(bind(start.position))::int8)
+                 WHERE l.position BETWEEN \(bind(positions.lowerBound)) AND \(bind(positions.upperBound))
+                   AND (l.tx_id, l.position) > (\(bind(String(start.transactionID)))::text::xid8, \(bind(start.position))::int8)
                    AND (l.tx_id, l.position) <= (\(bind(String(end.transactionID)))::text::xid8, \(bind(end.position))::int8)
                    AND l.type = \(bind(type)))
                 """
@@ -115,7 +120,7 @@ public struct EventRun: Sendable {
         var stretchStart = start
         func run(_ type: String, _ slice: some Collection<RecordedEvent>, through end: Checkpoint) -> EventRun {
             guard let after = stretchStart else { return EventRun(type: type, events: slice) }
-            return EventRun(type: type, count: slice.count, after: after, through: end)
+            return EventRun(type: type, events: slice, after: after, through: end)
         }
         func flush(through end: Checkpoint?) {
             guard !pending.isEmpty, let end else { return }

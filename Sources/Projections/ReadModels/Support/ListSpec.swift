@@ -82,6 +82,14 @@ public struct ListSpec: Sendable {
     func page(
         item: String, filters: SQLBuilder, countSQL: String? = nil, bounds: PageBounds, in database: ReadDatabase
     ) async throws -> ListPage {
+        let (sql, statement) = query(item: item, filters: filters, countSQL: countSQL, bounds: bounds)
+        return try await run(sql, statement, bounds: bounds, in: database)
+    }
+
+    /// The statement of ``page(item:filters:countSQL:bounds:in:)``, and its binds.
+    func query(
+        item: String, filters: SQLBuilder, countSQL: String? = nil, bounds: PageBounds
+    ) -> (SQLBuilder, String) {
         var sql = filters
         let time = "t.\(timeColumn)"
         var keyset = ""
@@ -120,6 +128,15 @@ public struct ListSpec: Sendable {
             ) p ON true
             ORDER BY p.sort_time DESC, p.sort_id DESC
             """
+        return (sql, statement)
+    }
+
+    /// Runs a statement of ``query(item:filters:countSQL:bounds:)``: the page.
+    func run(
+        _ sql: SQLBuilder, _ statement: String, bounds: PageBounds, in database: ReadDatabase
+    ) async throws
+        -> ListPage
+    {
         var total: Int64 = 0
         var items: [String] = []
         var positions: [(ts: String, id: String)] = []
