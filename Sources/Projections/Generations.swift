@@ -30,7 +30,9 @@ enum Generations {
             if !exists {
                 try await create(projection, generation: live, on: connection, logger: logger)
                 try await publish(projection, generation: live, on: connection, logger: logger)
-            } else if projection.isReactor {
+            } else if !projection.isReactor {
+                try await rebuildIfOutdated(projection, on: connection, logger: logger)
+            } else {
                 // A reactor is never rebuilt, so tables added to it since its generation was
                 // created reach that generation here (its DDL is idempotent).
                 try await inSchema(projection.schema(generation: live), on: connection, logger: logger) {
@@ -39,6 +41,56 @@ enum Generations {
                 try await publish(projection, generation: live, on: connection, logger: logger)
             }
         }
+    }
+
+    /// Starts a rebuild when the live generation was built by an older version of the
+    /// projection (``Projection/version``), unless a rebuild by this version is under way; a
+    /// rebuild by an older version is started again. Inside the caller's transaction, the
+    /// projection's row locked.
+    private static func rebuildIfOutdated(
+        _ projection: any Projection, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let (live, rebuild) = try await read(projection.name, lock: .update, on: connection, logger: logger)
+        let rows = try await connection.query(
+            """
+            SELECT generation, projection_version FROM projection_checkpoints
+            WHERE name = \(projection.name) AND generation = ANY(\([live, rebuild ?? live]))
+            """,
+            logger: logger)
+        var versions: [Int32: Int32] = [:]
+        for try await (generation, version) in rows.decode((Int32, Int32).self) { versions[generation] = version }
+        guard let built = versions[live], built < projection.version else {
+            if let built = versions[live], built > projection.version {
+                logger.warning(
+                    "the live generation was built by a newer version of the projection than this code",
+                    metadata: [
+                        "projection": "\(projection.name)", "built_by": "\(built)", "code": "\(projection.version)",
+                    ])
+            }
+            return
+        }
+        if let rebuild, versions[rebuild] == projection.version { return }
+        let next = max(live, rebuild ?? live) + 1
+        logger.notice(
+            "read model built by an older version of its projection: rebuilding it (the old one serves meanwhile)",
+            metadata: [
+                "projection": "\(projection.name)", "built_by": "\(built)", "code": "\(projection.version)",
+                "generation": "\(next)",
+            ])
+        if let rebuild {
+            try await connection.query(
+                "DROP SCHEMA IF EXISTS \(unescaped: projection.schema(generation: rebuild)) CASCADE", logger: logger)
+            try await connection.query(
+                "DELETE FROM projection_checkpoints WHERE name = \(projection.name) AND generation = \(rebuild)",
+                logger: logger)
+        }
+        try await create(projection, generation: next, deferringIndexes: true, on: connection, logger: logger)
+        try await connection.query(
+            """
+            UPDATE projections SET rebuild_generation = \(next), rebuild_requested_at = now()
+            WHERE name = \(projection.name)
+            """,
+            logger: logger)
     }
 
     /// How ``read(_:lock:on:logger:)`` locks the projection's row.
@@ -106,12 +158,12 @@ enum Generations {
         }
         try await connection.query(
             """
-            INSERT INTO projection_checkpoints (name, generation, deferred_indexes)
-            VALUES (\(projection.name), \(generation), \(deferred)::text[])
+            INSERT INTO projection_checkpoints (name, generation, deferred_indexes, projection_version)
+            VALUES (\(projection.name), \(generation), \(deferred)::text[], \(projection.version))
             ON CONFLICT (name, generation) DO UPDATE
             SET checkpoint_tx = '0', checkpoint_position = 0, events_applied = 0, created_at = now(),
                 updated_at = now(), last_event_at = NULL, last_error = NULL, last_error_at = NULL,
-                deferred_indexes = excluded.deferred_indexes
+                deferred_indexes = excluded.deferred_indexes, projection_version = excluded.projection_version
             """,
             logger: logger
         )

@@ -30,11 +30,17 @@ public protocol Projection: Sendable {
     /// everything again. Its DDL must be idempotent (`IF NOT EXISTS`): it runs again on its live
     /// generation at every registration, so tables added in a later version reach it.
     var isReactor: Bool { get }
+    /// The version of what it stores: raised when a change of the code makes a generation built
+    /// by the earlier code wrong or incomplete (a table or column added, a meaning changed). A
+    /// server that finds the live generation built by an older version rebuilds it, the old
+    /// one serving meanwhile. Reactors are never rebuilt: their DDL must stay idempotent.
+    var version: Int32 { get }
 }
 
 extension Projection {
     public var heartbeat: Duration? { nil }
     public var isReactor: Bool { false }
+    public var version: Int32 { 1 }
 
     /// Runs the `.sql` files of `projections/<name>/` in name order.
     public func createTables(on connection: PostgresConnection, logger: Logger) async throws {

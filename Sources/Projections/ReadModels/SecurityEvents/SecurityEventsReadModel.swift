@@ -127,44 +127,53 @@ public struct SecurityEventsReadModel: Sendable {
             item: DetectionsReadModel.item, filters: sql, bounds: page, in: database)
     }
 
-    /// `{total_events, events_by_risk_level: {critical, high, medium, low}, events_by_camera}`.
+    /// `{total_events, events_by_risk_level: {critical, high, medium, low}, events_by_camera}`,
+    /// counted from the rows. Without a time range, ``AnalyticsReadModel/eventStats(camera:thresholds:)``
+    /// gives the same answer from the per-camera score histogram (at most 102 rows a camera).
     public func stats(
         camera: String?, start: Date?, end: Date?, thresholds: SeverityThresholds
     ) async throws -> String {
         let json = try await database.json { sql in
             Self.scope(camera: camera, start: start, end: end, &sql)
-            let level = thresholds.levelSQL(score: "t.risk_score")
             // Counted per camera and score first (an index-only scan, at most 102 groups per
             // camera), then per level: the level is computed for the groups, not for every row.
-            return """
-                WITH grouped AS (
+            return Self.statsJSON(
+                grouped: """
                     SELECT t.camera_id, t.risk_score, count(*) AS n FROM security_events t
                     WHERE NOT t.hidden AND \(sql.conjunction)
                     GROUP BY 1, 2
-                ),
-                matching AS (SELECT t.camera_id, \(level) AS level, t.n FROM grouped t)
-                SELECT json_build_object(
-                    'total_events', (SELECT coalesce(sum(n), 0) FROM matching),
-                    'events_by_risk_level', (
-                        SELECT json_build_object(
-                            'critical', coalesce(sum(n) FILTER (WHERE level = 'critical'), 0),
-                            'high', coalesce(sum(n) FILTER (WHERE level = 'high'), 0),
-                            'medium', coalesce(sum(n) FILTER (WHERE level = 'medium'), 0),
-                            'low', coalesce(sum(n) FILTER (WHERE level = 'low'), 0))
-                        FROM matching),
-                    'events_by_camera', (
-                        SELECT coalesce(json_agg(json_build_object(
-                                   'camera_id', x.camera_id, 'camera_name', x.camera_name, 'event_count', x.n)
-                               ORDER BY x.n DESC, x.camera_id), '[]'::json)
-                        FROM (
-                            SELECT m.camera_id, coalesce(c.name, m.camera_id) AS camera_name, sum(m.n) AS n
-                            FROM matching m LEFT JOIN cameras c ON c.id = m.camera_id
-                            GROUP BY 1, 2
-                        ) x)
-                )::text
-                """
+                    """, thresholds: thresholds)
         }
         return json ?? "{}"
+    }
+
+    /// The stats' JSON from `grouped`: SQL giving events per `camera_id` and `risk_score` (null:
+    /// not analyzed yet) as `n`.
+    static func statsJSON(grouped: String, thresholds: SeverityThresholds) -> String {
+        let level = thresholds.levelSQL(score: "t.risk_score")
+        return """
+            WITH grouped AS (\(grouped)),
+            matching AS (SELECT t.camera_id, \(level) AS level, t.n FROM grouped t)
+            SELECT json_build_object(
+                'total_events', (SELECT coalesce(sum(n), 0) FROM matching),
+                'events_by_risk_level', (
+                    SELECT json_build_object(
+                        'critical', coalesce(sum(n) FILTER (WHERE level = 'critical'), 0),
+                        'high', coalesce(sum(n) FILTER (WHERE level = 'high'), 0),
+                        'medium', coalesce(sum(n) FILTER (WHERE level = 'medium'), 0),
+                        'low', coalesce(sum(n) FILTER (WHERE level = 'low'), 0))
+                    FROM matching),
+                'events_by_camera', (
+                    SELECT coalesce(json_agg(json_build_object(
+                               'camera_id', x.camera_id, 'camera_name', x.camera_name, 'event_count', x.n)
+                           ORDER BY x.n DESC, x.camera_id), '[]'::json)
+                    FROM (
+                        SELECT m.camera_id, coalesce(c.name, m.camera_id) AS camera_name, sum(m.n) AS n
+                        FROM matching m LEFT JOIN cameras c ON c.id = m.camera_id
+                        GROUP BY 1, 2
+                    ) x)
+            )::text
+            """
     }
 
     /// Full-text search (web-search syntax: words, "phrases", `or`, `-not`) over summary,
