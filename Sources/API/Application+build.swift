@@ -333,8 +333,8 @@ func buildRouter(
     // Every level shown is derived from the score under the thresholds in force when it is read.
     let thresholds: @Sendable () async throws -> SeverityThresholds = { try await settings.current().thresholds }
     EventsController(
-        events: readModels.securityEvents, analytics: readModels.analytics, store: store, appender: appender,
-        readYourWrites: readYourWrites, thresholds: thresholds, timeTravel: timeTravel
+        events: readModels.securityEvents, store: store, appender: appender, readYourWrites: readYourWrites,
+        thresholds: thresholds, timeTravel: timeTravel
     ).addRoutes(to: router)
     AnalysisController(
         store: store, appender: appender, readYourWrites: readYourWrites, thresholds: thresholds

@@ -34,8 +34,7 @@ CREATE TABLE analytics_scores (
 );
 CREATE INDEX analytics_scores_camera ON analytics_scores (camera_id, day);
 
--- The same over all history, per camera: what the severity preview and /api/events/stats
--- read. Score -1 counts the events not analyzed yet (so the total is every event).
+-- The same over all history, per camera: what the severity preview reads.
 CREATE TABLE analytics_score_totals (
     camera_id text NOT NULL,
     score smallint NOT NULL,

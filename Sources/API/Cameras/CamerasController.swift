@@ -146,7 +146,7 @@ struct CamerasController<Context: RequestContext> {
             }
         }
         try await commit(
-            writes, request: request, waitFor: ["cameras", "detections", "security_events", "analytics"],
+            writes, request: request, waitFor: ["cameras", "detections", "security_events"],
             name: current.name, folderPath: current.folderPath)
         return Response(status: .noContent)
     }

@@ -8,7 +8,6 @@ import Projections
 /// `/api/events`: security events — list, one, its detections, review, stats, search, export.
 struct EventsController<Context: RequestContext> {
     let events: SecurityEventsReadModel
-    let analytics: AnalyticsReadModel
     let store: EventStore
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
@@ -88,12 +87,8 @@ struct EventsController<Context: RequestContext> {
         let query = QueryParameters(request)
         let (start, end) = try query.dateRange()
         let thresholds = try await thresholds()
-        let camera = query.string("camera_id")
-        // Over all history the analytics histogram holds the answer; a time range counts rows.
-        if start == nil && end == nil {
-            return jsonResponse(try await analytics.eventStats(camera: camera, thresholds: thresholds))
-        }
-        return jsonResponse(try await events.stats(camera: camera, start: start, end: end, thresholds: thresholds))
+        return jsonResponse(
+            try await events.stats(camera: query.string("camera_id"), start: start, end: end, thresholds: thresholds))
     }
 
     /// `GET /api/events/search?q=`: PostgreSQL full-text search (web-search syntax: words,

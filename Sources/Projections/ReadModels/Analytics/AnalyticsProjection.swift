@@ -16,8 +16,6 @@ public struct AnalyticsProjection: RunBasedProjection {
         DetectionRecorded.type, SecurityEventOpened.type, SecurityEventAnalyzed.type, CameraRemoved.type,
     ])
     public let barriers: Set<String> = [CameraRemoved.type]
-    /// 2: `analytics_score_totals` counts the events not analyzed yet (score -1).
-    public let version: Int32 = 2
 
     public init() {}
 
@@ -65,28 +63,19 @@ public struct AnalyticsProjection: RunBasedProjection {
         """
     }
 
-    /// Each opened event, not analyzed yet: counted at score -1 in the totals.
     static func insertEvents(_ rows: String) -> String {
         """
-        WITH inserted AS (
-            INSERT INTO analytics_events (id, camera_id, day)
-            SELECT (data->>'id')::bigint, data->>'camera_id',
-                   ((data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date
-            FROM \(rows) AS e(data, pos)
-            ON CONFLICT (id) DO NOTHING
-            RETURNING camera_id
-        )
-        INSERT INTO analytics_score_totals (camera_id, score, events)
-        SELECT camera_id, -1, count(*) FROM inserted GROUP BY 1
-        ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+        INSERT INTO analytics_events (id, camera_id, day)
+        SELECT (data->>'id')::bigint, data->>'camera_id', ((data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date
+        FROM \(rows) AS e(data, pos)
+        ON CONFLICT (id) DO NOTHING
         """
     }
 
     /// Each analyzed event's newest score in the run replaces its current one: −1 at the old
-    /// score (if it had one; in the totals, the first analysis moves it from -1), +1 at the new,
-    /// summed per day, camera and score. Analyses of events this read model doesn't have (their
-    /// camera was removed) change nothing. Returns whether a row lost events (only then can one
-    /// be empty).
+    /// score (if it had one), +1 at the new, summed per day, camera and score. Analyses of events
+    /// this read model doesn't have (their camera was removed) change nothing. Returns whether
+    /// a row lost events (only then can one be empty).
     static func moveScores(_ rows: String) -> String {
         """
         WITH latest AS (\(SecurityEventsProjection.lastPerID(rows))),
@@ -115,17 +104,10 @@ public struct AnalyticsProjection: RunBasedProjection {
         ),
         totals AS (
             INSERT INTO analytics_score_totals (camera_id, score, events)
-            SELECT camera_id, score, sum(delta)
-            FROM (
-                SELECT camera_id, score, delta FROM deltas
-                UNION ALL
-                SELECT camera_id, -1, -1 FROM changed WHERE old IS NULL
-            ) t
-            GROUP BY 1, 2
-            HAVING sum(delta) <> 0
+            SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
             ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
         )
-        SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0) OR EXISTS (SELECT 1 FROM changed WHERE old IS NULL)
+        SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
         """
     }
 

@@ -200,7 +200,7 @@ public struct AnalyticsReadModel: Sendable {
             """
             SELECT s.camera_id, coalesce(c.name, s.camera_id), s.score, s.events
             FROM analytics_score_totals s LEFT JOIN cameras c ON c.id = s.camera_id
-            WHERE s.events > 0 AND s.score >= 0
+            WHERE s.events > 0
             ORDER BY 2, 1, 3
             """)
         var totals: [ScoreTotal] = []
@@ -208,20 +208,6 @@ public struct AnalyticsReadModel: Sendable {
             totals.append(ScoreTotal(camera: camera, cameraName: name, score: Int(score), events: Int(events)))
         }
         return totals
-    }
-
-    /// `/api/events/stats` over all history (one camera or all): from the per-camera score
-    /// histogram, the events not analyzed yet at score -1. The same answer as
-    /// ``SecurityEventsReadModel/stats(camera:start:end:thresholds:)``, without counting rows.
-    public func eventStats(camera: String?, thresholds: SeverityThresholds) async throws -> String {
-        try await json { sql in
-            SecurityEventsReadModel.statsJSON(
-                grouped: """
-                    SELECT camera_id, CASE WHEN score >= 0 THEN score END AS risk_score, events AS n
-                    FROM analytics_score_totals WHERE events > 0
-                    \(camera.map { "AND camera_id = \(sql.bind($0))" } ?? "")
-                    """, thresholds: thresholds)
-        }
     }
 
     private func json(_ build: (inout SQLBuilder) -> String) async throws -> String {

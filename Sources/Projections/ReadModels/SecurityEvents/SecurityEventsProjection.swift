@@ -12,6 +12,8 @@ public struct SecurityEventsProjection: RunBasedProjection {
         CameraRemoved.type,
     ])
     public let barriers: Set<String> = [CameraRemoved.type]
+    /// 2: `security_event_scores`.
+    public let version: Int32 = 2
 
     public init() {}
 
@@ -27,6 +29,13 @@ public struct SecurityEventsProjection: RunBasedProjection {
                 for statement in CameraTotals.hide(removals, in: "security_events", totals: "security_event_totals") {
                     try await connection.query(statement, logger: logger)
                 }
+                try await connection.query(
+                    removals.query {
+                        """
+                        DELETE FROM security_event_scores
+                        WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM \($0) AS e(data, pos)))
+                        """
+                    }, logger: logger)
             case .group(let runs):
                 let closed = runs[SecurityEventClosed.type] ?? .empty(SecurityEventClosed.type)
                 let analyzed = runs[SecurityEventAnalyzed.type] ?? .empty(SecurityEventAnalyzed.type)
@@ -48,15 +57,36 @@ public struct SecurityEventsProjection: RunBasedProjection {
                     }
                 }
                 if !analyzed.isEmpty {
+                    // The visible events' scores move in the histogram: -1 at the old (-1: not
+                    // analyzed yet), +1 at the new; the old ones read in the same snapshot.
                     try await update(analyzed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
                         """
-                        UPDATE security_events s SET
-                            risk_score = (a.data->>'risk_score')::smallint, summary = a.data->>'summary',
-                            reasoning = a.data->>'reasoning', model = a.data->>'model'
-                        FROM (\(Self.lastPerID(rows))) a
-                        WHERE s.id = a.id AND a.id <> ALL (\(inserted)::bigint[])
+                        WITH a AS (\(Self.lastPerID(rows))),
+                        old AS (
+                            SELECT s.id, s.camera_id, coalesce(s.risk_score, -1) AS score
+                            FROM security_events s JOIN a USING (id)
+                            WHERE NOT s.hidden AND a.id <> ALL (\(inserted)::bigint[])
+                        ),
+                        updated AS (
+                            UPDATE security_events s SET
+                                risk_score = (a.data->>'risk_score')::smallint, summary = a.data->>'summary',
+                                reasoning = a.data->>'reasoning', model = a.data->>'model'
+                            FROM a
+                            WHERE s.id = a.id AND a.id <> ALL (\(inserted)::bigint[])
+                            RETURNING s.id, coalesce(s.risk_score, -1) AS score
+                        )
+                        INSERT INTO security_event_scores (camera_id, score, n)
+                        SELECT camera_id, score, sum(delta) FROM (
+                            SELECT o.camera_id, o.score, -1 AS delta FROM old o JOIN updated u USING (id)
+                            UNION ALL
+                            SELECT o.camera_id, u.score, 1 FROM old o JOIN updated u USING (id)
+                        ) d
+                        GROUP BY 1, 2
+                        HAVING sum(delta) <> 0
+                        ON CONFLICT (camera_id, score) DO UPDATE SET n = security_event_scores.n + excluded.n
                         """
                     }
+                    try await connection.query("DELETE FROM security_event_scores WHERE n = 0", logger: logger)
                 }
                 if !reviewed.isEmpty {
                     try await update(reviewed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
@@ -119,9 +149,14 @@ public struct SecurityEventsProjection: RunBasedProjection {
                        coalesce((o.data->>'is_fast_path')::boolean, false)
                 FROM o LEFT JOIN c USING (id) LEFT JOIN a USING (id) LEFT JOIN r USING (id)
                 ON CONFLICT (id) DO NOTHING
-                RETURNING id, camera_id
+                RETURNING id, camera_id, coalesce(risk_score, -1) AS score
             ),
-            totals AS (\(CameraTotals.add(from: "inserted", to: "security_event_totals")))
+            totals AS (\(CameraTotals.add(from: "inserted", to: "security_event_totals"))),
+            scores AS (
+                INSERT INTO security_event_scores (camera_id, score, n)
+                SELECT camera_id, score, count(*) FROM inserted GROUP BY 1, 2
+                ON CONFLICT (camera_id, score) DO UPDATE SET n = security_event_scores.n + excluded.n
+            )
             SELECT id FROM inserted
             """
         let rows = try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)

@@ -25,7 +25,10 @@ public struct SecurityEventFilter: Sendable {
     }
 
     /// Whether the only filter is the camera (then the totals table counts).
-    var isCameraOnly: Bool { level == nil && start == nil && end == nil && reviewed == nil && objectType == nil }
+    var isCameraOnly: Bool { level == nil && isCameraAndLevelOnly }
+
+    /// Whether the only filters are the camera and the level (then the score histogram counts).
+    var isCameraAndLevelOnly: Bool { start == nil && end == nil && reviewed == nil && objectType == nil }
 }
 
 /// A row of the CSV export.
@@ -85,7 +88,11 @@ public struct SecurityEventsReadModel: Sendable {
     ) -> (SQLBuilder, String) {
         var sql = SQLBuilder()
         filters(filter, &sql, thresholds)
-        let count = filter.isCameraOnly ? list.totalsCount(camera: filter.camera, &sql) : nil
+        let count =
+            filter.isCameraOnly
+            ? list.totalsCount(camera: filter.camera, &sql)
+            : filter.isCameraAndLevelOnly
+                ? histogramCount(camera: filter.camera, level: filter.level, thresholds: thresholds, &sql) : nil
         return list.query(item: item(&sql, thresholds), filters: sql, countSQL: count, bounds: page)
     }
 
@@ -127,13 +134,33 @@ public struct SecurityEventsReadModel: Sendable {
             item: DetectionsReadModel.item, filters: sql, bounds: page, in: database)
     }
 
-    /// `{total_events, events_by_risk_level: {critical, high, medium, low}, events_by_camera}`,
-    /// counted from the rows. Without a time range, ``AnalyticsReadModel/eventStats(camera:thresholds:)``
-    /// gives the same answer from the per-camera score histogram (at most 102 rows a camera).
+    /// `count` of a list filtered by the camera and the level at most, from the score histogram
+    /// (`security_event_scores`: at most 102 rows a camera), in the page's statement.
+    static func histogramCount(
+        camera: String?, level: RiskLevel?, thresholds: SeverityThresholds, _ sql: inout SQLBuilder
+    ) -> String {
+        var conditions = ["true"]
+        if let camera { conditions.append("h.camera_id = \(sql.bind(camera))") }
+        if let level { conditions += ["h.score >= 0", thresholds.conditionSQL(score: "h.score", level: level)] }
+        return
+            "SELECT coalesce(sum(h.n), 0) FROM security_event_scores h WHERE \(conditions.joined(separator: " AND "))"
+    }
+
+    /// `{total_events, events_by_risk_level: {critical, high, medium, low}, events_by_camera}`.
+    /// Over all history it reads the score histogram (at most 102 rows a camera); a time range
+    /// counts the rows in it.
     public func stats(
         camera: String?, start: Date?, end: Date?, thresholds: SeverityThresholds
     ) async throws -> String {
         let json = try await database.json { sql in
+            guard start != nil || end != nil else {
+                return Self.statsJSON(
+                    grouped: """
+                        SELECT t.camera_id, CASE WHEN t.score >= 0 THEN t.score END AS risk_score, t.n
+                        FROM security_event_scores t
+                        \(camera.map { "WHERE t.camera_id = \(sql.bind($0))" } ?? "")
+                        """, thresholds: thresholds)
+            }
             Self.scope(camera: camera, start: start, end: end, &sql)
             // Counted per camera and score first (an index-only scan, at most 102 groups per
             // camera), then per level: the level is computed for the groups, not for every row.
