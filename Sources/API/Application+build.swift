@@ -31,6 +31,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a command waits for its read models to apply its write before answering 202
     /// (`VIGIL_READ_YOUR_WRITES_TIMEOUT_SECONDS`).
     public var readYourWritesTimeout: Duration = .seconds(10)
+    /// How often a command waiting for its read models looks at their checkpoints when no
+    /// runner's commit has been notified (a lost notification's worst case).
+    public var readYourWritesPoll: Duration = .milliseconds(100)
     /// Peers whose `X-Forwarded-For` names the client (`VIGIL_TRUSTED_PROXIES`); from anyone
     /// else the header is ignored and the socket's address is the client's.
     public var trustedProxies = TrustedProxies.none
@@ -206,7 +209,9 @@ struct ServerParts {
             rejections: rejections, limiter: limiter, redis: redis,
             redisPrefix: configuration.redisPrefix, runsAnalyzer: configuration.runHeuristicAnalyzer,
             cacheTimeout: configuration.cacheTimeout,
-            readYourWritesTimeout: configuration.readYourWritesTimeout,
+            readYourWrites: ReadYourWrites(
+                store: store, timeout: configuration.readYourWritesTimeout, progress: notifier.progress,
+                poll: configuration.readYourWritesPoll),
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes,
             liveFeeds: LiveFeedsHealth(broadcaster: broadcaster, events: eventsFeed, status: statusFeed))
     }
@@ -295,7 +300,7 @@ func buildRouter(
     redis: RedisClient?,
     redisPrefix: String,
     runsAnalyzer: Bool = true,
-    cacheTimeout: Duration = .milliseconds(50), readYourWritesTimeout: Duration,
+    cacheTimeout: Duration = .milliseconds(50), readYourWrites: ReadYourWrites,
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard,
     liveFeeds: LiveFeedsHealth? = nil
@@ -318,7 +323,6 @@ func buildRouter(
     ).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
-    let readYourWrites = ReadYourWrites(store: store, timeout: readYourWritesTimeout)
     let timeTravel = TimeTravel(
         store: store, settings: settings, securityEvents: readModels.securityEvents, cameras: readModels.cameras)
     CamerasController(

@@ -3,15 +3,21 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Listens for the log's `NOTIFY vigil_events` on one dedicated connection and wakes every
-/// tailer of this process through one ``ChangeSignal``.
+/// tailer of this process through one ``ChangeSignal``, and every read-your-writes waiter
+/// through another (``progress``) when a projection runner, on any instance, commits a batch.
 ///
-/// A notification is only a hint: tailers always re-read the table. When the listening
-/// connection drops, the notifier reconnects and bumps the signal so nobody waits on a
-/// notification that was lost meanwhile.
+/// A notification is only a hint: tailers always re-read the table, waiters the checkpoints.
+/// When the listening connection drops, the notifier reconnects and bumps both signals so
+/// nobody waits on a notification that was lost meanwhile.
 public final class LogNotifier: Service, Sendable {
     public static let channel = "vigil_events"
+    /// The payload prefix of a projection runner's notification (the log's is a position).
+    public static let progressPrefix = "projection:"
 
+    /// Bumped when events were appended.
     public let signal = ChangeSignal()
+    /// Bumped when a projection's checkpoint moved.
+    public let progress = ChangeSignal()
     private let client: PostgresClient
     private let logger: Logger
 
@@ -28,8 +34,16 @@ public final class LogNotifier: Service, Sendable {
                 do {
                     try await self.client.withOpenConnection { connection in
                         try await connection.listen(on: Self.channel) { notifications in
-                            self.signal.bump()  // catch up on whatever happened before LISTEN
-                            for try await _ in notifications { self.signal.bump() }
+                            // Catch up on whatever happened before LISTEN.
+                            self.signal.bump()
+                            self.progress.bump()
+                            for try await notification in notifications {
+                                if notification.payload.hasPrefix(Self.progressPrefix) {
+                                    self.progress.bump()
+                                } else {
+                                    self.signal.bump()
+                                }
+                            }
                         }
                     }
                 } catch {
@@ -37,6 +51,7 @@ public final class LogNotifier: Service, Sendable {
                     self.logger.warning("log notifications interrupted, reconnecting", metadata: ["error": "\(error)"])
                 }
                 self.signal.bump()
+                self.progress.bump()
                 // A connection that listened a while was healthy: the backoff starts over.
                 if ContinuousClock.now - started >= .seconds(10) { delay = .milliseconds(100) }
                 try? await Task.sleep(for: delay)

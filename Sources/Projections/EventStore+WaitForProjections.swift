@@ -8,13 +8,18 @@ extension EventStore {
     /// `checkpoint` (a write's), so a response built from the read models, and the client's next
     /// read, show that write. Gives up after `timeout` (the projection may be lagging or not
     /// running): returns whether they caught up.
+    ///
+    /// With `progress` (``LogNotifier/progress``, bumped when any instance's runner commits a
+    /// batch) it looks again when woken, and at the latest after `poll`; without, every `poll`.
     @discardableResult
     public func waitForProjections(
-        _ projections: [String], toReach checkpoint: Checkpoint, timeout: Duration = .seconds(10)
+        _ projections: [String], toReach checkpoint: Checkpoint, timeout: Duration = .seconds(10),
+        progress: ChangeSignal? = nil, poll: Duration = .milliseconds(5)
     ) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         let transaction = String(checkpoint.transactionID)
         while true {
+            let seen = progress?.generation ?? 0
             let rows = try await client.guardedQuery(
                 """
                 SELECT count(*) FILTER (
@@ -35,7 +40,12 @@ extension EventStore {
                     metadata: ["projections": "\(projections)", "checkpoint": "\(checkpoint)"])
                 return false
             }
-            try await Task.sleep(for: .milliseconds(5))
+            if let progress {
+                await progress.wait(after: seen, timeout: min(poll, deadline - .now))
+                try Task.checkCancellation()
+            } else {
+                try await Task.sleep(for: poll)
+            }
         }
     }
 }

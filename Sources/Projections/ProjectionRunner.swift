@@ -138,7 +138,7 @@ public final class ProjectionRunner: Service, Sendable {
     }
 
     /// Runs one batch's transaction for `role`, keeping count of its failures at `checkpoint`.
-    private func batch<Value: Sendable>(
+    func batch<Value: Sendable>(
         _ role: String,
         at checkpoint: Checkpoint,
         on connection: PostgresConnection,
@@ -226,108 +226,6 @@ public final class ProjectionRunner: Service, Sendable {
         }
     }
 
-    // MARK: - Rebuild
-
-    private func runRebuilds(on connection: PostgresConnection) async throws {
-        try await withLease("\(projection.name)#rebuild", on: connection) {
-            try await Generations.ensureRegistered(projection, on: connection, logger: store.logger)
-            while !Task.isCancelled {
-                let logger = store.logger
-                let rebuild = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger)
-                    .rebuild
-                guard let rebuild else {
-                    try await Task.sleep(for: options.leaseRetry)
-                    continue
-                }
-                try await rebuildGeneration(rebuild, on: connection)
-            }
-        }
-    }
-
-    /// Applies the log from the start into `generation`, committing per batch, and swaps it in
-    /// once it has caught up.
-    ///
-    /// A ``RunBasedProjection``'s events stay on the server: its pages are read without their
-    /// bodies (checkpoints and types), and its statements read each stretch of the log from the
-    /// table (``EventRun/segments(_:barriers:readingLogAfter:)``), in larger batches.
-    private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
-        let logger = store.logger
-        let onServer = projection is any RunBasedProjection
-        let limit = onServer ? options.rebuildBatchSize : options.batchSize
-        func read(after checkpoint: Checkpoint) async throws -> LogPage {
-            try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
-        }
-        var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
-        var vacuumed = false
-        while !Task.isCancelled {
-            let page = try await read(after: checkpoint)
-            if !page.isFull && !vacuumed {
-                // Nearly caught up: the indexes left out of the bulk load, fresh statistics and a
-                // visibility map before it serves (so its first queries get good plans and
-                // index-only scans), then catch up again.
-                try await Generations.createDeferredIndexes(
-                    projection, generation: generation, on: connection, logger: logger)
-                try await Generations.vacuum(projection, generation: generation, on: connection, logger: logger)
-                vacuumed = true
-                continue
-            }
-            if page.isFull {
-                let stillWanted = try await batch("rebuild", at: checkpoint, on: connection) {
-                    isolating, connection in
-                    let (_, rebuild) = try await Generations.read(
-                        projection.name, lock: .share, on: connection, logger: logger)
-                    guard rebuild == generation else { return false }
-                    try await self.apply(
-                        page, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
-                        on: connection)
-                    return true
-                }
-                guard stillWanted else { return }
-                checkpoint = page.next
-                continue
-            }
-            // Caught up: apply what is left and swap, with the live runner held off.
-            let swapped = try await batch("rebuild", at: checkpoint, on: connection) { isolating, connection in
-                let (live, rebuild) = try await Generations.read(
-                    projection.name, lock: .update, on: connection, logger: logger)
-                guard rebuild == generation else { return true }
-                let last = try await read(after: checkpoint)
-                try await self.apply(
-                    last, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
-                    on: connection)
-                checkpoint = last.next
-                if last.isFull { return false }  // more arrived meanwhile: commit this batch, go on
-                try await self.swap(to: generation, replacing: live, on: connection)
-                return true
-            }
-            if swapped { return }
-        }
-    }
-
-    private func swap(to generation: Int32, replacing live: Int32, on connection: PostgresConnection) async throws {
-        let logger = store.logger
-        let name = projection.name
-        try await connection.query(
-            """
-            UPDATE projections SET live_generation = \(generation), rebuild_generation = NULL,
-                                   rebuild_requested_at = NULL
-            WHERE name = \(name)
-            """,
-            logger: logger
-        )
-        try await Generations.publish(projection, generation: generation, on: connection, logger: logger)
-        try await connection.query(
-            "DROP SCHEMA IF EXISTS \(unescaped: projection.schema(generation: live)) CASCADE",
-            logger: logger
-        )
-        try await connection.query(
-            "DELETE FROM projection_checkpoints WHERE name = \(name) AND generation = \(live)",
-            logger: logger
-        )
-        logger.info(
-            "projection rebuilt and swapped in", metadata: ["projection": "\(name)", "generation": "\(generation)"])
-    }
-
     // MARK: - Shared
 
     /// Applies a page to `generation` and moves its checkpoint, inside the caller's transaction.
@@ -338,7 +236,7 @@ public final class ProjectionRunner: Service, Sendable {
     ///
     /// `onServer`: the page was read without bodies, and the projection (a
     /// ``RunBasedProjection``) reads its events from the table.
-    private func apply(
+    func apply(
         _ page: LogPage,
         generation: Int32,
         after checkpoint: Checkpoint,
@@ -367,18 +265,25 @@ public final class ProjectionRunner: Service, Sendable {
         if !parked.isEmpty { try await park(parked, generation: generation, on: connection) }
         let applied = Int64(page.events.count - parked.count)
         let next = page.next
+        // Read-your-writes waiters (``LogNotifier/progress``) hear of a move when this commits.
         let updated = try await connection.query(
             """
-            UPDATE projection_checkpoints
-            SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
-                checkpoint_position = \(next.position),
-                events_applied = events_applied + \(applied),
-                last_event_at = coalesce(\(page.events.last?.recordedAt)::timestamptz, last_event_at),
-                updated_at = now(), last_error = NULL, last_error_at = NULL
-            WHERE name = \(name) AND generation = \(generation)
-              AND (checkpoint_tx, checkpoint_position)
-                  = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
-            RETURNING 1
+            WITH moved AS (
+                UPDATE projection_checkpoints
+                SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
+                    checkpoint_position = \(next.position),
+                    events_applied = events_applied + \(applied),
+                    last_event_at = coalesce(\(page.events.last?.recordedAt)::timestamptz, last_event_at),
+                    updated_at = now(), last_error = NULL, last_error_at = NULL
+                WHERE name = \(name) AND generation = \(generation)
+                  AND (checkpoint_tx, checkpoint_position)
+                      = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
+                RETURNING 1
+            )
+            SELECT 1 FROM moved
+            LEFT JOIN LATERAL (
+                SELECT pg_notify(\(LogNotifier.channel), \(LogNotifier.progressPrefix + name)) WHERE \(next != checkpoint)
+            ) AS notified ON true
             """,
             logger: logger
         ).decode(Int32.self).first { _ in true }
@@ -386,47 +291,7 @@ public final class ProjectionRunner: Service, Sendable {
         guard updated != nil else { throw ProjectionError.checkpointMoved(name) }
     }
 
-    /// Runs `body` holding the advisory lock `leaseName` on `connection` (waiting for it).
-    private func withLease(
-        _ leaseName: String,
-        on connection: PostgresConnection,
-        _ body: () async throws -> Void
-    ) async throws {
-        let key = Self.leaseKey(leaseName)
-        while !(try await tryLock(key, on: connection)) {
-            try await Task.sleep(for: options.leaseRetry)
-        }
-        store.logger.debug("lease taken", metadata: ["lease": "\(leaseName)"])
-        do {
-            try await body()
-            await release(key, on: connection)
-        } catch {
-            await release(key, on: connection)
-            throw error
-        }
-    }
-
-    /// Gives the lease back before the connection returns to the pool (a session-level lock
-    /// would otherwise stay with the pooled connection). Runs even when this task is cancelled
-    /// (in a task of its own, awaited); if the unlock fails, the connection is closed, which
-    /// releases the lock too.
-    private func release(_ key: Int64, on connection: PostgresConnection) async {
-        // The session is gone, and its locks with it (a query now would never answer).
-        guard !connection.isClosed else { return }
-        let logger = store.logger
-        let released = await Task {
-            (try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)) != nil
-        }.value
-        if !released { try? await connection.close() }
-    }
-
-    private func tryLock(_ key: Int64, on connection: PostgresConnection) async throws -> Bool {
-        let rows = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: store.logger)
-        for try await locked in rows.decode(Bool.self) { return locked }
-        return false
-    }
-
-    private func loadCheckpoint(generation: Int32, on connection: PostgresConnection) async throws -> Checkpoint {
+    func loadCheckpoint(generation: Int32, on connection: PostgresConnection) async throws -> Checkpoint {
         let rows = try await connection.query(
             """
             SELECT checkpoint_tx::text, checkpoint_position FROM projection_checkpoints
@@ -477,10 +342,6 @@ public final class ProjectionRunner: Service, Sendable {
         return error is DecodingError
     }
 
-    /// The advisory-lock key of a lease: a stable 64-bit hash of its name.
-    static func leaseKey(_ name: String) -> Int64 {
-        Int64(bitPattern: fnv1a("vigil.projection.\(name)"))
-    }
 }
 
 /// The live generation changed under a batch (a rebuild was swapped in).

@@ -32,4 +32,24 @@ import Testing
             #expect(again.status == .conflict, "\(String(buffer: again.body))")
         }
     }
+
+    /// The wait is woken by the runners' notifications, not by looking again every so often.
+    /// With the periodic look (600 s) beyond the timeout (20 s), a wait nobody wakes ends at the
+    /// timeout, where its last look finds the write applied: each command would take 20 s. Woken,
+    /// each answers as soon as its read model has applied it. (A bound of 10 s against 20, not a
+    /// speed measurement.)
+    @Test func aWriteIsAnsweredWhenItsRunnerNotifiesItsCommit() async throws {
+        try await withApp(configure: {
+            $0.readYourWritesTimeout = .seconds(20)
+            $0.readYourWritesPoll = .seconds(600)
+        }) { _, client in
+            for n in 1...5 {
+                let started = ContinuousClock.now
+                let response = try await client.send(
+                    .post, "/api/cameras", json: #"{"name": "Shed \#(n)", "folder_path": "/export/shed\#(n)"}"#)
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+                #expect(started.duration(to: .now) < .seconds(10), "command \(n)")
+            }
+        }
+    }
 }

@@ -7,14 +7,22 @@ import Projections
 /// Read your writes: a command waits for the read models its answer (and the client's next
 /// read) comes from to apply its write, for at most `timeout`
 /// (`VIGIL_READ_YOUR_WRITES_TIMEOUT_SECONDS`, 10).
+///
+/// It looks at the checkpoints when a runner's commit is notified (``LogNotifier/progress``),
+/// and every `poll` in case a notification was lost.
 struct ReadYourWrites: Sendable {
     let store: EventStore
     let timeout: Duration
+    let progress: ChangeSignal
+    var poll: Duration = .milliseconds(100)
 
     /// Waits for `projections` to apply a write at `checkpoint`; when they don't in time, says
     /// so (``ReadModelsBehind``, a 202) rather than answer from read models that predate it.
     func wait(for projections: [String], toReach checkpoint: Checkpoint) async throws {
-        guard try await store.waitForProjections(projections, toReach: checkpoint, timeout: timeout) else {
+        guard
+            try await store.waitForProjections(
+                projections, toReach: checkpoint, timeout: timeout, progress: progress, poll: poll)
+        else {
             throw ReadModelsBehind(checkpoint: checkpoint, projections: projections)
         }
     }

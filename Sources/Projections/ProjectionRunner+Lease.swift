@@ -1,0 +1,52 @@
+import EventStore
+import Logging
+import PostgresNIO
+
+/// Leases: a role runs holding a session-level advisory lock on the connection it writes
+/// through, so one runner per projection and role runs in the cluster.
+extension ProjectionRunner {
+    /// Runs `body` holding the advisory lock `leaseName` on `connection` (waiting for it).
+    func withLease(
+        _ leaseName: String,
+        on connection: PostgresConnection,
+        _ body: () async throws -> Void
+    ) async throws {
+        let key = Self.leaseKey(leaseName)
+        while !(try await tryLock(key, on: connection)) {
+            try await Task.sleep(for: options.leaseRetry)
+        }
+        store.logger.debug("lease taken", metadata: ["lease": "\(leaseName)"])
+        do {
+            try await body()
+            await release(key, on: connection)
+        } catch {
+            await release(key, on: connection)
+            throw error
+        }
+    }
+
+    /// Gives the lease back before the connection returns to the pool (a session-level lock
+    /// would otherwise stay with the pooled connection). Runs even when this task is cancelled
+    /// (in a task of its own, awaited); if the unlock fails, the connection is closed, which
+    /// releases the lock too.
+    private func release(_ key: Int64, on connection: PostgresConnection) async {
+        // The session is gone, and its locks with it (a query now would never answer).
+        guard !connection.isClosed else { return }
+        let logger = store.logger
+        let released = await Task {
+            (try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)) != nil
+        }.value
+        if !released { try? await connection.close() }
+    }
+
+    private func tryLock(_ key: Int64, on connection: PostgresConnection) async throws -> Bool {
+        let rows = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: store.logger)
+        for try await locked in rows.decode(Bool.self) { return locked }
+        return false
+    }
+
+    /// The advisory-lock key of a lease: a stable 64-bit hash of its name.
+    static func leaseKey(_ name: String) -> Int64 {
+        Int64(bitPattern: fnv1a("vigil.projection.\(name)"))
+    }
+}
