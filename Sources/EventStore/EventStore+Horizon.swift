@@ -22,19 +22,29 @@ public struct HorizonHolder: Sendable, Hashable {
 /// Events of transactions below it are final (committed and visible, or never to appear), so
 /// a reader that moves its checkpoint past what it saw never skips one. Plainly it is the
 /// oldest transaction still running in the cluster, `pg_snapshot_xmin` of the statement's
-/// snapshot. A transaction of *another database* of the cluster can't write this log, so a
-/// horizon may leave out running transactions positively seen in another database: then it is
-/// the oldest of the others (or the snapshot's `xmax` when none is left).
+/// snapshot. Some transactions can't write this log: those of *another database* of the
+/// cluster, and those of a session marked as a read model's runner
+/// (``readModelApplication``: it writes read-model tables only, and the log refuses its
+/// inserts, `schemas/store/0008_read_model_sessions.sql`). A horizon may leave out running
+/// transactions positively seen as either: then it is the oldest of the others (or the
+/// snapshot's `xmax` when none is left). So a read model's batch, however long (a rebuild's),
+/// holds no tail back.
 ///
 /// Those are found in a statement of their own, *before* the reading statement takes its
 /// snapshot (``EventStore/placeRunningTransactions()``). Read after the snapshot (in the same
 /// statement), a foreign transaction that ended in between could no longer be placed, would
 /// count, and would pull the horizon below a checkpoint an earlier read handed out. Read
-/// before, every transaction left out is foreign for good (ids are never reused), and any
-/// transaction that counts now but was left out by an earlier read started after that read,
-/// so it is above everything that read handed out: the horizon never moves back.
+/// before, every transaction left out is left out for good (ids are never reused, a session is
+/// marked or unmarked only between its transactions), and any transaction that counts now but
+/// was left out by an earlier read started after that read, so it is above everything that read
+/// handed out: the horizon never moves back.
 public struct ReadHorizon: Sendable, Equatable {
-    /// Running transactions of other databases to leave out (full `xid8` values).
+    /// The `application_name` of a session that runs a read model's batches (never a
+    /// reactor's: those append events).
+    public static let readModelApplication = "vigil read model"
+
+    /// Running transactions to leave out (full `xid8` values): other databases', and read
+    /// models' runners'.
     public let leftOut: [UInt64]
 
     /// The cluster's horizon, nothing left out.
@@ -52,15 +62,18 @@ public struct ReadHorizon: Sendable, Equatable {
     }
 
     /// SQL (one row per running transaction of the statement's snapshot): its `xid8` as text
-    /// and whether it runs in this database (`true`), in another (`false`) or can't be placed
-    /// (`NULL`: it ended after the snapshot, or has no database). It calls the functions behind
+    /// and whether it counts (`true`: it runs in this database and may write the log), is left
+    /// out (`false`: another database's, or a read model runner's) or can't be placed (`NULL`:
+    /// it ended after the snapshot, or has no database). It calls the functions behind
     /// `pg_stat_activity` and `pg_prepared_xacts`, not the views (0.4 ms against 0.8 ms).
     static let placeRunning = """
-        SELECT x::text, bool_or(a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+        SELECT x::text, bool_or(a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                AND a.application IS DISTINCT FROM '\(readModelApplication)')
         FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-        LEFT JOIN (SELECT backend_xid AS xid, datid FROM pg_stat_get_activity(NULL) WHERE backend_xid IS NOT NULL
+        LEFT JOIN (SELECT backend_xid AS xid, datid, application_name AS application
+                   FROM pg_stat_get_activity(NULL) WHERE backend_xid IS NOT NULL
                    UNION ALL
-                   SELECT transaction, dbid FROM pg_prepared_xact()) AS a ON a.xid = x::xid
+                   SELECT transaction, dbid, NULL FROM pg_prepared_xact()) AS a ON a.xid = x::xid
         GROUP BY x
         """
 
@@ -87,8 +100,9 @@ enum HorizonStall {
     case beyond
 }
 
-/// Where running transactions were seen: this database's or another's. A transaction's database
-/// never changes and ids aren't reused, so what was seen once holds for good. Bounded.
+/// Running transactions seen to count (this database's, not a read model runner's). A
+/// transaction's database never changes, a session's mark only between its transactions, and
+/// ids aren't reused, so what was seen once holds for good. Bounded.
 final class TransactionPlaces: Sendable {
     private let own = Mutex(Set<UInt64>())
 
@@ -103,8 +117,9 @@ final class TransactionPlaces: Sendable {
 }
 
 extension EventStore {
-    /// The running transactions of the cluster placed now: this database's and other
-    /// databases' (full `xid8` values). Those that can't be placed are in neither.
+    /// The running transactions of the cluster placed now: those that count (this database's,
+    /// not read models' runners') and those left out (other databases', read models' runners')
+    /// (full `xid8` values). Those that can't be placed are in neither.
     func placeRunningTransactions() async throws -> (own: [UInt64], foreign: [UInt64]) {
         let rows = try await client.guardedQuery(
             PostgresQuery(unsafeSQL: ReadHorizon.placeRunning), logger: logger)
@@ -116,8 +131,9 @@ extension EventStore {
         return (own, foreign)
     }
 
-    /// The transactions running in other databases of the cluster now (full `xid8` values),
-    /// for a ``ReadHorizon`` of a statement that starts after this one.
+    /// The transactions running now that a horizon leaves out (other databases', read models'
+    /// runners'; full `xid8` values), for a ``ReadHorizon`` of a statement that starts after
+    /// this one.
     public func foreignTransactions() async throws -> [UInt64] {
         try await placeRunningTransactions().foreign
     }
@@ -149,7 +165,7 @@ extension EventStore {
     /// The transactions holding the horizon, oldest first: while the first one runs, events
     /// committed by any younger transaction can't be read. Only transactions of this database
     /// (see ``ReadHorizon``) that have an id (that wrote something) count, read-only ones
-    /// don't; prepared transactions do (`pid` 0).
+    /// and read models' runners' don't; prepared transactions do (`pid` 0).
     public func horizonHolders(limit: Int = 5) async throws -> [HorizonHolder] {
         let rows = try await client.guardedQuery(
             """
@@ -161,6 +177,7 @@ extension EventStore {
                        left(query, 200) AS query, age(backend_xid) AS xid_age
                 FROM pg_stat_activity
                 WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() AND datname = current_database()
+                  AND application_name IS DISTINCT FROM \(ReadHorizon.readModelApplication)
                 UNION ALL
                 SELECT 0, database::text, owner::text, 'prepared transaction ' || gid, NULL, 'prepared',
                        extract(epoch FROM now() - prepared)::float8, NULL, age(transaction)

@@ -50,3 +50,32 @@ extension ProjectionRunner {
         Int64(bitPattern: fnv1a("vigil.projection.\(name)"))
     }
 }
+
+extension ProjectionRunner {
+    /// Runs `body` with `connection`'s session marked as a read model's runner
+    /// (``ReadHorizon/readModelApplication``), so the log's read horizon leaves its batches out;
+    /// a reactor's (which appends events) is never marked. The mark goes before the connection
+    /// returns to the pool, even when `body` throws or this task is cancelled; if it can't be
+    /// taken off, the connection is closed.
+    func marked(_ connection: PostgresConnection, _ body: () async throws -> Void) async throws {
+        guard !projection.isReactor else { return try await body() }
+        try await connection.query(
+            "SET application_name = \(unescaped: "'" + ReadHorizon.readModelApplication + "'")", logger: store.logger)
+        do {
+            try await body()
+        } catch {
+            await unmark(connection)
+            throw error
+        }
+        await unmark(connection)
+    }
+
+    private func unmark(_ connection: PostgresConnection) async {
+        guard !connection.isClosed else { return }
+        let logger = store.logger
+        let unmarked = await Task {
+            (try? await connection.query("RESET application_name", logger: logger)) != nil
+        }.value
+        if !unmarked { try? await connection.close() }
+    }
+}

@@ -116,7 +116,9 @@ public final class ProjectionRunner: Service, Sendable {
                 // The role lives on one connection (its lease); when that connection dies (a
                 // PostgreSQL restart, a terminated session), the role ends and starts again
                 // on a new one, instead of waiting forever on the dead one.
-                try await store.client.withOpenConnection { connection in try await body(connection) }
+                try await store.client.withOpenConnection { connection in
+                    try await self.marked(connection) { try await body(connection) }
+                }
             } catch {
                 if Task.isCancelled { break }
                 if clock.now - started >= options.maxErrorRetry { delay = options.errorRetry }

@@ -111,73 +111,99 @@ import VigilTesting
     func horizonNeverMovesBack() async throws {
         try await TestDatabase.withStore { store in
             try await Self.inAnotherDatabase { other in
-                let done = Flag()
-                try await withThrowingTaskGroup(of: Int.self) { group in
-                    // Foreign transactions, each with an id, back to back on two connections: one
-                    // short (0–3 ms), one longer (0–30 ms), so they overlap and end at any moment.
-                    // At least 3 s, 100 of the short ones and 300 appends, whatever the machine's load.
-                    for longest in [3_000, 30_000] {
-                        group.addTask {
-                            try await other.withConnection { connection in
-                                let start = ContinuousClock.now
-                                var count = 0
-                                while !done.isSet {
-                                    _ = try await Self.begin(connection)
-                                    try await Task.sleep(for: .microseconds(Int.random(in: 0...longest)))
-                                    try await connection.query("COMMIT", logger: TestDatabase.logger)
-                                    count += 1
-                                    if longest == 3_000, count >= 100, ContinuousClock.now - start > .seconds(3),
-                                        done.appended.load(ordering: .relaxed) >= 300
-                                    {
-                                        done.set()
-                                    }
-                                }
-                                return count
+                try await Self.assertHorizonNeverMovesBack(store, sideTransactionsOn: other, marked: false)
+            }
+        }
+    }
+
+    @Test(
+        "while read models' runners' transactions start and end in this database, no read refuses a checkpoint a read handed out, and none skips an event",
+        .timeLimit(.minutes(2))
+    )
+    func horizonNeverMovesBackPastReadModels() async throws {
+        try await TestDatabase.withStore { store in
+            try await Self.assertHorizonNeverMovesBack(store, sideTransactionsOn: store.client, marked: true)
+        }
+    }
+
+    /// Transactions that a horizon leaves out (on `client`: another database's, or this one's
+    /// in sessions `marked` as a read model's runner) start and end at any moment while events
+    /// are appended and read: no read refuses a checkpoint a read handed out, none skips one.
+    static func assertHorizonNeverMovesBack(
+        _ store: EventStore, sideTransactionsOn client: PostgresClient, marked: Bool
+    ) async throws {
+        let done = Flag()
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            // Side transactions, each with an id, back to back on two connections: one
+            // short (0–3 ms), one longer (0–30 ms), so they overlap and end at any moment.
+            // At least 3 s, 100 of the short ones and 300 appends, whatever the machine's load.
+            for longest in [3_000, 30_000] {
+                group.addTask {
+                    try await client.withConnection { connection in
+                        if marked {
+                            try await connection.query(
+                                "SET application_name = 'vigil read model'", logger: TestDatabase.logger)
+                        }
+                        let start = ContinuousClock.now
+                        var count = 0
+                        while !done.isSet {
+                            _ = try await Self.begin(connection)
+                            try await Task.sleep(for: .microseconds(Int.random(in: 0...longest)))
+                            try await connection.query("COMMIT", logger: TestDatabase.logger)
+                            count += 1
+                            if longest == 3_000, count >= 100, ContinuousClock.now - start > .seconds(3),
+                                done.appended.load(ordering: .relaxed) >= 300
+                            {
+                                done.set()
                             }
                         }
+                        // Unmarked before the connection goes back to the pool (the appends'
+                        // pool: a marked session may not append).
+                        if marked { try await connection.query("RESET application_name", logger: TestDatabase.logger) }
+                        return count
                     }
-                    // Appends to this database, so events keep arriving beyond every horizon.
-                    for writer in 0..<2 {
-                        group.addTask {
-                            var count = 0
-                            while !done.isSet {
-                                try await store.append(to: "camera-\(writer)", events: [detection(sequence: count)])
-                                count += 1
-                                done.appended.add(1, ordering: .relaxed)
-                            }
-                            return 0
-                        }
-                    }
-                    // Readers: each carries on from the last checkpoint it was handed (a page's
-                    // `next` or `head()`), which must never be refused.
-                    for reader in 0..<2 {
-                        group.addTask {
-                            var checkpoint = Checkpoint.start
-                            var seen: [Checkpoint] = []
-                            while !done.isSet {
-                                let page = try await store.read(after: checkpoint, limit: 50)
-                                seen += page.events.map(\.checkpoint)
-                                checkpoint = page.next
-                                if reader == 1 {
-                                    // The head is handed out too: never behind, never refused.
-                                    let head = try await store.head()
-                                    #expect(head >= checkpoint, "head \(head) behind a handed-out \(checkpoint)")
-                                    _ = try await store.read(after: head, limit: 1)
-                                }
-                            }
-                            // Everything written so far, once each, in order.
-                            seen += try await store.readSettled(after: checkpoint).events.map(\.checkpoint)
-                            let all = try await store.readSettled(after: .start).events.map(\.checkpoint)
-                            #expect(seen == Array(all.prefix(seen.count)), "reader \(reader)")
-                            #expect(seen.count >= 300, "reader \(reader) read")
-                            return 0
-                        }
-                    }
-                    var foreign = 0
-                    while let count = try await group.next() { foreign += count }
-                    #expect(foreign >= 100, "the foreign transactions ran")
                 }
             }
+            // Appends to this database, so events keep arriving beyond every horizon.
+            for writer in 0..<2 {
+                group.addTask {
+                    var count = 0
+                    while !done.isSet {
+                        try await store.append(to: "camera-\(writer)", events: [detection(sequence: count)])
+                        count += 1
+                        done.appended.add(1, ordering: .relaxed)
+                    }
+                    return 0
+                }
+            }
+            // Readers: each carries on from the last checkpoint it was handed (a page's
+            // `next` or `head()`), which must never be refused.
+            for reader in 0..<2 {
+                group.addTask {
+                    var checkpoint = Checkpoint.start
+                    var seen: [Checkpoint] = []
+                    while !done.isSet {
+                        let page = try await store.read(after: checkpoint, limit: 50)
+                        seen += page.events.map(\.checkpoint)
+                        checkpoint = page.next
+                        if reader == 1 {
+                            // The head is handed out too: never behind, never refused.
+                            let head = try await store.head()
+                            #expect(head >= checkpoint, "head \(head) behind a handed-out \(checkpoint)")
+                            _ = try await store.read(after: head, limit: 1)
+                        }
+                    }
+                    // Everything written so far, once each, in order.
+                    seen += try await store.readSettled(after: checkpoint).events.map(\.checkpoint)
+                    let all = try await store.readSettled(after: .start).events.map(\.checkpoint)
+                    #expect(seen == Array(all.prefix(seen.count)), "reader \(reader)")
+                    #expect(seen.count >= 300, "reader \(reader) read")
+                    return 0
+                }
+            }
+            var side = 0
+            while let count = try await group.next() { side += count }
+            #expect(side >= 100, "the side transactions ran")
         }
     }
 }
