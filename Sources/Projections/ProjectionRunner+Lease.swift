@@ -30,13 +30,18 @@ extension ProjectionRunner {
     /// (in a task of its own, awaited); if the unlock fails, the connection is closed, which
     /// releases the lock too.
     private func release(_ key: Int64, on connection: PostgresConnection) async {
-        // The session is gone, and its locks with it (a query now would never answer).
+        await runOrClose("SELECT pg_advisory_unlock(\(key))", on: connection)
+    }
+
+    /// Runs `query` on `connection` even when this task is cancelled (in a task of its own,
+    /// awaited); closes the connection if it fails: a session that can't be put back in order
+    /// doesn't go back to the pool. A closed session has nothing to put back (and a query on it
+    /// would never answer).
+    func runOrClose(_ query: PostgresQuery, on connection: PostgresConnection) async {
         guard !connection.isClosed else { return }
         let logger = store.logger
-        let released = await Task {
-            (try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)) != nil
-        }.value
-        if !released { try? await connection.close() }
+        let done = await Task { (try? await connection.query(query, logger: logger)) != nil }.value
+        if !done { try? await connection.close() }
     }
 
     private func tryLock(_ key: Int64, on connection: PostgresConnection) async throws -> Bool {
@@ -71,11 +76,6 @@ extension ProjectionRunner {
     }
 
     private func unmark(_ connection: PostgresConnection) async {
-        guard !connection.isClosed else { return }
-        let logger = store.logger
-        let unmarked = await Task {
-            (try? await connection.query("RESET application_name", logger: logger)) != nil
-        }.value
-        if !unmarked { try? await connection.close() }
+        await runOrClose("RESET application_name", on: connection)
     }
 }

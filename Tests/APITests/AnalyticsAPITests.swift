@@ -208,6 +208,12 @@ import VigilTesting
                 let body = try await client.getJSON("/api/analytics/risk-score-distribution?\(Self.range)")
                 return body["total_events"] as? Int == 7
             }
+            // The tag is made from analytics' and cameras' state: both caught up with the whole
+            // seed before it is taken (cameras applies the detections too, on its own time).
+            let settled = try await store.readSettled(after: .start)
+            let caughtUp = try await store.waitForProjections(
+                ["analytics", "cameras"], toReach: settled.next, timeout: .seconds(60))
+            #expect(caughtUp)
             let first = try await client.send(.get, uri)
             let tag = try #require(first.headers[.eTag])
             #expect(tag.hasPrefix("\"") && tag.hasSuffix("\""))
