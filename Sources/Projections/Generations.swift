@@ -84,10 +84,18 @@ enum Generations {
                 "DELETE FROM projection_checkpoints WHERE name = \(projection.name) AND generation = \(rebuild)",
                 logger: logger)
         }
-        try await create(projection, generation: next, deferringIndexes: true, on: connection, logger: logger)
+        try await beginRebuild(projection, generation: next, on: connection, logger: logger)
+    }
+
+    /// Creates generation `generation` for a rebuild (its indexes deferred) and marks it as the
+    /// one being rebuilt. Inside the caller's transaction, the projection's row locked.
+    static func beginRebuild(
+        _ projection: any Projection, generation: Int32, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        try await create(projection, generation: generation, deferringIndexes: true, on: connection, logger: logger)
         try await connection.query(
             """
-            UPDATE projections SET rebuild_generation = \(next), rebuild_requested_at = now()
+            UPDATE projections SET rebuild_generation = \(generation), rebuild_requested_at = now()
             WHERE name = \(projection.name)
             """,
             logger: logger)
@@ -265,15 +273,7 @@ extension EventStore {
                     projection.name, lock: .update, on: connection, logger: logger)
                 if let rebuild { return rebuild }
                 let next = live + 1
-                try await Generations.create(
-                    projection, generation: next, deferringIndexes: true, on: connection, logger: logger)
-                try await connection.query(
-                    """
-                    UPDATE projections SET rebuild_generation = \(next), rebuild_requested_at = now()
-                    WHERE name = \(projection.name)
-                    """,
-                    logger: logger
-                )
+                try await Generations.beginRebuild(projection, generation: next, on: connection, logger: logger)
                 return next
             }
         }
