@@ -13,7 +13,7 @@ import VigilTesting
 @Suite("Read models")
 struct ReadModelRebuildTests {
     static let start = Date(timeIntervalSince1970: 1_795_000_000)
-    static let tables = ["cameras", "detections", "security_events", "detection_totals", "security_event_totals"]
+    static let tables = ["cameras", "detections", "security_events", "detection_totals"]
 
     /// md5 over the rows of a read model's view, in key order, optionally restricted.
     static func checksum(

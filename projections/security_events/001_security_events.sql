@@ -31,8 +31,3 @@ CREATE INDEX security_events_camera_score ON security_events (camera_id, risk_sc
 CREATE INDEX security_events_score ON security_events (risk_score) WHERE NOT hidden;
 CREATE INDEX security_events_object_types ON security_events USING gin (object_types) WHERE NOT hidden;
 CREATE INDEX security_events_document ON security_events USING gin (document) WHERE NOT hidden;
-
-CREATE TABLE security_event_totals (
-    camera_id text PRIMARY KEY,
-    n bigint NOT NULL
-);

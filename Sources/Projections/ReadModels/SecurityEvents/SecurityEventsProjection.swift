@@ -4,7 +4,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// `security_events`: the list behind `/api/events`, searchable, with per-camera totals.
+/// `security_events`: the list behind `/api/events`, searchable, with its visible events per
+/// camera and score (`security_event_scores`) for exact counts without a scan.
 public struct SecurityEventsProjection: RunBasedProjection {
     public let name = "security_events"
     public let filter = LogFilter(types: [
@@ -26,16 +27,12 @@ public struct SecurityEventsProjection: RunBasedProjection {
         for segment in segments {
             switch segment {
             case .barrier(let removals):
-                for statement in CameraTotals.hide(removals, in: "security_events", totals: "security_event_totals") {
-                    try await connection.query(statement, logger: logger)
-                }
+                try await connection.query(CameraTotals.hideRows(removals, in: "security_events"), logger: logger)
                 try await connection.query(
                     removals.query {
-                        """
-                        DELETE FROM security_event_scores
-                        WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM \($0) AS e(data, pos)))
-                        """
-                    }, logger: logger)
+                        "DELETE FROM security_event_scores WHERE camera_id = \(CameraTotals.removed($0))"
+                    },
+                    logger: logger)
             case .group(let runs):
                 let closed = runs[SecurityEventClosed.type] ?? .empty(SecurityEventClosed.type)
                 let analyzed = runs[SecurityEventAnalyzed.type] ?? .empty(SecurityEventAnalyzed.type)
@@ -151,7 +148,6 @@ public struct SecurityEventsProjection: RunBasedProjection {
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, camera_id, coalesce(risk_score, -1) AS score
             ),
-            totals AS (\(CameraTotals.add(from: "inserted", to: "security_event_totals"))),
             scores AS (
                 INSERT INTO security_event_scores (camera_id, score, n)
                 SELECT camera_id, score, count(*) FROM inserted GROUP BY 1, 2

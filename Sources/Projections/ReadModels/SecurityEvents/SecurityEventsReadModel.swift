@@ -24,9 +24,6 @@ public struct SecurityEventFilter: Sendable {
         self.objectType = objectType
     }
 
-    /// Whether the only filter is the camera (then the totals table counts).
-    var isCameraOnly: Bool { level == nil && isCameraAndLevelOnly }
-
     /// Whether the only filters are the camera and the level (then the score histogram counts).
     var isCameraAndLevelOnly: Bool { start == nil && end == nil && reviewed == nil && objectType == nil }
 }
@@ -61,8 +58,7 @@ public struct SecurityEventsReadModel: Sendable {
     public init(database: ReadDatabase) { self.database = database }
 
     static let list = ListSpec(
-        table: "security_events", timeColumn: "started_at", idIsInteger: true, visible: "NOT t.hidden",
-        totals: "security_event_totals")
+        table: "security_events", timeColumn: "started_at", idIsInteger: true, visible: "NOT t.hidden")
 
     /// A page of the list, newest first.
     public func list(
@@ -89,10 +85,8 @@ public struct SecurityEventsReadModel: Sendable {
         var sql = SQLBuilder()
         filters(filter, &sql, thresholds)
         let count =
-            filter.isCameraOnly
-            ? list.totalsCount(camera: filter.camera, &sql)
-            : filter.isCameraAndLevelOnly
-                ? histogramCount(camera: filter.camera, level: filter.level, thresholds: thresholds, &sql) : nil
+            filter.isCameraAndLevelOnly
+            ? histogramCount(camera: filter.camera, level: filter.level, thresholds: thresholds, &sql) : nil
         return list.query(item: item(&sql, thresholds), filters: sql, countSQL: count, bounds: page)
     }
 
