@@ -30,14 +30,8 @@ public final class SystemSettingsReader: Sendable {
         let version = try await store.version(of: SystemSettings.stream)
         if let cached = cache.withLock({ $0 }), cached.version == version { return (cached.settings, version) }
 
-        var events: [(type: String, data: String)] = []
-        var read: Int64 = 0
-        while read < version, let page = try await store.readStream(SystemSettings.stream, fromVersion: read),
-            let last = page.events.last
-        {
-            events += page.events.filter { $0.version <= version }.map { ($0.type, $0.data) }
-            read = last.version
-        }
+        let stream = version > 0 ? try await store.readWholeStream(SystemSettings.stream)?.events ?? [] : []
+        let events = stream.filter { $0.version <= version }.map { (type: $0.type, data: $0.data) }
         let settings = try defaults.folding(events)
         cache.withLock { cached in
             if (cached?.version ?? -1) < version { cached = (version, settings) }
