@@ -43,6 +43,18 @@ let package = Package(
         ),
         .target(name: "Domain", swiftSettings: swiftSettings),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .target(
+            name: "Archive",
+            dependencies: [
+                "CLZ4",
+                "EventStore",
+                "Domain",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Redis",
             dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")],
@@ -157,6 +169,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "API",
+                "Archive",
                 "Benchmarks",
                 "Simulator",
                 "Synthetic",
@@ -188,6 +201,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], swiftSettings: swiftSettings),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RedisTests",
             dependencies: ["Redis", "VigilTesting", .product(name: "Logging", package: "swift-log")],
@@ -196,6 +210,7 @@ let package = Package(
         .testTarget(
             name: "ProjectionsTests",
             dependencies: [
+                "Archive",
                 "Projections",
                 "Domain",
                 "VigilTesting",

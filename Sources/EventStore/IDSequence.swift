@@ -10,6 +10,8 @@ public struct IDSequence: Sendable, Hashable {
 
     public static let detections = IDSequence(name: "detection_ids")
     public static let securityEvents = IDSequence(name: "security_event_ids")
+    /// Every sequence of the store schema whose ids events carry (an archive keeps their values).
+    public static let all: [IDSequence] = [.detections, .securityEvents]
 
     public init(name: String) { self.name = name }
 

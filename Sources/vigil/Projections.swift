@@ -9,7 +9,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "projections",
         abstract: "Inspect the projections.",
-        subcommands: [Status.self, Rebuild.self, Retry.self]
+        subcommands: [Status.self, Rebuild.self, Retry.self, Checksum.self]
     )
 
     struct Status: AsyncParsableCommand {
@@ -146,7 +146,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
                 if done.count == generations.count { break }
                 let overall = (progress.values.reduce(0, +) + Double(done.count)) / Double(generations.count)
                 let line =
-                    "\r\(bar(overall)) " + String(format: "%5.1f%%  ", overall * 100)
+                    "\r\(ProgressLine.bar(overall)) " + String(format: "%5.1f%%  ", overall * 100)
                     + progress.sorted(by: { $0.key < $1.key }).map { "\($0.key) \(Int($0.value * 100))%" }
                     .joined(separator: ", ") + (notes.isEmpty ? "" : "  " + notes.joined(separator: "; "))
                 if line != lastLine {
@@ -157,7 +157,8 @@ struct ProjectionsCommand: AsyncParsableCommand {
             }
             let elapsed = started.duration(to: .now)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            FileHandle.standardOutput.write(Data(("\r\(bar(1))  done in " + String(format: "%.1f s", seconds)).utf8))
+            FileHandle.standardOutput.write(
+                Data(("\r\(ProgressLine.bar(1))  done in " + String(format: "%.1f s", seconds)).utf8))
             FileHandle.standardOutput.write(Data((String(repeating: " ", count: 40) + "\n").utf8))
             for (name, status) in done.sorted(by: { $0.key < $1.key }) {
                 FileHandle.standardOutput.write(
@@ -171,12 +172,6 @@ struct ProjectionsCommand: AsyncParsableCommand {
                                 + "GET /api/projections/\(name)/parked\n").utf8))
                 }
             }
-        }
-
-        static func bar(_ progress: Double) -> String {
-            let width = 30
-            let filled = Int((min(max(progress, 0), 1) * Double(width)).rounded(.down))
-            return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
         }
     }
 
@@ -202,6 +197,31 @@ struct ProjectionsCommand: AsyncParsableCommand {
                 try await EventStore(client: client, logger: logger).retryParkedEvents(of: name)
             }
             print("\(count) parked event(s) of \(name) will be applied again by its runner")
+        }
+    }
+
+    struct Checksum: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Row count and md5 of every table of every read model's live generation.",
+            discussion: """
+                Two stores whose read models hold the same rows print the same lines: compare a store \
+                with its copy after `vigil export` and `vigil import` (once both have built their read \
+                models), or a read model before and after a rebuild.
+                """
+        )
+
+        func run() async throws {
+            let logger = Vigil.logger
+            let settings = try PostgresSettings.fromEnvironment()
+            try await requireMigrated(settings, logger: logger)
+            let checksums = try await settings.withRunningClient(logger: logger) { client in
+                try await EventStore(client: client, logger: logger).readModelChecksums()
+            }
+            for checksum in checksums {
+                print(
+                    "\(checksum.projection).\(checksum.table)".padding(toLength: 44, withPad: " ", startingAt: 0)
+                        + String(checksum.rows).padding(toLength: 10, withPad: " ", startingAt: 0) + checksum.md5)
+            }
         }
     }
 }

@@ -8,7 +8,10 @@ struct Vigil: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vigil",
         abstract: "Vigil: an event-sourced home-security intelligence backend.",
-        subcommands: [Serve.self, Migrate.self, ProjectionsCommand.self, Demo.self, Simulate.self, Bench.self]
+        subcommands: [
+            Serve.self, Migrate.self, ProjectionsCommand.self, Export.self, Import.self, Demo.self, Simulate.self,
+            Bench.self,
+        ]
     )
 
     /// Logging is bootstrapped once, here, before any command runs, the benchmarks' commands

@@ -231,46 +231,53 @@ struct ReadModelRebuildTests {
         }
     }
 
+    /// A history that fills every read-model table, appended while the caller's runners build
+    /// live. Returns the checkpoint of a marker appended last.
+    static func appendEveryKindOfEvent(_ history: SyntheticHistory, _ store: EventStore) async throws -> Checkpoint {
+        let metadata = EventMetadata(actor: "tests")
+        // Built live, batch by batch, while writers append concurrently: security events
+        // with reviews, camera updates, re-analyses (of events appended earlier).
+        try await store.appendSynthetic(history, events: 0..<20, detectionsPerEvent: 2, chunk: 10)
+        async let first = Self.appendConcurrently(history, [20..<60, 60..<100], store)
+        async let updates: Void = Self.appendCameraUpdates(history, round: 1, store)
+        async let reanalyses: Void = Self.appendReanalyses(0..<20, store)
+        async let keys: Void = Self.appendKeyLifecycle(store)
+        _ = try await (first, updates, reanalyses, keys)
+
+        // The garage is removed (what it recorded is hidden, its analytics deleted), then
+        // registered again, and everything goes on: more events (also of the garage),
+        // updates, re-analyses of events of every camera, the removed one's included.
+        try await store.append(
+            to: Camera.stream("garage"),
+            events: [
+                try NewEvent(
+                    CameraRemoved(id: "garage", removedAt: Self.start.addingTimeInterval(180_000)),
+                    metadata: metadata)
+            ])
+        async let second = Self.appendConcurrently(history, [100..<140, 140..<180], store)
+        async let moreReanalyses: Void = Self.appendReanalyses(20..<100, store)
+        let again = try NewEvent(
+            CameraRegistered(
+                id: "garage", name: "Garage", folderPath: "/export/foscam/garage2", status: .unknown,
+                registeredAt: Self.start.addingTimeInterval(190_000)),
+            metadata: metadata)
+        async let registration = store.append(to: Camera.stream("garage"), events: [again])
+        _ = try await (second, moreReanalyses, registration)
+        try await Self.appendCameraUpdates(history, round: 2, store)
+        return try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
+    }
+
     @Test("Every table of every read model: built live under concurrent writers, rebuilt event by event, equal")
     func everyTableRebuildEqualsLive() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
             let runners = Self.runners(store, notifier)
             let history = SyntheticHistory(cameraCount: 4, start: Self.start, spacing: 1800)
-            let metadata = EventMetadata(actor: "tests")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for runner in runners { group.addTask { try await runner.run() } }
                 defer { group.cancelAll() }
 
-                // Built live, batch by batch, while writers append concurrently: security events
-                // with reviews, camera updates, re-analyses (of events appended earlier).
-                try await store.appendSynthetic(history, events: 0..<20, detectionsPerEvent: 2, chunk: 10)
-                async let first = Self.appendConcurrently(history, [20..<60, 60..<100], store)
-                async let updates: Void = Self.appendCameraUpdates(history, round: 1, store)
-                async let reanalyses: Void = Self.appendReanalyses(0..<20, store)
-                async let keys: Void = Self.appendKeyLifecycle(store)
-                _ = try await (first, updates, reanalyses, keys)
-
-                // The garage is removed (what it recorded is hidden, its analytics deleted), then
-                // registered again, and everything goes on: more events (also of the garage),
-                // updates, re-analyses of events of every camera, the removed one's included.
-                try await store.append(
-                    to: Camera.stream("garage"),
-                    events: [
-                        try NewEvent(
-                            CameraRemoved(id: "garage", removedAt: Self.start.addingTimeInterval(180_000)),
-                            metadata: metadata)
-                    ])
-                async let second = Self.appendConcurrently(history, [100..<140, 140..<180], store)
-                async let moreReanalyses: Void = Self.appendReanalyses(20..<100, store)
-                let again = try NewEvent(
-                    CameraRegistered(
-                        id: "garage", name: "Garage", folderPath: "/export/foscam/garage2", status: .unknown,
-                        registeredAt: Self.start.addingTimeInterval(190_000)),
-                    metadata: metadata)
-                async let registration = store.append(to: Camera.stream("garage"), events: [again])
-                _ = try await (second, moreReanalyses, registration)
-                try await Self.appendCameraUpdates(history, round: 2, store)
-                let marker = try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
+                // Built live, batch by batch, while writers append concurrently.
+                let marker = try await Self.appendEveryKindOfEvent(history, store)
                 try await Self.waitForReadModels(marker, generation: 1, store)
 
                 // The history reached what it is about (independently of rebuilds).
