@@ -143,6 +143,7 @@ let package = Package(
             name: "Benchmarks",
             dependencies: [
                 "API",
+                "Archive",
                 "EventStore",
                 "Domain",
                 "Projections",

@@ -69,15 +69,8 @@ struct PagesBenchmark: AsyncParsableCommand {
                     + "\(events) security events, database \(scratch.database)")
 
             // 1. The history, into the log.
-            let history = SyntheticHistory(
-                cameraCount: 4, start: Date(timeIntervalSince1970: 1_700_000_000), spacing: 30)
             let appendStart = ContinuousClock.now
-            try await store.appendSynthetic(history, events: 0..<events, chunk: 10_000) { done in
-                if done % 100_000 == 0 || done == events {
-                    Self.progress("appending", done, events, since: appendStart)
-                }
-            }
-            let logEvents = events * 4 + history.cameras.count
+            let logEvents = try await Self.appendHistory(events, to: store)
             // Statistics, as autovacuum keeps them on a log that grew over time (a bulk load
             // minutes ago may not have any yet, and its reads would be planned blind).
             try await client.query("VACUUM (ANALYZE) events", logger: logger)
@@ -223,6 +216,17 @@ struct PagesBenchmark: AsyncParsableCommand {
             "\r\(what) "
             + String(format: "%d/%d (%.0f%%, %.0f s)", done, total, 100 * Double(done) / Double(max(total, 1)), seconds)
         FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// Appends a synthetic history of `events` security events (four log events each, and the
+    /// cameras) in bulk, showing progress; returns the number of log events.
+    static func appendHistory(_ events: Int, to store: EventStore) async throws -> Int {
+        let history = SyntheticHistory(cameraCount: 4, start: Date(timeIntervalSince1970: 1_700_000_000), spacing: 30)
+        let start = ContinuousClock.now
+        try await store.appendSynthetic(history, events: 0..<events, chunk: 10_000) { done in
+            if done % 100_000 == 0 || done == events { progress("appending", done, events, since: start) }
+        }
+        return events * 4 + history.cameras.count
     }
 
     static func endProgress(_ line: String) {

@@ -97,6 +97,9 @@ struct Import: AsyncParsableCommand {
         } catch let error as LZ4FrameError {
             progress.end("")
             throw fail("import refused, nothing was stored: \(error)")
+        } catch let error as LogImportError {
+            progress.end("")
+            throw fail("import refused, nothing was stored: \(error)")
         }
         progress.end("done in \(ProgressLine.seconds(since: started))")
         print(

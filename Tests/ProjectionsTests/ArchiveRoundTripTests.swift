@@ -139,6 +139,17 @@ struct ArchiveRoundTripTests {
                 _ = try await source.append(
                     to: "camera-\(n % 3)", events: (0..<30).map { detection(sequence: n * 30 + $0) })
             }
+            // A time range: events recorded in [from, to).
+            let now = Date()
+            let later = try await LogExporter(store: source, from: now.addingTimeInterval(3600)).export(to: bad)
+            #expect(later.header.events == 0)
+            #expect(later.header.from != nil)
+            let earlier = try await LogExporter(store: source, to: now.addingTimeInterval(-3600)).export(to: bad)
+            #expect(earlier.header.events == 0)
+            let around = LogExporter(
+                store: source, from: now.addingTimeInterval(-3600), to: now.addingTimeInterval(3600))
+            #expect(try await around.export(to: bad).header.events == 1200)
+
             let summary = try await LogExporter(store: source).export(to: path)
             #expect(summary.header.events == 1200)
         }
