@@ -356,6 +356,8 @@ func buildRouter(
         keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
+    DeadLettersController(store: store, queues: redis.map { DeadLetterQueues(redis: $0, prefix: redisPrefix) })
+        .addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)
     liveFeeds?.addRoutes(to: router)
     return router

@@ -37,6 +37,8 @@ public struct AnalysisJob: Codable, Sendable, Hashable {
     public var objectTypes: [String]
     public var attempts: Int
     public var lastError: String?
+    /// When the job first failed (nil: it has not failed yet).
+    public var firstFailedAt: Date?
     public var enqueuedAt: Date
 
     public init(
@@ -78,6 +80,7 @@ public struct AnalysisJob: Codable, Sendable, Hashable {
         case detectionIds = "detection_ids"
         case objectTypes = "object_types"
         case lastError = "last_error"
+        case firstFailedAt = "first_failed_at"
         case enqueuedAt = "enqueued_at"
     }
 }

@@ -214,6 +214,19 @@ extension AuditEntry {
         case ApiKeyRevoked.type:
             let event = try ApiKeyRevoked.decode(data)
             return AuditEntry(action: "api_key_revoked", resourceType: "api_key", resourceId: event.name)
+        case DeadLettersRequeued.type:
+            let event = try DeadLettersRequeued.decode(data)
+            return AuditEntry(
+                action: "dlq_requeued", resourceType: "dlq", resourceId: event.queue,
+                details: [
+                    "count": .number(Double(event.count)), "target": .string(event.target),
+                    "job_ids": .array(event.jobIds.map { .string($0) }),
+                ])
+        case DeadLettersCleared.type:
+            let event = try DeadLettersCleared.decode(data)
+            return AuditEntry(
+                action: "dlq_cleared", resourceType: "dlq", resourceId: event.queue,
+                details: ["count": .number(Double(event.count))])
         case CommandRejected.type:
             let event = try CommandRejected.decode(data)
             var details: [String: JSONValue] = [
@@ -234,6 +247,7 @@ extension AuditEntry {
         SecurityEventReviewed.type, ReanalysisRequested.type, SystemConfigChanged.type,
         SeverityThresholdsChanged.type, RateLimitsChanged.type, CameraRegistered.type, CameraUpdated.type,
         CameraRemoved.type,
-        ApiKeyIssued.type, ApiKeyRevoked.type, CommandRejected.type,
+        ApiKeyIssued.type, ApiKeyRevoked.type, DeadLettersRequeued.type, DeadLettersCleared.type,
+        CommandRejected.type,
     ]
 }

@@ -87,6 +87,7 @@ public struct HeuristicAnalyzerWorker: Service {
         } catch {
             job.attempts += 1
             job.lastError = "\(error)"
+            job.firstFailedAt = job.firstFailedAt ?? Date()
             if job.attempts >= options.maxAttempts {
                 try await deadLetter(raw: try job.encoded(), error: "\(error)")
                 store.logger.warning(
@@ -130,6 +131,13 @@ public struct DeadLetter: Codable, Sendable {
     public var error: String
     public var failedAt: Date
     public var worker: String
+
+    public init(job: String, error: String, failedAt: Date, worker: String) {
+        self.job = job
+        self.error = error
+        self.failedAt = failedAt
+        self.worker = worker
+    }
 
     public func encoded() throws -> String { String(decoding: try EventCoding.encoder.encode(self), as: UTF8.self) }
     public static func decode(_ text: String) throws -> DeadLetter {

@@ -71,6 +71,12 @@ enum AccessPolicy {
         "GET /api/audit": .needs(.admin),
         "GET /api/audit/stats": .needs(.admin),
         "GET /api/audit/{audit_id}": .needs(.admin),
+        // Job payloads and the power to re-run or drop them: admin only.
+        "GET /api/dlq/stats": .needs(.admin),
+        "GET /api/dlq/jobs/{queue_name}": .needs(.admin),
+        "POST /api/dlq/requeue/{queue_name}": .needs(.admin),
+        "POST /api/dlq/requeue-all/{queue_name}": .needs(.admin),
+        "DELETE /api/dlq/{queue_name}": .needs(.admin),
     ]
 
     /// The write routes whose refusals the audit trail records, as what they would have done
@@ -100,6 +106,11 @@ enum AccessPolicy {
             action: "projection_rebuild_requested", resourceType: "projection", idParameter: "name"),
         "POST /api/projections/{name}/parked/retry": .init(
             action: "parked_events_retried", resourceType: "projection", idParameter: "name"),
+        "POST /api/dlq/requeue/{queue_name}": .init(
+            action: "dlq_requeued", resourceType: "dlq", idParameter: "queue_name"),
+        "POST /api/dlq/requeue-all/{queue_name}": .init(
+            action: "dlq_requeued", resourceType: "dlq", idParameter: "queue_name"),
+        "DELETE /api/dlq/{queue_name}": .init(action: "dlq_cleared", resourceType: "dlq", idParameter: "queue_name"),
     ]
 
     /// What `method` on the route `path` (as the router names it, `/api/events/{event_id}`) needs.
