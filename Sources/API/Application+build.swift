@@ -100,6 +100,11 @@ public struct ServerConfiguration: Sendable {
     /// When a client-supplied event time (`detected_at`) may be: `VIGIL_MIN_EVENT_TIME`,
     /// `VIGIL_MAX_FUTURE_SECONDS`.
     public var eventTimes = EventTimeWindow.standard
+    /// The server's own log records at or above this level are kept in `operational_logs` for
+    /// `/api/logs` (`VIGIL_LOG_RECORD_LEVEL`; nil: none are).
+    public var logRecordLevel: Logger.Level? = .warning
+    /// How long operational log records are kept (`VIGIL_LOG_RETENTION_DAYS`).
+    public var logRetention: Duration = .seconds(7 * 86_400)
 
     public init(host: String = "127.0.0.1", port: Int = 8000, postgres: PostgresSettings) {
         self.host = host
@@ -142,9 +147,24 @@ struct ServerParts {
     let router: Router<VigilRequestContext>
     /// The routes a WebSocket upgrade request is matched against (`/ws/…`).
     let webSocketRouter: Router<VigilRequestContext>
+    /// Keeps the server's warnings and errors for `/api/logs` (nil: `logRecordLevel` is nil).
+    let recorder: LogRecorder?
 
-    init(_ configuration: ServerConfiguration, logger: Logger) {
-        client = PostgresClient(configuration: configuration.postgres.clientConfiguration, backgroundLogger: logger)
+    init(_ configuration: ServerConfiguration, logger serverLogger: Logger) {
+        // Every part logs through this logger: what it logs at or above `logRecordLevel` is
+        // recorded too (the recorder itself logs through the server's logger, not recorded).
+        var logger = serverLogger
+        let pool = PostgresClient(
+            configuration: configuration.postgres.clientConfiguration, backgroundLogger: serverLogger)
+        let operationalLogs = OperationalLogs(database: ReadDatabase(client: pool, logger: serverLogger))
+        recorder = configuration.logRecordLevel.map {
+            LogRecorder(
+                logs: operationalLogs, level: $0, retention: configuration.logRetention, logger: serverLogger)
+        }
+        if let recorder { logger.handler = recorder.handler(wrapping: logger.handler) }
+        // The pool's own messages (connections lost and made) are not recorded: the records
+        // are written through it.
+        client = pool
         store = EventStore(client: client, logger: logger)
         notifier = LogNotifier(client: client, logger: logger)
         appender = GroupCommitAppender(store: store)
@@ -166,7 +186,8 @@ struct ServerParts {
         let readModels = APIReadModels(
             cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
-            apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads))
+            apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads),
+            logs: operationalLogs)
         let directory =
             configuration.isAuthOn
             ? KeyDirectory(
@@ -271,7 +292,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         services: [
             client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed, parts.statusFeed,
         ]
-            + (parts.keyUsage.map { [$0] } ?? [])
+            + (parts.keyUsage.map { [$0] } ?? []) + (parts.recorder.map { [$0] } ?? [])
             + services,
         logger: logger
     )
@@ -289,6 +310,8 @@ struct APIReadModels {
     var analytics: AnalyticsReadModel
     var apiKeys: ApiKeysReadModel
     var audit: AuditReadModel
+    /// `/api/logs` (not a read model of the log: operational records beside them).
+    var logs: OperationalLogs
 }
 
 func buildRouter(
@@ -356,6 +379,7 @@ func buildRouter(
         keys: readModels.apiKeys, store: store, appender: appender, readYourWrites: readYourWrites, directory: directory
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
+    LogsController(logs: readModels.logs, times: eventTimes).addRoutes(to: router)
     DeadLettersController(store: store, queues: redis.map { DeadLetterQueues(redis: $0, prefix: redisPrefix) })
         .addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)

@@ -104,6 +104,20 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw fail("\(error)", code: 2)
         }
+        switch Environment.string("VIGIL_LOG_RECORD_LEVEL")?.lowercased() {
+        case nil: break
+        case "off": configuration.logRecordLevel = nil
+        case let text?:
+            guard let level = Logger.Level(rawValue: text) else {
+                throw fail(
+                    "VIGIL_LOG_RECORD_LEVEL must be off, trace, debug, info, notice, warning, error or critical",
+                    code: 2)
+            }
+            configuration.logRecordLevel = level
+        }
+        if let days = try Environment.positive("VIGIL_LOG_RETENTION_DAYS", "days") {
+            configuration.logRetention = .seconds(days * 86_400)
+        }
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchWindowSeconds = window
         }

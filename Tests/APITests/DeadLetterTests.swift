@@ -101,7 +101,8 @@ import VigilTesting
             #expect(all["success"] as? Bool == true)
             #expect(all["message"] as? String == "Requeued 2 jobs from dlq:analysis_queue to analysis_queue")
             #expect(all["job"] is NSNull)
-            let order = try await redis.lrange(prefix + "analysis_queue", 0, -1).reversed()  // the worker takes the tail
+            // The worker takes the tail: reversed, the list is the order the jobs run in.
+            let order = try await redis.lrange(prefix + "analysis_queue", 0, -1).reversed()
             #expect(try order.map { try AnalysisJob.decode($0).jobId } == jobs.map(\.jobId))
             #expect(try await redis.llen(prefix + "dlq:analysis_queue") == 0)
             let none = try json(try await client.call(.post, "/api/dlq/requeue-all/dlq:analysis_queue", key: Self.root))

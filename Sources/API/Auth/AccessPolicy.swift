@@ -71,6 +71,13 @@ enum AccessPolicy {
         "GET /api/audit": .needs(.admin),
         "GET /api/audit/stats": .needs(.admin),
         "GET /api/audit/{audit_id}": .needs(.admin),
+        // Operational records carry errors, addresses and internals: admin reads them; any
+        // key (a dashboard's browser) may send its own.
+        "GET /api/logs": .needs(.admin),
+        "GET /api/logs/stats": .needs(.admin),
+        "GET /api/logs/{log_id}": .needs(.admin),
+        "POST /api/logs/frontend": .needs(.read),
+        "POST /api/logs/frontend/batch": .needs(.read),
         // Job payloads and the power to re-run or drop them: admin only.
         "GET /api/dlq/stats": .needs(.admin),
         "GET /api/dlq/jobs/{queue_name}": .needs(.admin),
