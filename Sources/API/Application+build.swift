@@ -149,6 +149,8 @@ struct ServerParts {
     let webSocketRouter: Router<VigilRequestContext>
     /// Keeps the server's warnings and errors for `/api/logs` (nil: `logRecordLevel` is nil).
     let recorder: LogRecorder?
+    /// `GET /api/metrics`.
+    let metrics: ServerMetrics
 
     init(_ configuration: ServerConfiguration, logger serverLogger: Logger) {
         // Every part logs through this logger: what it logs at or above `logRecordLevel` is
@@ -167,7 +169,11 @@ struct ServerParts {
         client = pool
         store = EventStore(client: client, logger: logger)
         notifier = LogNotifier(client: client, logger: logger)
-        appender = GroupCommitAppender(store: store)
+        let metrics = ServerMetrics()
+        let sockets = OpenSockets()
+        self.metrics = metrics
+        appender = GroupCommitAppender(
+            store: store, options: .init(onCommit: { metrics.committed(requests: $0, events: $1) }))
         availability = DatabaseAvailability(
             settings: configuration.postgres, logger: logger, pool: client,
             timeoutsToGoDown: configuration.probeTimeoutsToGoDown)
@@ -221,7 +227,7 @@ struct ServerParts {
             store: store, broadcaster: broadcaster, eventsFeed: eventsFeed, statusFeed: statusFeed,
             access: SocketAccess(
                 directory: directory, usage: keyUsage, limiter: limiter, rejections: rejections,
-                trustedProxies: configuration.trustedProxies),
+                trustedProxies: configuration.trustedProxies, sockets: sockets),
             trustedProxies: configuration.trustedProxies,
             idleTimeout: configuration.webSocketIdleTimeout)
         router = buildRouter(
@@ -234,7 +240,9 @@ struct ServerParts {
                 store: store, timeout: configuration.readYourWritesTimeout, progress: notifier.progress,
                 poll: configuration.readYourWritesPoll),
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes,
-            liveFeeds: LiveFeedsHealth(broadcaster: broadcaster, events: eventsFeed, status: statusFeed))
+            liveFeeds: LiveFeedsHealth(
+                broadcaster: broadcaster, events: eventsFeed, status: statusFeed, sockets: sockets),
+            metrics: metrics)
     }
 }
 
@@ -326,9 +334,11 @@ func buildRouter(
     cacheTimeout: Duration = .milliseconds(50), readYourWrites: ReadYourWrites,
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard,
-    liveFeeds: LiveFeedsHealth? = nil
+    liveFeeds: LiveFeedsHealth? = nil,
+    metrics: ServerMetrics? = nil
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
+    if let metrics { router.middlewares.add(MetricsMiddleware(metrics: metrics)) }
     router.middlewares.add(MethodProbeMiddleware())
     router.middlewares.add(ErrorMiddleware())
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
@@ -384,6 +394,9 @@ func buildRouter(
         .addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)
     liveFeeds?.addRoutes(to: router)
+    if let metrics, let liveFeeds {
+        metrics.addRoute(to: router, store: store, availability: availability, redis: redis, feeds: liveFeeds)
+    }
     return router
 }
 

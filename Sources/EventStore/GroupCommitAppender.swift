@@ -24,11 +24,17 @@ public final class GroupCommitAppender: Service, Sendable {
         /// Transactions in flight at once. Two measured best on 2 cores: fewer, fuller batches
         /// share each WAL flush (`vigil bench append --flushers N`).
         public var flushers: Int = 2
+        /// Told the requests and events of every committed transaction (metrics).
+        public var onCommit: (@Sendable (_ requests: Int, _ events: Int) -> Void)?
 
-        public init(maxBatch: Int = 500, linger: Duration = .zero, flushers: Int = 2) {
+        public init(
+            maxBatch: Int = 500, linger: Duration = .zero, flushers: Int = 2,
+            onCommit: (@Sendable (_ requests: Int, _ events: Int) -> Void)? = nil
+        ) {
             self.maxBatch = maxBatch
             self.linger = linger
             self.flushers = flushers
+            self.onCommit = onCommit
         }
     }
 
@@ -181,6 +187,7 @@ public final class GroupCommitAppender: Service, Sendable {
         do {
             let results = try await store.appendBatch(batch.map(\.request))
             record(transactions: 1, requests: batch.count, fallback: false)
+            options.onCommit?(batch.count, batch.reduce(0) { $0 + $1.request.events.count })
             for (pending, result) in zip(batch, results) { pending.continuation.resume(with: result) }
         } catch {
             // The batch failed as a whole (e.g. the same new event id raced in from two
@@ -192,6 +199,7 @@ public final class GroupCommitAppender: Service, Sendable {
             for pending in batch {
                 do {
                     let result = try await store.appendBatch([pending.request])[0]
+                    if case .success = result { options.onCommit?(1, pending.request.events.count) }
                     pending.continuation.resume(with: result)
                 } catch {
                     pending.continuation.resume(throwing: error)

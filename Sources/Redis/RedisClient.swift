@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Vigil's Redis client: a small pool of hiredis connections that any task can share.
 ///
@@ -12,6 +13,11 @@ public final class RedisClient: Sendable {
     public let settings: RedisSettings
     private let commands: ConnectionPool
     private let blocking: ConnectionPool
+    private let failures = Atomic<Int>(0)
+
+    /// Commands that failed since the client was made (Redis down or refusing, timeouts; not
+    /// cancellations): for metrics.
+    public var errorCount: Int { failures.load(ordering: .relaxed) }
 
     /// Blocking commands wait in chunks this long so a cancelled task returns soon.
     static let blockingChunk = Duration.seconds(1)
@@ -44,8 +50,20 @@ public final class RedisClient: Sendable {
     /// Sends any command whose arguments are raw bytes.
     public func send(_ arguments: [[UInt8]]) async throws -> RedisValue {
         precondition(!arguments.isEmpty, "a Redis command needs at least its name")
-        return try await commands.withConnection { connection in
-            try await connection.execute(arguments, timeout: settings.commandTimeout)
+        return try await counted {
+            try await commands.withConnection { connection in
+                try await connection.execute(arguments, timeout: settings.commandTimeout)
+            }
+        }
+    }
+
+    /// Runs `body`, counting its failure (a `RedisError`) in ``errorCount``.
+    private func counted<Value>(_ body: () async throws -> Value) async throws -> Value {
+        do {
+            return try await body()
+        } catch let error as RedisError {
+            failures.wrappingAdd(1, ordering: .relaxed)
+            throw error
         }
     }
 
@@ -54,7 +72,9 @@ public final class RedisClient: Sendable {
     /// doesn't, and the connection it was on is replaced, never reused.
     public func send(_ arguments: [String], within limit: Duration) async throws -> RedisValue {
         precondition(!arguments.isEmpty, "a Redis command needs at least its name")
-        return try await commands.execute(arguments.map { Array($0.utf8) }, socketTimeout: limit, within: limit)
+        return try await counted {
+            try await commands.execute(arguments.map { Array($0.utf8) }, socketTimeout: limit, within: limit)
+        }
     }
 
     /// Closes every connection (those in use once their command is done); later calls throw
@@ -72,7 +92,15 @@ public final class RedisClient: Sendable {
         precondition(timeout >= 0 && timeout.isFinite, "a blocking timeout is a number of seconds, 0 for none")
         let clock = ContinuousClock()
         let deadline = timeout > 0 ? clock.now + .seconds(timeout) : nil
-        return try await blocking.withConnection { connection in
+        return try await counted {
+            try await blockingLoop(deadline: deadline, clock: clock, command)
+        }
+    }
+
+    private func blockingLoop(
+        deadline: ContinuousClock.Instant?, clock: ContinuousClock, _ command: (_ timeout: String) -> [String]
+    ) async throws -> RedisValue {
+        try await blocking.withConnection { connection in
             while true {
                 try Task.checkCancellation()
                 var chunk = Self.blockingChunk

@@ -71,6 +71,7 @@ enum AccessPolicy {
         "GET /api/audit": .needs(.admin),
         "GET /api/audit/stats": .needs(.admin),
         "GET /api/audit/{audit_id}": .needs(.admin),
+        "GET /api/metrics": .needs(.read),
         // Operational records carry errors, addresses and internals: admin reads them; any
         // key (a dashboard's browser) may send its own.
         "GET /api/logs": .needs(.admin),

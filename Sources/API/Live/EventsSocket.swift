@@ -65,6 +65,8 @@ struct EventsSocket {
             try await outbound.close(.policyViolation, reason: refusal)
             return
         }
+        access.sockets?.opened(path)
+        defer { access.sockets?.closed(path) }
         let channels: Set<EventsChannel>
         switch fixedChannels.map({ .success($0) }) ?? Self.channels(context.request) {
         case .success(let valid): channels = valid

@@ -17,6 +17,15 @@ struct LiveFeedsHealth: Sendable {
     let events: EventsFeed
     let status: SystemStatusFeed
 
+    /// Counts the open sockets per path.
+    var sockets: OpenSockets? = nil
+
+    /// Open sockets per endpoint.
+    var clientCounts: [(String, Int)] {
+        guard let sockets else { return [] }
+        return [LogSocket.path, EventsSocket.eventsPath, EventsSocket.systemPath].map { ($0, sockets.count($0)) }
+    }
+
     func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         router.get("/api/system/health/websocket") { _, _ in
             var body = JSONWriter()

@@ -7,6 +7,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
+import Synchronization
 
 /// `/ws/log?after=<checkpoint>&types=A,B&stream_prefix=camera-`: the log itself over a
 /// WebSocket. It catches up from the table after `after`, then goes live; every message carries
@@ -91,6 +92,8 @@ struct LogSocket {
             try await outbound.close(.policyViolation, reason: refusal)
             return
         }
+        access.sockets?.opened(Self.path)
+        defer { access.sockets?.closed(Self.path) }
         let query: Query
         switch try await self.query(context.request) {
         case .success(let valid): query = valid
@@ -172,6 +175,8 @@ struct SocketAccess: Sendable {
     var limiter: RateLimiter? = nil
     var rejections: RejectionRecorder? = nil
     var trustedProxies = TrustedProxies.none
+    /// Counts the sockets let in, per path (metrics).
+    var sockets: OpenSockets? = nil
 
     func refusal(_ context: WebSocketRouterContext<VigilRequestContext>, path: String) async -> String? {
         let request = context.request
@@ -209,4 +214,14 @@ struct SocketAccess: Sendable {
         usage?.record(principal.name, refused: !allowed)
         return allowed ? nil : "API key '\(principal.name)' (role \(principal.role.rawValue)) may not GET \(path)"
     }
+}
+
+/// Open WebSocket clients per path, for metrics: a socket counts from the moment it is let in
+/// until its handler returns.
+final class OpenSockets: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func opened(_ path: String) { counts.withLock { $0[path, default: 0] += 1 } }
+    func closed(_ path: String) { counts.withLock { $0[path, default: 0] -= 1 } }
+    func count(_ path: String) -> Int { counts.withLock { $0[path] ?? 0 } }
 }
