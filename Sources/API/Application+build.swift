@@ -193,7 +193,7 @@ struct ServerParts {
             cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
             apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads),
-            logs: operationalLogs)
+            logs: operationalLogs, pipeline: PipelineReadModel(database: reads))
         let directory =
             configuration.isAuthOn
             ? KeyDirectory(
@@ -320,6 +320,7 @@ struct APIReadModels {
     var audit: AuditReadModel
     /// `/api/logs` (not a read model of the log: operational records beside them).
     var logs: OperationalLogs
+    var pipeline: PipelineReadModel
 }
 
 func buildRouter(
@@ -390,6 +391,9 @@ func buildRouter(
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
     LogsController(logs: readModels.logs, times: eventTimes).addRoutes(to: router)
+    SystemStatsController(
+        pipeline: readModels.pipeline, redis: redis, queue: AnalysisQueue(prefix: redisPrefix), started: Date()
+    ).addRoutes(to: router)
     DeadLettersController(store: store, queues: redis.map { DeadLetterQueues(redis: $0, prefix: redisPrefix) })
         .addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)

@@ -54,12 +54,12 @@ struct EventRunTests {
 extension EventRun {
     /// The positions of the events a run carries (none when it reads the log).
     fileprivate var positions: [Int64] {
-        if case .values(_, let positions) = source { return positions }
+        if case .values(_, let positions, _) = source { return positions }
         return []
     }
 
     fileprivate var data: [String] {
-        if case .values(let data, _) = source { return data }
+        if case .values(let data, _, _) = source { return data }
         return []
     }
 

@@ -72,6 +72,10 @@ enum AccessPolicy {
         "GET /api/audit/stats": .needs(.admin),
         "GET /api/audit/{audit_id}": .needs(.admin),
         "GET /api/metrics": .needs(.read),
+        "GET /api/system/stats": .needs(.read),
+        "GET /api/system/storage": .needs(.read),
+        "GET /api/system/telemetry": .needs(.read),
+        "GET /api/system/pipeline-latency": .needs(.read),
         // Operational records carry errors, addresses and internals: admin reads them; any
         // key (a dashboard's browser) may send its own.
         "GET /api/logs": .needs(.admin),

@@ -1,12 +1,14 @@
 import EventStore
+import Foundation
 import Logging
 import PostgresNIO
 
 /// Events of one type from a page, applied with one set-based statement, so a page costs a few
 /// round trips, not one per event.
 ///
-/// Statements read the run as rows `(data jsonb, pos bigint)` (``rows(_:)``:
-/// `FROM <rows> AS e(data, pos)`); where several events of a run touch the same row, the
+/// Statements read the run as rows `(data jsonb, pos bigint, recorded_at timestamptz)`
+/// (``rows(_:)``: `FROM <rows> AS e(data, pos)`, or `e(data, pos, recorded_at)` for a statement
+/// that needs when the log took each event); where several events of a run touch the same row, the
 /// statement keeps the last one (highest `pos`), so the outcome is the one applying them one by
 /// one would give. The rows come either with the statement (the events' data, bound as arrays)
 /// or from the log table itself (a stretch of the log between two checkpoints, read on the
@@ -18,8 +20,8 @@ public struct EventRun: Sendable {
     let source: Source
 
     enum Source: Sendable {
-        /// The events' data and positions, sent with the statement.
-        case values(data: [String], positions: [Int64])
+        /// The events' data, positions and recording times, sent with the statement.
+        case values(data: [String], positions: [Int64], recordedAt: [Date])
         /// The events of `type` in the log after one checkpoint up to (and with) another, whose
         /// positions lie in `positions` (the run's own: a bound the planner can estimate, where
         /// it can't estimate the checkpoints' row comparison and would scan the whole log).
@@ -29,7 +31,8 @@ public struct EventRun: Sendable {
     init(type: String, events: some Collection<RecordedEvent>) {
         self.type = type
         self.count = events.count
-        self.source = .values(data: events.map(\.data), positions: events.map(\.position))
+        self.source = .values(
+            data: events.map(\.data), positions: events.map(\.position), recordedAt: events.map(\.recordedAt))
     }
 
     init(type: String, events: some Collection<RecordedEvent>, after start: Checkpoint, through end: Checkpoint) {
@@ -52,15 +55,15 @@ public struct EventRun: Sendable {
             return "$\(binds.count)"
         }
         switch source {
-        case .values(let data, let positions):
-            return "unnest(\(bind(data))::jsonb[], \(bind(positions))::bigint[])"
+        case .values(let data, let positions, let recordedAt):
+            return "unnest(\(bind(data))::jsonb[], \(bind(positions))::bigint[], \(bind(recordedAt))::timestamptz[])"
         case .log(let start, let end, let positions):
             // The checkpoints bound the stretch; every event in it of another type the
             // projection reads belongs to another run. Below the read horizon (where the page
             // was read), no event can join the stretch later. The positions (a primary-key
             // range) are what the planner goes by.
             return """
-                (SELECT l.data, l.position FROM public.events l
+                (SELECT l.data, l.position, l.recorded_at FROM public.events l
                  WHERE l.position BETWEEN \(bind(positions.lowerBound)) AND \(bind(positions.upperBound))
                    AND (l.tx_id, l.position) > (\(bind(String(start.transactionID)))::text::xid8, \(bind(start.position))::int8)
                    AND (l.tx_id, l.position) <= (\(bind(String(end.transactionID)))::text::xid8, \(bind(end.position))::int8)
