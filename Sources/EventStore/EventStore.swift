@@ -14,6 +14,11 @@ public struct EventStore: Sendable {
     public let logger: Logger
     /// Running transactions seen to be this database's (for the read horizon).
     let places = TransactionPlaces()
+    /// How long a write (``transaction(_:)``) waits for a pooled connection before it gives up
+    /// with ``ConnectionLeaseTimeout``, having written nothing: while PostgreSQL refuses new
+    /// connections and the pool has none free, a write fails fast and honestly rather than
+    /// committing long after its caller was told it failed.
+    public var writeLeaseTimeout: Duration = .seconds(2)
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -74,14 +79,16 @@ public struct EventStore: Sendable {
     /// every stream's versions stay in log order), like a serialization-failure retry.
     ///
     /// A connection that closes under the transaction (PostgreSQL stopped) ends it with
-    /// ``PostgresConnectionClosed`` at once, whatever query the body was waiting on.
+    /// ``PostgresConnectionClosed`` at once, whatever query the body was waiting on; no pooled
+    /// connection within ``writeLeaseTimeout`` ends it with ``ConnectionLeaseTimeout`` before it
+    /// begins.
     public func transaction<Value: Sendable>(
         _ body: @escaping @Sendable (EventStoreTransaction) async throws -> Value
     ) async throws -> Value {
         var attempt = 0
         while true {
             do {
-                return try await client.withOpenConnection { [logger] connection in
+                return try await client.withOpenConnection(leaseTimeout: writeLeaseTimeout) { [logger] connection in
                     try await connection.inTransaction(logger: logger) { connection in
                         try await body(EventStoreTransaction(connection: connection, logger: logger))
                     }

@@ -189,6 +189,10 @@ public final class GroupCommitAppender: Service, Sendable {
             record(transactions: 1, requests: batch.count, fallback: false)
             options.onCommit?(batch.count, batch.reduce(0) { $0 + $1.request.events.count })
             for (pending, result) in zip(batch, results) { pending.continuation.resume(with: result) }
+        } catch let error as ConnectionLeaseTimeout {
+            // Nothing was begun, and one by one would wait again for each: all get the error.
+            record(transactions: 0, requests: batch.count, fallback: false)
+            for pending in batch { pending.continuation.resume(throwing: error) }
         } catch {
             // The batch failed as a whole (e.g. the same new event id raced in from two
             // batches): give every request its own transaction and its own answer.

@@ -182,7 +182,61 @@ extension PostgresConnection {
     }
 }
 
+/// No pooled connection could be leased within the time a write may wait for one (PostgreSQL
+/// refuses new connections and the pool has none free): the write was not begun.
+public struct ConnectionLeaseTimeout: Error, CustomStringConvertible {
+    public let timeout: Duration
+
+    public init(timeout: Duration) { self.timeout = timeout }
+
+    public var description: String { "no pooled PostgreSQL connection within \(timeout)" }
+}
+
+/// Which came first: a lease, or its timeout.
+private final class LeaseRace: Sendable {
+    enum State { case waiting, leased, expired }
+    private let state = Mutex(State.waiting)
+
+    /// Moves from waiting to `next`; false when the other side came first.
+    func win(_ next: State) -> Bool {
+        state.withLock { state in
+            guard state == .waiting else { return false }
+            state = next
+            return true
+        }
+    }
+}
+
 extension PostgresClient {
+    /// Like ``withOpenConnection(_:)``, but gives up with ``ConnectionLeaseTimeout`` when no
+    /// connection is leased within `timeout`. Then `body` never runs: a write that gave up has
+    /// written nothing, so the error the caller gets is the whole truth. (A connection that
+    /// comes a moment later is handed back unused: whichever of the lease and the timeout comes
+    /// first decides, under a lock.)
+    public func withOpenConnection<Value: Sendable>(
+        leaseTimeout timeout: Duration, _ body: @escaping @Sendable (PostgresConnection) async throws -> Value
+    ) async throws -> Value {
+        let race = LeaseRace()
+        return try await withThrowingTaskGroup(of: Value?.self) { group in
+            group.addTask {
+                try await self.withOpenConnection { connection in
+                    guard race.win(.leased) else { throw ConnectionLeaseTimeout(timeout: timeout) }
+                    return try await body(connection)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                if race.win(.expired) { throw ConnectionLeaseTimeout(timeout: timeout) }
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let value = next { return value }
+            }
+            throw CancellationError()
+        }
+    }
+
     /// `body` on a pooled connection, ended by ``PostgresConnectionClosed`` if that connection
     /// closes first (see ``PostgresConnection/whileOpen(_:)``): every user of a pooled
     /// connection that runs queries on it directly goes through here, so none can wait forever

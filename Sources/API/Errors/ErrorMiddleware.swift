@@ -50,7 +50,9 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// a connection error without a server answer, a closed connection), or the server said it
     /// is shutting down or not accepting connections (SQLSTATE classes 08 and 57P).
     static func isDatabaseUnavailable(_ error: any Error) -> Bool {
-        if error is PostgresConnectionClosed || error is ConnectionPoolError { return true }
+        if error is PostgresConnectionClosed || error is ConnectionPoolError || error is ConnectionLeaseTimeout {
+            return true
+        }
         guard let error = error as? PSQLError else { return false }
         guard let state = error.serverInfo?[.sqlState] else { return true }
         return state.hasPrefix("08") || state.hasPrefix("57P")
