@@ -193,7 +193,7 @@ struct ServerParts {
             cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
             apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads),
-            logs: operationalLogs, pipeline: PipelineReadModel(database: reads))
+            logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads))
         let directory =
             configuration.isAuthOn
             ? KeyDirectory(
@@ -321,6 +321,7 @@ struct APIReadModels {
     /// `/api/logs` (not a read model of the log: operational records beside them).
     var logs: OperationalLogs
     var pipeline: PipelineReadModel
+    var zones: ZonesReadModel
 }
 
 func buildRouter(
@@ -391,6 +392,10 @@ func buildRouter(
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
     LogsController(logs: readModels.logs, times: eventTimes).addRoutes(to: router)
+    ZonesController(
+        zones: readModels.zones, cameras: readModels.cameras, store: store, appender: appender,
+        readYourWrites: readYourWrites
+    ).addRoutes(to: router)
     SystemStatsController(
         pipeline: readModels.pipeline, redis: redis, queue: AnalysisQueue(prefix: redisPrefix), started: Date()
     ).addRoutes(to: router)

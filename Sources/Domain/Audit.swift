@@ -214,6 +214,30 @@ extension AuditEntry {
         case ApiKeyRevoked.type:
             let event = try ApiKeyRevoked.decode(data)
             return AuditEntry(action: "api_key_revoked", resourceType: "api_key", resourceId: event.name)
+        case ZoneCreated.type:
+            let event = try ZoneCreated.decode(data)
+            let fields = event.zone.fields
+            return AuditEntry(
+                action: "zone_created", resourceType: "zone", resourceId: event.id,
+                details: [
+                    "camera_id": .string(event.cameraId),
+                    "changes": changes(fields.keys.sorted().map { ($0, old: .null, new: fields[$0] ?? .null) }),
+                ])
+        case ZoneUpdated.type:
+            let event = try ZoneUpdated.decode(data)
+            let (old, new) = (event.previous.fields, event.zone.fields)
+            let changed = new.keys.sorted().filter { old[$0] != new[$0] }
+            return AuditEntry(
+                action: "zone_updated", resourceType: "zone", resourceId: event.id,
+                details: [
+                    "camera_id": .string(event.cameraId),
+                    "changes": changes(changed.map { ($0, old: old[$0] ?? .null, new: new[$0] ?? .null) }),
+                ])
+        case ZoneDeleted.type:
+            let event = try ZoneDeleted.decode(data)
+            return AuditEntry(
+                action: "zone_deleted", resourceType: "zone", resourceId: event.id,
+                details: ["camera_id": .string(event.cameraId)])
         case DeadLettersRequeued.type:
             let event = try DeadLettersRequeued.decode(data)
             return AuditEntry(
@@ -248,6 +272,7 @@ extension AuditEntry {
         SeverityThresholdsChanged.type, RateLimitsChanged.type, CameraRegistered.type, CameraUpdated.type,
         CameraRemoved.type,
         ApiKeyIssued.type, ApiKeyRevoked.type, DeadLettersRequeued.type, DeadLettersCleared.type,
+        ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type,
         CommandRejected.type,
     ]
 }

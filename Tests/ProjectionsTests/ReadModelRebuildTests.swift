@@ -104,6 +104,7 @@ struct ReadModelRebuildTests {
                 async let keys: Void = Self.appendKeyLifecycle(store)
                 _ = try await Self.appendConcurrently(history, [0..<150, 150..<300, 300..<450, 450..<600], store)
                 try await keys
+                try await Self.appendZones(store)
                 let removal = CameraRemoved(id: "garage", removedAt: Self.start.addingTimeInterval(99_999))
                 try await store.append(
                     to: removal.stream, events: [try NewEvent(removal, metadata: EventMetadata(actor: "tests"))])
@@ -264,7 +265,48 @@ struct ReadModelRebuildTests {
         async let registration = store.append(to: Camera.stream("garage"), events: [again])
         _ = try await (second, moreReanalyses, registration)
         try await Self.appendCameraUpdates(history, round: 2, store)
+        try await Self.appendZones(store)
         return try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
+    }
+
+    /// Zones: three drawn, one changed twice, one deleted.
+    static func appendZones(_ store: EventStore) async throws {
+        let metadata = EventMetadata(actor: "tests")
+        let at = Self.start.addingTimeInterval(200_000)
+        var zones: [(String, ZoneDefinition)] = []
+        for n in 0..<3 {
+            let zone = ZoneDefinition(
+                name: "zone \(n)", zoneType: .entryPoint, coordinates: [[0.1, 0.1], [0.5, 0.1], [0.3, 0.6]],
+                shape: .polygon, priority: n)
+            let id = "zone-test-\(n)"
+            zones.append((id, zone))
+            try await store.append(
+                to: Zone.stream(id),
+                events: [
+                    try NewEvent(
+                        ZoneCreated(id: id, cameraId: "front_door", zone: zone, createdAt: at), metadata: metadata)
+                ])
+        }
+        var changed = zones[0].1
+        for round in 1...2 {
+            let previous = changed
+            changed.name = "zone 0, round \(round)"
+            changed.enabled = round == 1
+            try await store.append(
+                to: Zone.stream(zones[0].0),
+                events: [
+                    try NewEvent(
+                        ZoneUpdated(
+                            id: zones[0].0, cameraId: "front_door", zone: changed, previous: previous,
+                            updatedAt: at.addingTimeInterval(Double(round))),
+                        metadata: metadata)
+                ])
+        }
+        try await store.append(
+            to: Zone.stream(zones[2].0),
+            events: [
+                try NewEvent(ZoneDeleted(id: zones[2].0, cameraId: "front_door", deletedAt: at), metadata: metadata)
+            ])
     }
 
     @Test("Every table of every read model: built live under concurrent writers, rebuilt event by event, equal")

@@ -71,6 +71,11 @@ enum AccessPolicy {
         "GET /api/audit": .needs(.admin),
         "GET /api/audit/stats": .needs(.admin),
         "GET /api/audit/{audit_id}": .needs(.admin),
+        "GET /api/cameras/{camera_id}/zones": .needs(.read),
+        "POST /api/cameras/{camera_id}/zones": .needs(.admin),
+        "GET /api/cameras/{camera_id}/zones/{zone_id}": .needs(.read),
+        "PUT /api/cameras/{camera_id}/zones/{zone_id}": .needs(.admin),
+        "DELETE /api/cameras/{camera_id}/zones/{zone_id}": .needs(.admin),
         "GET /api/metrics": .needs(.read),
         "GET /api/system/stats": .needs(.read),
         "GET /api/system/storage": .needs(.read),
@@ -118,6 +123,11 @@ enum AccessPolicy {
             action: "projection_rebuild_requested", resourceType: "projection", idParameter: "name"),
         "POST /api/projections/{name}/parked/retry": .init(
             action: "parked_events_retried", resourceType: "projection", idParameter: "name"),
+        "POST /api/cameras/{camera_id}/zones": .init(action: "zone_created", resourceType: "zone"),
+        "PUT /api/cameras/{camera_id}/zones/{zone_id}": .init(
+            action: "zone_updated", resourceType: "zone", idParameter: "zone_id"),
+        "DELETE /api/cameras/{camera_id}/zones/{zone_id}": .init(
+            action: "zone_deleted", resourceType: "zone", idParameter: "zone_id"),
         "POST /api/dlq/requeue/{queue_name}": .init(
             action: "dlq_requeued", resourceType: "dlq", idParameter: "queue_name"),
         "POST /api/dlq/requeue-all/{queue_name}": .init(

@@ -58,9 +58,9 @@ struct PageRequest {
 
 /// A 200 with `json` (JSON text a read model rendered) as its body, or a 404 with `notFound`
 /// when there is none.
-func itemResponse(_ json: String?, notFound: String) throws -> Response {
+func itemResponse(_ json: String?, notFound: String, status: HTTPResponse.Status = .ok) throws -> Response {
     guard let json else { throw APIError.notFound(notFound) }
-    return jsonResponse(json)
+    return jsonResponse(json, status: status)
 }
 
 /// A 200 with `json` (already JSON text) as its body.

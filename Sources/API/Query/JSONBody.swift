@@ -220,6 +220,13 @@ struct JSONBody {
         return values.count == items.count ? values : nil
     }
 
+    /// A field's JSON value as it is (absent or null: nil), for a route that checks its shape
+    /// itself.
+    mutating func value(_ name: String) -> JSONValue? {
+        guard has(name) else { return nil }
+        return object[name]
+    }
+
     /// A JSON object, as it is.
     mutating func object(_ name: String) -> [String: JSONValue]? {
         guard has(name) else { return nil }
