@@ -193,7 +193,8 @@ struct ServerParts {
             cameras: CamerasReadModel(database: reads), detections: DetectionsReadModel(database: reads),
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
             apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads),
-            logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads))
+            logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads),
+            alertRules: AlertRulesReadModel(database: reads))
         let directory =
             configuration.isAuthOn
             ? KeyDirectory(
@@ -322,6 +323,7 @@ struct APIReadModels {
     var logs: OperationalLogs
     var pipeline: PipelineReadModel
     var zones: ZonesReadModel
+    var alertRules: AlertRulesReadModel
 }
 
 func buildRouter(
@@ -392,6 +394,9 @@ func buildRouter(
     ).addRoutes(to: router)
     AuditController(audit: readModels.audit).addRoutes(to: router)
     LogsController(logs: readModels.logs, times: eventTimes).addRoutes(to: router)
+    AlertRulesController(
+        rules: readModels.alertRules, store: store, appender: appender, readYourWrites: readYourWrites
+    ).addRoutes(to: router)
     ZonesController(
         zones: readModels.zones, cameras: readModels.cameras, store: store, appender: appender,
         readYourWrites: readYourWrites

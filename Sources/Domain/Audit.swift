@@ -238,6 +238,22 @@ extension AuditEntry {
             return AuditEntry(
                 action: "zone_deleted", resourceType: "zone", resourceId: event.id,
                 details: ["camera_id": .string(event.cameraId)])
+        case AlertRuleCreated.type:
+            let event = try AlertRuleCreated.decode(data)
+            let fields = event.rule.fields
+            return AuditEntry(
+                action: "alert_rule_created", resourceType: "alert_rule", resourceId: event.id,
+                details: ["changes": changes(fields.keys.sorted().map { ($0, old: .null, new: fields[$0] ?? .null) })])
+        case AlertRuleUpdated.type:
+            let event = try AlertRuleUpdated.decode(data)
+            let (old, new) = (event.previous.fields, event.rule.fields)
+            let changed = new.keys.sorted().filter { old[$0] != new[$0] }
+            return AuditEntry(
+                action: "alert_rule_updated", resourceType: "alert_rule", resourceId: event.id,
+                details: ["changes": changes(changed.map { ($0, old: old[$0] ?? .null, new: new[$0] ?? .null) })])
+        case AlertRuleDeleted.type:
+            let event = try AlertRuleDeleted.decode(data)
+            return AuditEntry(action: "alert_rule_deleted", resourceType: "alert_rule", resourceId: event.id)
         case DeadLettersRequeued.type:
             let event = try DeadLettersRequeued.decode(data)
             return AuditEntry(
@@ -272,7 +288,8 @@ extension AuditEntry {
         SeverityThresholdsChanged.type, RateLimitsChanged.type, CameraRegistered.type, CameraUpdated.type,
         CameraRemoved.type,
         ApiKeyIssued.type, ApiKeyRevoked.type, DeadLettersRequeued.type, DeadLettersCleared.type,
-        ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type,
+        ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type, AlertRuleCreated.type, AlertRuleUpdated.type,
+        AlertRuleDeleted.type,
         CommandRejected.type,
     ]
 }

@@ -260,9 +260,9 @@ struct ProjectionsAPITests {
                 Set(projections.compactMap { $0["name"] as? String })
                     == [
                         "demo", "cameras", "detections", "security_events", "analytics", "api_keys", "audit",
-                        "pipeline", "zones", "batch_aggregator",
+                        "pipeline", "zones", "alert_rules", "batch_aggregator",
                     ])
-            #expect(body["count"] as? Int == 10)
+            #expect(body["count"] as? Int == 11)
             let demo = try #require(demo(body))
             #expect(demo["state"] as? String == "stopped")
             for live in projections where live["name"] as? String != "demo" {

@@ -104,7 +104,7 @@ struct ReadModelRebuildTests {
                 async let keys: Void = Self.appendKeyLifecycle(store)
                 _ = try await Self.appendConcurrently(history, [0..<150, 150..<300, 300..<450, 450..<600], store)
                 try await keys
-                try await Self.appendZones(store)
+                try await Self.appendZonesAndRules(store)
                 let removal = CameraRemoved(id: "garage", removedAt: Self.start.addingTimeInterval(99_999))
                 try await store.append(
                     to: removal.stream, events: [try NewEvent(removal, metadata: EventMetadata(actor: "tests"))])
@@ -265,8 +265,45 @@ struct ReadModelRebuildTests {
         async let registration = store.append(to: Camera.stream("garage"), events: [again])
         _ = try await (second, moreReanalyses, registration)
         try await Self.appendCameraUpdates(history, round: 2, store)
-        try await Self.appendZones(store)
+        try await Self.appendZonesAndRules(store)
         return try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
+    }
+
+    /// Zones (three drawn, one changed twice, one deleted) and alert rules (three made, one
+    /// changed, one deleted).
+    static func appendZonesAndRules(_ store: EventStore) async throws {
+        try await appendZones(store)
+        let metadata = EventMetadata(actor: "tests")
+        let at = Self.start.addingTimeInterval(210_000)
+        for n in 0..<3 {
+            let id = "rule-test-\(n)"
+            var rule = AlertRuleDefinition(
+                name: "rule \(n)", severity: n == 0 ? .critical : .high, riskThreshold: 50 + n,
+                objectTypes: ["person"],
+                schedule: AlertSchedule(days: ["mon", "tue"], startTime: "22:00", endTime: "06:00"),
+                channels: ["webhook"])
+            try await store.append(
+                to: AlertRule.stream(id),
+                events: [try NewEvent(AlertRuleCreated(id: id, rule: rule, createdAt: at), metadata: metadata)])
+            if n == 1 {
+                let previous = rule
+                rule.enabled = false
+                rule.cameraIds = ["front_door"]
+                try await store.append(
+                    to: AlertRule.stream(id),
+                    events: [
+                        try NewEvent(
+                            AlertRuleUpdated(
+                                id: id, rule: rule, previous: previous, updatedAt: at.addingTimeInterval(1)),
+                            metadata: metadata)
+                    ])
+            }
+            if n == 2 {
+                try await store.append(
+                    to: AlertRule.stream(id),
+                    events: [try NewEvent(AlertRuleDeleted(id: id, deletedAt: at), metadata: metadata)])
+            }
+        }
     }
 
     /// Zones: three drawn, one changed twice, one deleted.

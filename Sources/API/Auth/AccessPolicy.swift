@@ -71,6 +71,11 @@ enum AccessPolicy {
         "GET /api/audit": .needs(.admin),
         "GET /api/audit/stats": .needs(.admin),
         "GET /api/audit/{audit_id}": .needs(.admin),
+        "GET /api/alerts/rules": .needs(.read),
+        "POST /api/alerts/rules": .needs(.admin),
+        "GET /api/alerts/rules/{rule_id}": .needs(.read),
+        "PUT /api/alerts/rules/{rule_id}": .needs(.admin),
+        "DELETE /api/alerts/rules/{rule_id}": .needs(.admin),
         "GET /api/cameras/{camera_id}/zones": .needs(.read),
         "POST /api/cameras/{camera_id}/zones": .needs(.admin),
         "GET /api/cameras/{camera_id}/zones/{zone_id}": .needs(.read),
@@ -123,6 +128,11 @@ enum AccessPolicy {
             action: "projection_rebuild_requested", resourceType: "projection", idParameter: "name"),
         "POST /api/projections/{name}/parked/retry": .init(
             action: "parked_events_retried", resourceType: "projection", idParameter: "name"),
+        "POST /api/alerts/rules": .init(action: "alert_rule_created", resourceType: "alert_rule"),
+        "PUT /api/alerts/rules/{rule_id}": .init(
+            action: "alert_rule_updated", resourceType: "alert_rule", idParameter: "rule_id"),
+        "DELETE /api/alerts/rules/{rule_id}": .init(
+            action: "alert_rule_deleted", resourceType: "alert_rule", idParameter: "rule_id"),
         "POST /api/cameras/{camera_id}/zones": .init(action: "zone_created", resourceType: "zone"),
         "PUT /api/cameras/{camera_id}/zones/{zone_id}": .init(
             action: "zone_updated", resourceType: "zone", idParameter: "zone_id"),

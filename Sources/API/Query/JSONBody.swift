@@ -116,6 +116,9 @@ struct JSONBody {
         found.append(.init(location: location + [name], message: message, type: type))
     }
 
+    /// An issue found elsewhere (a nested object's), as it is.
+    mutating func fail(_ issue: ValidationError.Issue) { found.append(issue) }
+
     /// An integer within `range`; absent or null is nil (or a `missing` issue if required).
     mutating func integer(_ name: String, required: Bool = false, in range: ClosedRange<Int>) -> Int? {
         guard has(name) else {

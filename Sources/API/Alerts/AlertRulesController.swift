@@ -1,0 +1,179 @@
+import Domain
+import EventStore
+import Foundation
+import Hummingbird
+import Projections
+
+/// `/api/alerts/rules`: list (`enabled`, `severity`), one, create (201), update (PUT: any
+/// subset), delete (204). A rule is a stream of its own (`alert-rule-<id>`), changed at its
+/// version; its events carry the previous definition, so the audit trail shows old and new
+/// values.
+struct AlertRulesController<Context: RequestContext> {
+    let rules: AlertRulesReadModel
+    let store: EventStore
+    let appender: GroupCommitAppender
+    let readYourWrites: ReadYourWrites
+
+    func addRoutes(to router: Router<Context>) {
+        let group = router.group("/api/alerts/rules")
+        group.get(use: list)
+        group.post(use: create)
+        group.get("{rule_id}", use: get)
+        group.put("{rule_id}", use: update)
+        group.delete("{rule_id}", use: delete)
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> Response {
+        let query = QueryParameters(request)
+        let page = try PageRequest(query, idIsInteger: false)
+        let enabled = try query.bool("enabled")
+        let severity = try query.choice("severity", AlertSeverity.self)
+        return page.response(
+            try await rules.list(enabled: enabled, severity: severity?.rawValue, page: page.bounds), key: "rules")
+    }
+
+    @Sendable func get(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.text("rule_id")
+        return try itemResponse(try await rules.item(id), notFound: "Alert rule \(id) not found")
+    }
+
+    @Sendable func create(_ request: Request, context: Context) async throws -> Response {
+        var body = try await JSONBody.parse(request, context: context)
+        let name = body.string("name", required: true, length: 1...255)
+        var rule = AlertRuleDefinition(name: name ?? "")
+        Self.read(&body, into: &rule)
+        try body.validate()
+        let id = UUID().uuidString.lowercased()
+        try await appender.appendCommand(
+            AlertRuleCreated(id: id, rule: rule, createdAt: Date()), expected: .noStream, request: request,
+            readYourWrites: readYourWrites, waitFor: ["alert_rules"],
+            conflict: APIError.conflict("Alert rule \(id) already exists"))
+        return try itemResponse(try await rules.item(id), notFound: "Alert rule \(id) not found", status: .created)
+    }
+
+    @Sendable func update(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.text("rule_id")
+        var body = try await JSONBody.parse(request, context: context)
+        let name = body.string("name", length: 1...255)
+        let (current, version) = try await load(id)
+        var next = current?.definition ?? AlertRuleDefinition(name: "")
+        if let name { next.name = name }
+        Self.read(&body, into: &next)
+        try body.validate()
+        guard let current else { throw APIError.notFound("Alert rule \(id) not found") }
+        if next != current.definition {
+            try await appender.appendCommand(
+                AlertRuleUpdated(id: id, rule: next, previous: current.definition, updatedAt: Date()),
+                expected: .exact(version), request: request, readYourWrites: readYourWrites,
+                waitFor: ["alert_rules"],
+                conflict: APIError.conflict("Alert rule \(id) was changed by another request; retry"))
+        }
+        return try itemResponse(try await rules.item(id), notFound: "Alert rule \(id) not found")
+    }
+
+    @Sendable func delete(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.text("rule_id")
+        let (current, version) = try await load(id)
+        guard current != nil else { throw APIError.notFound("Alert rule \(id) not found") }
+        try await appender.appendCommand(
+            AlertRuleDeleted(id: id, deletedAt: Date()), expected: .exact(version), request: request,
+            readYourWrites: readYourWrites, waitFor: ["alert_rules"],
+            conflict: APIError.conflict("Alert rule \(id) was changed by another request; retry"))
+        return Response(status: .noContent)
+    }
+
+    private func load(_ id: String) async throws -> (AlertRule?, Int64) {
+        guard let page = try await store.readWholeStream(AlertRule.stream(id)) else { return (nil, 0) }
+        return (try AlertRule.fold(page.events.map { ($0.type, $0.data) }), page.version)
+    }
+
+    /// Every field but `name` that the body has, into `rule` (`null` clears a nullable one).
+    static func read(_ body: inout JSONBody, into rule: inout AlertRuleDefinition) {
+        if body.isNull("description") {
+            rule.description = nil
+        } else if let description = body.string("description", length: 0...1000, multiline: true) {
+            rule.description = description
+        }
+        if let enabled = body.bool("enabled") { rule.enabled = enabled }
+        if let severity = body.choice("severity", AlertSeverity.self) { rule.severity = severity }
+        if body.isNull("risk_threshold") {
+            rule.riskThreshold = nil
+        } else if let threshold = body.integer("risk_threshold", in: 0...100) {
+            rule.riskThreshold = threshold
+        }
+        for (name, path) in [
+            ("object_types", \AlertRuleDefinition.objectTypes), ("camera_ids", \.cameraIds), ("zone_ids", \.zoneIds),
+        ] {
+            if body.isNull(name) {
+                rule[keyPath: path] = nil
+            } else if let list = body.stringList(name, count: 0...100, length: 1...100) {
+                rule[keyPath: path] = list
+            }
+        }
+        if body.isNull("min_confidence") {
+            rule.minConfidence = nil
+        } else if let confidence = body.number("min_confidence", in: 0...1) {
+            rule.minConfidence = confidence
+        }
+        if body.isNull("schedule") {
+            rule.schedule = nil
+        } else if let object = body.object("schedule") {
+            var schedule = JSONBody(object: object, location: ["body", "schedule"])
+            if let parsed = Self.schedule(&schedule) { rule.schedule = parsed }
+            for issue in schedule.issues { body.fail(issue) }
+        }
+        if let template = body.string("dedup_key_template", length: 1...200) {
+            switch AlertRuleDefinition.unknownPlaceholders(template) {
+            case nil: body.fail("dedup_key_template", "Value error, unbalanced braces", "value_error")
+            case let unknown? where !unknown.isEmpty:
+                body.fail(
+                    "dedup_key_template",
+                    "Value error, unknown placeholder {\(unknown[0])}; a template may name "
+                        + AlertRuleDefinition.placeholders.sorted().map { "{\($0)}" }.joined(separator: ", "),
+                    "value_error")
+            default: rule.dedupKeyTemplate = template
+            }
+        }
+        if let cooldown = body.integer("cooldown_seconds", in: 0...86_400) { rule.cooldownSeconds = cooldown }
+        if let channels = body.stringList("channels", count: 0...4, length: 1...20) {
+            if let unknown = channels.first(where: { !AlertRuleDefinition.knownChannels.contains($0) }) {
+                body.fail(
+                    "channels",
+                    "Value error, unknown channel '\(unknown)'; one of "
+                        + AlertRuleDefinition.knownChannels.joined(separator: ", "), "value_error")
+            } else {
+                var seen = Set<String>()
+                rule.channels = channels.filter { seen.insert($0).inserted }
+            }
+        }
+    }
+
+    /// `{days?, start_time, end_time, timezone?}`: days among mon…sun, times `HH:MM`, a start other
+    /// than the end (one after the end wraps midnight), an IANA time zone (UTC).
+    static func schedule(_ body: inout JSONBody) -> AlertSchedule? {
+        let days = body.stringList("days", count: 1...7, length: 3...3)
+        if let days, let bad = days.first(where: { !AlertSchedule.weekdays.contains($0) }) {
+            body.fail(
+                "days", "Value error, '\(bad)' is not one of " + AlertSchedule.weekdays.joined(separator: ", "),
+                "value_error")
+        }
+        let start = body.string("start_time", required: true, length: 5...5)
+        let end = body.string("end_time", required: true, length: 5...5)
+        for (name, value) in [("start_time", start), ("end_time", end)] {
+            if let value, AlertSchedule.minutes(value) == nil {
+                body.fail(name, "Value error, a time is HH:MM, 00:00 to 23:59", "value_error")
+            }
+        }
+        if let start, let end, start == end {
+            body.fail("end_time", "Value error, the window is empty: end_time equals start_time", "value_error")
+        }
+        let timezone = body.string("timezone", length: 1...64) ?? "UTC"
+        if TimeZone(identifier: timezone) == nil {
+            body.fail("timezone", "Value error, unknown time zone '\(timezone)'", "value_error")
+        }
+        guard body.issues.isEmpty, let start, let end else { return nil }
+        return AlertSchedule(
+            days: days.map { days in AlertSchedule.weekdays.filter(days.contains) }, startTime: start, endTime: end,
+            timezone: timezone)
+    }
+}
