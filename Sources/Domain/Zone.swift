@@ -156,6 +156,14 @@ public struct Zone: Sendable, Hashable {
     public var createdAt: Date
     public var updatedAt: Date
 
+    public init(id: String, cameraId: String, definition: ZoneDefinition, createdAt: Date, updatedAt: Date) {
+        self.id = id
+        self.cameraId = cameraId
+        self.definition = definition
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     public static func stream(_ id: String) -> String { "zone-\(id)" }
 
     /// The zone after the events of its stream (`type`, `data`), in order.
