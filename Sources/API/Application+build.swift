@@ -194,7 +194,8 @@ struct ServerParts {
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
             apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads),
             logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads),
-            alertRules: AlertRulesReadModel(database: reads))
+            alertRules: AlertRulesReadModel(database: reads), alertCandidates: AlertCandidatesReadModel(database: reads)
+        )
         let directory =
             configuration.isAuthOn
             ? KeyDirectory(
@@ -324,6 +325,7 @@ struct APIReadModels {
     var pipeline: PipelineReadModel
     var zones: ZonesReadModel
     var alertRules: AlertRulesReadModel
+    var alertCandidates: AlertCandidatesReadModel
 }
 
 func buildRouter(
@@ -395,7 +397,8 @@ func buildRouter(
     AuditController(audit: readModels.audit).addRoutes(to: router)
     LogsController(logs: readModels.logs, times: eventTimes).addRoutes(to: router)
     AlertRulesController(
-        rules: readModels.alertRules, store: store, appender: appender, readYourWrites: readYourWrites
+        rules: readModels.alertRules, candidates: readModels.alertCandidates,
+        store: store, appender: appender, readYourWrites: readYourWrites
     ).addRoutes(to: router)
     ZonesController(
         zones: readModels.zones, cameras: readModels.cameras, store: store, appender: appender,

@@ -126,4 +126,66 @@ import VigilTesting
             #expect(update["severity"] == nil)
         }
     }
+
+    @Test("Testing a rule against stored events says which would fire and why not for the others")
+    func testRoute() async throws {
+        let prefix = PipelineTests.prefix()
+        try await withApp(configure: {
+            PipelineTests.configure(prefix: prefix)(&$0)
+            $0.adminKey = Self.root
+        }) { _, client in
+            func call(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil) async throws -> TestResponse
+            {
+                try await client.call(method, path, key: Self.root, json: body)
+            }
+            #expect(
+                try await call(.post, "/api/cameras", #"{"name": "porch", "folder_path": "/export/porch"}"#).status
+                    == .created)
+            let batch = [IngestAPITests.detection(object: "person"), IngestAPITests.detection(object: "dog")]
+            #expect(
+                try await call(.post, "/api/detections/batch", "[\(batch.joined(separator: ","))]").status == .created)
+            var eventID = 0
+            try await waitUntil("the batch was closed and analyzed") {
+                let events = try json(try await call(.get, "/api/events"))["events"] as? [[String: Any]] ?? []
+                eventID = events.first?["id"] as? Int ?? 0
+                return events.count == 1 && events[0]["risk_score"] is Int
+            }
+            func rule(_ body: String) async throws -> String {
+                try #require(try json(try await call(.post, "/api/alerts/rules", body))["id"] as? String)
+            }
+            let people = try await rule(#"{"name": "people", "risk_threshold": 0, "object_types": ["person"]}"#)
+            let carRule = try await rule(#"{"name": "cars", "object_types": ["car"], "cooldown_seconds": 10}"#)
+            let night = try await rule(
+                #"{"name": "night", "schedule": {"start_time": "22:00", "end_time": "06:00", "timezone": "UTC"}}"#)
+
+            let fires = try json(try await call(.post, "/api/alerts/rules/\(people)/test", "{}"))
+            #expect(fires["tested"] as? Int == 1 && fires["matched"] as? Int == 1)
+            let result = try #require((fires["results"] as? [[String: Any]])?.first)
+            #expect(result["event_id"] as? Int == eventID && result["would_fire"] as? Bool == true)
+            #expect(result["reasons"] as? [String] == [])
+
+            let noCar = try json(try await call(.post, "/api/alerts/rules/\(carRule)/test", nil))
+            let why = try #require((noCar["results"] as? [[String: Any]])?.first)
+            #expect(why["would_fire"] as? Bool == false)
+            #expect(why["reasons"] as? [String] == ["no detection of car"])
+
+            let midnight = try json(
+                try await call(
+                    .post, "/api/alerts/rules/\(night)/test",
+                    #"{"event_ids": [\#(eventID)], "test_time": "2026-11-30T23:30:00Z"}"#))
+            #expect(midnight["matched"] as? Int == 1)
+            let noon = try json(
+                try await call(
+                    .post, "/api/alerts/rules/\(night)/test",
+                    #"{"event_ids": [\#(eventID)], "test_time": "2026-11-30T12:00:00Z"}"#))
+            #expect(noon["matched"] as? Int == 0 && noon["tested"] as? Int == 1)
+
+            #expect(try await call(.post, "/api/alerts/rules/nope/test", "{}").status == .notFound)
+            for bad in [#"{"limit": 0}"#, #"{"event_ids": ["a"]}"#, #"{"event_ids": []}"#, #"{"test_time": "noon"}"#] {
+                #expect(
+                    try await call(.post, "/api/alerts/rules/\(people)/test", bad).status == .unprocessableContent,
+                    "\(bad)")
+            }
+        }
+    }
 }

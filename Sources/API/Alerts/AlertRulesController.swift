@@ -10,6 +10,7 @@ import Projections
 /// values.
 struct AlertRulesController<Context: RequestContext> {
     let rules: AlertRulesReadModel
+    let candidates: AlertCandidatesReadModel
     let store: EventStore
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
@@ -21,6 +22,74 @@ struct AlertRulesController<Context: RequestContext> {
         group.get("{rule_id}", use: get)
         group.put("{rule_id}", use: update)
         group.delete("{rule_id}", use: delete)
+        group.post("{rule_id}/test", use: test)
+    }
+
+    /// `{event_ids?, test_time?, limit?}` (body optional): the rule against stored security events
+    /// (those ids, else the newest `limit`, 10, at most 100), at each event's own time or at
+    /// `test_time`, with every reason it would not fire. Changes nothing.
+    @Sendable func test(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.text("rule_id")
+        var ids: [Int64]?
+        var testTime: Date?
+        var limit = 10
+        let buffer = try await request.body.collect(upTo: BodyLimits.json)
+        if buffer.readableBytes > 0 {
+            try JSONBody.requireJSONContentType(request)
+            guard case .object(let object) = try JSONBody.decode(buffer.readableBytesView, under: ["body"]).get() else {
+                throw ValidationError(
+                    location: ["body"], message: "Input should be a valid dictionary or object to extract fields from",
+                    type: "model_attributes_type")
+            }
+            var body = JSONBody(object: object)
+            if let value = body.value("event_ids") {
+                let values: [JSONValue]
+                if case .array(let array) = value { values = array } else { values = [] }
+                let numbers = values.compactMap { value -> Int64? in
+                    if case .number(let n) = value, n.rounded() == n, abs(n) < 9e15 { return Int64(n) }
+                    return nil
+                }
+                if numbers.count != values.count || !(1...100).contains(numbers.count) {
+                    body.fail("event_ids", "Value error, a list of 1 to 100 integer event ids", "value_error")
+                }
+                ids = numbers
+            }
+            if let text = body.string("test_time", length: 1...40) {
+                if let date = Timestamp.parseDateTime(text) {
+                    testTime = date
+                } else {
+                    body.fail("test_time", "Input should be a valid datetime", "datetime_parsing")
+                }
+            }
+            limit = body.integer("limit", in: 1...100) ?? 10
+            try body.validate()
+        }
+        guard let rule = try await load(id).0 else { throw APIError.notFound("Alert rule \(id) not found") }
+        let zones = try await candidates.zones(rule.definition.zoneIds ?? [])
+        let events = try await candidates.candidates(ids: ids, limit: ids?.count ?? limit)
+        var matched = 0
+        var body = JSONWriter()
+        body.object { object in
+            object.field("rule_id", id)
+            object.field("test_time", testTime.map { EventCoding.timestamp($0) })
+            object.array("results") { results in
+                for var event in events {
+                    if let testTime { event.at = testTime }
+                    let verdict = AlertMatching.evaluate(rule.definition, event, zones: zones)
+                    if verdict.matches { matched += 1 }
+                    results.object { result in
+                        result.field("event_id", event.eventId)
+                        result.field("camera_id", event.cameraId)
+                        result.field("risk_score", event.riskScore.map(Int64.init))
+                        result.field("would_fire", verdict.matches)
+                        result.array("reasons") { reasons in for reason in verdict.reasons { reasons.string(reason) } }
+                    }
+                }
+            }
+            object.field("tested", events.count)
+            object.field("matched", matched)
+        }
+        return body.response()
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {

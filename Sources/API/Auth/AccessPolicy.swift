@@ -76,6 +76,8 @@ enum AccessPolicy {
         "GET /api/alerts/rules/{rule_id}": .needs(.read),
         "PUT /api/alerts/rules/{rule_id}": .needs(.admin),
         "DELETE /api/alerts/rules/{rule_id}": .needs(.admin),
+        // Testing a rule changes nothing.
+        "POST /api/alerts/rules/{rule_id}/test": .needs(.read),
         "GET /api/cameras/{camera_id}/zones": .needs(.read),
         "POST /api/cameras/{camera_id}/zones": .needs(.admin),
         "GET /api/cameras/{camera_id}/zones/{zone_id}": .needs(.read),
