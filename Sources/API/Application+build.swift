@@ -290,7 +290,7 @@ func buildRouter(
     AuditController(audit: readModels.audit).addRoutes(to: router)
     LogsController(logs: readModels.logs, times: eventTimes).addRoutes(to: router)
     AlertRulesController(
-        rules: readModels.alertRules, candidates: readModels.alertCandidates,
+        rules: readModels.alertRules, candidates: readModels.alertCandidates, zones: readModels.zones,
         store: store, appender: appender, readYourWrites: readYourWrites
     ).addRoutes(to: router)
     ZonesController(

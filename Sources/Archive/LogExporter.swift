@@ -32,22 +32,25 @@ public struct LogExporter: Sendable {
     ) async throws -> Summary {
         let writer = try LZ4FrameWriter(path: path)
         var written = 0
-        var total = 0
+        // The header as written: the summary returns this one, not a second with another time.
+        var header: LogArchive.Header?
         let newline = UInt8(ascii: "\n")
         let snapshot = try await store.exportLog(from: from, to: to) { snapshot in
-            total = snapshot.events
-            try writer.write(try LogArchive.encodeLine(header(snapshot)))
+            let first = self.header(snapshot)
+            header = first
+            try writer.write(try LogArchive.encodeLine(first))
         } page: { lines in
             for var line in lines {
                 try line.withUTF8 { try writer.write($0) }
                 try writer.write(CollectionOfOne(newline))
             }
             written += lines.count
-            progress(written, total)
+            progress(written, header?.events ?? written)
         }
         try writer.write(try LogArchive.encodeLine(LogArchive.Trailer(end: LogArchive.format, events: written)))
         try writer.finish()
-        return Summary(header: header(snapshot), fileBytes: writer.fileBytes, contentBytes: writer.contentBytes)
+        return Summary(
+            header: header ?? self.header(snapshot), fileBytes: writer.fileBytes, contentBytes: writer.contentBytes)
     }
 
     func header(_ snapshot: LogExportSnapshot) -> LogArchive.Header {

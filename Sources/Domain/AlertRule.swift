@@ -104,12 +104,7 @@ public struct AlertRuleDefinition: Codable, Sendable, Hashable {
     }
 
     /// The fields as JSON values, by name (the audit trail's old and new values).
-    public var fields: [String: JSONValue] {
-        guard let data = try? EventCoding.encoder.encode(self),
-            case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data)
-        else { return [:] }
-        return fields
-    }
+    public var fields: [String: JSONValue] { EventCoding.fields(of: self) }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

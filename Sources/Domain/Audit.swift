@@ -76,6 +76,12 @@ public struct AuditEntry: Sendable, Hashable {
         }
         return .object(changes)
     }
+
+    /// `{field: {"old": …, "new": …}}` for the fields whose value differs between two states
+    /// (a field one side lacks is null there; from `[:]`: every field a creation set).
+    public static func changes(from old: [String: JSONValue], to new: [String: JSONValue]) -> JSONValue {
+        changes(Set(old.keys).union(new.keys).sorted().map { ($0, old: old[$0] ?? .null, new: new[$0] ?? .null) })
+    }
 }
 
 /// The state the audit trail remembers between events, to tell a change's old values: what the
@@ -216,22 +222,18 @@ extension AuditEntry {
             return AuditEntry(action: "api_key_revoked", resourceType: "api_key", resourceId: event.name)
         case ZoneCreated.type:
             let event = try ZoneCreated.decode(data)
-            let fields = event.zone.fields
             return AuditEntry(
                 action: "zone_created", resourceType: "zone", resourceId: event.id,
                 details: [
-                    "camera_id": .string(event.cameraId),
-                    "changes": changes(fields.keys.sorted().map { ($0, old: .null, new: fields[$0] ?? .null) }),
+                    "camera_id": .string(event.cameraId), "changes": changes(from: [:], to: event.zone.fields),
                 ])
         case ZoneUpdated.type:
             let event = try ZoneUpdated.decode(data)
-            let (old, new) = (event.previous.fields, event.zone.fields)
-            let changed = new.keys.sorted().filter { old[$0] != new[$0] }
             return AuditEntry(
                 action: "zone_updated", resourceType: "zone", resourceId: event.id,
                 details: [
                     "camera_id": .string(event.cameraId),
-                    "changes": changes(changed.map { ($0, old: old[$0] ?? .null, new: new[$0] ?? .null) }),
+                    "changes": changes(from: event.previous.fields, to: event.zone.fields),
                 ])
         case ZoneDeleted.type:
             let event = try ZoneDeleted.decode(data)
@@ -240,17 +242,14 @@ extension AuditEntry {
                 details: ["camera_id": .string(event.cameraId)])
         case AlertRuleCreated.type:
             let event = try AlertRuleCreated.decode(data)
-            let fields = event.rule.fields
             return AuditEntry(
                 action: "alert_rule_created", resourceType: "alert_rule", resourceId: event.id,
-                details: ["changes": changes(fields.keys.sorted().map { ($0, old: .null, new: fields[$0] ?? .null) })])
+                details: ["changes": changes(from: [:], to: event.rule.fields)])
         case AlertRuleUpdated.type:
             let event = try AlertRuleUpdated.decode(data)
-            let (old, new) = (event.previous.fields, event.rule.fields)
-            let changed = new.keys.sorted().filter { old[$0] != new[$0] }
             return AuditEntry(
                 action: "alert_rule_updated", resourceType: "alert_rule", resourceId: event.id,
-                details: ["changes": changes(changed.map { ($0, old: old[$0] ?? .null, new: new[$0] ?? .null) })])
+                details: ["changes": changes(from: event.previous.fields, to: event.rule.fields)])
         case AlertRuleDeleted.type:
             let event = try AlertRuleDeleted.decode(data)
             return AuditEntry(action: "alert_rule_deleted", resourceType: "alert_rule", resourceId: event.id)

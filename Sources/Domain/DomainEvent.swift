@@ -45,6 +45,15 @@ public enum EventCoding {
         return encoder
     }
 
+    /// The top-level fields of `value` as its payload encodes them, by name (the audit trail's
+    /// old and new values of a definition an event carries whole).
+    public static func fields(of value: some Encodable) -> [String: JSONValue] {
+        guard let data = try? encoder.encode(value),
+            case .object(let fields)? = try? JSONDecoder().decode(JSONValue.self, from: data)
+        else { return [:] }
+        return fields
+    }
+
     public static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in

@@ -61,14 +61,7 @@ public struct ZoneDefinition: Codable, Sendable, Hashable {
     }
 
     /// The fields as JSON values, by name (the audit trail's old and new values).
-    public var fields: [String: JSONValue] {
-        [
-            "name": .string(name), "zone_type": .string(zoneType.rawValue),
-            "coordinates": .array(coordinates.map { .array($0.map { .number($0) }) }),
-            "shape": .string(shape.rawValue), "color": .string(color), "enabled": .bool(enabled),
-            "priority": .number(Double(priority)),
-        ]
-    }
+    public var fields: [String: JSONValue] { EventCoding.fields(of: self) }
 
     enum CodingKeys: String, CodingKey {
         case name, coordinates, shape, color, enabled, priority

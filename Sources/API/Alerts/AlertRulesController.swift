@@ -11,6 +11,7 @@ import Projections
 struct AlertRulesController<Context: RequestContext> {
     let rules: AlertRulesReadModel
     let candidates: AlertCandidatesReadModel
+    let zones: ZonesReadModel
     let store: EventStore
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
@@ -65,7 +66,7 @@ struct AlertRulesController<Context: RequestContext> {
             try body.validate()
         }
         guard let rule = try await load(id).0 else { throw APIError.notFound("Alert rule \(id) not found") }
-        let zones = try await candidates.zones(rule.definition.zoneIds ?? [])
+        let areas = try await zones.zones(rule.definition.zoneIds ?? [])
         let events = try await candidates.candidates(ids: ids, limit: ids?.count ?? limit)
         var matched = 0
         var body = JSONWriter()
@@ -75,7 +76,7 @@ struct AlertRulesController<Context: RequestContext> {
             object.array("results") { results in
                 for var event in events {
                     if let testTime { event.at = testTime }
-                    let verdict = AlertMatching.evaluate(rule.definition, event, zones: zones)
+                    let verdict = AlertMatching.evaluate(rule.definition, event, zones: areas)
                     if verdict.matches { matched += 1 }
                     results.object { result in
                         result.field("event_id", event.eventId)

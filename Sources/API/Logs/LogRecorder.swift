@@ -69,13 +69,9 @@ final class LogRecorder: Service, Sendable {
         guard !batch.isEmpty else { return }
         do {
             try await logs.insert(batch)
-            if failing.withLock({ $0 }) {
-                failing.withLock { $0 = false }
-                logger.info("log records are stored again")
-            }
+            if failing.withLock({ Self.exchange(&$0, false) }) { logger.info("log records are stored again") }
         } catch {
-            if !failing.withLock({ $0 }) {
-                failing.withLock { $0 = true }
+            if !failing.withLock({ Self.exchange(&$0, true) }) {
                 logger.warning(
                     "log records not stored, kept for the next try", metadata: ["error": "\(String(reflecting: error))"]
                 )
@@ -87,6 +83,12 @@ final class LogRecorder: Service, Sendable {
                 pending.dropped += dropped + records.count - kept.count
             }
         }
+    }
+
+    /// Sets `flag` to `value` and returns what it was.
+    private static func exchange(_ flag: inout Bool, _ value: Bool) -> Bool {
+        defer { flag = value }
+        return flag
     }
 
     func deleteExpired() async {

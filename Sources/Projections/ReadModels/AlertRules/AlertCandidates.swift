@@ -4,8 +4,7 @@ import Foundation
 import PostgresNIO
 
 /// What an alert rule is tested against (`POST /api/alerts/rules/{id}/test`): security events
-/// (not hidden) with their detections, from the `security_events` and `detections` read models,
-/// and the zones a rule names, from `zones`.
+/// (not hidden) with their detections, from the `security_events` and `detections` read models.
 public struct AlertCandidatesReadModel: Sendable {
     let database: ReadDatabase
 
@@ -51,31 +50,5 @@ public struct AlertCandidatesReadModel: Sendable {
                     }))
         }
         return candidates
-    }
-
-    /// The zones with these ids, by id.
-    public func zones(_ ids: [String]) async throws -> [String: Zone] {
-        guard !ids.isEmpty else { return [:] }
-        var sql = SQLBuilder()
-        let statement = """
-            SELECT z.id, z.camera_id, z.name, z.zone_type, z.coordinates::text, z.shape, z.color, z.enabled,
-                   z.priority, z.created_at, z.updated_at
-            FROM zones z WHERE z.id = ANY(\(sql.bind(ids))::text[])
-            """
-        var zones: [String: Zone] = [:]
-        for try await row in try await database.rows(sql, statement) {
-            let (id, camera, name, type, coordinates, shape, color, enabled, priority, created, updated) =
-                try row.decode(
-                    (String, String, String, String, String, String, String, Bool, Int32, Date, Date).self)
-            let points = (try? JSONDecoder().decode([[Double]].self, from: Data(coordinates.utf8))) ?? []
-            zones[id] = Zone(
-                id: id, cameraId: camera,
-                definition: ZoneDefinition(
-                    name: name, zoneType: ZoneType(rawValue: type) ?? .other, coordinates: points,
-                    shape: ZoneShape(rawValue: shape) ?? .polygon, color: color, enabled: enabled,
-                    priority: Int(priority)),
-                createdAt: created, updatedAt: updated)
-        }
-        return zones
     }
 }

@@ -1,3 +1,5 @@
+import Domain
+import EventStore
 import Foundation
 import PostgresNIO
 
@@ -21,6 +23,32 @@ public struct ZonesReadModel: Sendable {
         try await database.json { sql in
             "SELECT \(Self.item) FROM zones t WHERE t.id = \(sql.bind(id)) AND t.camera_id = \(sql.bind(camera))"
         }
+    }
+
+    /// The zones with these ids, by id.
+    public func zones(_ ids: [String]) async throws -> [String: Zone] {
+        guard !ids.isEmpty else { return [:] }
+        var sql = SQLBuilder()
+        let statement = """
+            SELECT z.id, z.camera_id, z.name, z.zone_type, z.coordinates::text, z.shape, z.color, z.enabled,
+                   z.priority, z.created_at, z.updated_at
+            FROM zones z WHERE z.id = ANY(\(sql.bind(ids))::text[])
+            """
+        var zones: [String: Zone] = [:]
+        for try await row in try await database.rows(sql, statement) {
+            let (id, camera, name, type, coordinates, shape, color, enabled, priority, created, updated) =
+                try row.decode(
+                    (String, String, String, String, String, String, String, Bool, Int32, Date, Date).self)
+            let points = (try? JSONDecoder().decode([[Double]].self, from: Data(coordinates.utf8))) ?? []
+            zones[id] = Zone(
+                id: id, cameraId: camera,
+                definition: ZoneDefinition(
+                    name: name, zoneType: ZoneType(rawValue: type) ?? .other, coordinates: points,
+                    shape: ZoneShape(rawValue: shape) ?? .polygon, color: color, enabled: enabled,
+                    priority: Int(priority)),
+                createdAt: created, updatedAt: updated)
+        }
+        return zones
     }
 
     /// The item JSON of the row `t` (CONTRACT: Zones).
