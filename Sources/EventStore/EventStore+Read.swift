@@ -169,6 +169,15 @@ extension EventStore {
         return whole
     }
 
+    /// Stream `stream` folded by `fold` (its events' types and data, in version order), and the
+    /// stream's version (nil and 0 when it has no events): what a command is decided against.
+    public func folded<Value>(
+        _ stream: String, _ fold: ([(type: String, data: String)]) throws -> Value?
+    ) async throws -> (Value?, Int64) {
+        guard let page = try await readWholeStream(stream) else { return (nil, 0) }
+        return (try fold(page.events.map { ($0.type, $0.data) }), page.version)
+    }
+
     /// The events at `checkpoints` (checkpoints an earlier read returned), in log order; ones
     /// that are not in the log are left out.
     public func events(at checkpoints: [Checkpoint]) async throws -> [RecordedEvent] {

@@ -153,8 +153,7 @@ struct AlertRulesController<Context: RequestContext> {
     }
 
     private func load(_ id: String) async throws -> (AlertRule?, Int64) {
-        guard let page = try await store.readWholeStream(AlertRule.stream(id)) else { return (nil, 0) }
-        return (try AlertRule.fold(page.events.map { ($0.type, $0.data) }), page.version)
+        try await store.folded(AlertRule.stream(id), AlertRule.fold)
     }
 
     /// Every field but `name` that the body has, into `rule` (`null` clears a nullable one).

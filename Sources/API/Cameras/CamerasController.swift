@@ -266,7 +266,6 @@ extension EventStore {
     /// Camera `id` as its own stream tells it (nil: never registered, or removed), and the
     /// stream's version: what commands, and the detections naming it, are decided against.
     func camera(_ id: String) async throws -> (Camera?, Int64) {
-        guard let page = try await readWholeStream(Camera.stream(id)) else { return (nil, 0) }
-        return (try Camera.fold(page.events.map { ($0.type, $0.data) }), page.version)
+        try await folded(Camera.stream(id), Camera.fold)
     }
 }

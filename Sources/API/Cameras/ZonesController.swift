@@ -114,8 +114,7 @@ struct ZonesController<Context: RequestContext> {
 
     /// The zone as its stream folds, and the stream's version.
     private func load(_ id: String) async throws -> (Zone?, Int64) {
-        guard let page = try await store.readWholeStream(Zone.stream(id)) else { return (nil, 0) }
-        return (try Zone.fold(page.events.map { ($0.type, $0.data) }), page.version)
+        try await store.folded(Zone.stream(id), Zone.fold)
     }
 
     private func knownCamera(_ context: Context) async throws -> String {
