@@ -4,6 +4,7 @@ import Hummingbird
 import Projections
 import Prometheus
 import Redis
+import Synchronization
 
 /// This server's Prometheus metrics (`GET /api/metrics`), in a registry of its own (not the
 /// process-wide swift-metrics system, so several servers in one process keep theirs apart).
@@ -14,6 +15,8 @@ import Redis
 /// WebSocket clients per endpoint, Redis command failures, the database's availability.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
+    /// The Redis client's failures already added to `vigil_redis_errors_total`.
+    private let redisErrorsCounted = Mutex(0)
 
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
@@ -121,9 +124,13 @@ final class ServerMetrics: Sendable {
             registry.makeGauge(descriptor: Self.webSocketClients, labels: [("endpoint", endpoint)]).set(Double(count))
         }
         if let redis {
-            let counter = registry.makeCounter(descriptor: Self.redisErrors, labels: [])
-            counter.reset()
-            counter.increment(by: Int64(redis.errorCount))
+            // Only ever up (a reset then an add could let a concurrent scrape read it low).
+            let total = redis.errorCount
+            let added = redisErrorsCounted.withLock { counted in
+                defer { counted = max(counted, total) }
+                return max(0, total - counted)
+            }
+            registry.makeCounter(descriptor: Self.redisErrors, labels: []).increment(by: Int64(added))
         }
         return registry.emitToBuffer()
     }
