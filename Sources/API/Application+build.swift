@@ -74,6 +74,7 @@ struct ServerParts {
         var projections: [any Projection] = ReadModels.all
         projections.append(
             BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
+        projections.append(AlertEngine(store: store))
         queue = AnalysisQueue(prefix: configuration.redisPrefix)
         if let redis {
             projections.append(
@@ -87,7 +88,9 @@ struct ServerParts {
             securityEvents: SecurityEventsReadModel(database: reads), analytics: AnalyticsReadModel(database: reads),
             apiKeys: ApiKeysReadModel(database: reads), audit: AuditReadModel(database: reads),
             logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads),
-            alertRules: AlertRulesReadModel(database: reads), alertCandidates: AlertCandidatesReadModel(database: reads)
+            alertRules: AlertRulesReadModel(database: reads),
+            alertCandidates: AlertCandidatesReadModel(database: reads),
+            alerts: AlertsReadModel(database: reads)
         )
         let directory =
             configuration.isAuthOn
@@ -219,6 +222,7 @@ struct APIReadModels {
     var zones: ZonesReadModel
     var alertRules: AlertRulesReadModel
     var alertCandidates: AlertCandidatesReadModel
+    var alerts: AlertsReadModel
 }
 
 func buildRouter(
@@ -292,6 +296,9 @@ func buildRouter(
     AlertRulesController(
         rules: readModels.alertRules, candidates: readModels.alertCandidates, zones: readModels.zones,
         store: store, appender: appender, readYourWrites: readYourWrites
+    ).addRoutes(to: router)
+    AlertsController(
+        alerts: readModels.alerts, store: store, appender: appender, readYourWrites: readYourWrites
     ).addRoutes(to: router)
     ZonesController(
         zones: readModels.zones, cameras: readModels.cameras, store: store, appender: appender,

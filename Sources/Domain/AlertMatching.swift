@@ -49,6 +49,9 @@ public enum AlertMatching {
         public var matches: Bool { reasons.isEmpty }
         /// Why the rule does not fire (empty: it does).
         public var reasons: [String]
+        /// The object types of the detections that meet every detection condition, in the
+        /// candidate's order, each once.
+        public var objectTypes: [String] = []
     }
 
     /// `zones`: the rule's zones by id (of any camera); a zone the rule names that is missing or
@@ -87,9 +90,11 @@ public enum AlertMatching {
                 return areas.contains { contains($0.definition, centre) }
             }
             if inside.isEmpty { reasons.append("no such detection inside the rule's zones on this camera") }
+            detections = inside
         }
         if let schedule = rule.schedule, let why = outside(schedule, candidate.at) { reasons.append(why) }
-        return Verdict(reasons: reasons)
+        var seen = Set<String>()
+        return Verdict(reasons: reasons, objectTypes: detections.map(\.objectType).filter { seen.insert($0).inserted })
     }
 
     /// Why `date` lies outside `schedule` (nil: inside). The window is `[start, end)` in the

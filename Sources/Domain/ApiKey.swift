@@ -5,7 +5,7 @@ import Foundation
 public enum Permission: String, Codable, Sendable, CaseIterable {
     /// Read the read models: events, detections, cameras, analytics, settings.
     case read
-    /// Review security events and ask for a re-analysis (later: acknowledge and dismiss alerts).
+    /// Review security events, ask for a re-analysis, acknowledge and dismiss alerts.
     case review
     /// Post detections and analyses.
     case ingest

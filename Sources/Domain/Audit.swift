@@ -253,6 +253,24 @@ extension AuditEntry {
         case AlertRuleDeleted.type:
             let event = try AlertRuleDeleted.decode(data)
             return AuditEntry(action: "alert_rule_deleted", resourceType: "alert_rule", resourceId: event.id)
+        case AlertAcknowledged.type:
+            let event = try AlertAcknowledged.decode(data)
+            return AuditEntry(
+                action: "alert_acknowledged", resourceType: "alert", resourceId: event.id,
+                details: [
+                    "changes": changes([
+                        ("status", old: .string(event.previousStatus.rawValue), new: .string("acknowledged"))
+                    ])
+                ])
+        case AlertDismissed.type:
+            let event = try AlertDismissed.decode(data)
+            return AuditEntry(
+                action: "alert_dismissed", resourceType: "alert", resourceId: event.id,
+                details: [
+                    "changes": changes([
+                        ("status", old: .string(event.previousStatus.rawValue), new: .string("dismissed"))
+                    ])
+                ])
         case DeadLettersRequeued.type:
             let event = try DeadLettersRequeued.decode(data)
             return AuditEntry(
@@ -288,7 +306,7 @@ extension AuditEntry {
         CameraRemoved.type,
         ApiKeyIssued.type, ApiKeyRevoked.type, DeadLettersRequeued.type, DeadLettersCleared.type,
         ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type, AlertRuleCreated.type, AlertRuleUpdated.type,
-        AlertRuleDeleted.type,
+        AlertRuleDeleted.type, AlertAcknowledged.type, AlertDismissed.type,
         CommandRejected.type,
     ]
 }

@@ -98,6 +98,20 @@ import VigilTesting
         ]
     }
 
+    /// An alert's life: raised, delivered, acknowledged, dismissed.
+    static func alert(_ start: Date) -> [any DomainEvent] {
+        let id = Alert.id(rule: "r1", event: 7)
+        return [
+            AlertTriggered(
+                id: id, eventId: 7, ruleId: "r1", ruleName: "person", severity: .high, channels: ["webhook"],
+                dedupKey: "porch:r1", cameraId: "porch", riskScore: 40, objectTypes: ["person"],
+                summary: "Someone at the door", createdAt: start.addingTimeInterval(4)),
+            AlertDelivered(id: id, channel: "webhook", attempts: 1, deliveredAt: start.addingTimeInterval(5)),
+            AlertAcknowledged(id: id, previousStatus: .delivered, acknowledgedAt: start.addingTimeInterval(6)),
+            AlertDismissed(id: id, previousStatus: .acknowledged, dismissedAt: start.addingTimeInterval(7)),
+        ]
+    }
+
     @Test("events arrive on `events` with their level; detections only once subscribed; unsubscribing stops them")
     func channelsFilter() async throws {
         try await LogSocketTests.withLiveApp { store, _, port in
@@ -324,10 +338,10 @@ import VigilTesting
                     ] + Self.analyzedEvent(7, score: 40) + [
                         ReanalysisRequested(id: 7, reason: "thresholds changed"),
                         CameraRemoved(id: "porch", removedAt: start.addingTimeInterval(3)),
-                    ])
+                    ] + Self.alert(start))
                 let expected: Set<String> = [
                     "camera.registered", "camera.updated", "detection.new", "event", "job.queued", "camera.removed",
-                    "system_status",
+                    "system_status", "alert.created", "alert.delivered", "alert.acknowledged", "alert.dismissed",
                 ]
                 try await waitUntil("a message of every type") {
                     expected.isSubset(of: Set(received.all.compactMap { $0["type"] as? String }))
@@ -342,6 +356,7 @@ import VigilTesting
                 #expect(channels["event"] == "events" && channels["job.queued"] == "jobs")
                 #expect(channels["detection.new"] == "detections" && channels["system_status"] == "system")
                 #expect(channels["camera.removed"] == "cameras")
+                #expect(channels["alert.created"] == "alerts" && channels["alert.dismissed"] == "alerts")
             }
         }
     }

@@ -269,10 +269,11 @@ struct ReadModelRebuildTests {
         return try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
     }
 
-    /// Zones (three drawn, one changed twice, one deleted) and alert rules (three made, one
-    /// changed, one deleted).
+    /// Zones (three drawn, one changed twice, one deleted), alert rules (three made, one
+    /// changed, one deleted) and alerts (see ``appendAlerts(_:)``).
     static func appendZonesAndRules(_ store: EventStore) async throws {
         try await appendZones(store)
+        try await appendAlerts(store)
         let metadata = EventMetadata(actor: "tests")
         let at = Self.start.addingTimeInterval(210_000)
         for n in 0..<3 {
@@ -303,6 +304,40 @@ struct ReadModelRebuildTests {
                     to: AlertRule.stream(id),
                     events: [try NewEvent(AlertRuleDeleted(id: id, deletedAt: at), metadata: metadata)])
             }
+        }
+    }
+
+    /// Alerts: four raised; one delivered, one acknowledged then delivered, one delivered then
+    /// acknowledged then dismissed, one left pending.
+    static func appendAlerts(_ store: EventStore) async throws {
+        let metadata = EventMetadata(actor: "tests")
+        let at = Self.start.addingTimeInterval(220_000)
+        for n in 0..<4 {
+            let id = Alert.id(rule: "rule-test-0", event: Int64(n + 1))
+            var events = [
+                try NewEvent(
+                    AlertTriggered(
+                        id: id, eventId: Int64(n + 1), ruleId: "rule-test-0", ruleName: "rule 0", severity: .critical,
+                        channels: ["webhook"], dedupKey: "front_door:rule-test-0", cameraId: "front_door",
+                        riskScore: 70 + n, objectTypes: ["person"], summary: "someone \(n)",
+                        createdAt: at.addingTimeInterval(Double(n))), metadata: metadata)
+            ]
+            let delivered = AlertDelivered(id: id, channel: "webhook", attempts: n + 1, deliveredAt: at + 100)
+            let acknowledged = AlertAcknowledged(id: id, previousStatus: .pending, acknowledgedAt: at + 200)
+            switch n {
+            case 0: events.append(try NewEvent(delivered, metadata: metadata))
+            case 1:
+                events += [try NewEvent(acknowledged, metadata: metadata), try NewEvent(delivered, metadata: metadata)]
+            case 2:
+                events += [
+                    try NewEvent(delivered, metadata: metadata), try NewEvent(acknowledged, metadata: metadata),
+                    try NewEvent(
+                        AlertDismissed(id: id, previousStatus: .acknowledged, dismissedAt: at + 300), metadata: metadata
+                    ),
+                ]
+            default: break
+            }
+            try await store.append(to: Alert.stream(id), events: events)
         }
     }
 

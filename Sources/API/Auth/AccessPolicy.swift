@@ -78,6 +78,10 @@ enum AccessPolicy {
         "DELETE /api/alerts/rules/{rule_id}": .needs(.admin),
         // Testing a rule changes nothing.
         "POST /api/alerts/rules/{rule_id}/test": .needs(.read),
+        "GET /api/alerts": .needs(.read),
+        "GET /api/alerts/{alert_id}": .needs(.read),
+        "POST /api/alerts/{alert_id}/acknowledge": .needs(.review),
+        "POST /api/alerts/{alert_id}/dismiss": .needs(.review),
         "GET /api/cameras/{camera_id}/zones": .needs(.read),
         "POST /api/cameras/{camera_id}/zones": .needs(.admin),
         "GET /api/cameras/{camera_id}/zones/{zone_id}": .needs(.read),
@@ -135,6 +139,10 @@ enum AccessPolicy {
             action: "alert_rule_updated", resourceType: "alert_rule", idParameter: "rule_id"),
         "DELETE /api/alerts/rules/{rule_id}": .init(
             action: "alert_rule_deleted", resourceType: "alert_rule", idParameter: "rule_id"),
+        "POST /api/alerts/{alert_id}/acknowledge": .init(
+            action: "alert_acknowledged", resourceType: "alert", idParameter: "alert_id"),
+        "POST /api/alerts/{alert_id}/dismiss": .init(
+            action: "alert_dismissed", resourceType: "alert", idParameter: "alert_id"),
         "POST /api/cameras/{camera_id}/zones": .init(action: "zone_created", resourceType: "zone"),
         "PUT /api/cameras/{camera_id}/zones/{zone_id}": .init(
             action: "zone_updated", resourceType: "zone", idParameter: "zone_id"),

@@ -7,8 +7,8 @@ import Projections
 import ServiceLifecycle
 import Synchronization
 
-/// The channels of `/ws/events` (the seeds' registry). `alerts` has no messages yet (they arrive
-/// with the alert rules); `system` carries `/ws/system`'s status (``SystemStatusFeed``).
+/// The channels of `/ws/events` (the seeds' registry). `system` carries `/ws/system`'s status
+/// (``SystemStatusFeed``).
 enum EventsChannel: String, CaseIterable, Sendable {
     case detections, events, alerts, cameras, jobs, system
 }
@@ -25,14 +25,18 @@ enum EventsChannel: String, CaseIterable, Sendable {
 /// - `cameras`: `{"type": "camera.registered" | "camera.updated" | "camera.removed", "data":
 ///   {…the event's fields…}}`;
 /// - `jobs`: `{"type": "job.queued", "data": {event_id, job_id, reason}}` when a re-analysis is
-///   asked for.
+///   asked for;
+/// - `alerts`: `{"type": "alert.created", "data": {id, event_id, rule_id, rule_name, severity,
+///   status, camera_id, risk_score, dedup_key, summary, created_at}}` when a rule fires, and
+///   `alert.delivered` | `alert.acknowledged` | `alert.dismissed` with the change's fields.
 ///
 /// A socket whose buffer (`VIGIL_WS_BUFFER` messages) overflows is closed with 1013 (try again
 /// later): this feed is live only; `/ws/log` is the one to resume.
 final class EventsFeed: Service, Sendable {
     static let types = [
         SecurityEventAnalyzed.type, DetectionRecorded.type, CameraRegistered.type, CameraUpdated.type,
-        CameraRemoved.type, ReanalysisRequested.type,
+        CameraRemoved.type, ReanalysisRequested.type, AlertTriggered.type, AlertDelivered.type,
+        AlertAcknowledged.type, AlertDismissed.type,
     ]
 
     /// A socket's place in the feed.
@@ -223,6 +227,35 @@ final class EventsFeed: Service, Sendable {
                         "job_id", DeterministicID.uuid("AnalysisJob", event.id.uuidString).uuidString.lowercased())
                     data.field("reason", requested.reason)
                 }
+            }
+        case AlertTriggered.type:
+            let alert = try AlertTriggered.decode(event.data)
+            channel = .alerts
+            writer.object { object in
+                object.field("type", "alert.created")
+                object.object("data") { data in
+                    data.field("id", alert.id)
+                    data.field("event_id", alert.eventId)
+                    data.field("rule_id", alert.ruleId)
+                    data.field("rule_name", alert.ruleName)
+                    data.field("severity", alert.severity.rawValue)
+                    data.field("status", AlertStatus.pending.rawValue)
+                    data.field("camera_id", alert.cameraId)
+                    data.field("risk_score", alert.riskScore)
+                    data.field("dedup_key", alert.dedupKey)
+                    data.field("summary", alert.summary)
+                    data.field("created_at", EventCoding.timestamp(alert.createdAt))
+                }
+            }
+        case AlertDelivered.type, AlertAcknowledged.type, AlertDismissed.type:
+            // The change as its event has it: `{id, …_at, …}`.
+            let name = [
+                "AlertDelivered": "delivered", "AlertAcknowledged": "acknowledged", "AlertDismissed": "dismissed",
+            ]
+            channel = .alerts
+            writer.object { object in
+                object.field("type", "alert.\(name[event.type] ?? "updated")")
+                object.raw("data", json: event.data)
             }
         default:
             return nil

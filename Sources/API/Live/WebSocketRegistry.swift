@@ -86,6 +86,57 @@ enum WebSocketRegistry {
                 {"event_id": 311, "job_id": "6f1c2a52-3c1e-5b7e-9a43-0d8e5e1f2b10", "reason": "thresholds changed"}
                 """),
         MessageType(
+            type: "alert.created", channel: .alerts, description: "An alert rule fired for an analyzed security event",
+            schema: """
+                {"type": "object", "required": ["id", "event_id", "rule_id", "rule_name", "severity", "status", \
+                "camera_id", "risk_score", "dedup_key", "summary", "created_at"], \
+                "properties": {"id": {"type": "string", "format": "uuid"}, "event_id": {"type": "integer"}, \
+                "rule_id": {"type": "string"}, "rule_name": {"type": "string"}, \
+                "severity": {"enum": ["low", "medium", "high", "critical"]}, "status": {"const": "pending"}, \
+                "camera_id": {"type": "string"}, "risk_score": {"type": "integer"}, "dedup_key": {"type": "string"}, \
+                "summary": {"type": "string"}, "created_at": \(dateTime)}}
+                """,
+            example: """
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "event_id": 311, \
+                "rule_id": "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f", "rule_name": "person at night", \
+                "severity": "high", "status": "pending", "camera_id": "front_door", "risk_score": 72, \
+                "dedup_key": "front_door:5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f", \
+                "summary": "A person at the door", "created_at": "2026-11-28T02:14:00.000Z"}
+                """),
+        MessageType(
+            type: "alert.delivered", channel: .alerts, description: "An alert reached a channel (a webhook)",
+            schema: """
+                {"type": "object", "required": ["id", "channel", "attempts", "delivered_at"], \
+                "properties": {"id": {"type": "string", "format": "uuid"}, "channel": {"type": "string"}, \
+                "attempts": {"type": "integer"}, "delivered_at": \(dateTime)}}
+                """,
+            example: """
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "channel": "webhook", "attempts": 1, \
+                "delivered_at": "2026-11-28T02:14:01.000Z"}
+                """),
+        MessageType(
+            type: "alert.acknowledged", channel: .alerts, description: "Someone acknowledged an alert",
+            schema: """
+                {"type": "object", "required": ["id", "previous_status", "acknowledged_at"], \
+                "properties": {"id": {"type": "string", "format": "uuid"}, \
+                "previous_status": {"enum": ["pending", "delivered"]}, "acknowledged_at": \(dateTime)}}
+                """,
+            example: """
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "previous_status": "delivered", \
+                "acknowledged_at": "2026-11-28T07:30:00.000Z"}
+                """),
+        MessageType(
+            type: "alert.dismissed", channel: .alerts, description: "Someone dismissed an alert",
+            schema: """
+                {"type": "object", "required": ["id", "previous_status", "dismissed_at"], \
+                "properties": {"id": {"type": "string", "format": "uuid"}, \
+                "previous_status": {"enum": ["pending", "delivered", "acknowledged"]}, "dismissed_at": \(dateTime)}}
+                """,
+            example: """
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "previous_status": "acknowledged", \
+                "dismissed_at": "2026-11-28T07:31:00.000Z"}
+                """),
+        MessageType(
             type: "system_status", channel: .system,
             description: "The system's status, every 5 s (also alone on /ws/system)",
             schema: """

@@ -1,0 +1,86 @@
+import Domain
+import EventStore
+import Logging
+import PostgresNIO
+
+/// `alerts`: every alert the rule engine raised, with its status and times, as `/api/alerts`
+/// lists them. Every alert event is a barrier (an alert's trigger, delivery, acknowledgement
+/// and dismissal must apply in order).
+public struct AlertsProjection: RunBasedProjection {
+    public let name = "alerts"
+    static let types = [AlertTriggered.type, AlertDelivered.type, AlertAcknowledged.type, AlertDismissed.type]
+    public let filter = LogFilter(types: Self.types)
+    public let barriers = Set(Self.types)
+
+    public init() {}
+
+    /// The run's newest event per alert: `u(id, data)`.
+    static func latest(_ rows: String) -> String {
+        """
+        (SELECT DISTINCT ON (e.data->>'id') e.data->>'id' AS id, e.data
+         FROM \(rows) AS e(data, pos) ORDER BY e.data->>'id', e.pos DESC) AS u
+        """
+    }
+
+    public func apply(_ segments: [EventRun.Segment], on connection: PostgresConnection, logger: Logger) async throws {
+        try await applyRuns(segments, on: connection, logger: logger) { run in
+            switch run.type {
+            case AlertTriggered.type:
+                return [
+                    run.query { rows in
+                        """
+                        INSERT INTO alerts (id, event_id, rule_id, rule_name, severity, status, channels, dedup_key,
+                                            camera_id, metadata, created_at, updated_at)
+                        SELECT e.data->>'id', (e.data->>'event_id')::bigint, e.data->>'rule_id', e.data->>'rule_name',
+                               e.data->>'severity', 'pending', e.data->'channels', e.data->>'dedup_key',
+                               e.data->>'camera_id',
+                               jsonb_build_object(
+                                   'rule_name', e.data->'rule_name', 'camera_id', e.data->'camera_id',
+                                   'risk_score', e.data->'risk_score', 'object_types', e.data->'object_types',
+                                   'summary', e.data->'summary'),
+                               (e.data->>'created_at')::timestamptz, (e.data->>'created_at')::timestamptz
+                        FROM \(rows) AS e(data, pos)
+                        ON CONFLICT (id) DO NOTHING
+                        """
+                    }
+                ]
+            case AlertDelivered.type:
+                return [
+                    run.query { rows in
+                        """
+                        UPDATE alerts AS t
+                        SET status = CASE WHEN t.status = 'pending' THEN 'delivered' ELSE t.status END,
+                            delivered_at = coalesce(t.delivered_at, (u.data->>'delivered_at')::timestamptz),
+                            updated_at = greatest(t.updated_at, (u.data->>'delivered_at')::timestamptz)
+                        FROM \(Self.latest(rows)) WHERE t.id = u.id
+                        """
+                    }
+                ]
+            case AlertAcknowledged.type:
+                return [
+                    run.query { rows in
+                        """
+                        UPDATE alerts AS t
+                        SET status = 'acknowledged', acknowledged_at = (u.data->>'acknowledged_at')::timestamptz,
+                            updated_at = (u.data->>'acknowledged_at')::timestamptz
+                        FROM \(Self.latest(rows)) WHERE t.id = u.id
+                        """
+                    }
+                ]
+            case AlertDismissed.type:
+                return [
+                    run.query { rows in
+                        """
+                        UPDATE alerts AS t
+                        SET status = 'dismissed', dismissed_at = (u.data->>'dismissed_at')::timestamptz,
+                            updated_at = (u.data->>'dismissed_at')::timestamptz
+                        FROM \(Self.latest(rows)) WHERE t.id = u.id
+                        """
+                    }
+                ]
+            default:
+                return []
+            }
+        }
+    }
+}
