@@ -74,7 +74,7 @@ struct ServerParts {
         var projections: [any Projection] = ReadModels.all
         projections.append(
             BatchAggregatorReactor(defaults: configuration.settings.config, clock: configuration.batchClock))
-        projections.append(AlertEngine(store: store))
+        projections.append(AlertEngine(store: store, webhookURLs: configuration.webhooks?.urls ?? []))
         queue = AnalysisQueue(prefix: configuration.redisPrefix)
         if let redis {
             projections.append(
@@ -183,6 +183,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         services.append(
             HeuristicAnalyzerWorker(
                 redis: redis, queue: queue, store: store, options: configuration.analyzerOptions))
+    }
+    if let webhooks = configuration.webhooks {
+        services.append(
+            WebhookDeliverer(settings: webhooks, store: store, wake: notifier.progress, logger: store.logger))
     }
     let registered = projections
     var app = Application(

@@ -39,6 +39,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a published analysis job may wait for its analysis before the publisher pushes
     /// it again (a job Redis lost; `VIGIL_ANALYSIS_TIMEOUT_SECONDS`).
     public var analysisTimeout: Duration = .seconds(600)
+    /// Where alerts of rules with the `webhook` channel are POSTed (nil: nowhere; the rule
+    /// engine then writes no deliveries).
+    public var webhooks: WebhookSettings?
     public var analyzerOptions = HeuristicAnalyzerWorker.Options()
     /// The configuration and severity thresholds before anyone changes them through the API
     /// (`PATCH /api/system/config`, `PUT /api/system/severity`): the seeds' defaults, with the

@@ -112,12 +112,15 @@ public struct AlertDelivered: DomainEvent {
     public static let type = "AlertDelivered"
     public var id: String
     public var channel: String
+    /// Where to (a webhook's URL).
+    public var target: String?
     public var attempts: Int
     public var deliveredAt: Date
 
-    public init(id: String, channel: String, attempts: Int, deliveredAt: Date) {
+    public init(id: String, channel: String, target: String? = nil, attempts: Int, deliveredAt: Date) {
         self.id = id
         self.channel = channel
+        self.target = target
         self.attempts = attempts
         self.deliveredAt = deliveredAt
     }
@@ -125,8 +128,36 @@ public struct AlertDelivered: DomainEvent {
     public var stream: String { Alert.stream(id) }
 
     enum CodingKeys: String, CodingKey {
-        case id, channel, attempts
+        case id, channel, target, attempts
         case deliveredAt = "delivered_at"
+    }
+}
+
+/// A channel gave up on an alert after its last attempt (the delivery is parked); the alert's
+/// status does not change.
+public struct AlertDeliveryFailed: DomainEvent {
+    public static let type = "AlertDeliveryFailed"
+    public var id: String
+    public var channel: String
+    public var target: String?
+    public var attempts: Int
+    public var error: String
+    public var failedAt: Date
+
+    public init(id: String, channel: String, target: String?, attempts: Int, error: String, failedAt: Date) {
+        self.id = id
+        self.channel = channel
+        self.target = target
+        self.attempts = attempts
+        self.error = error
+        self.failedAt = failedAt
+    }
+
+    public var stream: String { Alert.stream(id) }
+
+    enum CodingKeys: String, CodingKey {
+        case id, channel, target, attempts, error
+        case failedAt = "failed_at"
     }
 }
 

@@ -26,6 +26,9 @@ import Projections
 ///   event's close in the log). If they don't get there in time, the page fails, loudly
 ///   (`last_error`), and is tried again.
 ///
+/// - **Webhooks.** An alert of a rule with the `webhook` channel gets a row per configured URL
+///   in `alert_webhooks` (the outbox), in the same transaction; ``WebhookDeliverer`` sends them.
+///
 /// Imported history is skipped: its alerts are in the log.
 public struct AlertEngine: Projection {
     public let name = "alert_engine"
@@ -38,10 +41,13 @@ public struct AlertEngine: Projection {
     let store: EventStore
     /// How long a page waits for the read models holding the detections.
     let readModelTimeout: Duration
+    /// Where alerts of rules with the `webhook` channel go (``WebhookDeliverer``).
+    let webhookURLs: [String]
 
-    public init(store: EventStore, readModelTimeout: Duration = .seconds(30)) {
+    public init(store: EventStore, readModelTimeout: Duration = .seconds(30), webhookURLs: [String] = []) {
         self.store = store
         self.readModelTimeout = readModelTimeout
+        self.webhookURLs = webhookURLs
     }
 
     static let metadata = EventMetadata(actor: "alert-engine")
@@ -68,6 +74,7 @@ public struct AlertEngine: Projection {
             }
         }
         var requests: [AppendRequest] = []
+        var raised: [AlertTriggered] = []
         for event in events {
             switch event.type {
             case AlertRuleCreated.type:
@@ -101,6 +108,7 @@ public struct AlertEngine: Projection {
                 for alert in try await state.decide(
                     candidate, analysis: analysis, at: event.recordedAt, on: connection, logger: logger)
                 {
+                    raised.append(alert)
                     var metadata = Self.metadata
                     metadata.causationId = event.id.uuidString
                     requests.append(
@@ -115,6 +123,8 @@ public struct AlertEngine: Projection {
         }
         let transaction = EventStoreTransaction(connection: connection, logger: logger)
         for result in try await transaction.appendBatch(requests) { _ = try result.get() }
+        // Their webhook deliveries, due at once, with the alerts that cause them.
+        try await AlertOutbox.enqueue(raised, urls: webhookURLs, on: connection, logger: logger)
         try await state.save(
             definitionsChanged: definitionsBefore != (state.rules, state.zones), on: connection, logger: logger)
     }

@@ -5,6 +5,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import Pipeline
 import Projections
 import Redis
 import ServiceLifecycle
@@ -117,6 +118,19 @@ struct Serve: AsyncParsableCommand {
         }
         if let days = try Environment.positive("VIGIL_LOG_RETENTION_DAYS", "days") {
             configuration.logRetention = .seconds(days * 86_400)
+        }
+        if let urls = Environment.string("VIGIL_WEBHOOK_URLS") {
+            let list = urls.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            do {
+                var webhooks = try WebhookSettings.validated(
+                    urls: list, secret: Environment.string("VIGIL_WEBHOOK_SECRET"))
+                if let attempts = try Environment.positive("VIGIL_WEBHOOK_MAX_ATTEMPTS", "attempts") {
+                    webhooks.maxAttempts = attempts
+                }
+                configuration.webhooks = webhooks
+            } catch {
+                throw fail("\(error)", code: 2)
+            }
         }
         if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
             configuration.settings.config.batchWindowSeconds = window

@@ -106,7 +106,12 @@ import VigilTesting
                 id: id, eventId: 7, ruleId: "r1", ruleName: "person", severity: .high, channels: ["webhook"],
                 dedupKey: "porch:r1", cameraId: "porch", riskScore: 40, objectTypes: ["person"],
                 summary: "Someone at the door", createdAt: start.addingTimeInterval(4)),
-            AlertDelivered(id: id, channel: "webhook", attempts: 1, deliveredAt: start.addingTimeInterval(5)),
+            AlertDeliveryFailed(
+                id: id, channel: "webhook", target: "http://127.0.0.1:9/a", attempts: 5, error: "HTTP 503",
+                failedAt: start.addingTimeInterval(5)),
+            AlertDelivered(
+                id: id, channel: "webhook", target: "http://127.0.0.1:9/b", attempts: 1,
+                deliveredAt: start.addingTimeInterval(5)),
             AlertAcknowledged(id: id, previousStatus: .delivered, acknowledgedAt: start.addingTimeInterval(6)),
             AlertDismissed(id: id, previousStatus: .acknowledged, dismissedAt: start.addingTimeInterval(7)),
         ]
@@ -341,7 +346,8 @@ import VigilTesting
                     ] + Self.alert(start))
                 let expected: Set<String> = [
                     "camera.registered", "camera.updated", "detection.new", "event", "job.queued", "camera.removed",
-                    "system_status", "alert.created", "alert.delivered", "alert.acknowledged", "alert.dismissed",
+                    "system_status", "alert.created", "alert.delivered", "alert.delivery_failed", "alert.acknowledged",
+                    "alert.dismissed",
                 ]
                 try await waitUntil("a message of every type") {
                     expected.isSubset(of: Set(received.all.compactMap { $0["type"] as? String }))

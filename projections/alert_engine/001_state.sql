@@ -20,3 +20,18 @@ CREATE TABLE IF NOT EXISTS alert_engine_cooldowns (
 CREATE TABLE IF NOT EXISTS alert_engine_fired (
     id text PRIMARY KEY
 );
+-- The webhook outbox: a row per alert of a rule with the `webhook` channel and per configured
+-- URL, written with the alert. The deliverer claims due rows (next_attempt_at), deletes a row
+-- once delivered, and parks it (parked_at, last_error) after its last attempt.
+CREATE TABLE IF NOT EXISTS alert_webhooks (
+    delivery_id uuid PRIMARY KEY,
+    alert_id text NOT NULL,
+    url text NOT NULL,
+    alert jsonb NOT NULL,
+    attempts int NOT NULL,
+    next_attempt_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_error text,
+    parked_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS alert_webhooks_due ON alert_webhooks (next_attempt_at) WHERE parked_at IS NULL;

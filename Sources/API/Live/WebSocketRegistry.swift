@@ -108,11 +108,26 @@ enum WebSocketRegistry {
             schema: """
                 {"type": "object", "required": ["id", "channel", "attempts", "delivered_at"], \
                 "properties": {"id": {"type": "string", "format": "uuid"}, "channel": {"type": "string"}, \
-                "attempts": {"type": "integer"}, "delivered_at": \(dateTime)}}
+                "target": {"type": ["string", "null"]}, "attempts": {"type": "integer"}, \
+                "delivered_at": \(dateTime)}}
                 """,
             example: """
-                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "channel": "webhook", "attempts": 1, \
-                "delivered_at": "2026-11-28T02:14:01.000Z"}
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "channel": "webhook", \
+                "target": "https://hooks.example.com/vigil", "attempts": 1, "delivered_at": "2026-11-28T02:14:01.000Z"}
+                """),
+        MessageType(
+            type: "alert.delivery_failed", channel: .alerts,
+            description: "A channel gave up on an alert after its last attempt (the delivery is parked)",
+            schema: """
+                {"type": "object", "required": ["id", "channel", "attempts", "error", "failed_at"], \
+                "properties": {"id": {"type": "string", "format": "uuid"}, "channel": {"type": "string"}, \
+                "target": {"type": ["string", "null"]}, "attempts": {"type": "integer"}, \
+                "error": {"type": "string"}, "failed_at": \(dateTime)}}
+                """,
+            example: """
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "channel": "webhook", \
+                "target": "https://hooks.example.com/vigil", "attempts": 5, "error": "HTTP 503", \
+                "failed_at": "2026-11-28T02:16:02.000Z"}
                 """),
         MessageType(
             type: "alert.acknowledged", channel: .alerts, description: "Someone acknowledged an alert",
