@@ -154,8 +154,12 @@ public struct WebhookDeliverer: Service {
                     if !due.isEmpty { continue }
                 } catch is CancellationError {
                     break
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
+                    // The server registers the read models' views as it starts: not there yet.
+                    logger.debug("the webhook outbox is not registered yet")
                 } catch {
-                    logger.warning("webhook deliveries could not be read", metadata: ["error": "\(error)"])
+                    logger.warning(
+                        "webhook deliveries could not be read", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 if let wake {
                     await wake.wait(after: seen, timeout: settings.poll)

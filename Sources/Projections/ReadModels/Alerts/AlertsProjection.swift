@@ -22,6 +22,16 @@ public struct AlertsProjection: RunBasedProjection {
         """
     }
 
+    /// The alerts of the run moved to `status`, at the time their event gives (`<status>_at`).
+    static func moved(to status: String, _ rows: String) -> String {
+        """
+        UPDATE alerts AS t
+        SET status = '\(status)', \(status)_at = (u.data->>'\(status)_at')::timestamptz,
+            updated_at = (u.data->>'\(status)_at')::timestamptz
+        FROM \(latest(rows)) WHERE t.id = u.id
+        """
+    }
+
     public func apply(_ segments: [EventRun.Segment], on connection: PostgresConnection, logger: Logger) async throws {
         try await applyRuns(segments, on: connection, logger: logger) { run in
             switch run.type {
@@ -57,27 +67,9 @@ public struct AlertsProjection: RunBasedProjection {
                     }
                 ]
             case AlertAcknowledged.type:
-                return [
-                    run.query { rows in
-                        """
-                        UPDATE alerts AS t
-                        SET status = 'acknowledged', acknowledged_at = (u.data->>'acknowledged_at')::timestamptz,
-                            updated_at = (u.data->>'acknowledged_at')::timestamptz
-                        FROM \(Self.latest(rows)) WHERE t.id = u.id
-                        """
-                    }
-                ]
+                return [run.query { Self.moved(to: "acknowledged", $0) }]
             case AlertDismissed.type:
-                return [
-                    run.query { rows in
-                        """
-                        UPDATE alerts AS t
-                        SET status = 'dismissed', dismissed_at = (u.data->>'dismissed_at')::timestamptz,
-                            updated_at = (u.data->>'dismissed_at')::timestamptz
-                        FROM \(Self.latest(rows)) WHERE t.id = u.id
-                        """
-                    }
-                ]
+                return [run.query { Self.moved(to: "dismissed", $0) }]
             default:
                 return []
             }
