@@ -90,7 +90,7 @@ struct ServerParts {
             logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads),
             alertRules: AlertRulesReadModel(database: reads),
             alertCandidates: AlertCandidatesReadModel(database: reads),
-            alerts: AlertsReadModel(database: reads)
+            alerts: AlertsReadModel(database: reads), notifications: NotificationsReadModel(database: reads)
         )
         let directory =
             configuration.isAuthOn
@@ -140,7 +140,7 @@ struct ServerParts {
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes,
             liveFeeds: LiveFeedsHealth(
                 broadcaster: broadcaster, events: eventsFeed, status: statusFeed, sockets: sockets),
-            metrics: metrics)
+            metrics: metrics, webhooks: configuration.webhooks)
     }
 }
 
@@ -186,7 +186,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     }
     if let webhooks = configuration.webhooks {
         services.append(
-            WebhookDeliverer(settings: webhooks, store: store, wake: notifier.progress, logger: store.logger))
+            WebhookDeliverer(
+                settings: webhooks, store: store,
+                systemSettings: SystemSettingsReader(store: store, defaults: configuration.settings),
+                wake: notifier.progress, logger: store.logger))
     }
     let registered = projections
     var app = Application(
@@ -227,6 +230,7 @@ struct APIReadModels {
     var alertRules: AlertRulesReadModel
     var alertCandidates: AlertCandidatesReadModel
     var alerts: AlertsReadModel
+    var notifications: NotificationsReadModel
 }
 
 func buildRouter(
@@ -242,7 +246,8 @@ func buildRouter(
     trustedProxies: TrustedProxies = .none,
     eventTimes: EventTimeWindow = .standard,
     liveFeeds: LiveFeedsHealth? = nil,
-    metrics: ServerMetrics? = nil
+    metrics: ServerMetrics? = nil,
+    webhooks: WebhookSettings? = nil
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
     if let metrics { router.middlewares.add(MetricsMiddleware(metrics: metrics)) }
@@ -303,6 +308,12 @@ func buildRouter(
     ).addRoutes(to: router)
     AlertsController(
         alerts: readModels.alerts, store: store, appender: appender, readYourWrites: readYourWrites
+    ).addRoutes(to: router)
+    NotificationController(webhooks: webhooks, appender: appender, readYourWrites: readYourWrites)
+        .addRoutes(to: router)
+    NotificationPreferencesController(
+        notifications: readModels.notifications, cameras: readModels.cameras, store: store, appender: appender,
+        readYourWrites: readYourWrites
     ).addRoutes(to: router)
     ZonesController(
         zones: readModels.zones, cameras: readModels.cameras, store: store, appender: appender,

@@ -271,6 +271,34 @@ extension AuditEntry {
                         ("status", old: .string(event.previousStatus.rawValue), new: .string("dismissed"))
                     ])
                 ])
+        case NotificationPreferencesChanged.type:
+            let event = try NotificationPreferencesChanged.decode(data)
+            return AuditEntry(
+                action: "notification_preferences_updated", resourceType: "notification_preferences",
+                resourceId: "global",
+                details: ["changes": changes(from: event.previous.fields, to: event.preferences.fields)])
+        case CameraNotificationSettingChanged.type:
+            let event = try CameraNotificationSettingChanged.decode(data)
+            return AuditEntry(
+                action: "camera_notification_updated", resourceType: "camera_notification", resourceId: event.cameraId,
+                details: ["changes": changes(from: event.previous.fields, to: event.setting.fields)])
+        case QuietHoursSet.type:
+            let event = try QuietHoursSet.decode(data)
+            return AuditEntry(
+                action: event.previous == nil ? "quiet_hours_created" : "quiet_hours_updated",
+                resourceType: "quiet_hours", resourceId: event.id,
+                details: ["changes": changes(from: event.previous?.fields ?? [:], to: event.period.fields)])
+        case QuietHoursDeleted.type:
+            let event = try QuietHoursDeleted.decode(data)
+            return AuditEntry(action: "quiet_hours_deleted", resourceType: "quiet_hours", resourceId: event.id)
+        case NotificationTested.type:
+            let event = try NotificationTested.decode(data)
+            return AuditEntry(
+                action: "notification_tested", resourceType: "notification", resourceId: event.channel,
+                status: event.succeeded == event.targets ? .success : .failure,
+                details: [
+                    "targets": .number(Double(event.targets)), "succeeded": .number(Double(event.succeeded)),
+                ])
         case DeadLettersRequeued.type:
             let event = try DeadLettersRequeued.decode(data)
             return AuditEntry(
@@ -306,7 +334,8 @@ extension AuditEntry {
         CameraRemoved.type,
         ApiKeyIssued.type, ApiKeyRevoked.type, DeadLettersRequeued.type, DeadLettersCleared.type,
         ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type, AlertRuleCreated.type, AlertRuleUpdated.type,
-        AlertRuleDeleted.type, AlertAcknowledged.type, AlertDismissed.type,
+        AlertRuleDeleted.type, AlertAcknowledged.type, AlertDismissed.type, NotificationPreferencesChanged.type,
+        CameraNotificationSettingChanged.type, QuietHoursSet.type, QuietHoursDeleted.type, NotificationTested.type,
         CommandRejected.type,
     ]
 }

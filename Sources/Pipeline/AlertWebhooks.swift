@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PostgresNIO
+import Projections
 import ServiceLifecycle
 
 /// Where alerts of rules with the `webhook` channel are POSTed, and how.
@@ -71,6 +72,46 @@ public enum WebhookSignature {
     }
 }
 
+/// POSTs one signed request: `Content-Type: application/json`, `X-Vigil-Event`,
+/// `X-Vigil-Delivery`, `X-Vigil-Signature`.
+public struct WebhookSender: Sendable {
+    let settings: WebhookSettings
+    let client: HTTPClient
+
+    public init(settings: WebhookSettings, client: HTTPClient = .shared) {
+        self.settings = settings
+        self.client = client
+    }
+
+    public struct Outcome: Sendable {
+        /// The answer's status (nil: none came).
+        public var status: Int?
+        /// nil: delivered (a 2xx).
+        public var failure: String?
+    }
+
+    public func post(_ body: [UInt8], to url: String, event: String, delivery: UUID) async -> Outcome {
+        do {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "vigil-webhooks")
+            request.headers.add(name: "X-Vigil-Event", value: event)
+            request.headers.add(name: "X-Vigil-Delivery", value: delivery.uuidString.lowercased())
+            request.headers.add(
+                name: WebhookSignature.header, value: WebhookSignature.sign(body, secret: settings.secret))
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(
+                request, timeout: .nanoseconds(Int64(settings.timeout.nanoseconds)))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            let code = Int(response.status.code)
+            return Outcome(status: code, failure: (200..<300).contains(code) ? nil : "HTTP \(code)")
+        } catch {
+            return Outcome(status: nil, failure: "\(error)")
+        }
+    }
+}
+
 /// One webhook delivery as the outbox (`alert_webhooks`) holds it.
 struct WebhookDelivery: Sendable {
     var deliveryId: UUID
@@ -114,7 +155,9 @@ enum AlertOutbox {
 }
 
 /// POSTs the alerts in the outbox to their webhooks: signed, retried with backoff, parked after
-/// the last attempt.
+/// the last attempt; not at all when the notification preferences say so (quiet hours, off, a
+/// risk filter, the camera's setting, checked when it is due): the row is dropped and
+/// `AlertDeliverySuppressed` says why.
 ///
 /// Each round claims the due deliveries (a lease: their next attempt is pushed out by twice the
 /// timeout, in a short transaction with `SKIP LOCKED`, so several servers share the work),
@@ -129,18 +172,27 @@ public struct WebhookDeliverer: Service {
     let store: EventStore
     let logger: Logger
     let wake: ChangeSignal?
+    let sender: WebhookSender
+    let notifications: NotificationsReadModel
+    let systemSettings: SystemSettingsReader
 
     /// `wake`: bumped when a runner commits (``LogNotifier/progress``), so a new alert goes out
-    /// without waiting for the poll.
-    public init(settings: WebhookSettings, store: EventStore, wake: ChangeSignal? = nil, logger: Logger) {
+    /// without waiting for the poll. `systemSettings`: the severity thresholds, for the risk
+    /// level the preferences filter on.
+    public init(
+        settings: WebhookSettings, store: EventStore, systemSettings: SystemSettingsReader, wake: ChangeSignal? = nil,
+        logger: Logger
+    ) {
         self.settings = settings
         self.store = store
         self.wake = wake
         self.logger = logger
+        self.sender = WebhookSender(settings: settings)
+        self.notifications = NotificationsReadModel(database: ReadDatabase(client: store.client, logger: logger))
+        self.systemSettings = systemSettings
     }
 
     public func run() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let seen = wake?.generation ?? 0
@@ -148,7 +200,7 @@ public struct WebhookDeliverer: Service {
                     let due = try await claim()
                     await withTaskGroup(of: Void.self) { group in
                         for delivery in due {
-                            group.addTask { await self.deliver(delivery, client: client) }
+                            group.addTask { await self.deliver(delivery) }
                         }
                     }
                     if !due.isEmpty { continue }
@@ -168,7 +220,6 @@ public struct WebhookDeliverer: Service {
                 }
             }
         }
-        try? await client.shutdown()
     }
 
     /// Takes up to 32 due deliveries for this server (leased for twice the timeout).
@@ -200,28 +251,23 @@ public struct WebhookDeliverer: Service {
         """
     }
 
-    func deliver(_ delivery: WebhookDelivery, client: HTTPClient) async {
+    func deliver(_ delivery: WebhookDelivery) async {
         let attempt = delivery.attempts + 1
-        let body = Array(Self.body(delivery, attempt: attempt, at: Date()).utf8)
-        var failure: String?
         do {
-            var request = HTTPClientRequest(url: delivery.url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "User-Agent", value: "vigil-webhooks")
-            request.headers.add(name: "X-Vigil-Event", value: "alert.created")
-            request.headers.add(name: "X-Vigil-Delivery", value: delivery.deliveryId.uuidString.lowercased())
-            request.headers.add(
-                name: WebhookSignature.header, value: WebhookSignature.sign(body, secret: settings.secret))
-            request.body = .bytes(ByteBuffer(bytes: body))
-            let response = try await client.execute(request, timeout: .nanoseconds(Int64(settings.timeout.nanoseconds)))
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            if !(200..<300).contains(response.status.code) { failure = "HTTP \(response.status.code)" }
+            if let reason = try await suppression(delivery) {
+                try await record(delivery, attempt: attempt, outcome: .suppressed(reason))
+                return
+            }
         } catch {
-            failure = "\(error)"
+            logger.warning(
+                "the notification preferences could not be read; the delivery is tried again later",
+                metadata: ["delivery_id": "\(delivery.deliveryId)", "error": "\(String(reflecting: error))"])
+            return
         }
+        let body = Array(Self.body(delivery, attempt: attempt, at: Date()).utf8)
+        let sent = await sender.post(body, to: delivery.url, event: "alert.created", delivery: delivery.deliveryId)
         do {
-            try await record(delivery, attempt: attempt, failure: failure)
+            try await record(delivery, attempt: attempt, outcome: sent.failure.map { .failed($0) } ?? .delivered)
         } catch {
             logger.warning(
                 "a webhook delivery's outcome could not be recorded; it is sent again when its lease runs out",
@@ -229,46 +275,67 @@ public struct WebhookDeliverer: Service {
         }
     }
 
+    /// Why the preferences say not to send it now (nil: send): off, filtered by risk level,
+    /// the camera's setting, quiet hours (``NotificationPolicy``).
+    func suppression(_ delivery: WebhookDelivery) async throws -> String? {
+        let alert = try AlertTriggered.decode(delivery.alert)
+        let level = try await systemSettings.current().thresholds.level(alert.riskScore)
+        return NotificationPolicy.suppression(
+            level: level, score: alert.riskScore, at: Date(), preferences: try await notifications.preferences(),
+            camera: try await notifications.cameraSetting(alert.cameraId),
+            quietHours: try await notifications.allQuietHours())
+    }
+
+    enum Outcome {
+        case delivered
+        case failed(String)
+        case suppressed(String)
+    }
+
     /// Deletes, reschedules or parks the row, and appends what happened to the alert's stream.
-    func record(_ delivery: WebhookDelivery, attempt: Int, failure: String?) async throws {
+    func record(_ delivery: WebhookDelivery, attempt: Int, outcome: Outcome) async throws {
         let now = Date()
         let metadata = EventMetadata(actor: "webhook-deliverer")
         try await store.client.withConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
                 let event: NewEvent?
-                if let failure {
-                    if attempt >= settings.maxAttempts {
-                        try await connection.query(
-                            """
-                            UPDATE alert_webhooks SET attempts = \(Int32(attempt)), parked_at = now(), last_error = \(failure)
-                            WHERE delivery_id = \(delivery.deliveryId)
-                            """, logger: logger)
-                        logger.error(
-                            "a webhook delivery failed its last attempt and is parked",
-                            metadata: [
-                                "alert_id": "\(delivery.alertId)", "url": "\(delivery.url)", "error": "\(failure)",
-                            ])
-                        event = try NewEvent(
-                            AlertDeliveryFailed(
-                                id: delivery.alertId, channel: "webhook", target: delivery.url, attempts: attempt,
-                                error: failure, failedAt: now), metadata: metadata)
-                    } else {
-                        let wait = Double(settings.delay(after: attempt).nanoseconds) / 1e9
-                        try await connection.query(
-                            """
-                            UPDATE alert_webhooks SET attempts = \(Int32(attempt)), last_error = \(failure),
-                                   next_attempt_at = now() + make_interval(secs => \(wait))
-                            WHERE delivery_id = \(delivery.deliveryId)
-                            """, logger: logger)
-                        event = nil
-                    }
-                } else {
+                switch outcome {
+                case .failed(let failure) where attempt >= settings.maxAttempts:
+                    try await connection.query(
+                        """
+                        UPDATE alert_webhooks SET attempts = \(Int32(attempt)), parked_at = now(), last_error = \(failure)
+                        WHERE delivery_id = \(delivery.deliveryId)
+                        """, logger: logger)
+                    logger.error(
+                        "a webhook delivery failed its last attempt and is parked",
+                        metadata: ["alert_id": "\(delivery.alertId)", "url": "\(delivery.url)", "error": "\(failure)"])
+                    event = try NewEvent(
+                        AlertDeliveryFailed(
+                            id: delivery.alertId, channel: "webhook", target: delivery.url, attempts: attempt,
+                            error: failure, failedAt: now), metadata: metadata)
+                case .failed(let failure):
+                    let wait = Double(settings.delay(after: attempt).nanoseconds) / 1e9
+                    try await connection.query(
+                        """
+                        UPDATE alert_webhooks SET attempts = \(Int32(attempt)), last_error = \(failure),
+                               next_attempt_at = now() + make_interval(secs => \(wait))
+                        WHERE delivery_id = \(delivery.deliveryId)
+                        """, logger: logger)
+                    event = nil
+                case .delivered:
                     try await connection.query(
                         "DELETE FROM alert_webhooks WHERE delivery_id = \(delivery.deliveryId)", logger: logger)
                     event = try NewEvent(
                         AlertDelivered(
                             id: delivery.alertId, channel: "webhook", target: delivery.url, attempts: attempt,
                             deliveredAt: now), metadata: metadata)
+                case .suppressed(let reason):
+                    try await connection.query(
+                        "DELETE FROM alert_webhooks WHERE delivery_id = \(delivery.deliveryId)", logger: logger)
+                    event = try NewEvent(
+                        AlertDeliverySuppressed(
+                            id: delivery.alertId, channel: "webhook", target: delivery.url, reason: reason,
+                            suppressedAt: now), metadata: metadata)
                 }
                 if let event {
                     let transaction = EventStoreTransaction(connection: connection, logger: logger)

@@ -112,6 +112,9 @@ import VigilTesting
             AlertDelivered(
                 id: id, channel: "webhook", target: "http://127.0.0.1:9/b", attempts: 1,
                 deliveredAt: start.addingTimeInterval(5)),
+            AlertDeliverySuppressed(
+                id: id, channel: "webhook", target: "http://127.0.0.1:9/c", reason: "quiet hours: night",
+                suppressedAt: start.addingTimeInterval(5)),
             AlertAcknowledged(id: id, previousStatus: .delivered, acknowledgedAt: start.addingTimeInterval(6)),
             AlertDismissed(id: id, previousStatus: .acknowledged, dismissedAt: start.addingTimeInterval(7)),
         ]
@@ -347,7 +350,7 @@ import VigilTesting
                 let expected: Set<String> = [
                     "camera.registered", "camera.updated", "detection.new", "event", "job.queued", "camera.removed",
                     "system_status", "alert.created", "alert.delivered", "alert.delivery_failed", "alert.acknowledged",
-                    "alert.dismissed",
+                    "alert.dismissed", "alert.delivery_suppressed",
                 ]
                 try await waitUntil("a message of every type") {
                     expected.isSubset(of: Set(received.all.compactMap { $0["type"] as? String }))

@@ -274,6 +274,7 @@ struct ReadModelRebuildTests {
     static func appendZonesAndRules(_ store: EventStore) async throws {
         try await appendZones(store)
         try await appendAlerts(store)
+        try await appendNotificationPreferences(store)
         let metadata = EventMetadata(actor: "tests")
         let at = Self.start.addingTimeInterval(210_000)
         for n in 0..<3 {
@@ -338,6 +339,57 @@ struct ReadModelRebuildTests {
             default: break
             }
             try await store.append(to: Alert.stream(id), events: events)
+        }
+    }
+
+    /// Notification preferences: changed twice, two cameras set (one twice), three quiet-hours
+    /// periods (one changed, one deleted).
+    static func appendNotificationPreferences(_ store: EventStore) async throws {
+        let metadata = EventMetadata(actor: "tests")
+        let at = Self.start.addingTimeInterval(230_000)
+        var preferences = NotificationPreferences.defaults
+        for round in 0..<2 {
+            let previous = preferences
+            preferences.sound = round == 0 ? .chime : .urgent
+            preferences.riskFilters = round == 0 ? [.high, .critical] : [.critical]
+            try await store.append(
+                to: NotificationPreferencesChanged.streamName,
+                events: [
+                    try NewEvent(
+                        NotificationPreferencesChanged(preferences: preferences, previous: previous, changedAt: at),
+                        metadata: metadata)
+                ])
+        }
+        for (camera, thresholds) in [("front_door", [50, 70]), ("garage", [90])] {
+            var setting = CameraNotificationSetting.defaults
+            for threshold in thresholds {
+                let previous = setting
+                setting.riskThreshold = threshold
+                try await store.append(
+                    to: CameraNotificationSettingChanged.stream(camera),
+                    events: [
+                        try NewEvent(
+                            CameraNotificationSettingChanged(
+                                cameraId: camera, setting: setting, previous: previous,
+                                changedAt: at + Double(threshold)), metadata: metadata)
+                    ])
+            }
+        }
+        for n in 0..<3 {
+            let id = "quiet-\(n)"
+            let period = QuietHours(label: "period \(n)", startTime: "22:00:00", endTime: "06:00:00", days: ["monday"])
+            var events = [
+                try NewEvent(QuietHoursSet(id: id, period: period, previous: nil, setAt: at), metadata: metadata)
+            ]
+            if n == 1 {
+                var changed = period
+                changed.endTime = "07:00:00"
+                events.append(
+                    try NewEvent(
+                        QuietHoursSet(id: id, period: changed, previous: period, setAt: at + 5), metadata: metadata))
+            }
+            if n == 2 { events.append(try NewEvent(QuietHoursDeleted(id: id, deletedAt: at + 9), metadata: metadata)) }
+            try await store.append(to: QuietHoursSet.stream(id), events: events)
         }
     }
 

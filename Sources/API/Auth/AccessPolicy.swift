@@ -13,99 +13,122 @@ enum Access: Sendable, Equatable {
 /// The one table of which route needs what. A route missing here needs `admin` (safe by
 /// default), and `AccessPolicyTests` fails until it is added.
 enum AccessPolicy {
-    static let routes: [String: Access] = [
-        "GET /health": .open,
-        "GET /ready": .open,
-        "GET /api/system/health/live": .open,
-        "GET /api/system/health/ready": .open,
-        "GET /api/system/health": .needs(.read),
-        "GET /api/system/health/websocket": .needs(.read),
-        // The raw log carries every event's metadata (actors, client addresses): admin only.
-        "GET /api/log": .needs(.admin),
-        "GET /api/streams/{stream}": .needs(.admin),
-        "GET /ws/log": .needs(.admin),
-        "GET /ws/events": .needs(.read),
-        "GET /ws/system": .needs(.read),
-        "GET /api/projections": .needs(.read),
-        "POST /api/projections/{name}/rebuild": .needs(.admin),
-        "GET /api/projections/{name}/parked": .needs(.admin),
-        "POST /api/projections/{name}/parked/retry": .needs(.admin),
-        "GET /api/cameras": .needs(.read),
-        "POST /api/cameras": .needs(.admin),
-        "GET /api/cameras/{camera_id}": .needs(.read),
-        "PATCH /api/cameras/{camera_id}": .needs(.admin),
-        "DELETE /api/cameras/{camera_id}": .needs(.admin),
-        "GET /api/detections": .needs(.read),
-        "POST /api/detections": .needs(.ingest),
-        "POST /api/detections/batch": .needs(.ingest),
-        "GET /api/detections/{detection_id}": .needs(.read),
-        "GET /api/events": .needs(.read),
-        "GET /api/events/search": .needs(.read),
-        "GET /api/events/stats": .needs(.read),
-        "GET /api/events/export": .needs(.read),
-        "GET /api/events/{event_id}": .needs(.read),
-        "PATCH /api/events/{event_id}": .needs(.review),
-        "GET /api/events/{event_id}/detections": .needs(.read),
-        "GET /api/events/{event_id}/analyses": .needs(.read),
-        "GET /api/events/{event_id}/history": .needs(.read),
-        "POST /api/events/{event_id}/analysis": .needs(.ingest),
-        "POST /api/events/{event_id}/reanalyse": .needs(.review),
-        "GET /api/system/config": .needs(.read),
-        "PATCH /api/system/config": .needs(.admin),
-        "GET /api/system/severity": .needs(.read),
-        "PUT /api/system/severity": .needs(.admin),
-        "GET /api/system/severity/preview": .needs(.read),
-        "GET /api/system/rate-limits": .needs(.read),
-        "GET /api/system/websocket/events": .needs(.read),
-        "PATCH /api/system/rate-limits": .needs(.admin),
-        "GET /api/analytics/detection-trends": .needs(.read),
-        "GET /api/analytics/risk-history": .needs(.read),
-        "GET /api/analytics/camera-uptime": .needs(.read),
-        "GET /api/analytics/object-distribution": .needs(.read),
-        "GET /api/analytics/risk-score-distribution": .needs(.read),
-        "GET /api/analytics/risk-score-trends": .needs(.read),
-        "GET /api/api-keys": .needs(.admin),
-        "POST /api/api-keys": .needs(.admin),
-        "GET /api/api-keys/{key_id}": .needs(.admin),
-        "DELETE /api/api-keys/{key_id}": .needs(.admin),
-        "GET /api/audit": .needs(.admin),
-        "GET /api/audit/stats": .needs(.admin),
-        "GET /api/audit/{audit_id}": .needs(.admin),
-        "GET /api/alerts/rules": .needs(.read),
-        "POST /api/alerts/rules": .needs(.admin),
-        "GET /api/alerts/rules/{rule_id}": .needs(.read),
-        "PUT /api/alerts/rules/{rule_id}": .needs(.admin),
-        "DELETE /api/alerts/rules/{rule_id}": .needs(.admin),
-        // Testing a rule changes nothing.
-        "POST /api/alerts/rules/{rule_id}/test": .needs(.read),
-        "GET /api/alerts": .needs(.read),
-        "GET /api/alerts/{alert_id}": .needs(.read),
-        "POST /api/alerts/{alert_id}/acknowledge": .needs(.review),
-        "POST /api/alerts/{alert_id}/dismiss": .needs(.review),
-        "GET /api/cameras/{camera_id}/zones": .needs(.read),
-        "POST /api/cameras/{camera_id}/zones": .needs(.admin),
-        "GET /api/cameras/{camera_id}/zones/{zone_id}": .needs(.read),
-        "PUT /api/cameras/{camera_id}/zones/{zone_id}": .needs(.admin),
-        "DELETE /api/cameras/{camera_id}/zones/{zone_id}": .needs(.admin),
-        "GET /api/metrics": .needs(.read),
-        "GET /api/system/stats": .needs(.read),
-        "GET /api/system/storage": .needs(.read),
-        "GET /api/system/telemetry": .needs(.read),
-        "GET /api/system/pipeline-latency": .needs(.read),
-        // Operational records carry errors, addresses and internals: admin reads them; any
-        // key (a dashboard's browser) may send its own.
-        "GET /api/logs": .needs(.admin),
-        "GET /api/logs/stats": .needs(.admin),
-        "GET /api/logs/{log_id}": .needs(.admin),
-        "POST /api/logs/frontend": .needs(.read),
-        "POST /api/logs/frontend/batch": .needs(.read),
-        // Job payloads and the power to re-run or drop them: admin only.
-        "GET /api/dlq/stats": .needs(.admin),
-        "GET /api/dlq/jobs/{queue_name}": .needs(.admin),
-        "POST /api/dlq/requeue/{queue_name}": .needs(.admin),
-        "POST /api/dlq/requeue-all/{queue_name}": .needs(.admin),
-        "DELETE /api/dlq/{queue_name}": .needs(.admin),
-    ]
+    static let routes: [String: Access] = notificationRoutes.merging(
+        [
+            "GET /health": .open,
+            "GET /ready": .open,
+            "GET /api/system/health/live": .open,
+            "GET /api/system/health/ready": .open,
+            "GET /api/system/health": .needs(.read),
+            "GET /api/system/health/websocket": .needs(.read),
+            // The raw log carries every event's metadata (actors, client addresses): admin only.
+            "GET /api/log": .needs(.admin),
+            "GET /api/streams/{stream}": .needs(.admin),
+            "GET /ws/log": .needs(.admin),
+            "GET /ws/events": .needs(.read),
+            "GET /ws/system": .needs(.read),
+            "GET /api/projections": .needs(.read),
+            "POST /api/projections/{name}/rebuild": .needs(.admin),
+            "GET /api/projections/{name}/parked": .needs(.admin),
+            "POST /api/projections/{name}/parked/retry": .needs(.admin),
+            "GET /api/cameras": .needs(.read),
+            "POST /api/cameras": .needs(.admin),
+            "GET /api/cameras/{camera_id}": .needs(.read),
+            "PATCH /api/cameras/{camera_id}": .needs(.admin),
+            "DELETE /api/cameras/{camera_id}": .needs(.admin),
+            "GET /api/detections": .needs(.read),
+            "POST /api/detections": .needs(.ingest),
+            "POST /api/detections/batch": .needs(.ingest),
+            "GET /api/detections/{detection_id}": .needs(.read),
+            "GET /api/events": .needs(.read),
+            "GET /api/events/search": .needs(.read),
+            "GET /api/events/stats": .needs(.read),
+            "GET /api/events/export": .needs(.read),
+            "GET /api/events/{event_id}": .needs(.read),
+            "PATCH /api/events/{event_id}": .needs(.review),
+            "GET /api/events/{event_id}/detections": .needs(.read),
+            "GET /api/events/{event_id}/analyses": .needs(.read),
+            "GET /api/events/{event_id}/history": .needs(.read),
+            "POST /api/events/{event_id}/analysis": .needs(.ingest),
+            "POST /api/events/{event_id}/reanalyse": .needs(.review),
+            "GET /api/system/config": .needs(.read),
+            "PATCH /api/system/config": .needs(.admin),
+            "GET /api/system/severity": .needs(.read),
+            "PUT /api/system/severity": .needs(.admin),
+            "GET /api/system/severity/preview": .needs(.read),
+            "GET /api/system/rate-limits": .needs(.read),
+            "GET /api/system/websocket/events": .needs(.read),
+            "PATCH /api/system/rate-limits": .needs(.admin),
+            "GET /api/analytics/detection-trends": .needs(.read),
+            "GET /api/analytics/risk-history": .needs(.read),
+            "GET /api/analytics/camera-uptime": .needs(.read),
+            "GET /api/analytics/object-distribution": .needs(.read),
+            "GET /api/analytics/risk-score-distribution": .needs(.read),
+            "GET /api/analytics/risk-score-trends": .needs(.read),
+            "GET /api/api-keys": .needs(.admin),
+            "POST /api/api-keys": .needs(.admin),
+            "GET /api/api-keys/{key_id}": .needs(.admin),
+            "DELETE /api/api-keys/{key_id}": .needs(.admin),
+            "GET /api/audit": .needs(.admin),
+            "GET /api/audit/stats": .needs(.admin),
+            "GET /api/audit/{audit_id}": .needs(.admin),
+            "GET /api/alerts/rules": .needs(.read),
+            "POST /api/alerts/rules": .needs(.admin),
+            "GET /api/alerts/rules/{rule_id}": .needs(.read),
+            "PUT /api/alerts/rules/{rule_id}": .needs(.admin),
+            "DELETE /api/alerts/rules/{rule_id}": .needs(.admin),
+            // Testing a rule changes nothing.
+            "POST /api/alerts/rules/{rule_id}/test": .needs(.read),
+            "GET /api/alerts": .needs(.read),
+            "GET /api/alerts/{alert_id}": .needs(.read),
+            "POST /api/alerts/{alert_id}/acknowledge": .needs(.review),
+            "POST /api/alerts/{alert_id}/dismiss": .needs(.review),
+            "GET /api/cameras/{camera_id}/zones": .needs(.read),
+            "POST /api/cameras/{camera_id}/zones": .needs(.admin),
+            "GET /api/cameras/{camera_id}/zones/{zone_id}": .needs(.read),
+            "PUT /api/cameras/{camera_id}/zones/{zone_id}": .needs(.admin),
+            "DELETE /api/cameras/{camera_id}/zones/{zone_id}": .needs(.admin),
+            "GET /api/metrics": .needs(.read),
+            "GET /api/system/stats": .needs(.read),
+            "GET /api/system/storage": .needs(.read),
+            "GET /api/system/telemetry": .needs(.read),
+            "GET /api/system/pipeline-latency": .needs(.read),
+            // Operational records carry errors, addresses and internals: admin reads them; any
+            // key (a dashboard's browser) may send its own.
+            "GET /api/logs": .needs(.admin),
+            "GET /api/logs/stats": .needs(.admin),
+            "GET /api/logs/{log_id}": .needs(.admin),
+            "POST /api/logs/frontend": .needs(.read),
+            "POST /api/logs/frontend/batch": .needs(.read),
+            // Job payloads and the power to re-run or drop them: admin only.
+            "GET /api/dlq/stats": .needs(.admin),
+            "GET /api/dlq/jobs/{queue_name}": .needs(.admin),
+            "POST /api/dlq/requeue/{queue_name}": .needs(.admin),
+            "POST /api/dlq/requeue-all/{queue_name}": .needs(.admin),
+            "DELETE /api/dlq/{queue_name}": .needs(.admin),
+            "GET /api/notification/config": .needs(.read),
+            // Sends a real request to each configured webhook.
+            "POST /api/notification/test": .needs(.admin),
+        ], uniquingKeysWith: { $1 })
+
+    /// Both families of the notification preferences' routes: reading needs `read`, changing
+    /// `admin` (they decide what every user is sent).
+    static var notificationRoutes: [String: Access] {
+        var routes: [String: Access] = [:]
+        for family in ["/api/notification-preferences", "/api/notifications/preferences"] {
+            for path in ["", "/cameras", "/cameras/{camera_id}", "/quiet-hours", "/quiet-hours/{quiet_hours_id}"] {
+                routes["GET \(family)\(path)"] = .needs(.read)
+            }
+            for route in [
+                "PUT ", "PATCH ", "PUT /cameras/{camera_id}", "PATCH /cameras/{camera_id}", "POST /quiet-hours",
+                "PUT /quiet-hours/{quiet_hours_id}", "DELETE /quiet-hours/{quiet_hours_id}",
+            ] {
+                let (method, path) = (route.prefix { $0 != " " }, route.drop { $0 != " " }.dropFirst())
+                routes["\(method) \(family)\(path)"] = .needs(.admin)
+            }
+        }
+        return routes
+    }
 
     /// The write routes whose refusals the audit trail records, as what they would have done
     /// (their successes are recorded from the events they append).
@@ -153,7 +176,28 @@ enum AccessPolicy {
         "POST /api/dlq/requeue-all/{queue_name}": .init(
             action: "dlq_requeued", resourceType: "dlq", idParameter: "queue_name"),
         "DELETE /api/dlq/{queue_name}": .init(action: "dlq_cleared", resourceType: "dlq", idParameter: "queue_name"),
-    ]
+        "POST /api/notification/test": .init(action: "notification_tested", resourceType: "notification"),
+    ].merging(notificationAudits, uniquingKeysWith: { $1 })
+
+    static var notificationAudits: [String: AuditedCommand] {
+        var audited: [String: AuditedCommand] = [:]
+        for family in ["/api/notification-preferences", "/api/notifications/preferences"] {
+            for method in ["PUT", "PATCH"] {
+                audited["\(method) \(family)"] = .init(
+                    action: "notification_preferences_updated", resourceType: "notification_preferences",
+                    singleton: "global")
+                audited["\(method) \(family)/cameras/{camera_id}"] = .init(
+                    action: "camera_notification_updated", resourceType: "camera_notification",
+                    idParameter: "camera_id")
+            }
+            audited["POST \(family)/quiet-hours"] = .init(action: "quiet_hours_created", resourceType: "quiet_hours")
+            audited["PUT \(family)/quiet-hours/{quiet_hours_id}"] = .init(
+                action: "quiet_hours_updated", resourceType: "quiet_hours", idParameter: "quiet_hours_id")
+            audited["DELETE \(family)/quiet-hours/{quiet_hours_id}"] = .init(
+                action: "quiet_hours_deleted", resourceType: "quiet_hours", idParameter: "quiet_hours_id")
+        }
+        return audited
+    }
 
     /// What `method` on the route `path` (as the router names it, `/api/events/{event_id}`) needs.
     static func access(_ method: HTTPRequest.Method, _ path: String) -> Access {

@@ -28,8 +28,8 @@ enum EventsChannel: String, CaseIterable, Sendable {
 ///   asked for;
 /// - `alerts`: `{"type": "alert.created", "data": {id, event_id, rule_id, rule_name, severity,
 ///   status, camera_id, risk_score, dedup_key, summary, created_at}}` when a rule fires, and
-///   `alert.delivered` | `alert.delivery_failed` | `alert.acknowledged` | `alert.dismissed` with
-///   the change's fields.
+///   `alert.delivered` | `alert.delivery_failed` | `alert.delivery_suppressed` |
+///   `alert.acknowledged` | `alert.dismissed` with the change's fields.
 ///
 /// A socket whose buffer (`VIGIL_WS_BUFFER` messages) overflows is closed with 1013 (try again
 /// later): this feed is live only; `/ws/log` is the one to resume.
@@ -37,7 +37,7 @@ final class EventsFeed: Service, Sendable {
     static let types = [
         SecurityEventAnalyzed.type, DetectionRecorded.type, CameraRegistered.type, CameraUpdated.type,
         CameraRemoved.type, ReanalysisRequested.type, AlertTriggered.type, AlertDelivered.type,
-        AlertDeliveryFailed.type, AlertAcknowledged.type, AlertDismissed.type,
+        AlertDeliveryFailed.type, AlertDeliverySuppressed.type, AlertAcknowledged.type, AlertDismissed.type,
     ]
 
     /// A socket's place in the feed.
@@ -248,10 +248,12 @@ final class EventsFeed: Service, Sendable {
                     data.field("created_at", EventCoding.timestamp(alert.createdAt))
                 }
             }
-        case AlertDelivered.type, AlertDeliveryFailed.type, AlertAcknowledged.type, AlertDismissed.type:
+        case AlertDelivered.type, AlertDeliveryFailed.type, AlertDeliverySuppressed.type, AlertAcknowledged.type,
+            AlertDismissed.type:
             // The change as its event has it: `{id, …_at, …}`.
             let name = [
                 "AlertDelivered": "delivered", "AlertDeliveryFailed": "delivery_failed",
+                "AlertDeliverySuppressed": "delivery_suppressed",
                 "AlertAcknowledged": "acknowledged", "AlertDismissed": "dismissed",
             ]
             channel = .alerts

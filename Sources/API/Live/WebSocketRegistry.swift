@@ -130,6 +130,20 @@ enum WebSocketRegistry {
                 "failed_at": "2026-11-28T02:16:02.000Z"}
                 """),
         MessageType(
+            type: "alert.delivery_suppressed", channel: .alerts,
+            description: "A channel did not send an alert: the notification preferences said not to (quiet hours…)",
+            schema: """
+                {"type": "object", "required": ["id", "channel", "reason", "suppressed_at"], \
+                "properties": {"id": {"type": "string", "format": "uuid"}, "channel": {"type": "string"}, \
+                "target": {"type": ["string", "null"]}, "reason": {"type": "string"}, \
+                "suppressed_at": \(dateTime)}}
+                """,
+            example: """
+                {"id": "0b5d6c1e-8f2a-8c3d-9e4f-5a6b7c8d9e0f", "channel": "webhook", \
+                "target": "https://hooks.example.com/vigil", "reason": "quiet hours: Night", \
+                "suppressed_at": "2026-11-28T02:14:01.000Z"}
+                """),
+        MessageType(
             type: "alert.acknowledged", channel: .alerts, description: "Someone acknowledged an alert",
             schema: """
                 {"type": "object", "required": ["id", "previous_status", "acknowledged_at"], \
