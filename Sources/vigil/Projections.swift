@@ -67,7 +67,8 @@ struct ProjectionsCommand: AsyncParsableCommand {
                 """
         )
 
-        @Argument(help: "The read models (cameras, detections, security_events, analytics, api_keys, audit).")
+        @Argument(
+            help: ArgumentHelp("The read models (" + ReadModels.all.map { $0.name }.joined(separator: ", ") + ")."))
         var names: [String] = []
 
         @Flag(help: "Rebuild every read model.")
