@@ -90,7 +90,8 @@ struct ServerParts {
             logs: operationalLogs, pipeline: PipelineReadModel(database: reads), zones: ZonesReadModel(database: reads),
             alertRules: AlertRulesReadModel(database: reads),
             alertCandidates: AlertCandidatesReadModel(database: reads),
-            alerts: AlertsReadModel(database: reads), notifications: NotificationsReadModel(database: reads)
+            alerts: AlertsReadModel(database: reads), notifications: NotificationsReadModel(database: reads),
+            entities: EntitiesReadModel(database: reads)
         )
         let directory =
             configuration.isAuthOn
@@ -157,14 +158,15 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         parts.client, parts.store, parts.notifier, parts.appender, parts.availability, parts.redis, parts.queue,
         parts.projections, parts.router
     )
-    // Each runner's two roles (live, rebuild) hold a pooled connection each for as long as they
-    // run (their leases), and the notifier one for LISTEN: a smaller pool starves every request.
-    let held = (configuration.runProjections ? projections.count * 2 : 0) + 1
+    // A read model's runner has two roles (live, rebuild), a reactor's one (it is never rebuilt);
+    // each holds a pooled connection for as long as it runs (its lease), and the notifier one
+    // for LISTEN: a smaller pool starves every request.
+    let held = (configuration.runProjections ? projections.reduce(0) { $0 + ($1.isReactor ? 1 : 2) } : 0) + 1
     let pool = configuration.postgres.maximumConnections
     guard pool >= held + connectionsForRequests else {
         throw ConfigurationError(
             description: "VIGIL_PG_POOL_SIZE is \(pool), but this server's runners hold \(held) connections for as "
-                + "long as they run (two per projection runner, one for notifications) and requests need at least "
+                + "long as they run (two per read model, one per reactor, one for notifications) and requests need at least "
                 + "\(connectionsForRequests) more: set it to \(held + connectionsForRequests) or more, or run the "
                 + "projections elsewhere (--projections off)")
     }
@@ -231,6 +233,7 @@ struct APIReadModels {
     var alertCandidates: AlertCandidatesReadModel
     var alerts: AlertsReadModel
     var notifications: NotificationsReadModel
+    var entities: EntitiesReadModel
 }
 
 func buildRouter(
@@ -308,6 +311,10 @@ func buildRouter(
     ).addRoutes(to: router)
     AlertsController(
         alerts: readModels.alerts, store: store, appender: appender, readYourWrites: readYourWrites
+    ).addRoutes(to: router)
+    EntitiesController(
+        entities: readModels.entities, cameras: knownCameras, store: store, appender: appender,
+        readYourWrites: readYourWrites, eventTimes: eventTimes
     ).addRoutes(to: router)
     NotificationController(webhooks: webhooks, appender: appender, readYourWrites: readYourWrites)
         .addRoutes(to: router)

@@ -291,6 +291,18 @@ extension AuditEntry {
         case QuietHoursDeleted.type:
             let event = try QuietHoursDeleted.decode(data)
             return AuditEntry(action: "quiet_hours_deleted", resourceType: "quiet_hours", resourceId: event.id)
+        case EntityTrustChanged.type:
+            let event = try EntityTrustChanged.decode(data)
+            return AuditEntry(
+                action: "entity_trust_changed", resourceType: "entity", resourceId: event.entityId,
+                details: [
+                    "changes": changes([
+                        (
+                            "trust_status", old: .string(event.previous.rawValue),
+                            new: .string(event.trustStatus.rawValue)
+                        )
+                    ])
+                ])
         case NotificationTested.type:
             let event = try NotificationTested.decode(data)
             return AuditEntry(
@@ -336,6 +348,7 @@ extension AuditEntry {
         ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type, AlertRuleCreated.type, AlertRuleUpdated.type,
         AlertRuleDeleted.type, AlertAcknowledged.type, AlertDismissed.type, NotificationPreferencesChanged.type,
         CameraNotificationSettingChanged.type, QuietHoursSet.type, QuietHoursDeleted.type, NotificationTested.type,
+        EntityTrustChanged.type,
         CommandRejected.type,
     ]
 }

@@ -97,7 +97,10 @@ public final class ProjectionRunner: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.keepRunning("live") { try await self.runLive(on: $0) } }
-                group.addTask { await self.keepRunning("rebuild") { try await self.runRebuilds(on: $0) } }
+                // A reactor is never rebuilt: no rebuild role, no connection held for one.
+                if !self.projection.isReactor {
+                    group.addTask { await self.keepRunning("rebuild") { try await self.runRebuilds(on: $0) } }
+                }
             }
         }
         currentState.withLock { $0 = .stopped }

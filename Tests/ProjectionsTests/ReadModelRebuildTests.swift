@@ -275,6 +275,7 @@ struct ReadModelRebuildTests {
         try await appendZones(store)
         try await appendAlerts(store)
         try await appendNotificationPreferences(store)
+        try await appendEntities(store)
         let metadata = EventMetadata(actor: "tests")
         let at = Self.start.addingTimeInterval(210_000)
         for n in 0..<3 {
@@ -390,6 +391,32 @@ struct ReadModelRebuildTests {
             }
             if n == 2 { events.append(try NewEvent(QuietHoursDeleted(id: id, deletedAt: at + 9), metadata: metadata)) }
             try await store.append(to: QuietHoursSet.stream(id), events: events)
+        }
+    }
+
+    /// Entities: three, sighted on several cameras (one sighting reported late), one trusted.
+    static func appendEntities(_ store: EventStore) async throws {
+        let metadata = EventMetadata(actor: "tests")
+        let at = Self.start.addingTimeInterval(240_000)
+        for n in 0..<3 {
+            let id = "entity-test-\(n)"
+            var events: [NewEvent] = []
+            for (k, offset) in [0.0, 60, -30, 60].prefix(n + 2).enumerated() {
+                events.append(
+                    try NewEvent(
+                        EntitySighted(
+                            entityId: id, entityType: n == 1 ? .vehicle : .person,
+                            cameraId: k % 2 == 0 ? "front_door" : "garage", detectionId: Int64(k + 1),
+                            similarity: k == 0 ? nil : 0.9, seenAt: at + offset,
+                            attributes: k == 0 ? ["colour": .string("red")] : nil), metadata: metadata))
+            }
+            if n == 2 {
+                events.append(
+                    try NewEvent(
+                        EntityTrustChanged(entityId: id, trustStatus: .trusted, previous: .unknown, changedAt: at),
+                        metadata: metadata))
+            }
+            try await store.append(to: Entity.stream(id), events: events)
         }
     }
 

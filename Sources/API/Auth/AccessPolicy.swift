@@ -106,6 +106,12 @@ enum AccessPolicy {
             "POST /api/dlq/requeue/{queue_name}": .needs(.admin),
             "POST /api/dlq/requeue-all/{queue_name}": .needs(.admin),
             "DELETE /api/dlq/{queue_name}": .needs(.admin),
+            "GET /api/entities": .needs(.read),
+            "GET /api/entities/{entity_id}": .needs(.read),
+            "GET /api/entities/{entity_id}/history": .needs(.read),
+            // Re-identification workers report what they see.
+            "POST /api/entities/sightings": .needs(.ingest),
+            "PATCH /api/entities/{entity_id}": .needs(.review),
             "GET /api/notification/config": .needs(.read),
             // Sends a real request to each configured webhook.
             "POST /api/notification/test": .needs(.admin),
@@ -177,6 +183,8 @@ enum AccessPolicy {
             action: "dlq_requeued", resourceType: "dlq", idParameter: "queue_name"),
         "DELETE /api/dlq/{queue_name}": .init(action: "dlq_cleared", resourceType: "dlq", idParameter: "queue_name"),
         "POST /api/notification/test": .init(action: "notification_tested", resourceType: "notification"),
+        "PATCH /api/entities/{entity_id}": .init(
+            action: "entity_trust_changed", resourceType: "entity", idParameter: "entity_id"),
     ].merging(notificationAudits, uniquingKeysWith: { $1 })
 
     static var notificationAudits: [String: AuditedCommand] {

@@ -5,7 +5,7 @@ public enum ReadModels {
     public static let all: [any Projection] = [
         CamerasProjection(), DetectionsProjection(), SecurityEventsProjection(), AnalyticsProjection(),
         ApiKeysProjection(), AuditProjection(), PipelineProjection(), ZonesProjection(), AlertRulesProjection(),
-        AlertsProjection(), NotificationsProjection(),
+        AlertsProjection(), NotificationsProjection(), EntitiesProjection(),
     ]
 
     public static func named(_ name: String) -> (any Projection)? { all.first { $0.name == name } }
