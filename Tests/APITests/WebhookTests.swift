@@ -159,6 +159,43 @@ final class WebhookReceiver: Sendable {
         }
     }
 
+    @Test("Parked deliveries are the dead letters of dlq:alert_webhooks: listed, requeued (and delivered), audited")
+    func deadLetters() async throws {
+        try await WebhookReceiver.with(failing: 3) { receiver, url in
+            let configure = Self.configure(url)
+            try await withApp(configure: {
+                configure(&$0)
+                $0.redis = sharedRedisSettings()
+                $0.redisPrefix = "test-\(UUID().uuidString.prefix(8)):"
+            }) { store, client in
+                let id = try await Self.raise(client, store)
+                try await waitUntil("the delivery is parked") { try await Self.outbox(store).first?.parked == true }
+                let stats = try await client.getJSON("/api/dlq/stats")
+                #expect(stats["alert_webhooks_count"] as? Int == 1 && stats["total_count"] as? Int == 1)
+                let jobs = try await client.getJSON("/api/dlq/jobs/dlq:alert_webhooks")
+                let job = try #require((jobs["jobs"] as? [[String: Any]])?.first)
+                #expect(job["error"] as? String == "HTTP 503" && job["attempt_count"] as? Int == 3)
+                #expect(((job["original_job"] as? [String: Any])?["alert"] as? [String: Any])?["id"] as? String == id)
+                #expect(job["queue_name"] as? String == "alert_webhooks")
+                let requeued = try await client.send(.post, "/api/dlq/requeue-all/dlq:alert_webhooks")
+                #expect(try json(requeued)["success"] as? Bool == true)
+                let alert = try await client.getEventually("/api/alerts/\(id)") {
+                    $0["status"] as? String == "delivered"
+                }
+                #expect(alert["delivered_at"] is String)
+                #expect(receiver.all.count == 4 && receiver.all.allSatisfy(Self.verifies))
+                #expect(try await Self.outbox(store).isEmpty)
+                let empty = try await client.send(.post, "/api/dlq/requeue/dlq:alert_webhooks")
+                #expect(try json(empty)["success"] as? Bool == false)
+                #expect(try await client.send(.delete, "/api/dlq/dlq:alert_webhooks").status == .ok)
+                try await waitUntil("the requeue is in the audit trail") {
+                    try await client.getJSON("/api/audit?action=dlq_requeued&resource_id=dlq:alert_webhooks")["count"]
+                        as? Int == 1
+                }
+            }
+        }
+    }
+
     @Test("A rule without the webhook channel sends nothing")
     func noChannelNoDelivery() async throws {
         try await WebhookReceiver.with(failing: 0) { receiver, url in
