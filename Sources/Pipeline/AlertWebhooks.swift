@@ -194,10 +194,18 @@ public struct WebhookDeliverer: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            // Said once when reading starts failing (PostgreSQL down) and once when it works
+            // again, not at every poll; meanwhile it tries every 2 s.
+            var failing = false
             while !Task.isCancelled {
                 let seen = wake?.generation ?? 0
+                var wait = settings.poll
                 do {
                     let due = try await claim()
+                    if failing {
+                        failing = false
+                        logger.info("webhook deliveries can be read again")
+                    }
                     await withTaskGroup(of: Void.self) { group in
                         for delivery in due {
                             group.addTask { await self.deliver(delivery) }
@@ -210,13 +218,18 @@ public struct WebhookDeliverer: Service {
                     // The server registers the read models' views as it starts: not there yet.
                     logger.debug("the webhook outbox is not registered yet")
                 } catch {
-                    logger.warning(
-                        "webhook deliveries could not be read", metadata: ["error": "\(String(reflecting: error))"])
+                    if !failing {
+                        logger.warning(
+                            "webhook deliveries could not be read; trying again every 2 s",
+                            metadata: ["error": "\(String(reflecting: error))"])
+                    }
+                    failing = true
+                    wait = max(wait, .seconds(2))
                 }
-                if let wake {
-                    await wake.wait(after: seen, timeout: settings.poll)
+                if let wake, !failing {
+                    await wake.wait(after: seen, timeout: wait)
                 } else {
-                    try? await Task.sleep(for: settings.poll)
+                    try? await Task.sleep(for: wait)
                 }
             }
         }
