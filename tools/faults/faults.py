@@ -108,12 +108,25 @@ def camera_ids(count):
     return [f"faults_cam{i}" for i in range(1, count + 1)]
 
 
+FAULTS_RULE = "faults: every analysis"
+
+
 def cmd_cameras(args):
+    """The test cameras, and an alert rule that fires once for every analyzed event (so the
+    verdict can check that no crash fires an alert twice or loses one)."""
     for camera in camera_ids(args.count):
         status, data, _, _ = request(
             args.url, "POST", "/api/cameras", {"name": camera, "folder_path": f"/faults/{camera}"})
         if status not in (201, 409):
             raise SystemExit(f"register {camera}: {status} {data[:200]!r}")
+    status, data, _, _ = request(args.url, "GET", "/api/alerts/rules?limit=100")
+    rules = json.loads(data).get("rules", []) if status == 200 else []
+    if not any(rule.get("name") == FAULTS_RULE for rule in rules):
+        status, data, _, _ = request(
+            args.url, "POST", "/api/alerts/rules",
+            {"name": FAULTS_RULE, "cooldown_seconds": 0, "dedup_key_template": "{event_id}"})
+        if status != 201:
+            raise SystemExit(f"alert rule: {status} {data[:200]!r}")
     print(json.dumps({"cameras": camera_ids(args.count)}))
 
 
@@ -315,9 +328,17 @@ def batches():
     analyzed_twice = int(psql(
         "SELECT count(*) FROM (SELECT data->>'id' FROM events WHERE type = 'SecurityEventAnalyzed' "
         "GROUP BY 1 HAVING count(*) > 1) t")[0][0])
+    # The faults rule fires once for every analyzed event: never twice, none missing.
+    alerts_twice = int(psql(
+        "SELECT count(*) FROM (SELECT data->>'rule_id', data->>'event_id' FROM events "
+        "WHERE type = 'AlertTriggered' GROUP BY 1, 2 HAVING count(*) > 1) t")[0][0])
+    alerted = int(psql(
+        "SELECT count(DISTINCT data->>'event_id') FROM events WHERE type = 'AlertTriggered' "
+        f"AND data->>'rule_name' = '{FAULTS_RULE}'")[0][0])
     return {"opened": opened, "closed": closed, "closed_twice": closed_twice,
             "opened_twice": opened_twice, "detections_in_two_batches": in_two,
-            "analyzed": analyzed, "analyzed_twice": analyzed_twice}
+            "analyzed": analyzed, "analyzed_twice": analyzed_twice,
+            "alerts_twice": alerts_twice, "alerts_missing": analyzed - alerted}
 
 
 def projections(base):
@@ -430,6 +451,7 @@ def cmd_judge(args):
           and v["in_log"] == v["sent"] and v["projected_missing"] == 0 and v["projected_twice"] == 0
           and b["closed_twice"] == 0 and b["opened_twice"] == 0 and b["detections_in_two_batches"] == 0
           and b["closed"] > 0 and b["analyzed"] > 0 and q["quiet"]
+          and b["alerts_twice"] == 0 and b["alerts_missing"] == 0
           and (not args.rebuild or (r["compared"] > 0 and r["equal"] == r["compared"])))
     failed_notes = [note for note in args.note if note.endswith("!")]
     notes = " ".join(note.rstrip("!") for note in args.note)
@@ -438,7 +460,8 @@ def cmd_judge(args):
             f"wrong_id={v['wrong_id']} projected_missing={v['projected_missing']} "
             f"batches_closed={b['closed']} closed_twice={b['closed_twice']} "
             f"in_two_batches={b['detections_in_two_batches']} analyzed={b['analyzed']} "
-            f"(twice {b['analyzed_twice']}) resumed={'yes' if q['quiet'] else 'no'}")
+            f"(twice {b['analyzed_twice']}) alerts_twice={b['alerts_twice']} "
+            f"alerts_missing={b['alerts_missing']} resumed={'yes' if q['quiet'] else 'no'}")
     if args.rebuild:
         line += f" rebuild_equal={r['equal']}/{r['compared']}"
     print(("PASS" if ok and not failed_notes else "FAIL") + " " + line.strip())
