@@ -332,6 +332,7 @@ func buildRouter(
     DeadLettersController(store: store, queues: redis.map { DeadLetterQueues(redis: $0, prefix: redisPrefix) })
         .addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)
+    OpenAPIController().addRoutes(to: router)
     liveFeeds?.addRoutes(to: router)
     if let metrics, let liveFeeds {
         metrics.addRoute(to: router, store: store, availability: availability, redis: redis, feeds: liveFeeds)

@@ -16,6 +16,9 @@ enum AccessPolicy {
     static let routes: [String: Access] = notificationRoutes.merging(
         [
             "GET /health": .open,
+            // The contract is no secret.
+            "GET /openapi.json": .open,
+            "GET /docs": .open,
             "GET /ready": .open,
             "GET /api/system/health/live": .open,
             "GET /api/system/health/ready": .open,
