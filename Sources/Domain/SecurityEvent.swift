@@ -203,5 +203,13 @@ public enum EventCatalog {
         ReanalysisRequested.self,
         SystemConfigChanged.self, SeverityThresholdsChanged.self, RateLimitsChanged.self,
         ApiKeyIssued.self, ApiKeyRevoked.self, CommandRejected.self,
+        ZoneCreated.self, ZoneUpdated.self, ZoneDeleted.self,
+        AlertRuleCreated.self, AlertRuleUpdated.self, AlertRuleDeleted.self,
+        DeadLettersRequeued.self, DeadLettersCleared.self,
+        AlertTriggered.self, AlertAcknowledged.self, AlertDismissed.self, AlertDelivered.self, AlertDeliveryFailed.self,
+        AlertDeliverySuppressed.self,
+        NotificationPreferencesChanged.self, CameraNotificationSettingChanged.self, QuietHoursSet.self,
+        QuietHoursDeleted.self, NotificationTested.self,
+        EntitySighted.self, EntityTrustChanged.self,
     ]
 }

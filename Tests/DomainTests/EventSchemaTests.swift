@@ -6,63 +6,127 @@ import Testing
 enum Samples {
     static let date = Date(timeIntervalSince1970: 1_795_000_000.125)
 
-    static let events: [any DomainEvent] = [
-        CameraRegistered(
-            id: "front_door", name: "Front Door", folderPath: "/export/foscam/front_door",
-            status: .online, registeredAt: date),
-        CameraUpdated(id: "front_door", status: .offline, updatedAt: date),
-        CameraUpdated(id: "front_door", name: "Porch", folderPath: "/export/porch", status: .online, updatedAt: date),
-        CameraRemoved(id: "front_door", removedAt: date),
-        UniqueValueReserved(
-            scope: .cameraFolderPath, value: "/export/foscam/front_door", owner: "front_door", reservedAt: date),
-        UniqueValueReleased(scope: .cameraName, value: "front_door", owner: "front_door", releasedAt: date),
-        DetectionRecorded(
-            id: 1, cameraId: "front_door", filePath: "/export/foscam/front_door/a.jpg", detectedAt: date,
-            objectType: "person", confidence: 0.93, bboxX: 120, bboxY: 80, bboxWidth: 64, bboxHeight: 128),
-        DetectionRecorded(
-            id: 2, cameraId: "front_door", filePath: "/export/foscam/front_door/b.mp4", fileType: "video/mp4",
-            detectedAt: date, objectType: "car", confidence: 1, bboxX: 0, bboxY: 0, bboxWidth: 10, bboxHeight: 10,
-            thumbnailPath: "/data/thumbs/2.jpg", mediaType: "video", duration: 12.5, videoCodec: "h264",
-            videoWidth: 1920, videoHeight: 1080,
-            enrichmentData: ["licensePlate": .string("AB-123"), "colors": .array([.string("red")]), "n": .number(2)]),
-        SecurityEventOpened(
-            id: 7, cameraId: "front_door", batchId: "b-1", startedAt: date, detectionIds: [1, 2],
-            objectTypes: ["person", "car"]),
-        SecurityEventClosed(id: 7, endedAt: date, detectionIds: [1, 2], objectTypes: ["person", "car"]),
-        SecurityEventAnalyzed(id: 7, riskScore: 85, summary: "Person at the door", reasoning: "Night, unknown"),
-        SecurityEventAnalyzed(
-            id: 7, riskScore: 0, summary: "", reasoning: "", model: "nemotron", latencyMs: 1200),
-        SecurityEventReviewed(id: 7, reviewed: true, notes: nil),
-        SecurityEventReviewed(id: 7, reviewed: nil, notes: "Delivery driver"),
-        // Notes cleared: `"notes": null`, which must not read back as "unchanged".
-        SecurityEventReviewed(id: 7, reviewed: nil, notes: .some(nil)),
-        ReanalysisRequested(id: 7, reason: "new prompt"),
-        ReanalysisRequested(id: 7),
-        SystemConfigChanged(changes: [
-            "retention_days": .init(from: .number(30), to: .number(14)),
-            "detection_confidence_threshold": .init(from: .number(0.5), to: .number(0.65)),
-            "fast_path_object_types": .init(
-                from: .array([.string("person")]), to: .array([.string("person"), .string("car")])),
-        ]),
-        SeverityThresholdsChanged(
-            SeverityThresholds(lowMax: 20, mediumMax: 45, highMax: 70), previous: .defaults),
-        ApiKeyIssued(
-            name: "alice", role: .`operator`, secretHash: String(repeating: "ab", count: 32),
-            prefix: "vigil_alice.AbCd", issuedAt: date, expiresAt: nil),
-        ApiKeyIssued(
-            name: "cam-worker_2", role: .worker, secretHash: String(repeating: "0f", count: 32),
-            prefix: "vigil_cam-worker_2.x9-_", issuedAt: date, expiresAt: date.addingTimeInterval(86_400)),
-        ApiKeyRevoked(name: "alice", revokedAt: date),
-        RateLimitsChanged(
-            RateLimits(enabled: true, standard: 120, search: 10, ingest: 6000, media: 1200, websocket: 5),
-            previous: .defaults),
-        CommandRejected(
-            action: "settings_changed", resourceType: "severity_thresholds", resourceId: "severity", method: "PUT",
-            path: "/api/system/severity", status: 403,
-            detail: "API key 'alice' (role operator) may not PUT /api/system/severity", rejectedAt: date),
-        CommandRejected(
-            action: "camera_created", resourceType: "camera", resourceId: nil, method: "POST", path: "/api/cameras",
-            status: 401, detail: "Invalid API key", suppressed: 12, rejectedAt: date),
+    static let events: [any DomainEvent] =
+        [
+            CameraRegistered(
+                id: "front_door", name: "Front Door", folderPath: "/export/foscam/front_door",
+                status: .online, registeredAt: date),
+            CameraUpdated(id: "front_door", status: .offline, updatedAt: date),
+            CameraUpdated(
+                id: "front_door", name: "Porch", folderPath: "/export/porch", status: .online, updatedAt: date),
+            CameraRemoved(id: "front_door", removedAt: date),
+            UniqueValueReserved(
+                scope: .cameraFolderPath, value: "/export/foscam/front_door", owner: "front_door", reservedAt: date),
+            UniqueValueReleased(scope: .cameraName, value: "front_door", owner: "front_door", releasedAt: date),
+            DetectionRecorded(
+                id: 1, cameraId: "front_door", filePath: "/export/foscam/front_door/a.jpg", detectedAt: date,
+                objectType: "person", confidence: 0.93, bboxX: 120, bboxY: 80, bboxWidth: 64, bboxHeight: 128),
+            DetectionRecorded(
+                id: 2, cameraId: "front_door", filePath: "/export/foscam/front_door/b.mp4", fileType: "video/mp4",
+                detectedAt: date, objectType: "car", confidence: 1, bboxX: 0, bboxY: 0, bboxWidth: 10, bboxHeight: 10,
+                thumbnailPath: "/data/thumbs/2.jpg", mediaType: "video", duration: 12.5, videoCodec: "h264",
+                videoWidth: 1920, videoHeight: 1080,
+                enrichmentData: [
+                    "licensePlate": .string("AB-123"), "colors": .array([.string("red")]), "n": .number(2),
+                ]),
+            SecurityEventOpened(
+                id: 7, cameraId: "front_door", batchId: "b-1", startedAt: date, detectionIds: [1, 2],
+                objectTypes: ["person", "car"]),
+            SecurityEventClosed(id: 7, endedAt: date, detectionIds: [1, 2], objectTypes: ["person", "car"]),
+            SecurityEventAnalyzed(id: 7, riskScore: 85, summary: "Person at the door", reasoning: "Night, unknown"),
+            SecurityEventAnalyzed(
+                id: 7, riskScore: 0, summary: "", reasoning: "", model: "nemotron", latencyMs: 1200),
+            SecurityEventReviewed(id: 7, reviewed: true, notes: nil),
+            SecurityEventReviewed(id: 7, reviewed: nil, notes: "Delivery driver"),
+            // Notes cleared: `"notes": null`, which must not read back as "unchanged".
+            SecurityEventReviewed(id: 7, reviewed: nil, notes: .some(nil)),
+            ReanalysisRequested(id: 7, reason: "new prompt"),
+            ReanalysisRequested(id: 7),
+            SystemConfigChanged(changes: [
+                "retention_days": .init(from: .number(30), to: .number(14)),
+                "detection_confidence_threshold": .init(from: .number(0.5), to: .number(0.65)),
+                "fast_path_object_types": .init(
+                    from: .array([.string("person")]), to: .array([.string("person"), .string("car")])),
+            ]),
+            SeverityThresholdsChanged(
+                SeverityThresholds(lowMax: 20, mediumMax: 45, highMax: 70), previous: .defaults),
+            ApiKeyIssued(
+                name: "alice", role: .`operator`, secretHash: String(repeating: "ab", count: 32),
+                prefix: "vigil_alice.AbCd", issuedAt: date, expiresAt: nil),
+            ApiKeyIssued(
+                name: "cam-worker_2", role: .worker, secretHash: String(repeating: "0f", count: 32),
+                prefix: "vigil_cam-worker_2.x9-_", issuedAt: date, expiresAt: date.addingTimeInterval(86_400)),
+            ApiKeyRevoked(name: "alice", revokedAt: date),
+            RateLimitsChanged(
+                RateLimits(enabled: true, standard: 120, search: 10, ingest: 6000, media: 1200, websocket: 5),
+                previous: .defaults),
+            CommandRejected(
+                action: "settings_changed", resourceType: "severity_thresholds", resourceId: "severity", method: "PUT",
+                path: "/api/system/severity", status: 403,
+                detail: "API key 'alice' (role operator) may not PUT /api/system/severity", rejectedAt: date),
+            CommandRejected(
+                action: "camera_created", resourceType: "camera", resourceId: nil, method: "POST", path: "/api/cameras",
+                status: 401, detail: "Invalid API key", suppressed: 12, rejectedAt: date),
+        ] + rulesAndAlerts + notificationsAndEntities
+
+    static let zone = ZoneDefinition(
+        name: "porch", zoneType: .entryPoint, coordinates: [[0, 0], [0.5, 0], [0.5, 0.5], [0, 0.5]])
+    static let rule = AlertRuleDefinition(
+        name: "person at night", severity: .high, riskThreshold: 60, objectTypes: ["person"],
+        cameraIds: ["front_door"], schedule: AlertSchedule(days: nil, startTime: "22:00", endTime: "06:00"),
+        channels: ["webhook"])
+    static let alert = Alert.id(rule: "r1", event: 7)
+
+    static let rulesAndAlerts: [any DomainEvent] = [
+        ZoneCreated(id: "z1", cameraId: "front_door", zone: zone, createdAt: date),
+        ZoneUpdated(id: "z1", cameraId: "front_door", zone: zone, previous: zone, updatedAt: date),
+        ZoneDeleted(id: "z1", cameraId: "front_door", deletedAt: date),
+        AlertRuleCreated(id: "r1", rule: rule, createdAt: date),
+        AlertRuleCreated(id: "r2", rule: AlertRuleDefinition(name: "anything"), createdAt: date),
+        AlertRuleUpdated(id: "r1", rule: rule, previous: AlertRuleDefinition(name: "before"), updatedAt: date),
+        AlertRuleDeleted(id: "r1", deletedAt: date),
+        DeadLettersRequeued(queue: "dlq:analysis_queue", target: "analysis_queue", count: 2, jobIds: ["a", "b"]),
+        DeadLettersCleared(queue: "dlq:alert_webhooks", count: 3),
+        AlertTriggered(
+            id: alert, eventId: 7, ruleId: "r1", ruleName: "person at night", severity: .high, channels: ["webhook"],
+            dedupKey: "front_door:r1", cameraId: "front_door", riskScore: 85, objectTypes: ["person"],
+            summary: "Person at the door", createdAt: date),
+        AlertAcknowledged(id: alert, previousStatus: .delivered, acknowledgedAt: date),
+        AlertDismissed(id: alert, previousStatus: .acknowledged, dismissedAt: date),
+        AlertDelivered(
+            id: alert, channel: "webhook", target: "https://hooks.example.com/v", attempts: 2, deliveredAt: date),
+        AlertDelivered(id: alert, channel: "webhook", attempts: 1, deliveredAt: date),
+        AlertDeliveryFailed(
+            id: alert, channel: "webhook", target: "https://hooks.example.com/v", attempts: 5, error: "HTTP 503",
+            failedAt: date),
+        AlertDeliverySuppressed(
+            id: alert, channel: "webhook", target: nil, reason: "quiet hours: night", suppressedAt: date),
+    ]
+
+    static let notificationsAndEntities: [any DomainEvent] = [
+        NotificationPreferencesChanged(
+            preferences: NotificationPreferences(enabled: false, sound: .chime, riskFilters: [.critical]),
+            previous: .defaults, changedAt: date),
+        CameraNotificationSettingChanged(
+            cameraId: "front_door", setting: CameraNotificationSetting(enabled: true, riskThreshold: 70),
+            previous: .defaults, changedAt: date),
+        QuietHoursSet(
+            id: "q1", period: QuietHours(label: "night", startTime: "22:00:00", endTime: "06:30:00", days: ["monday"]),
+            previous: nil, setAt: date),
+        QuietHoursSet(
+            id: "q1",
+            period: QuietHours(label: "night", startTime: "22:00:00", endTime: "07:00:00", days: QuietHours.weekdays),
+            previous: QuietHours(label: "night", startTime: "22:00:00", endTime: "06:30:00", days: ["monday"]),
+            setAt: date),
+        QuietHoursDeleted(id: "q1", deletedAt: date),
+        NotificationTested(channel: "webhook", targets: 2, succeeded: 1, testedAt: date),
+        EntitySighted(
+            entityId: "e1", entityType: .person, cameraId: "front_door", detectionId: nil, similarity: nil,
+            seenAt: date, attributes: nil),
+        EntitySighted(
+            entityId: "e1", entityType: .person, cameraId: "garage", detectionId: 12, similarity: 0.93, seenAt: date,
+            attributes: ["clothing": .string("red jacket")]),
+        EntityTrustChanged(entityId: "e1", trustStatus: .trusted, previous: .unknown, changedAt: date),
     ]
 
     static func json(_ events: [(type: String, version: Int32, data: String)]) -> String {
@@ -106,6 +170,20 @@ struct EventSchemaTests {
         #expect(result.status == 0, "\(result.output)")
         let sampled = Set(Samples.events.map { type(of: $0).type })
         #expect(sampled == Set(EventCatalog.types.map { $0.type }))
+    }
+
+    @Test("The catalog names every event type the domain declares")
+    func catalogIsComplete() throws {
+        let domain = Self.root.appendingPathComponent("Sources/Domain")
+        var declared: Set<String> = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: domain.path) where file.hasSuffix(".swift") {
+            let text = try String(contentsOf: domain.appendingPathComponent(file), encoding: .utf8)
+            for line in text.split(separator: "\n") where line.contains("public static let type = \"") {
+                declared.insert(String(line.split(separator: "\"")[1]))
+            }
+        }
+        #expect(declared.count > 30)
+        #expect(declared == Set(EventCatalog.types.map { $0.type }))
     }
 
     @Test("The schemas refuse what the contract forbids: a missing field, a score over 100, a level")
