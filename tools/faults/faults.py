@@ -113,7 +113,8 @@ FAULTS_RULE = "faults: every analysis"
 
 def cmd_cameras(args):
     """The test cameras, and an alert rule that fires once for every analyzed event (so the
-    verdict can check that no crash fires an alert twice or loses one)."""
+    verdict can check that no crash fires an alert twice or loses one), with the webhook channel
+    (delivered when the scenario runs a receiver: lib.sh webhook_start)."""
     for camera in camera_ids(args.count):
         status, data, _, _ = request(
             args.url, "POST", "/api/cameras", {"name": camera, "folder_path": f"/faults/{camera}"})
@@ -124,7 +125,8 @@ def cmd_cameras(args):
     if not any(rule.get("name") == FAULTS_RULE for rule in rules):
         status, data, _, _ = request(
             args.url, "POST", "/api/alerts/rules",
-            {"name": FAULTS_RULE, "cooldown_seconds": 0, "dedup_key_template": "{event_id}"})
+            {"name": FAULTS_RULE, "cooldown_seconds": 0, "dedup_key_template": "{event_id}",
+             "channels": ["webhook"]})
         if status != 201:
             raise SystemExit(f"alert rule: {status} {data[:200]!r}")
     print(json.dumps({"cameras": camera_ids(args.count)}))

@@ -237,3 +237,60 @@ print(f"ws_out_of_order={w['out_of_order']}{bang(w['out_of_order'] == 0)}")
 print(f"ws_reconnects={w['reconnects']}")
 PY
 }
+
+# A webhook receiver for the run (tools/webhook-receiver, signatures checked): with it, every
+# alert of the scenarios' rule (faults.py cameras makes it with the webhook channel) is POSTed
+# to it. webhook_start goes before the first serve_start (it exports VIGIL_WEBHOOK_URLS and
+# _SECRET); webhook_notes, after the load, waits until the outbox is empty (every delivery
+# done or parked), stops the receiver and prints `--note` lines: every alert in the log
+# delivered (AlertDelivered) and received, none parked, every signature valid; repeats (a
+# delivery sent again after a crash: at least once) are reported, not failed.
+webhook_start() {
+  local port
+  port=$(free_port)
+  export VIGIL_WEBHOOK_SECRET="faults-webhooks-$$-$(date +%s)"
+  export VIGIL_WEBHOOK_URLS="http://127.0.0.1:${port}/hook"
+  "${FAULTS_ROOT}/tools/webhook-receiver" --port "${port}" >"${FAULTS_DIR}/webhooks.jsonl" \
+    2>"${FAULTS_DIR}/webhooks.log" &
+  WEBHOOK_PID=$!
+  for _ in $(seq 1 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', ${port}), 0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  say "the webhook receiver did not listen within 10 s"
+}
+
+webhook_notes() { # url
+  faults_py quiet --url "$1" >/dev/null 2>&1 || true
+  for _ in $(seq 1 240); do
+    [[ $(psql_q "SELECT count(*) FROM alert_webhooks WHERE parked_at IS NULL") == 0 ]] && break
+    sleep 0.5
+  done
+  kill -TERM "${WEBHOOK_PID}" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "${WEBHOOK_PID}" 2>/dev/null || break
+    sleep 0.1
+  done
+  local alerts delivered parked
+  alerts=$(psql_q "SELECT string_agg(data->>'id', ',') FROM events WHERE type = 'AlertTriggered'")
+  delivered=$(psql_q "SELECT count(DISTINCT data->>'id') FROM events WHERE type = 'AlertDelivered'")
+  parked=$(psql_q "SELECT count(*) FROM alert_webhooks WHERE parked_at IS NOT NULL")
+  say "webhooks: $(tail -1 "${FAULTS_DIR}/webhooks.jsonl")"
+  python3 - "${FAULTS_DIR}/webhooks.jsonl" "${alerts}" "${delivered}" "${parked}" <<'PY'
+import json, sys
+lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+requests = [line for line in lines if "summary" not in line]
+alerts = set(filter(None, sys.argv[2].split(",")))
+delivered, parked = int(sys.argv[3]), int(sys.argv[4])
+received = {r["alert_id"] for r in requests if r["answer"] == 200}
+bad = sum(1 for r in requests if not r["verified"])
+repeats = len([r for r in requests if r["answer"] == 200]) - len(received)
+bang = lambda flag: "" if flag else "!"
+print(f"webhook_alerts={len(alerts)}{bang(len(alerts) > 0)}")
+print(f"webhook_delivered={delivered}{bang(delivered == len(alerts))}")
+print(f"webhook_received={len(received & alerts)}{bang(received >= alerts)}")
+print(f"webhook_parked={parked}{bang(parked == 0)}")
+print(f"webhook_bad_signature={bad}{bang(bad == 0)}")
+print(f"webhook_repeats={repeats}")
+PY
+}

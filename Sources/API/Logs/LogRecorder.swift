@@ -113,7 +113,14 @@ final class LogRecorder: Service, Sendable {
                 }
             }
         }
-        await flush()
+        // What came last, if the database takes it within a second: a shutdown with
+        // PostgreSQL down must not wait for the pool's reconnects (it held shutdown 7 s).
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.flush() }
+            group.addTask { try? await Task.sleep(for: .seconds(1)) }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     /// A backend record of a swift-log event.
