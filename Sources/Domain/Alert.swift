@@ -168,9 +168,15 @@ public struct Alert: Sendable, Hashable {
 
     public static func stream(_ id: String) -> String { "alert-\(id)" }
 
-    /// The id of the alert `rule` fires for security event `event`: the same every time.
+    /// The id of the alert `rule` fires for security event `event`: the same every time (also
+    /// the id of its `AlertTriggered` in the log).
+    public static func uuid(rule: String, event: Int64) -> UUID {
+        DeterministicID.uuid("alert", rule, String(event))
+    }
+
+    /// ``uuid(rule:event:)`` as the API writes it.
     public static func id(rule: String, event: Int64) -> String {
-        DeterministicID.uuid("alert", rule, String(event)).uuidString.lowercased()
+        uuid(rule: rule, event: event).uuidString.lowercased()
     }
 
     public static func fold(_ events: [(type: String, data: String)]) throws -> Alert? {

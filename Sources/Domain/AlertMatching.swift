@@ -97,26 +97,15 @@ public enum AlertMatching {
         return Verdict(reasons: reasons, objectTypes: detections.map(\.objectType).filter { seen.insert($0).inserted })
     }
 
-    /// Why `date` lies outside `schedule` (nil: inside). The window is `[start, end)` in the
-    /// schedule's time zone, on its days; one whose start is after its end runs past midnight and
-    /// belongs to the day it started on (Monday 22:00–06:00 holds Tuesday 03:00).
+    /// Why `date` lies outside `schedule` (nil: inside): a ``WeeklyWindow`` in the schedule's
+    /// time zone, on its days (every day when it names none).
     public static func outside(_ schedule: AlertSchedule, _ date: Date) -> String? {
         guard let zone = TimeZone(identifier: schedule.timezone),
             let start = AlertSchedule.minutes(schedule.startTime), let end = AlertSchedule.minutes(schedule.endTime)
         else { return "the schedule is not valid" }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
-        let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
-        let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
-        // Calendar weekdays: 1 = Sunday.
-        let today = AlertSchedule.weekdays[((parts.weekday ?? 1) + 5) % 7]
-        let yesterday = AlertSchedule.weekdays[((parts.weekday ?? 1) + 4) % 7]
         let days = Set(schedule.days ?? AlertSchedule.weekdays)
-        let inWindow: Bool
-        if start < end {
-            inWindow = start <= minute && minute < end && days.contains(today)
-        } else {
-            inWindow = (minute >= start && days.contains(today)) || (minute < end && days.contains(yesterday))
+        let inWindow = WeeklyWindow.holds(date, start: start * 60, end: end * 60, zone: zone) {
+            days.contains(AlertSchedule.weekdays[$0])
         }
         return inWindow
             ? nil

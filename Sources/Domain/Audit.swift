@@ -255,22 +255,10 @@ extension AuditEntry {
             return AuditEntry(action: "alert_rule_deleted", resourceType: "alert_rule", resourceId: event.id)
         case AlertAcknowledged.type:
             let event = try AlertAcknowledged.decode(data)
-            return AuditEntry(
-                action: "alert_acknowledged", resourceType: "alert", resourceId: event.id,
-                details: [
-                    "changes": changes([
-                        ("status", old: .string(event.previousStatus.rawValue), new: .string("acknowledged"))
-                    ])
-                ])
+            return alert(event.id, from: event.previousStatus, to: .acknowledged)
         case AlertDismissed.type:
             let event = try AlertDismissed.decode(data)
-            return AuditEntry(
-                action: "alert_dismissed", resourceType: "alert", resourceId: event.id,
-                details: [
-                    "changes": changes([
-                        ("status", old: .string(event.previousStatus.rawValue), new: .string("dismissed"))
-                    ])
-                ])
+            return alert(event.id, from: event.previousStatus, to: .dismissed)
         case NotificationPreferencesChanged.type:
             let event = try NotificationPreferencesChanged.decode(data)
             return AuditEntry(
@@ -337,6 +325,13 @@ extension AuditEntry {
         default:
             return nil
         }
+    }
+
+    /// `alert_<status>`: someone moved an alert from `old` to `status`.
+    static func alert(_ id: String, from old: AlertStatus, to status: AlertStatus) -> AuditEntry {
+        AuditEntry(
+            action: "alert_\(status.rawValue)", resourceType: "alert", resourceId: id,
+            details: ["changes": changes([("status", old: .string(old.rawValue), new: .string(status.rawValue))])])
     }
 
     /// Every event type the audit trail shows.

@@ -102,15 +102,7 @@ public struct QuietHours: Codable, Sendable, Hashable {
         guard let zone = TimeZone(identifier: timezone), let start = Self.seconds(startTime),
             let end = Self.seconds(endTime)
         else { return false }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
-        let parts = calendar.dateComponents([.weekday, .hour, .minute, .second], from: date)
-        let second = (parts.hour ?? 0) * 3600 + (parts.minute ?? 0) * 60 + (parts.second ?? 0)
-        // Calendar weekdays: 1 = Sunday.
-        let today = Self.weekdays[((parts.weekday ?? 1) + 5) % 7]
-        let yesterday = Self.weekdays[((parts.weekday ?? 1) + 4) % 7]
-        if start < end { return start <= second && second < end && days.contains(today) }
-        return (second >= start && days.contains(today)) || (second < end && days.contains(yesterday))
+        return WeeklyWindow.holds(date, start: start, end: end, zone: zone) { days.contains(Self.weekdays[$0]) }
     }
 
     public var fields: [String: JSONValue] { EventCoding.fields(of: self) }

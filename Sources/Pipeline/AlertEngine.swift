@@ -114,7 +114,10 @@ public struct AlertEngine: Projection {
                     requests.append(
                         AppendRequest(
                             stream: alert.stream,
-                            events: [try NewEvent(alert, id: UUID(uuidString: alert.id) ?? UUID(), metadata: metadata)],
+                            events: [
+                                try NewEvent(
+                                    alert, id: Alert.uuid(rule: alert.ruleId, event: alert.eventId), metadata: metadata)
+                            ],
                             expected: .noStream))
                 }
             default:

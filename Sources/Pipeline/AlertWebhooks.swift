@@ -68,7 +68,7 @@ public enum WebhookSignature {
 
     public static func sign(_ body: [UInt8], secret: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
-        return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + lowercaseHex(code)
     }
 }
 
@@ -102,7 +102,7 @@ public struct WebhookSender: Sendable {
                 name: WebhookSignature.header, value: WebhookSignature.sign(body, secret: settings.secret))
             request.body = .bytes(ByteBuffer(bytes: body))
             let response = try await client.execute(
-                request, timeout: .nanoseconds(Int64(settings.timeout.nanoseconds)))
+                request, timeout: .nanoseconds(settings.timeout.nanoseconds))
             _ = try? await response.body.collect(upTo: 64 * 1024)
             let code = Int(response.status.code)
             return Outcome(status: code, failure: (200..<300).contains(code) ? nil : "HTTP \(code)")
@@ -206,12 +206,10 @@ public struct WebhookDeliverer: Service {
                         failing = false
                         logger.info("webhook deliveries can be read again")
                     }
-                    await withTaskGroup(of: Void.self) { group in
-                        for delivery in due {
-                            group.addTask { await self.deliver(delivery) }
-                        }
+                    if !due.isEmpty {
+                        await deliver(due)
+                        continue
                     }
-                    if !due.isEmpty { continue }
                 } catch is CancellationError {
                     break
                 } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42P01" {
@@ -264,10 +262,38 @@ public struct WebhookDeliverer: Service {
         """
     }
 
-    func deliver(_ delivery: WebhookDelivery) async {
+    /// What every delivery of a round is checked against, read once for the round.
+    struct Preferences {
+        var preferences: NotificationPreferences
+        var quietHours: [QuietHours]
+        var thresholds: SeverityThresholds
+    }
+
+    /// Sends a round's deliveries at once. Without the preferences none is sent: their leases
+    /// run out and the next round takes them again.
+    func deliver(_ due: [WebhookDelivery]) async {
+        let round: Preferences
+        do {
+            round = Preferences(
+                preferences: try await notifications.preferences(), quietHours: try await notifications.allQuietHours(),
+                thresholds: try await systemSettings.current().thresholds)
+        } catch {
+            logger.warning(
+                "the notification preferences could not be read; the deliveries are tried again later",
+                metadata: ["deliveries": "\(due.count)", "error": "\(String(reflecting: error))"])
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for delivery in due {
+                group.addTask { await self.deliver(delivery, round) }
+            }
+        }
+    }
+
+    func deliver(_ delivery: WebhookDelivery, _ round: Preferences) async {
         let attempt = delivery.attempts + 1
         do {
-            if let reason = try await suppression(delivery) {
+            if let reason = try await suppression(delivery, round) {
                 try await record(delivery, attempt: attempt, outcome: .suppressed(reason))
                 return
             }
@@ -290,13 +316,12 @@ public struct WebhookDeliverer: Service {
 
     /// Why the preferences say not to send it now (nil: send): off, filtered by risk level,
     /// the camera's setting, quiet hours (``NotificationPolicy``).
-    func suppression(_ delivery: WebhookDelivery) async throws -> String? {
+    func suppression(_ delivery: WebhookDelivery, _ round: Preferences) async throws -> String? {
         let alert = try AlertTriggered.decode(delivery.alert)
-        let level = try await systemSettings.current().thresholds.level(alert.riskScore)
         return NotificationPolicy.suppression(
-            level: level, score: alert.riskScore, at: Date(), preferences: try await notifications.preferences(),
-            camera: try await notifications.cameraSetting(alert.cameraId),
-            quietHours: try await notifications.allQuietHours())
+            level: round.thresholds.level(alert.riskScore), score: alert.riskScore, at: Date(),
+            preferences: round.preferences, camera: try await notifications.cameraSetting(alert.cameraId),
+            quietHours: round.quietHours)
     }
 
     enum Outcome {
@@ -364,78 +389,5 @@ public struct WebhookDeliverer: Service {
 extension Duration {
     var nanoseconds: Int64 {
         components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
-    }
-}
-
-/// The parked webhook deliveries as a dead-letter list (`/api/dlq/…/dlq:alert_webhooks`): look
-/// at them, requeue them (a fresh set of attempts, due now), or drop them.
-public struct WebhookDeadLetters: Sendable {
-    public static let name = "dlq:alert_webhooks"
-    public static let target = "alert_webhooks"
-
-    public struct Entry: Sendable {
-        public var deliveryId: UUID
-        public var alertId: String
-        public var url: String
-        public var alert: String
-        public var attempts: Int
-        public var error: String?
-        public var createdAt: Date
-        public var parkedAt: Date
-    }
-
-    let store: EventStore
-
-    public init(store: EventStore) { self.store = store }
-
-    public func count() async throws -> Int {
-        let rows = try await store.client.guardedQuery(
-            "SELECT count(*) FROM alert_webhooks WHERE parked_at IS NOT NULL", logger: store.logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
-        return 0
-    }
-
-    /// Oldest parked first, from the `start`th.
-    public func entries(start: Int, limit: Int) async throws -> [Entry] {
-        let rows = try await store.client.guardedQuery(
-            """
-            SELECT delivery_id, alert_id, url, alert::text, attempts, last_error, created_at, parked_at
-            FROM alert_webhooks WHERE parked_at IS NOT NULL
-            ORDER BY parked_at, delivery_id LIMIT \(limit) OFFSET \(start)
-            """, logger: store.logger)
-        var entries: [Entry] = []
-        for try await (id, alert, url, json, attempts, error, created, parked) in rows.decode(
-            (UUID, String, String, String, Int32, String?, Date, Date).self)
-        {
-            entries.append(
-                Entry(
-                    deliveryId: id, alertId: alert, url: url, alert: json, attempts: Int(attempts), error: error,
-                    createdAt: created, parkedAt: parked))
-        }
-        return entries
-    }
-
-    /// Makes up to `limit` parked deliveries due again, oldest parked first; returns their ids.
-    public func requeue(limit: Int) async throws -> [UUID] {
-        let rows = try await store.client.guardedQuery(
-            """
-            UPDATE alert_webhooks SET parked_at = NULL, attempts = 0, next_attempt_at = now()
-            WHERE delivery_id IN (
-                SELECT delivery_id FROM alert_webhooks WHERE parked_at IS NOT NULL
-                ORDER BY parked_at, delivery_id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING delivery_id
-            """, logger: store.logger)
-        var ids: [UUID] = []
-        for try await id in rows.decode(UUID.self) { ids.append(id) }
-        return ids
-    }
-
-    /// Drops every parked delivery; returns how many.
-    public func clear() async throws -> Int {
-        let rows = try await store.client.guardedQuery(
-            "WITH gone AS (DELETE FROM alert_webhooks WHERE parked_at IS NOT NULL RETURNING 1) SELECT count(*) FROM gone",
-            logger: store.logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
-        return 0
     }
 }

@@ -236,10 +236,7 @@ struct AlertRulesController<Context: RequestContext> {
         if let start, let end, start == end {
             body.fail("end_time", "Value error, the window is empty: end_time equals start_time", "value_error")
         }
-        let timezone = body.string("timezone", length: 1...64) ?? "UTC"
-        if TimeZone(identifier: timezone) == nil {
-            body.fail("timezone", "Value error, unknown time zone '\(timezone)'", "value_error")
-        }
+        let timezone = body.timeZone("timezone") ?? "UTC"
         guard body.issues.isEmpty, let start, let end else { return nil }
         return AlertSchedule(
             days: days.map { days in AlertSchedule.weekdays.filter(days.contains) }, startTime: start, endTime: end,

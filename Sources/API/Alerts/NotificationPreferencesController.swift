@@ -4,6 +4,9 @@ import Foundation
 import Hummingbird
 import Projections
 
+/// The two path families of the notification preferences (the seeds use both).
+let notificationPreferenceFamilies = ["/api/notification-preferences", "/api/notifications/preferences"]
+
 /// Notification preferences, under both path families the seeds use
 /// (`/api/notification-preferences/…` and `/api/notifications/preferences/…`), one
 /// implementation; PUT and PATCH alike take any subset of the fields.
@@ -22,10 +25,8 @@ struct NotificationPreferencesController<Context: RequestContext> {
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
 
-    static var families: [String] { ["/api/notification-preferences", "/api/notifications/preferences"] }
-
     func addRoutes(to router: Router<Context>) {
-        for family in Self.families {
+        for family in notificationPreferenceFamilies {
             let group = router.group(RouterPath(family))
             group.get(use: preferences)
             group.put(use: changePreferences)
@@ -215,13 +216,7 @@ struct NotificationPreferencesController<Context: RequestContext> {
                 period.days = QuietHours.weekdays.filter { full.contains($0) }
             }
         }
-        if let timezone = body.string("timezone", length: 1...64) {
-            if TimeZone(identifier: timezone) == nil {
-                body.fail("timezone", "Value error, unknown time zone '\(timezone)'", "value_error")
-            } else {
-                period.timezone = timezone
-            }
-        }
+        if let timezone = body.timeZone("timezone") { period.timezone = timezone }
         if body.issues.isEmpty, !period.startTime.isEmpty, period.startTime == period.endTime {
             body.fail("end_time", "Value error, the period is empty: end_time equals start_time", "value_error")
         }

@@ -124,7 +124,7 @@ enum AccessPolicy {
     /// `admin` (they decide what every user is sent).
     static var notificationRoutes: [String: Access] {
         var routes: [String: Access] = [:]
-        for family in ["/api/notification-preferences", "/api/notifications/preferences"] {
+        for family in notificationPreferenceFamilies {
             for path in ["", "/cameras", "/cameras/{camera_id}", "/quiet-hours", "/quiet-hours/{quiet_hours_id}"] {
                 routes["GET \(family)\(path)"] = .needs(.read)
             }
@@ -192,7 +192,7 @@ enum AccessPolicy {
 
     static var notificationAudits: [String: AuditedCommand] {
         var audited: [String: AuditedCommand] = [:]
-        for family in ["/api/notification-preferences", "/api/notifications/preferences"] {
+        for family in notificationPreferenceFamilies {
             for method in ["PUT", "PATCH"] {
                 audited["\(method) \(family)"] = .init(
                     action: "notification_preferences_updated", resourceType: "notification_preferences",

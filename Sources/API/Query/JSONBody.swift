@@ -274,6 +274,17 @@ struct JSONBody {
         return value
     }
 
+    /// An IANA time zone's name (`Europe/Berlin`); nil when absent, or when unknown (then an
+    /// issue).
+    mutating func timeZone(_ name: String) -> String? {
+        guard let identifier = string(name, length: 1...64) else { return nil }
+        guard TimeZone(identifier: identifier) != nil else {
+            fail(name, "Value error, unknown time zone '\(identifier)'", "value_error")
+            return nil
+        }
+        return identifier
+    }
+
     mutating func bool(_ name: String) -> Bool? {
         guard has(name) else { return nil }
         guard case .bool(let value) = object[name] else {
