@@ -88,5 +88,12 @@ func withHangWatch<Value: Sendable>(
         finished.store(true, ordering: .releasing)
         watch.cancel()
     }
-    return try await body()
+    do {
+        return try await body()
+    } catch {
+        // A thrown error's description may say nothing (PSQLError's is "Generic description to
+        // prevent accidental leakage…"): the whole of it and the application's last records.
+        Issue.record("\(name) threw in \(what): \(String(reflecting: error))\nits last log records:\n\(logs.text)")
+        throw error
+    }
 }
