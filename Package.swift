@@ -50,6 +50,7 @@ let package = Package(
             name: "Archive",
             dependencies: [
                 "CLZ4",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "EventStore",
                 "Domain",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -101,6 +102,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
+                "Archive",
                 "EventStore",
                 "Projections",
                 "Domain",
@@ -232,6 +234,7 @@ let package = Package(
             name: "APITests",
             dependencies: [
                 "API",
+                "Archive",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -141,7 +141,7 @@ struct ServerParts {
             trustedProxies: configuration.trustedProxies, eventTimes: configuration.eventTimes,
             liveFeeds: LiveFeedsHealth(
                 broadcaster: broadcaster, events: eventsFeed, status: statusFeed, sockets: sockets),
-            metrics: metrics, webhooks: configuration.webhooks)
+            metrics: metrics, webhooks: configuration.webhooks, archiveDirectory: configuration.archiveDirectory)
     }
 }
 
@@ -250,7 +250,8 @@ func buildRouter(
     eventTimes: EventTimeWindow = .standard,
     liveFeeds: LiveFeedsHealth? = nil,
     metrics: ServerMetrics? = nil,
-    webhooks: WebhookSettings? = nil
+    webhooks: WebhookSettings? = nil,
+    archiveDirectory: String? = nil
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
     if let metrics { router.middlewares.add(MetricsMiddleware(metrics: metrics)) }
@@ -330,6 +331,8 @@ func buildRouter(
         pipeline: readModels.pipeline, redis: redis, queue: AnalysisQueue(prefix: redisPrefix), started: Date()
     ).addRoutes(to: router)
     DeadLettersController(store: store, queues: redis.map { DeadLetterQueues(redis: $0, prefix: redisPrefix) })
+        .addRoutes(to: router)
+    CleanupController(store: store, settings: settings, projections: projections, archiveDirectory: archiveDirectory)
         .addRoutes(to: router)
     WebSocketRegistry.addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)

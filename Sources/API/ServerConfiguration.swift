@@ -42,6 +42,10 @@ public struct ServerConfiguration: Sendable {
     /// Where alerts of rules with the `webhook` channel are POSTed (nil: nowhere; the rule
     /// engine then writes no deliveries).
     public var webhooks: WebhookSettings?
+    /// Where retention (`POST /api/system/cleanup`) writes its archive segments
+    /// (`VIGIL_ARCHIVE_DIR`); nil: a cleanup may only be a dry run, since nothing leaves the
+    /// log without an archive.
+    public var archiveDirectory: String?
     public var analyzerOptions = HeuristicAnalyzerWorker.Options()
     /// The configuration and severity thresholds before anyone changes them through the API
     /// (`PATCH /api/system/config`, `PUT /api/system/severity`): the seeds' defaults, with the

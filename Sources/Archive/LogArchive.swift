@@ -35,10 +35,13 @@ public enum LogArchive {
         public var runs: Int
         /// The store's id sequences (``IDSequence``) when the export began, by name.
         public var sequences: [String: Int64]
+        /// A retention segment's cutoff (nil in an export): it holds the security events that
+        /// started before it, with their detections and alerts, and no other event.
+        public var cutoff: String?
 
         enum CodingKeys: String, CodingKey {
             case format, formatVersion = "format_version", exportedAt = "exported_at", through, from, to, events,
-                runs, sequences
+                runs, sequences, cutoff
         }
     }
 

@@ -312,6 +312,20 @@ extension AuditEntry {
             return AuditEntry(
                 action: "dlq_cleared", resourceType: "dlq", resourceId: event.queue,
                 details: ["count": .number(Double(event.count))])
+        case RetentionApplied.type:
+            let event = try RetentionApplied.decode(data)
+            var details: [String: JSONValue] = [
+                "cutoff": .string(Timestamp.format(event.cutoff)),
+                "retention_days": .number(Double(event.retentionDays)),
+                "log_events": .number(Double(event.logEvents)),
+                "security_events": .number(Double(event.securityEvents)),
+                "detections": .number(Double(event.detections)), "alerts": .number(Double(event.alerts)),
+                "operational_logs": .number(Double(event.operationalLogs)),
+            ]
+            details["segment"] = event.segment.map { .string($0) } ?? .null
+            details["sha256"] = event.sha256.map { .string($0) } ?? .null
+            return AuditEntry(
+                action: "cleanup_executed", resourceType: "system", resourceId: "retention", details: details)
         case CommandRejected.type:
             let event = try CommandRejected.decode(data)
             var details: [String: JSONValue] = [
@@ -343,7 +357,7 @@ extension AuditEntry {
         ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type, AlertRuleCreated.type, AlertRuleUpdated.type,
         AlertRuleDeleted.type, AlertAcknowledged.type, AlertDismissed.type, NotificationPreferencesChanged.type,
         CameraNotificationSettingChanged.type, QuietHoursSet.type, QuietHoursDeleted.type, NotificationTested.type,
-        EntityTrustChanged.type,
+        EntityTrustChanged.type, RetentionApplied.type,
         CommandRejected.type,
     ]
 }

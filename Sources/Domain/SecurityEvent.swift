@@ -211,5 +211,6 @@ public enum EventCatalog {
         NotificationPreferencesChanged.self, CameraNotificationSettingChanged.self, QuietHoursSet.self,
         QuietHoursDeleted.self, NotificationTested.self,
         EntitySighted.self, EntityTrustChanged.self,
+        RetentionApplied.self,
     ]
 }

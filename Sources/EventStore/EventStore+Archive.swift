@@ -71,29 +71,41 @@ extension EventStore {
                     PostgresQuery(
                         unsafeSQL: """
                             DECLARE vigil_export NO SCROLL CURSOR FOR
-                            SELECT '{"position":' || e.position || ',"event_id":"' || e.event_id
-                                || '","stream":' || to_json(e.stream)::text || ',"version":' || e.version
-                                || ',"type":' || to_json(e.type)::text || ',"schema_version":' || e.schema_version
-                                || ',"recorded_at":"' || vigil_ts(e.recorded_at) || '","data":' || e.data::text
-                                || ',"metadata":' || e.metadata::text || '}'
-                            \(range)
+                            SELECT \(Self.exportLine) \(range)
                             ORDER BY e.tx_id, e.position
                             """, binds: binds),
                     logger: logger)
-                var read = 0
-                while true {
-                    let rows = try await connection.query(
-                        "FETCH \(unescaped: String(max(1, pageSize))) FROM vigil_export", logger: logger)
-                    let lines = try await rows.decode(String.self).reduce(into: [String]()) { $0.append($1) }
-                    if !lines.isEmpty { try page(lines) }
-                    read += lines.count
-                    if lines.count < max(1, pageSize) { break }
-                }
+                let read = try await Self.fetchExport(pageSize: pageSize, on: connection, logger: logger, page)
                 guard read == snapshot.events else {
                     throw LogImportError("the export read \(read) events, but counted \(snapshot.events)")
                 }
                 return snapshot
             }
+        }
+    }
+
+    /// An event as an export line (see ``exportLog(from:to:pageSize:begin:page:)``), of `events e`.
+    static let exportLine = """
+        '{"position":' || e.position || ',"event_id":"' || e.event_id
+            || '","stream":' || to_json(e.stream)::text || ',"version":' || e.version
+            || ',"type":' || to_json(e.type)::text || ',"schema_version":' || e.schema_version
+            || ',"recorded_at":"' || vigil_ts(e.recorded_at) || '","data":' || e.data::text
+            || ',"metadata":' || e.metadata::text || '}'
+        """
+
+    /// Reads the open cursor `vigil_export` to its end, `pageSize` lines at a time, into `page`;
+    /// returns how many it read.
+    static func fetchExport(
+        pageSize: Int, on connection: PostgresConnection, logger: Logger, _ page: ([String]) throws -> Void
+    ) async throws -> Int {
+        var read = 0
+        while true {
+            let rows = try await connection.query(
+                "FETCH \(unescaped: String(max(1, pageSize))) FROM vigil_export", logger: logger)
+            let lines = try await rows.decode(String.self).reduce(into: [String]()) { $0.append($1) }
+            if !lines.isEmpty { try page(lines) }
+            read += lines.count
+            if lines.count < max(1, pageSize) { return read }
         }
     }
 

@@ -45,7 +45,8 @@ enum LogWriter {
         logger: Logger
     ) async throws -> [Result<AppendResult, AppendError>] {
         guard !requests.isEmpty else { return [] }
-        var versions = try await lockStreams(Set(requests.map(\.stream)).sorted(), on: connection, logger: logger)
+        var (versions, archived) = try await lockStreams(
+            Set(requests.map(\.stream)).sorted(), on: connection, logger: logger)
         let stored = try await storedEvents(requests.flatMap { $0.events.map(\.id) }, on: connection, logger: logger)
 
         var rows: [Row] = []
@@ -56,6 +57,7 @@ enum LogWriter {
             let decision = decide(
                 request,
                 index: index,
+                archived: archived,
                 requests: requests,
                 versions: &versions,
                 stored: stored,
@@ -112,6 +114,7 @@ enum LogWriter {
     private static func decide(
         _ request: AppendRequest,
         index: Int,
+        archived: Set<String>,
         requests: [AppendRequest],
         versions: inout [String: Int64],
         stored: [UUID: StoredEvent],
@@ -153,6 +156,7 @@ enum LogWriter {
         }
         if let clash = ids.first(where: { idsInBatch[$0] != nil }) { return .refused(.duplicateEventID(clash)) }
 
+        if archived.contains(request.stream) { return .refused(.streamArchived(stream: request.stream)) }
         let current = versions[request.stream] ?? 0
         guard request.expected.accepts(current) else {
             return .refused(.wrongExpectedVersion(stream: request.stream, expected: request.expected, current: current))
@@ -180,29 +184,33 @@ enum LogWriter {
     /// Locks the streams' rows (creating them at version 0) in a fixed order, so concurrent
     /// writers of the same streams queue instead of deadlocking, and returns their versions.
     ///
+    /// Also returns the streams retention archived (``AppendError/streamArchived(stream:)``).
+    ///
     /// - Throws: ``StaleTransaction`` when a stream's newest event was written by a younger
     ///   transaction than this one (it got the lock first): appending now would put this
     ///   stream's next version before its previous one in the log order.
     private static func lockStreams(
         _ streams: [String], on connection: PostgresConnection, logger: Logger
     )
-        async throws -> [String: Int64]
+        async throws -> (versions: [String: Int64], archived: Set<String>)
     {
         let rows = try await connection.query(
             """
             INSERT INTO streams AS s (stream, version)
             SELECT name, 0 FROM unnest(\(streams)::text[]) AS name ORDER BY name
             ON CONFLICT (stream) DO UPDATE SET version = s.version
-            RETURNING stream, version, coalesce(last_tx > pg_current_xact_id(), false)
+            RETURNING stream, version, coalesce(last_tx > pg_current_xact_id(), false), archived_at IS NOT NULL
             """,
             logger: logger
         )
         var versions: [String: Int64] = [:]
-        for try await (stream, version, writtenByYounger) in rows.decode((String, Int64, Bool).self) {
+        var archived: Set<String> = []
+        for try await (stream, version, writtenByYounger, isArchived) in rows.decode((String, Int64, Bool, Bool).self) {
             if writtenByYounger { throw StaleTransaction(stream: stream) }
             versions[stream] = version
+            if isArchived { archived.insert(stream) }
         }
-        return versions
+        return (versions, archived)
     }
 
     private static func storedEvents(

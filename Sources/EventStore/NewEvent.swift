@@ -113,6 +113,8 @@ public enum AppendError: Error, Hashable, CustomStringConvertible {
     /// The append was retried many times because younger transactions kept writing the
     /// stream first (see ``EventStore/transaction(_:)``).
     case tooMuchContention(stream: String)
+    /// Retention archived the stream (``EventStore/archiveExpired(_:)``): it takes no more events.
+    case streamArchived(stream: String)
 
     /// Refused because of what else is in the log (a client may retry or reconsider), not
     /// because the request was malformed.
@@ -131,6 +133,8 @@ public enum AppendError: Error, Hashable, CustomStringConvertible {
             reason
         case .tooMuchContention(let stream):
             "stream '\(stream)' is contended: the append was retried too often"
+        case .streamArchived(let stream):
+            "stream '\(stream)' was archived by retention and takes no more events"
         }
     }
 }

@@ -77,6 +77,15 @@ enum Generations {
                 "projection": "\(projection.name)", "built_by": "\(built)", "code": "\(projection.version)",
                 "generation": "\(next)",
             ])
+        try await restartRebuild(projection, live: live, rebuild: rebuild, on: connection, logger: logger)
+    }
+
+    /// Drops the rebuild under way (if any) and begins a new one from the start of the log.
+    /// Inside the caller's transaction, the projection's row locked. Returns its generation.
+    @discardableResult
+    static func restartRebuild(
+        _ projection: any Projection, live: Int32, rebuild: Int32?, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int32 {
         if let rebuild {
             try await connection.query(
                 "DROP SCHEMA IF EXISTS \(unescaped: projection.schema(generation: rebuild)) CASCADE", logger: logger)
@@ -84,7 +93,9 @@ enum Generations {
                 "DELETE FROM projection_checkpoints WHERE name = \(projection.name) AND generation = \(rebuild)",
                 logger: logger)
         }
+        let next = max(live, rebuild ?? live) + 1
         try await beginRebuild(projection, generation: next, on: connection, logger: logger)
+        return next
     }
 
     /// Creates generation `generation` for a rebuild (its indexes deferred) and marks it as the
@@ -262,19 +273,20 @@ enum Generations {
 extension EventStore {
     /// Asks for `name` to be rebuilt from the start of the log into a new generation, while the
     /// live one keeps serving; the projection's runner does the work and swaps it in when it has
-    /// caught up. Returns the generation being built (the same one if a rebuild is under way).
+    /// caught up. Returns the generation being built: the same one if a rebuild is under way,
+    /// unless `restart` (one begun before the log lost events to retention may have applied
+    /// them: it is dropped and a new one begins).
     @discardableResult
-    public func requestRebuild(of projection: any Projection) async throws -> Int32 {
+    public func requestRebuild(of projection: any Projection, restart: Bool = false) async throws -> Int32 {
         guard !projection.isReactor else { throw ProjectionError.reactorNotRebuildable(projection.name) }
         return try await client.withOpenConnection { [logger] connection in
             try await Generations.ensureRegistered(projection, on: connection, logger: logger)
             return try await connection.inTransaction(logger: logger) { connection in
                 let (live, rebuild) = try await Generations.read(
                     projection.name, lock: .update, on: connection, logger: logger)
-                if let rebuild { return rebuild }
-                let next = live + 1
-                try await Generations.beginRebuild(projection, generation: next, on: connection, logger: logger)
-                return next
+                if let rebuild, !restart { return rebuild }
+                return try await Generations.restartRebuild(
+                    projection, live: live, rebuild: rebuild, on: connection, logger: logger)
             }
         }
     }

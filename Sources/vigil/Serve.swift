@@ -119,6 +119,7 @@ struct Serve: AsyncParsableCommand {
         if let days = try Environment.positive("VIGIL_LOG_RETENTION_DAYS", "days") {
             configuration.logRetention = .seconds(days * 86_400)
         }
+        configuration.archiveDirectory = Environment.string("VIGIL_ARCHIVE_DIR")
         if let urls = Environment.string("VIGIL_WEBHOOK_URLS") {
             let list = urls.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             do {

@@ -87,6 +87,14 @@ enum Samples {
         AlertRuleDeleted(id: "r1", deletedAt: date),
         DeadLettersRequeued(queue: "dlq:analysis_queue", target: "analysis_queue", count: 2, jobIds: ["a", "b"]),
         DeadLettersCleared(queue: "dlq:alert_webhooks", count: 3),
+        RetentionApplied(
+            cutoff: Date(timeIntervalSince1970: 1_760_000_000), retentionDays: 30, segment: "retention-x.ndjson.lz4",
+            sha256: String(repeating: "ab", count: 32), logEvents: 12, securityEvents: 2, detections: 6, alerts: 1,
+            operationalLogs: 0),
+        RetentionApplied(
+            cutoff: Date(timeIntervalSince1970: 1_760_000_000), retentionDays: 1, segment: nil, sha256: nil,
+            logEvents: 0,
+            securityEvents: 0, detections: 0, alerts: 0, operationalLogs: 0),
         AlertTriggered(
             id: alert, eventId: 7, ruleId: "r1", ruleName: "person at night", severity: .high, channels: ["webhook"],
             dedupKey: "front_door:r1", cameraId: "front_door", riskScore: 85, objectTypes: ["person"],

@@ -62,6 +62,8 @@ enum AccessPolicy {
             "GET /api/system/rate-limits": .needs(.read),
             "GET /api/system/websocket/events": .needs(.read),
             "PATCH /api/system/rate-limits": .needs(.admin),
+            "POST /api/system/cleanup": .needs(.admin),
+            "GET /api/system/cleanup/status": .needs(.read),
             "GET /api/analytics/detection-trends": .needs(.read),
             "GET /api/analytics/risk-history": .needs(.read),
             "GET /api/analytics/camera-uptime": .needs(.read),
@@ -154,6 +156,7 @@ enum AccessPolicy {
         "PATCH /api/system/config": .init(action: "config_updated", resourceType: "system_config", singleton: "system"),
         "PATCH /api/system/rate-limits": .init(
             action: "settings_changed", resourceType: "rate_limits", singleton: "rate_limits"),
+        "POST /api/system/cleanup": .init(action: "cleanup_executed", resourceType: "system", singleton: "retention"),
         "POST /api/cameras": .init(action: "camera_created", resourceType: "camera"),
         "PATCH /api/cameras/{camera_id}": .init(
             action: "camera_updated", resourceType: "camera", idParameter: "camera_id"),

@@ -1,0 +1,189 @@
+import API
+import Archive
+import Domain
+import EventStore
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PostgresNIO
+import Projections
+import Testing
+import VigilTesting
+
+/// Retention (`POST /api/system/cleanup`): what a dry run plans is what a run archives, the
+/// segment holds exactly the events that left the table, the read models forget them by a
+/// rebuild, an archived stream takes no more events, and every run is audited.
+@Suite struct RetentionTests {
+    static func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "vigil-retention-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// A fast-path person at `time` on front_door: a security event of its own at once.
+    static func person(at time: Date) -> String {
+        IngestAPITests.detection(
+            camera: "front_door", object: "person", confidence: 0.95, at: Timestamp.format(time))
+    }
+
+    /// Posts `detection` and waits until it is the `count`th security event; returns its id.
+    static func event(_ client: any TestClientProtocol, _ detection: String, count: Int) async throws -> Int {
+        #expect(try await client.send(.post, "/api/detections", json: detection).status == .created)
+        var newest = 0
+        try await waitUntil("security event \(count)") {
+            let events = try await client.getJSON("/api/events?limit=100")["events"] as? [[String: Any]] ?? []
+            newest = events.compactMap { $0["id"] as? Int }.max() ?? 0
+            return events.count == count
+        }
+        return newest
+    }
+
+    /// Waits until no read model is rebuilding and every one of `names` has a newer generation
+    /// than in `before`.
+    static func rebuilt(_ store: EventStore, _ names: [String], after before: [String: Int32]) async throws {
+        try await waitUntil("the read models are rebuilt without the archived events", timeout: .seconds(120)) {
+            let statuses = try await store.projectionStatuses()
+            return statuses.allSatisfy { $0.rebuild == nil }
+                && names.allSatisfy { name in
+                    statuses.first { $0.name == name }.map { $0.generation > (before[name] ?? 0) } ?? false
+                }
+        }
+    }
+
+    @Test("A dry run plans what the run archives; the segment holds what left; read models forget it")
+    func archivesAndForgets() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await withApp(configure: { $0.archiveDirectory = directory }) { store, client in
+            try await IngestAPITests.register(client, "front_door")
+            _ = try await AlertsTests.rule(client, #"{"name": "all", "channels": [], "cooldown_seconds": 0}"#)
+            let old = Date().addingTimeInterval(-40 * 86_400)
+            let oldEvent = try await Self.event(client, Self.person(at: old), count: 1)
+            let newEvent = try await Self.event(client, Self.person(at: Date()), count: 2)
+            try await AlertsTests.analyse(client, oldEvent, score: 80)
+            try await AlertsTests.analyse(client, newEvent, score: 80)
+            let reviewed = try await client.send(.patch, "/api/events/\(oldEvent)", json: #"{"reviewed": true}"#)
+            #expect(reviewed.status == .ok, "\(String(buffer: reviewed.body))")
+            try await AlertsTests.settle(store)
+            #expect(try await AlertsTests.alerts(client).count == 2)
+            let logBefore = try await IngestAPITests.count(store, type: DetectionRecorded.type)
+
+            // The dry run: the old event, its detection and its alert; nothing changes.
+            let dry = try await client.send(.post, "/api/system/cleanup?dry_run=true")
+            #expect(dry.status == .ok, "\(String(buffer: dry.body))")
+            let plan = try json(dry)
+            #expect(plan["dry_run"] as? Bool == true)
+            #expect(plan["retention_days"] as? Int == 30)
+            #expect(plan["events_deleted"] as? Int == 1)
+            #expect(plan["detections_deleted"] as? Int == 1)
+            #expect(plan["alerts_deleted"] as? Int == 1)
+            #expect(plan["archive"] is NSNull)
+            // The event's stream (opened, closed, analyzed, reviewed), the alert's, the detection.
+            let planned = try #require(plan["log_events_archived"] as? Int)
+            #expect(planned >= 5)
+            #expect(try await IngestAPITests.count(store, type: DetectionRecorded.type) == logBefore)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+            // A body says the same as the query; both at once must agree.
+            let bodyDry = try await client.send(.post, "/api/system/cleanup", json: #"{"dry_run": true}"#)
+            #expect(try json(bodyDry)["log_events_archived"] as? Int == planned)
+            let disagree = try await client.send(
+                .post, "/api/system/cleanup?dry_run=false", json: #"{"dry_run": true}"#)
+            #expect(disagree.status == .unprocessableContent)
+            let extra = try await client.send(.post, "/api/system/cleanup", json: #"{"dry_run": true, "days": 3}"#)
+            #expect(extra.status == .unprocessableContent)
+            let null = try await client.send(.post, "/api/system/cleanup", json: #"{"dry_run": null}"#)
+            #expect(null.status == .unprocessableContent)
+
+            // What a failed run left in the folder is removed by the next.
+            let orphan = (directory as NSString).appendingPathComponent("retention-0-deadbeef.ndjson.lz4")
+            #expect(FileManager.default.createFile(atPath: orphan, contents: Data("x".utf8)))
+
+            let before = Dictionary(
+                uniqueKeysWithValues: try await store.projectionStatuses().map { ($0.name, $0.generation) })
+            let response = try await client.send(.post, "/api/system/cleanup")
+            #expect(response.status == .ok, "\(String(buffer: response.body))")
+            let done = try json(response)
+            #expect(done["dry_run"] as? Bool == false)
+            #expect(done["events_deleted"] as? Int == 1 && done["log_events_archived"] as? Int == planned)
+            let archive = try #require(done["archive"] as? [String: Any])
+            let name = try #require(archive["segment"] as? String)
+            let path = (directory as NSString).appendingPathComponent(name)
+            #expect(try RetentionArchive.sha256(of: path) == archive["sha256"] as? String)
+            #expect(!FileManager.default.fileExists(atPath: orphan))
+            let rebuilding = try #require(done["rebuilding"] as? [String])
+            #expect(Set(["security_events", "detections", "alerts", "audit"]).isSubset(of: Set(rebuilding)))
+
+            // The segment: a vigil-log archive of exactly the events that left the table.
+            let (header, ids) = try Self.read(segment: path)
+            #expect(header.events == planned && ids.count == planned && header.cutoff != nil)
+            let left = try await store.client.query(
+                "SELECT count(*) FROM events WHERE event_id = ANY(\(ids)::uuid[])", logger: store.logger
+            ).decode(Int64.self).first { _ in true }
+            #expect(left == 0)
+            #expect(try await IngestAPITests.count(store, type: DetectionRecorded.type) == logBefore - 1)
+            let manifest = try JSONSerialization.jsonObject(
+                with: Data(
+                    contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("manifest.json"))))
+            let segments = try #require((manifest as? [String: Any])?["segments"] as? [[String: Any]])
+            #expect(segments.map { $0["name"] as? String } == [name])
+
+            // The read models, rebuilt, hold only the kept event, its detection and its alert.
+            try await Self.rebuilt(store, rebuilding, after: before)
+            let events = try await client.getJSON("/api/events?limit=100")["events"] as? [[String: Any]] ?? []
+            #expect(events.compactMap { $0["id"] as? Int } == [newEvent])
+            #expect(try await client.getJSON("/api/detections?limit=100")["count"] as? Int == 1)
+            #expect(try await AlertsTests.alerts(client).map { $0["event_id"] as? Int } == [newEvent])
+            #expect(try await client.send(.get, "/api/events/\(oldEvent)").status == .notFound)
+
+            // An archived stream takes no more events.
+            let refused = try await client.send(.patch, "/api/events/\(oldEvent)", json: #"{"notes": "late"}"#)
+            #expect(refused.status == .notFound)
+            await #expect(throws: AppendError.streamArchived(stream: SecurityEvents.stream(Int64(oldEvent)))) {
+                let event = SecurityEventReviewed(id: Int64(oldEvent), reviewed: true, notes: nil)
+                _ = try await store.append(
+                    to: event.stream, events: [try NewEvent(event, metadata: EventMetadata(actor: "test"))])
+            }
+
+            // The run is in the audit trail with its actor; a second run finds nothing.
+            let audit = try await client.getJSON("/api/audit?action=cleanup_executed&status=success")
+            #expect(audit["count"] as? Int == 1)
+            let again = try json(try await client.send(.post, "/api/system/cleanup"))
+            #expect(again["events_deleted"] as? Int == 0 && again["archive"] is NSNull)
+            #expect((again["rebuilding"] as? [String])?.isEmpty == true)
+            let status = try await client.getJSON("/api/system/cleanup/status")
+            #expect(status["segments"] as? Int == 1 && status["archived_log_events"] as? Int == planned)
+            #expect((status["last_segment"] as? [String: Any])?["name"] as? String == name)
+        }
+    }
+
+    @Test("Without an archive folder only a dry run: a run is a 409 and nothing leaves the log")
+    func noArchiveNoCleanup() async throws {
+        try await withApp { store, client in
+            try await IngestAPITests.register(client, "front_door")
+            let old = Date().addingTimeInterval(-40 * 86_400)
+            _ = try await Self.event(client, Self.person(at: old), count: 1)
+            let dry = try json(try await client.send(.post, "/api/system/cleanup?dry_run=1"))
+            #expect(dry["events_deleted"] as? Int == 1)
+            let refused = try await client.send(.post, "/api/system/cleanup")
+            #expect(refused.status == .conflict)
+            #expect(try json(refused)["detail"] as? String != nil)
+            #expect(try await IngestAPITests.count(store, type: SecurityEventOpened.type) == 1)
+            #expect(try await client.getJSON("/api/system/cleanup/status")["archive_configured"] as? Bool == false)
+        }
+    }
+
+    /// A segment's header and the ids of its events, read through the archive's own reader.
+    static func read(segment path: String) throws -> (LogArchive.Header, [UUID]) {
+        let reader = try LZ4FrameReader(path: path)
+        var lines = LineReader { try reader.next() }
+        let first = try #require(try lines.next())
+        let header = try JSONDecoder().decode(LogArchive.Header.self, from: Data(first))
+        var ids: [UUID] = []
+        while let line = try lines.next() {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+            if let id = object["event_id"] as? String { ids.append(try #require(UUID(uuidString: id))) }
+        }
+        return (header, ids)
+    }
+}
