@@ -91,6 +91,7 @@ let package = Package(
         .target(
             name: "Projections",
             dependencies: [
+                "Archive",
                 "EventStore",
                 "Domain",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

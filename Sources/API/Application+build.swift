@@ -175,10 +175,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         // The live roles read the log through the broadcaster's tail: one read per commit.
         let shared = SharedTailPages(
             broadcaster: parts.broadcaster, table: TablePages(store: store, notifier: notifier))
+        var options = configuration.projectionOptions
+        options.archiveDirectory = options.archiveDirectory ?? configuration.archiveDirectory
         services += projections.map {
-            ProjectionRunner(
-                projection: $0, store: store, notifier: notifier, options: configuration.projectionOptions,
-                source: shared)
+            ProjectionRunner(projection: $0, store: store, notifier: notifier, options: options, source: shared)
         }
     }
     if let redis, configuration.runHeuristicAnalyzer {

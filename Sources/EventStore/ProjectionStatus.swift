@@ -15,6 +15,8 @@ public struct ProjectionStatus: Sendable {
         public var estimatedSecondsLeft: Double?
         /// Events the rebuild parked so far (it goes on without them).
         public var parkedEvents: Int64
+        /// Why its last batch failed, until one succeeds (a missing archive segment, …).
+        public var lastError: String?
     }
 
     public var name: String
@@ -90,7 +92,7 @@ extension EventStore {
                         WHERE x.name = p.name AND x.generation = c.generation AND x.resolved_at IS NULL),
                        (SELECT count(*) FROM projection_parked_events x
                         WHERE x.name = p.name AND x.generation = r.generation AND x.resolved_at IS NULL),
-                       head.stalled
+                       head.stalled, r.last_error
                 FROM projections p
                 CROSS JOIN head
                 JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
@@ -115,7 +117,7 @@ extension EventStore {
             let columns = try row.decode(
                 (
                     String, Int32, String, Int64, Int64, Date, String?, Date?, Int64, Bool, Double,
-                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64, String?
+                    Int32?, String?, Int64?, Int64?, Date?, String, Int64, Int64, Int64, String?, String?
                 ).self
             )
             if let stalled = columns.20.flatMap({ UInt64($0) }) { stall = .at(stalled) }
@@ -134,7 +136,8 @@ extension EventStore {
                     startedAt: startedAt,
                     progress: progress,
                     estimatedSecondsLeft: progress > 0.001 ? elapsed * (1 - progress) / progress : nil,
-                    parkedEvents: columns.19
+                    parkedEvents: columns.19,
+                    lastError: columns.21
                 )
             }
             statuses.append(

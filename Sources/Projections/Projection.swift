@@ -35,12 +35,17 @@ public protocol Projection: Sendable {
     /// server that finds the live generation built by an older version rebuilds it, the old
     /// one serving meanwhile. Reactors are never rebuilt: their DDL must stay idempotent.
     var version: Int32 { get }
+    /// Keeps what retention archived (the audit trail: who did what stays after the data it
+    /// was about has gone): retention doesn't rebuild it, and a rebuild applies the archive
+    /// segments (``ProjectionRunner/Options/archiveDirectory``) before the table.
+    var replaysArchive: Bool { get }
 }
 
 extension Projection {
     public var heartbeat: Duration? { nil }
     public var isReactor: Bool { false }
     public var version: Int32 { 1 }
+    public var replaysArchive: Bool { false }
 
     /// Runs the `.sql` files of `projections/<name>/` in name order.
     public func createTables(on connection: PostgresConnection, logger: Logger) async throws {

@@ -34,6 +34,7 @@ extension ProjectionRunner {
         func read(after checkpoint: Checkpoint) async throws -> LogPage {
             try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
         }
+        try await replayArchive(into: generation, on: connection)
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
         var vacuumed = false
         while !Task.isCancelled {

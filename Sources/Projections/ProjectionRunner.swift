@@ -48,6 +48,9 @@ public final class ProjectionRunner: Service, Sendable {
         public var attemptsBeforeParking: Int = 3
         /// How often a live runner on a quiet log looks for parked events to retry.
         public var maintenanceInterval: Duration = .seconds(2)
+        /// Retention's archive folder (`VIGIL_ARCHIVE_DIR`), for the rebuilds of read models
+        /// that keep archived history (``Projection/replaysArchive``).
+        public var archiveDirectory: String?
 
         public init(
             batchSize: Int = 1000, rebuildBatchSize: Int = 10_000, leaseRetry: Duration = .seconds(1),

@@ -109,7 +109,11 @@ struct ProjectionsCommand: AsyncParsableCommand {
                 }
                 guard wait else { return }
                 let notifier = LogNotifier(client: client, logger: logger)
-                let runners = projections.map { ProjectionRunner(projection: $0, store: store, notifier: notifier) }
+                var options = ProjectionRunner.Options()
+                options.archiveDirectory = Environment.string("VIGIL_ARCHIVE_DIR")
+                let runners = projections.map {
+                    ProjectionRunner(projection: $0, store: store, notifier: notifier, options: options)
+                }
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await notifier.run() }
                     for runner in runners { group.addTask { try await runner.run() } }

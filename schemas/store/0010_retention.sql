@@ -32,3 +32,13 @@ BEGIN
         USING ERRCODE = 'restrict_violation';
 END;
 $$;
+
+-- The segments a rebuild of a read model that keeps archived history (the audit trail) has
+-- replayed into a generation, each in the transaction that applied it: a rebuild that stops
+-- half-way goes on with the next segment.
+CREATE TABLE projection_archive_replays (
+    name       text    NOT NULL,
+    generation integer NOT NULL,
+    segment    text    NOT NULL REFERENCES log_archive_segments (name),
+    PRIMARY KEY (name, generation, segment)
+);

@@ -124,6 +124,7 @@ struct ProjectionsController<Context: RequestContext> {
                                 object.field("eta_seconds", rebuild.estimatedSecondsLeft)
                                 object.field("started_at", rebuild.startedAt.formatted(timestamp))
                                 object.field("parked_events", rebuild.parkedEvents)
+                                object.field("last_error", rebuild.lastError)
                             }
                         } else {
                             item.field("rebuild", nil as String?)

@@ -13,7 +13,8 @@ import Projections
 /// `VIGIL_ARCHIVE_DIR` (``RetentionArchive``), synced, and only then deleted, in the
 /// transaction that appends `RetentionApplied` with the actor (`cleanup_executed` in the audit
 /// trail). The read models that held them are rebuilt from the table (the old generation serves
-/// meanwhile), so a rebuild and the live read model stay the same. A dry run reads the same
+/// meanwhile), so a rebuild and the live read model stay the same; the audit trail keeps its
+/// entries, and its rebuilds replay the segments first. A dry run reads the same
 /// plan and changes nothing. Without an archive folder only a dry run is possible: nothing
 /// leaves the log unarchived.
 struct CleanupController<Context: RequestContext> {
@@ -28,10 +29,11 @@ struct CleanupController<Context: RequestContext> {
     }
 
     /// The read models to rebuild after a run that took events: those that read any type
-    /// retention takes (reactors are never rebuilt; what they keep needs no forgetting).
+    /// retention takes (reactors are never rebuilt, what they keep needs no forgetting; the
+    /// audit trail keeps what was archived).
     var affected: [any Projection] {
         projections.filter { projection in
-            guard !projection.isReactor else { return false }
+            guard !projection.isReactor, !projection.replaysArchive else { return false }
             guard let types = projection.filter.types else { return true }
             return !Set(types).isDisjoint(with: Retention.archivedTypes)
         }
