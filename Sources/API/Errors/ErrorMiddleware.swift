@@ -32,6 +32,9 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             var response = body.response(status: error.status)
             response.headers.append(contentsOf: error.headers)
             return response
+        } catch AppendError.streamArchived(let stream) {
+            // What it names is gone from the read side (or is about to be): not found.
+            throw APIError.notFound("'\(stream)' was archived by retention and takes no more events")
         } catch let error as AppendError where error.isConflict {
             // A route that maps the refusal to its own words has done so already; any other
             // refusal of the log's writer is still the client's conflict, never a 500.
