@@ -2,6 +2,7 @@ import Crypto
 import Domain
 import EventStore
 import Foundation
+import Logging
 
 /// Retention's side of the archive folder: each run that takes events writes them to a segment
 /// (`retention-<time>-<first>-<last>.ndjson.lz4`, the export format with the cutoff in its
@@ -34,13 +35,16 @@ public struct RetentionArchive: Sendable {
     /// with `metadata` (the actor) in the same transaction.
     public func run(cutoff: Date, retentionDays: Int, metadata: EventMetadata) async throws -> Run {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let orphans = try await removeOrphans()
+        var orphans: [String] = []
         let name = Self.segmentName(at: Date())
         let path = (directory as NSString).appendingPathComponent(name)
         var writer: LZ4FrameWriter?
         let newline = UInt8(ascii: "\n")
         do {
-            let (plan, segment) = try await store.archiveExpired(cutoff: cutoff) { plan in
+            // Under the lock: a file another instance's run is writing right now is not an orphan.
+            let (plan, segment) = try await store.archiveExpired(cutoff: cutoff) {
+                orphans = try await removeOrphans()
+            } begin: { plan in
                 let opened = try LZ4FrameWriter(path: path)
                 writer = opened
                 try opened.write(try LogArchive.encodeLine(Self.header(plan)))
@@ -65,14 +69,27 @@ public struct RetentionArchive: Sendable {
                 return AppendRequest(
                     stream: event.stream, events: [try NewEvent(event, metadata: metadata)])
             }
-            if segment != nil { try await writeManifest() }
+            if segment != nil {
+                // Committed: the manifest is a convenience (the database records the segments);
+                // failing to write it fails nothing.
+                do {
+                    try await writeManifest()
+                } catch {
+                    store.logger.warning(
+                        "the archive manifest could not be written",
+                        metadata: ["directory": "\(directory)", "error": "\(error)"])
+                }
+            }
             return Run(plan: plan, segment: segment, orphansRemoved: orphans)
         } catch {
-            // Not committed (or not known to be): the events are still in the table. A file left
-            // behind is an orphan the next run removes; remove it now when it can be.
+            // The events are still in the table unless the commit went through and only its
+            // answer was lost: the segment goes only when the store is seen not to record it
+            // (else the next run decides, under the lock).
             writer = nil
-            try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: path + ".partial")
+            if let recorded = try? await store.archivedSegments(), !recorded.contains(where: { $0.name == name }) {
+                try? FileManager.default.removeItem(atPath: path)
+            }
             throw error
         }
     }

@@ -62,7 +62,7 @@ public struct RetentionConflict: Error, CustomStringConvertible {
 
 extension EventStore {
     /// The advisory lock one retention run holds for its transaction.
-    static let retentionLock: Int64 = 0x5649_4749_4C52_4554  // "VIGILRET"
+    public static let retentionLock: Int64 = 0x5649_4749_4C52_4554  // "VIGILRET"
 
     /// What a retention run with `cutoff` would take now (a dry run): read in one snapshot,
     /// nothing written.
@@ -84,8 +84,11 @@ extension EventStore {
     /// segment). An archived stream that got an event since the snapshot fails the run with
     /// ``RetentionConflict`` before anything is deleted; the caller removes its segment then.
     /// With nothing to take, no segment is written (`begin`, `page` and `seal` are not called).
+    /// `locked` runs first, once the run holds the store's retention lock (one run at a time,
+    /// whichever instance): what it does to the archive folder no other run does meanwhile.
     public func archiveExpired(
         cutoff: Date, pageSize: Int = 2000,
+        locked: () async throws -> Void = {},
         begin: (RetentionPlan) throws -> Void,
         page: ([String]) throws -> Void,
         seal: (RetentionPlan) async throws -> ArchivedSegment,
@@ -96,10 +99,11 @@ extension EventStore {
             do {
                 return try await connection.inTransaction(logger: logger) { connection in
                     try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
-                    let locked = try await connection.query(
+                    let isLocked = try await connection.query(
                         "SELECT pg_try_advisory_xact_lock(\(Self.retentionLock))", logger: logger
                     ).decode(Bool.self).first { _ in true }
-                    guard locked == true else { throw RetentionBusy() }
+                    guard isLocked == true else { throw RetentionBusy() }
+                    try await locked()
                     let plan = try await Self.plan(cutoff: cutoff, bound: bound, on: connection, logger: logger)
                     var segment: ArchivedSegment?
                     if !plan.positions.isEmpty {

@@ -186,6 +186,33 @@ import VigilTesting
         }
     }
 
+    @Test("One run at a time, whichever instance: a second is a 409 and leaves the folder alone")
+    func oneRunAtATime() async throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await withApp(configure: { $0.archiveDirectory = directory }) { store, client in
+            try await IngestAPITests.register(client, "front_door")
+            _ = try await Self.event(client, Self.person(at: Date().addingTimeInterval(-40 * 86_400)), count: 1)
+            // A file like the one a run is writing (no record yet) must survive a refused run.
+            let writing = (directory as NSString).appendingPathComponent("retention-1-cafebabe.ndjson.lz4.partial")
+            #expect(FileManager.default.createFile(atPath: writing, contents: Data("x".utf8)))
+            try await store.client.withConnection { connection in
+                // What another instance's run holds for its transaction.
+                try await connection.query("SELECT pg_advisory_lock(\(EventStore.retentionLock))", logger: store.logger)
+                let refused = try await client.send(.post, "/api/system/cleanup")
+                #expect(refused.status == .conflict, "\(String(buffer: refused.body))")
+                #expect(FileManager.default.fileExists(atPath: writing))
+                try await connection.query(
+                    "SELECT pg_advisory_unlock(\(EventStore.retentionLock))", logger: store.logger)
+            }
+            #expect(try await IngestAPITests.count(store, type: SecurityEventOpened.type) == 1)
+            let done = try await client.send(.post, "/api/system/cleanup")
+            #expect(try json(done)["events_deleted"] as? Int == 1, "\(String(buffer: done.body))")
+            #expect(!FileManager.default.fileExists(atPath: writing))
+            #expect(try await IngestAPITests.count(store, type: SecurityEventOpened.type) == 0)
+        }
+    }
+
     @Test("Without an archive folder only a dry run: a run is a 409 and nothing leaves the log")
     func noArchiveNoCleanup() async throws {
         try await withApp { store, client in
