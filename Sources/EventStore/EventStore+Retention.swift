@@ -171,24 +171,28 @@ extension EventStore {
                         SELECT id, stream FROM expired
                         UNION
                         SELECT (e.data->>'event_id')::int8, e.stream FROM events e
-                        WHERE e.type = 'AlertTriggered' AND (e.data->>'event_id')::int8 IN (SELECT id FROM expired)),
+                        WHERE e.type = 'AlertTriggered'
+                          AND EXISTS (SELECT 1 FROM expired x WHERE x.id = (e.data->>'event_id')::int8)),
                     held AS (
                         SELECT DISTINCT u.id FROM units u JOIN events e ON e.stream = u.stream
                         WHERE NOT \(within)),
-                    taken AS (SELECT * FROM units WHERE id NOT IN (SELECT id FROM held)),
+                    taken AS (SELECT * FROM units u WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.id = u.id)),
                     kept_detections AS (
-                        SELECT jsonb_array_elements_text(e.data->'detection_ids')::int8 AS id FROM events e
+                        SELECT DISTINCT jsonb_array_elements_text(e.data->'detection_ids')::int8 AS id FROM events e
                         WHERE e.type IN ('SecurityEventOpened', 'SecurityEventClosed')
-                          AND e.stream NOT IN (SELECT stream FROM taken)),
+                          AND NOT EXISTS (SELECT 1 FROM taken t WHERE t.stream = e.stream)),
                     unit_detections AS (
-                        SELECT jsonb_array_elements_text(e.data->'detection_ids')::int8 AS id
+                        SELECT DISTINCT jsonb_array_elements_text(e.data->'detection_ids')::int8 AS id
                         FROM events e JOIN taken t ON t.stream = e.stream
                         WHERE e.type IN ('SecurityEventOpened', 'SecurityEventClosed')),
+                    -- Joins and EXISTS, never IN/NOT IN over a subquery: a subplan too big to
+                    -- hash is scanned once per row (minutes at 100k events).
                     detections AS (
                         SELECT e.position FROM events e
-                        WHERE e.type = 'DetectionRecorded' AND \(within)
-                          AND (e.data->>'id')::int8 NOT IN (SELECT id FROM kept_detections)
-                          AND ((e.data->>'id')::int8 IN (SELECT id FROM unit_detections)
+                        LEFT JOIN kept_detections k ON k.id = (e.data->>'id')::int8
+                        LEFT JOIN unit_detections u ON u.id = (e.data->>'id')::int8
+                        WHERE e.type = 'DetectionRecorded' AND \(within) AND k.id IS NULL
+                          AND (u.id IS NOT NULL
                                OR ((e.data->>'detected_at')::timestamptz < $1 AND e.recorded_at < $1))),
                     positions AS (
                         SELECT e.position FROM events e JOIN taken t ON t.stream = e.stream
@@ -199,12 +203,12 @@ extension EventStore {
                            (SELECT count(*) FROM detections),
                            array(SELECT stream FROM taken ORDER BY stream),
                            array(SELECT position FROM positions ORDER BY position),
-                           (SELECT coalesce(sum(pg_column_size(e.*)), 0)::int8 FROM events e
-                            WHERE e.position IN (SELECT position FROM positions)),
+                           (SELECT coalesce(sum(pg_column_size(e.*)), 0)::int8
+                            FROM events e JOIN positions p ON p.position = e.position),
                            (SELECT count(*) FROM operational_logs WHERE logged_at < $1),
                            (SELECT count(*) FILTER (WHERE previous IS NULL OR r.position < previous) FROM (
                                 SELECT e.position, lag(e.position) OVER (ORDER BY e.tx_id, e.position) AS previous
-                                FROM events e WHERE e.position IN (SELECT position FROM positions)) AS r)
+                                FROM events e JOIN positions p ON p.position = e.position) AS r)
                     """,
                 binds: {
                     var binds = PostgresBindings()
