@@ -9,7 +9,7 @@ public struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks that print figures and ratios against a baseline measured in the same run.",
         subcommands: [
             AppendBenchmark.self, PagesBenchmark.self, IngestBenchmark.self, SeverityBenchmark.self,
-            WebSocketBenchmark.self, FanoutServer.self, ArchiveBenchmark.self,
+            WebSocketBenchmark.self, FanoutServer.self, ArchiveBenchmark.self, RetentionBenchmark.self,
         ]
     )
 

@@ -85,6 +85,7 @@ extension EventStore {
     }
 
     /// An event as an export line (see ``exportLog(from:to:pageSize:begin:page:)``), of `events e`.
+    public static var exportLineSQL: String { exportLine }
     static let exportLine = """
         '{"position":' || e.position || ',"event_id":"' || e.event_id
             || '","stream":' || to_json(e.stream)::text || ',"version":' || e.version
