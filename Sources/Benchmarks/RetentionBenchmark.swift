@@ -102,7 +102,7 @@ struct RetentionBenchmark: AsyncParsableCommand {
                 try await connection.query(
                     "DELETE FROM events WHERE position = ANY(\(positions)::int8[])", logger: logger)
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
             let seconds = start.duration(to: .now).seconds
