@@ -17,9 +17,10 @@ import VigilTesting
     static let person = IngestAPITests.detection(
         camera: "front_door", object: "person", confidence: 0.95, extra: #", "video_width": 100, "video_height": 100"#)
 
-    /// Posts a fast-path person and returns its security event's id.
-    static func event(_ client: any TestClientProtocol, count: Int) async throws -> Int {
-        #expect(try await client.send(.post, "/api/detections", json: person).status == .created)
+    /// Posts `detection` (a fast-path person) and waits until it is the `count`th security
+    /// event; returns the newest event's id.
+    static func event(_ client: any TestClientProtocol, count: Int, detection: String = person) async throws -> Int {
+        #expect(try await client.send(.post, "/api/detections", json: detection).status == .created)
         var newest = 0
         try await waitUntil("security event \(count)") {
             let events = try await client.getJSON("/api/events?limit=100")["events"] as? [[String: Any]] ?? []

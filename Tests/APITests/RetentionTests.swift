@@ -27,18 +27,6 @@ import VigilTesting
             camera: "front_door", object: "person", confidence: 0.95, at: Timestamp.format(time))
     }
 
-    /// Posts `detection` and waits until it is the `count`th security event; returns its id.
-    static func event(_ client: any TestClientProtocol, _ detection: String, count: Int) async throws -> Int {
-        #expect(try await client.send(.post, "/api/detections", json: detection).status == .created)
-        var newest = 0
-        try await waitUntil("security event \(count)") {
-            let events = try await client.getJSON("/api/events?limit=100")["events"] as? [[String: Any]] ?? []
-            newest = events.compactMap { $0["id"] as? Int }.max() ?? 0
-            return events.count == count
-        }
-        return newest
-    }
-
     /// Waits until no read model is rebuilding and every one of `names` has a newer generation
     /// than in `before`.
     static func rebuilt(_ store: EventStore, _ names: [String], after before: [String: Int32]) async throws {
@@ -59,8 +47,8 @@ import VigilTesting
             try await IngestAPITests.register(client, "front_door")
             _ = try await AlertsTests.rule(client, #"{"name": "all", "channels": [], "cooldown_seconds": 0}"#)
             let old = Date().addingTimeInterval(-40 * 86_400)
-            let oldEvent = try await Self.event(client, Self.person(at: old), count: 1)
-            let newEvent = try await Self.event(client, Self.person(at: Date()), count: 2)
+            let oldEvent = try await AlertsTests.event(client, count: 1, detection: Self.person(at: old))
+            let newEvent = try await AlertsTests.event(client, count: 2, detection: Self.person(at: Date()))
             try await AlertsTests.analyse(client, oldEvent, score: 80)
             try await AlertsTests.analyse(client, newEvent, score: 80)
             let reviewed = try await client.send(.patch, "/api/events/\(oldEvent)", json: #"{"reviewed": true}"#)
@@ -192,7 +180,8 @@ import VigilTesting
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await withApp(configure: { $0.archiveDirectory = directory }) { store, client in
             try await IngestAPITests.register(client, "front_door")
-            _ = try await Self.event(client, Self.person(at: Date().addingTimeInterval(-40 * 86_400)), count: 1)
+            _ = try await AlertsTests.event(
+                client, count: 1, detection: Self.person(at: Date().addingTimeInterval(-40 * 86_400)))
             // A file like the one a run is writing (no record yet) must survive a refused run.
             let writing = (directory as NSString).appendingPathComponent("retention-1-cafebabe.ndjson.lz4.partial")
             #expect(FileManager.default.createFile(atPath: writing, contents: Data("x".utf8)))
@@ -218,7 +207,7 @@ import VigilTesting
         try await withApp { store, client in
             try await IngestAPITests.register(client, "front_door")
             let old = Date().addingTimeInterval(-40 * 86_400)
-            _ = try await Self.event(client, Self.person(at: old), count: 1)
+            _ = try await AlertsTests.event(client, count: 1, detection: Self.person(at: old))
             let dry = try json(try await client.send(.post, "/api/system/cleanup?dry_run=1"))
             #expect(dry["events_deleted"] as? Int == 1)
             let refused = try await client.send(.post, "/api/system/cleanup")
