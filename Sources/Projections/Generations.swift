@@ -34,7 +34,12 @@ enum Generations {
                 try await rebuildIfOutdated(projection, on: connection, logger: logger)
             } else {
                 // A reactor is never rebuilt, so tables added to it since its generation was
-                // created reach that generation here (its DDL is idempotent).
+                // created reach that generation here (its DDL is idempotent). Its views are
+                // locked first, before its DDL locks their tables: a reader or writer through a
+                // view (the webhook deliverer's UPDATE of `alert_webhooks`) locks the view, then
+                // the table; taking them in the other order here deadlocked with it (40P01 at a
+                // server's start, seen in the API suite).
+                try await lockViews(of: projection, generation: live, on: connection, logger: logger)
                 try await inSchema(projection.schema(generation: live), on: connection, logger: logger) {
                     try await projection.createTables(on: connection, logger: logger)
                 }
@@ -237,6 +242,25 @@ enum Generations {
             "SELECT tablename::text FROM pg_tables WHERE schemaname = \(schema) ORDER BY tablename",
             logger: logger
         ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
+    }
+
+    /// Locks (`ACCESS EXCLUSIVE`, in name order) the views `public.<table>` of `generation`'s
+    /// tables that exist, for ``publish(_:generation:on:logger:)`` to replace them later in the
+    /// transaction.
+    static func lockViews(
+        of projection: any Projection, generation: Int32, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let views = try await connection.query(
+            """
+            SELECT v.viewname::text FROM pg_tables t JOIN pg_views v ON v.viewname = t.tablename
+            WHERE t.schemaname = \(projection.schema(generation: generation)) AND v.schemaname = 'public'
+            ORDER BY v.viewname
+            """,
+            logger: logger
+        ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
+        guard !views.isEmpty else { return }
+        let list = views.map { "public.\($0)" }.joined(separator: ", ")
+        try await connection.query("LOCK TABLE \(unescaped: list) IN ACCESS EXCLUSIVE MODE", logger: logger)
     }
 
     /// Points the views `public.<table>` at `generation`'s tables.
