@@ -57,8 +57,12 @@ public struct DeadLetterQueues: Sendable {
         return raw.reversed().map(DeadLetterEntry.init(raw:))
     }
 
-    /// Moves up to `limit` entries, oldest first, back to their queue; returns them.
+    /// Moves up to `limit` entries, oldest first, back to their queue; returns them. Only those
+    /// in the list when it starts: a job that fails again at once (a worker is running) and is
+    /// dead-lettered while this goes on waits for the next requeue, instead of being moved
+    /// round and round and counted each time (a list of 2 was "2500 jobs" requeued).
     public func requeue(_ queue: Queue, limit: Int) async throws -> [DeadLetterEntry] {
+        let limit = min(limit, try await count(queue))
         var moved: [DeadLetterEntry] = []
         // Entries an interrupted requeue claimed go first (they are the oldest).
         while moved.count < limit, let raw = try await redis.lrange(claimed(queue), -1, -1).first {

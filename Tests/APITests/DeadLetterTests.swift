@@ -1,8 +1,10 @@
 import Domain
+import EventStore
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Pipeline
+import PostgresNIO
 import Redis
 import Testing
 import VigilTesting
@@ -27,6 +29,32 @@ import VigilTesting
         AnalysisJob(
             jobId: UUID(), eventId: Int64(900_000 + n), cameraId: "porch", reason: .batchClosed, startedAt: Date(),
             endedAt: nil, detectionIds: [Int64(n)], objectTypes: ["car"], enqueuedAt: Date())
+    }
+
+    @Test("Requeue-all takes the entries there when it starts, not those dead-lettered again meanwhile")
+    func requeueAllTakesWhatIsThere() async throws {
+        let prefix = PipelineTests.prefix()
+        try await withApp(configure: Self.configure(prefix: prefix, analyzer: true)) { store, client in
+            let redis = try PipelineTests.redis()
+            defer { redis.shutdown() }
+            defer {
+                Task { [redis] in
+                    _ = try? await redis.del(
+                        DeadLetterQueues.known.map { prefix + $0.name } + [prefix + "analysis_queue"])
+                }
+            }
+            // Not jobs at all: the running analyzer dead-letters each again as soon as it pops it.
+            try await redis.lpush(prefix + "dlq:analysis_queue", ["not a job", "nor this"])
+            let all = try json(try await client.call(.post, "/api/dlq/requeue-all/dlq:analysis_queue", key: Self.root))
+            #expect(all["message"] as? String == "Requeued 2 jobs from dlq:analysis_queue to analysis_queue")
+            try await waitUntil("the audit trail has the requeue") {
+                try await IngestAPITests.count(store, type: DeadLettersRequeued.type) == 1
+            }
+            let rows = try await store.client.query(
+                "SELECT (data->>'count')::int FROM events WHERE type = \(DeadLettersRequeued.type)",
+                logger: store.logger)
+            for try await count in rows.decode(Int.self) { #expect(count == 2) }
+        }
     }
 
     @Test("Stats, pages oldest first, requeue one and all, clear: the lists, the queue and the audit trail agree")
