@@ -951,8 +951,12 @@ def cmd_badinput(args):
     request(args.url, "POST", "/api/detections", good, {"Idempotency-Key": "bad-input-reused"})
     # What requests write; the batch aggregator and the analyzer go on appending the security
     # event of the setup's detection meanwhile.
-    writes = "SELECT count(*) FROM events WHERE type NOT LIKE 'SecurityEvent%'"
+    # A refused command leaves only its audit record (CommandRejected, the audit trail's
+    # `failure` entries): anything else is data a bad request wrote.
+    writes = "SELECT count(*) FROM events WHERE type NOT LIKE 'SecurityEvent%' AND type <> 'CommandRejected'"
+    refusals = "SELECT count(*) FROM events WHERE type = 'CommandRejected'"
     before = psql(writes)[0][0]
+    refused_before = psql(refusals)[0][0]
     results = {"cases": 0, "status_5xx": 0, "not_seed_format": 0, "transport_errors": 0, "2xx": 0}
     lines = []
     for name, method, path, body, headers in corpus():
@@ -1015,6 +1019,15 @@ def cmd_badinput(args):
     lines.append(f"{'oversized-batch-announced':28} {status} {seconds * 1000:7.1f} ms {data[:90]!r}")
     after = psql(writes)[0][0]
     results["written"] = int(after) - int(before)
+    results["refusals_audited"] = int(psql(refusals)[0][0]) - int(refused_before)
+    if results["written"]:
+        # Say what was written, newest last.
+        for row in psql(
+            "SELECT type, stream, data::text FROM events "
+            "WHERE type NOT LIKE 'SecurityEvent%' AND type <> 'CommandRejected' "
+            f"ORDER BY position DESC LIMIT {min(int(results['written']), 30)}"
+        )[::-1]:
+            log(f"written: {row}")
     for line in lines:
         log(line)
     print(json.dumps(results))
