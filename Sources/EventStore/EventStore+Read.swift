@@ -126,6 +126,17 @@ extension EventStore {
         }
     }
 
+    /// Where the event at `version` of `stream` sits in the log (nil: no such event).
+    public func checkpoint(of stream: String, version: Int64) async throws -> Checkpoint? {
+        let rows = try await client.guardedQuery(
+            "SELECT tx_id::text, position FROM events WHERE stream = \(stream) AND version = \(version)",
+            logger: logger)
+        for try await (transaction, position) in rows.decode((String, Int64).self) {
+            return Checkpoint(transactionText: transaction, position: position)
+        }
+        return nil
+    }
+
     /// The stream's current version (0: no events): one primary-key lookup.
     public func version(of stream: String) async throws -> Int64 {
         let rows = try await client.guardedQuery(

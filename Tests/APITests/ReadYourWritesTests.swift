@@ -33,6 +33,25 @@ import Testing
         }
     }
 
+    /// A command that changes nothing answers from the read models too: they must have applied
+    /// the state it decided on (else a repeat of a change still on its way answers the state
+    /// before it, or a 404 for what it just made).
+    @Test func aCommandThatChangesNothingWaitsForWhatItSaw() async throws {
+        try await withApp(configure: {
+            $0.runProjections = false
+            $0.readYourWritesTimeout = .seconds(1)
+        }) { _, client in
+            let created = try await client.send(.post, "/api/alerts/rules", json: #"{"name": "porch"}"#)
+            #expect(created.status == .accepted, "\(String(buffer: created.body))")
+            let id = try #require(try await client.getJSON("/api/log?limit=100")["events"] as? [[String: Any]])
+                .compactMap { ($0["data"] as? [String: Any])?["id"] as? String }.first
+            let unchanged = try await client.send(
+                .put, "/api/alerts/rules/\(try #require(id))", json: #"{"name": "porch"}"#)
+            #expect(unchanged.status == .accepted, "\(String(buffer: unchanged.body))")
+            #expect(try json(unchanged)["checkpoint"] is String)
+        }
+    }
+
     /// The wait is woken by the runners' notifications, not by looking again every so often.
     /// With the periodic look (600 s) beyond the timeout (20 s), a wait nobody wakes ends at the
     /// timeout, where its last look finds the write applied: each command would take 20 s. Woken,

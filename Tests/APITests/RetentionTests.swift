@@ -27,6 +27,16 @@ import VigilTesting
             camera: "front_door", object: "person", confidence: 0.95, at: Timestamp.format(time))
     }
 
+    /// Waits until every projection and reactor has applied the whole log: retention never
+    /// takes an event past the slowest one's checkpoint (under load a dry run right after a
+    /// write planned nothing while one runner lagged).
+    static func settled(_ store: EventStore) async throws {
+        let names = try await store.projectionStatuses().map(\.name)
+        let caughtUp = try await store.waitForProjections(
+            names, toReach: try await store.head(), timeout: .seconds(120))
+        #expect(caughtUp)
+    }
+
     /// Waits until no read model is rebuilding and every one of `names` has a newer generation
     /// than in `before`.
     static func rebuilt(_ store: EventStore, _ names: [String], after before: [String: Int32]) async throws {
@@ -58,6 +68,7 @@ import VigilTesting
             let logBefore = try await IngestAPITests.count(store, type: DetectionRecorded.type)
 
             // The dry run: the old event, its detection and its alert; nothing changes.
+            try await Self.settled(store)
             let dry = try await client.send(.post, "/api/system/cleanup?dry_run=true")
             #expect(dry.status == .ok, "\(String(buffer: dry.body))")
             let plan = try json(dry)
@@ -182,6 +193,7 @@ import VigilTesting
             try await IngestAPITests.register(client, "front_door")
             _ = try await AlertsTests.event(
                 client, count: 1, detection: Self.person(at: Date().addingTimeInterval(-40 * 86_400)))
+            try await Self.settled(store)
             // A file like the one a run is writing (no record yet) must survive a refused run.
             let writing = (directory as NSString).appendingPathComponent("retention-1-cafebabe.ndjson.lz4.partial")
             #expect(FileManager.default.createFile(atPath: writing, contents: Data("x".utf8)))
@@ -208,6 +220,7 @@ import VigilTesting
             try await IngestAPITests.register(client, "front_door")
             let old = Date().addingTimeInterval(-40 * 86_400)
             _ = try await AlertsTests.event(client, count: 1, detection: Self.person(at: old))
+            try await Self.settled(store)
             let dry = try json(try await client.send(.post, "/api/system/cleanup?dry_run=1"))
             #expect(dry["events_deleted"] as? Int == 1)
             let refused = try await client.send(.post, "/api/system/cleanup")

@@ -137,6 +137,8 @@ struct AlertRulesController<Context: RequestContext> {
                 expected: .exact(version), request: request, readYourWrites: readYourWrites,
                 waitFor: ["alert_rules"],
                 conflict: APIError.conflict("Alert rule \(id) was changed by another request; retry"))
+        } else {
+            try await readYourWrites.wait(for: ["alert_rules"], toSee: AlertRule.stream(id), atVersion: version)
         }
         return try itemResponse(try await rules.item(id), notFound: "Alert rule \(id) not found")
     }

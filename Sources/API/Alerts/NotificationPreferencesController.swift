@@ -75,6 +75,9 @@ struct NotificationPreferencesController<Context: RequestContext> {
                 expected: version == 0 ? .noStream : .exact(version), request: request, readYourWrites: readYourWrites,
                 waitFor: ["notifications"],
                 conflict: APIError.conflict("The notification preferences were changed by another request; retry"))
+        } else {
+            try await readYourWrites.wait(
+                for: ["notifications"], toSee: NotificationPreferencesChanged.streamName, atVersion: version)
         }
         return try Self.response(try await notifications.preferences())
     }
@@ -119,6 +122,9 @@ struct NotificationPreferencesController<Context: RequestContext> {
                 waitFor: ["notifications"],
                 conflict: APIError.conflict("Camera \(id)'s notification setting was changed by another request; retry")
             )
+        } else {
+            try await readYourWrites.wait(
+                for: ["notifications"], toSee: CameraNotificationSettingChanged.stream(id), atVersion: version)
         }
         return try Self.response(camera: id, try await notifications.cameraSetting(id))
     }
@@ -178,6 +184,8 @@ struct NotificationPreferencesController<Context: RequestContext> {
                 QuietHoursSet(id: id, period: next, previous: current, setAt: Date()), expected: .exact(version),
                 request: request, readYourWrites: readYourWrites, waitFor: ["notifications"],
                 conflict: APIError.conflict("Quiet hours \(id) were changed by another request; retry"))
+        } else {
+            try await readYourWrites.wait(for: ["notifications"], toSee: QuietHoursSet.stream(id), atVersion: version)
         }
         return try itemResponse(try await notifications.quietHoursItem(id), notFound: "Quiet hours \(id) not found")
     }

@@ -116,6 +116,8 @@ struct EntitiesController<Context: RequestContext> {
                 EntityTrustChanged(entityId: id, trustStatus: status, previous: entity.trust, changedAt: Date()),
                 expected: .exact(version), request: request, readYourWrites: readYourWrites, waitFor: ["entities"],
                 conflict: APIError.conflict("Entity \(id) was changed by another request; retry"))
+        } else {
+            try await readYourWrites.wait(for: ["entities"], toSee: Entity.stream(id), atVersion: version)
         }
         return try itemResponse(try await entities.item(id), notFound: "Entity \(id) not found")
     }

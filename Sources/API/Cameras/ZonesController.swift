@@ -96,6 +96,8 @@ struct ZonesController<Context: RequestContext> {
             try await appender.appendCommand(
                 event, expected: .exact(version), request: request, readYourWrites: readYourWrites,
                 waitFor: ["zones"], conflict: APIError.conflict("Zone \(id) was changed by another request; retry"))
+        } else {
+            try await readYourWrites.wait(for: ["zones"], toSee: Zone.stream(id), atVersion: version)
         }
         return try itemResponse(try await zones.item(camera: camera, id: id), notFound: "Zone \(id) not found")
     }

@@ -26,6 +26,15 @@ struct ReadYourWrites: Sendable {
             throw ReadModelsBehind(checkpoint: checkpoint, projections: projections)
         }
     }
+
+    /// For a command that found nothing to change: its answer comes from `projections` too, so
+    /// they must have applied `stream` up to `version` (the state the command decided on), as a
+    /// write's answer waits for its write. Else a repeat of a change still on its way to the
+    /// read models would answer the state before it.
+    func wait(for projections: [String], toSee stream: String, atVersion version: Int64) async throws {
+        guard version > 0, let checkpoint = try await store.checkpoint(of: stream, version: version) else { return }
+        try await wait(for: projections, toReach: checkpoint)
+    }
 }
 
 extension GroupCommitAppender {
