@@ -46,7 +46,12 @@ import VigilTesting
             }
         }
         guard let outcome else {
-            Issue.record("the \(path) session did not end in 120 s: \(received.all)")
+            // With the application's last records: what held the feed (seen once in a whole
+            // tools/test run, never alone).
+            let records = RecentLogs.current?.text ?? "(none)"
+            Issue.record(
+                "the \(path) session did not end in 120 s: \(received.all)\nthe application's last log records:\n\(records)"
+            )
             return
         }
         _ = try outcome.get()
