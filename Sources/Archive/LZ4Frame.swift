@@ -75,6 +75,14 @@ public final class LZ4FrameWriter {
         if pending.count >= Self.blockBytes { try compressPending() }
     }
 
+    /// Appends each of `lines` (without their newline) and a newline after it.
+    public func write(lines: [String]) throws {
+        for var line in lines {
+            try line.withUTF8 { try write($0) }
+            try write(CollectionOfOne(UInt8(ascii: "\n")))
+        }
+    }
+
     /// Ends the frame (its content checksum), syncs the file to disk and gives it its name.
     public func finish() throws {
         guard !finished else { return }

@@ -34,16 +34,12 @@ public struct LogExporter: Sendable {
         var written = 0
         // The header as written: the summary returns this one, not a second with another time.
         var header: LogArchive.Header?
-        let newline = UInt8(ascii: "\n")
         let snapshot = try await store.exportLog(from: from, to: to) { snapshot in
             let first = self.header(snapshot)
             header = first
             try writer.write(try LogArchive.encodeLine(first))
         } page: { lines in
-            for var line in lines {
-                try line.withUTF8 { try writer.write($0) }
-                try writer.write(CollectionOfOne(newline))
-            }
+            try writer.write(lines: lines)
             written += lines.count
             progress(written, header?.events ?? written)
         }

@@ -39,7 +39,6 @@ public struct RetentionArchive: Sendable {
         let name = Self.segmentName(at: Date())
         let path = (directory as NSString).appendingPathComponent(name)
         var writer: LZ4FrameWriter?
-        let newline = UInt8(ascii: "\n")
         do {
             // Under the lock: a file another instance's run is writing right now is not an orphan.
             let (plan, segment) = try await store.archiveExpired(cutoff: cutoff) {
@@ -49,11 +48,7 @@ public struct RetentionArchive: Sendable {
                 writer = opened
                 try opened.write(try LogArchive.encodeLine(Self.header(plan)))
             } page: { lines in
-                guard let writer else { return }
-                for var line in lines {
-                    try line.withUTF8 { try writer.write($0) }
-                    try writer.write(CollectionOfOne(newline))
-                }
+                try writer?.write(lines: lines)
             } seal: { plan in
                 guard let writer else { throw LogArchiveError("retention sealed a segment it never opened") }
                 try writer.write(

@@ -26,11 +26,7 @@ struct ArchiveBenchmark: AsyncParsableCommand {
         let logger = Bench.quietLogger()
         let settings = try PostgresSettings.fromEnvironment()
         let events = quick ? 20_000 : self.events
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "vigil-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // The server writes the COPY file: it must be able to enter the directory.
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory.path)
+        let directory = try Bench.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let archive = directory.appendingPathComponent("log.ndjson.lz4").path
         let copyFile = directory.appendingPathComponent("events.copy").path

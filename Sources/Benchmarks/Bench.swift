@@ -22,6 +22,16 @@ public struct Bench: AsyncParsableCommand {
         logger.logLevel = .warning
         return logger
     }
+
+    /// A fresh temporary folder, removed by the caller (`defer`), that the PostgreSQL server can
+    /// enter too: it writes `COPY … TO` files there.
+    static func scratchDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "vigil-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory.path)
+        return directory
+    }
 }
 
 /// One row of a benchmark table.

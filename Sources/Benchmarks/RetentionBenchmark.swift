@@ -26,10 +26,7 @@ struct RetentionBenchmark: AsyncParsableCommand {
         let logger = Bench.quietLogger()
         let settings = try PostgresSettings.fromEnvironment()
         let events = quick ? 20_000 : self.events
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "vigil-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: directory.path)
+        let directory = try Bench.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
 
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench_retention", logger: logger) {

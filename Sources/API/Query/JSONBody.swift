@@ -35,14 +35,12 @@ struct JSONBody {
     static func parse(_ request: Request, context: some RequestContext) async throws -> JSONBody {
         try requireJSONContentType(request)
         let buffer = try await request.body.collect(upTo: BodyLimits.json)
-        guard case .object(let object) = try decode(buffer.readableBytesView, under: ["body"]).get() else {
-            throw ValidationError(
-                location: ["body"],
-                message: "Input should be a valid dictionary or object to extract fields from",
-                type: "model_attributes_type"
-            )
-        }
-        return JSONBody(object: object)
+        return try parse(buffer.readableBytesView)
+    }
+
+    /// A body already read: invalid JSON or a non-object is a 422.
+    static func parse(_ bytes: some Sequence<UInt8>) throws -> JSONBody {
+        try item(try decode(bytes, under: ["body"]).get(), location: ["body"]).get()
     }
 
     /// Client JSON (a body, an NDJSON line) through `StrictJSON`; a failure is an issue under

@@ -44,14 +44,9 @@ struct CleanupController<Context: RequestContext> {
         let bytes = try await request.body.collect(upTo: BodyLimits.json)
         if bytes.readableBytes > 0 {
             try JSONBody.requireJSONContentType(request)
-            guard case .object(let object) = try JSONBody.decode(bytes.readableBytesView, under: ["body"]).get() else {
-                throw ValidationError(
-                    location: ["body"], message: "Input should be a valid dictionary or object to extract fields from",
-                    type: "model_attributes_type")
-            }
-            var body = JSONBody(object: object)
+            var body = try JSONBody.parse(bytes.readableBytesView)
             let value = body.bool("dry_run")
-            if object["dry_run"] == .null {
+            if body.isNull("dry_run") {
                 body.fail("dry_run", "Input should be a valid boolean", "bool_type")
             }
             try body.validate()
