@@ -211,8 +211,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
             + services,
         logger: logger
     )
-    // The read models' views must exist before the first request reads them.
-    app.beforeServerStarts { try await store.registerProjections(registered) }
+    // The read models' views must exist before the first request reads them, and the
+    // `/ws/events` feed must know where it starts before the first socket subscribes.
+    let eventsFeed = parts.eventsFeed
+    app.beforeServerStarts {
+        try await store.registerProjections(registered)
+        _ = try await eventsFeed.startingPoint()
+    }
     return app
 }
 

@@ -86,12 +86,26 @@ final class EventsFeed: Service, Sendable {
     /// The feed's failures, for `/api/system/health/websocket`.
     let health = TailHealth()
     private let subscribers = Mutex<(all: [UInt64: Subscriber], nextID: UInt64, stopped: Bool)>(([:], 0, false))
+    private let start = Mutex<Checkpoint?>(nil)
 
     init(follower: LogFollower, settings: SystemSettingsReader, logger: Logger, capacity: Int) {
         self.follower = follower
         self.settings = settings
         self.logger = logger
         self.capacity = max(1, capacity)
+    }
+
+    /// Where the feed starts following: the log's head when first asked. The server asks before
+    /// it accepts sockets (`beforeServerStarts`), so every event committed after a socket
+    /// subscribed is after it. Taken in ``run()`` instead, a feed that started late (a loaded
+    /// machine, a pool still connecting) began after events its first sockets were owed.
+    func startingPoint() async throws -> Checkpoint {
+        if let start = start.withLock({ $0 }) { return start }
+        let head = try await follower.store.head()
+        return start.withLock { start in
+            if start == nil { start = head }
+            return start ?? head
+        }
     }
 
     /// A new subscriber to `channels`; nil once the feed has stopped.
@@ -145,7 +159,7 @@ final class EventsFeed: Service, Sendable {
             var position: Checkpoint?
             await self.health.keepReading("the /ws/events feed lost the log", logger: self.logger) {
                 let start: Checkpoint
-                if let position { start = position } else { start = try await self.follower.store.head() }
+                if let position { start = position } else { start = try await self.startingPoint() }
                 position = start
                 try await self.follower.follow(from: start, filter: LogFilter(types: Self.types)) { step in
                     // Nothing is rendered (no query, no JSON) while no socket listens.
