@@ -124,12 +124,18 @@ public struct EventStoreTransaction: Sendable {
         -> AppendResult
     {
         let request = AppendRequest(stream: stream, events: events, expected: expected)
-        return try await LogWriter.write([request], method: .insert, on: connection, logger: logger)[0].get()
+        return try await appendBatch([request])[0].get()
     }
 
     /// Like ``EventStore/appendBatch(_:)``, in this transaction.
+    ///
+    /// The transaction's commit then waits for the WAL flush, whatever the caller set: a
+    /// projection runner's batch commits without waiting (``synchronous_commit`` off), and a
+    /// reactor's events must be durable before anyone reads them.
     public func appendBatch(_ requests: [AppendRequest]) async throws -> [Result<AppendResult, AppendError>] {
-        try await LogWriter.write(requests, method: .insert, on: connection, logger: logger)
+        guard !requests.isEmpty else { return [] }
+        try await connection.query("SET LOCAL synchronous_commit = on", logger: logger)
+        return try await LogWriter.write(requests, method: .insert, on: connection, logger: logger)
     }
 
     /// The events of `streams` whose type is one of `types`, each stream in version order (the

@@ -127,20 +127,40 @@ enum Generations {
     }
 
     /// The projection's generations, its row locked as asked.
+    ///
+    /// `settings` are set for the rest of the transaction (`SET LOCAL`) by the same statement:
+    /// a runner's batch begins with this read, and each setting sent on its own was a round trip
+    /// of every batch of every runner.
     static func read(
-        _ name: String, lock: RowLock, on connection: PostgresConnection, logger: Logger
+        _ name: String, lock: RowLock, settings: [BatchSetting] = [], on connection: PostgresConnection,
+        logger: Logger
     )
         async throws -> (live: Int32, rebuild: Int32?)
     {
-        let rows = try await connection.query(
-            """
-            SELECT live_generation, rebuild_generation FROM projections WHERE name = \(name)
-            \(unescaped: lock.rawValue)
-            """,
-            logger: logger
-        )
+        var query: PostgresQuery = "SELECT live_generation, rebuild_generation"
+        for setting in settings {
+            query.sql += ", set_config('\(setting.name)', $\(query.binds.count + 1), true)"
+            query.binds.append(setting.value)
+        }
+        query.sql += " FROM projections WHERE name = $\(query.binds.count + 1) \(lock.rawValue)"
+        query.binds.append(name)
+        let rows = try await connection.query(query, logger: logger)
         for try await row in rows.decode((Int32, Int32?).self) { return row }
         throw ProjectionError.unknown(name)
+    }
+
+    /// A setting for the rest of a batch's transaction, see ``read(_:lock:settings:on:logger:)``.
+    struct BatchSetting: Sendable {
+        var name: String
+        var value: String
+
+        /// The batch commits without waiting for the WAL flush (see ``ProjectionRunner``).
+        static let noFlushWait = BatchSetting(name: "synchronous_commit", value: "off")
+
+        /// Unqualified names mean the generation's tables first, as ``inSchema(_:on:logger:_:)``.
+        static func searchPath(_ schema: String) -> BatchSetting {
+            BatchSetting(name: "search_path", value: "\(schema), public")
+        }
     }
 
     /// Creates generation `generation`: its schema, its tables, its checkpoint at the start.

@@ -45,7 +45,7 @@ extension ProjectionRunner {
         }
         try await connection.query(
             """
-            INSERT INTO projection_parked_events
+            INSERT INTO public.projection_parked_events
                 (name, generation, tx_id, position, event_id, stream, type, error)
             SELECT \(projection.name), \(generation), p.tx::xid8, p.position, p.event_id, p.stream, p.type, p.error
             FROM unnest(\(parked.map { String($0.event.checkpoint.transactionID) })::text[],
@@ -54,7 +54,7 @@ extension ProjectionRunner {
                         \(parked.map(\.event.type))::text[], \(parked.map(\.reason))::text[])
                  AS p(tx, position, event_id, stream, type, error)
             ON CONFLICT (name, generation, tx_id, position) DO UPDATE
-            SET error = excluded.error, attempts = projection_parked_events.attempts + 1, resolved_at = NULL
+            SET error = excluded.error, attempts = public.projection_parked_events.attempts + 1, resolved_at = NULL
             """,
             logger: logger)
     }

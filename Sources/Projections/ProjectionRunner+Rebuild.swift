@@ -53,7 +53,7 @@ extension ProjectionRunner {
                 let stillWanted = try await batch("rebuild", at: checkpoint, on: connection) {
                     isolating, connection in
                     let (_, rebuild) = try await Generations.read(
-                        projection.name, lock: .share, on: connection, logger: logger)
+                        projection.name, lock: .share, settings: [.noFlushWait], on: connection, logger: logger)
                     guard rebuild == generation else { return false }
                     try await self.apply(
                         page, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
@@ -67,7 +67,7 @@ extension ProjectionRunner {
             // Caught up: apply what is left and swap, with the live runner held off.
             let swapped = try await batch("rebuild", at: checkpoint, on: connection) { isolating, connection in
                 let (live, rebuild) = try await Generations.read(
-                    projection.name, lock: .update, on: connection, logger: logger)
+                    projection.name, lock: .update, settings: [.noFlushWait], on: connection, logger: logger)
                 guard rebuild == generation else { return true }
                 let last = try await read(after: checkpoint)
                 try await self.apply(

@@ -146,6 +146,14 @@ public final class ProjectionRunner: Service, Sendable {
     }
 
     /// Runs one batch's transaction for `role`, keeping count of its failures at `checkpoint`.
+    ///
+    /// `body` begins with the projection's generations (``Generations/read(_:lock:settings:on:logger:)``)
+    /// and sets ``Generations/BatchSetting/noFlushWait`` there: a batch's commit needn't wait
+    /// for the WAL flush. A crash loses at most its last moment, checkpoint included, which the
+    /// runner then applies again. A reactor's batch that appends events does wait: others may
+    /// already have read them (``EventStoreTransaction`` turns it back on when it appends). A
+    /// reactor's batch that appends nothing (most: a page of detections the alert engine only
+    /// moves past) thus holds the log's read horizon for its statements only, not for a flush.
     func batch<Value: Sendable>(
         _ role: String,
         at checkpoint: Checkpoint,
@@ -160,14 +168,7 @@ public final class ProjectionRunner: Service, Sendable {
         }
         do {
             let value = try await connection.inTransaction(logger: store.logger) { connection in
-                if !projection.isReactor {
-                    // A read model is derived: its commit needn't wait for the WAL flush. A
-                    // crash loses at most its last moment, checkpoint included, which it then
-                    // applies again. A reactor's output is events others may already have
-                    // read, so it waits.
-                    try await connection.query("SET LOCAL synchronous_commit = off", logger: store.logger)
-                }
-                return try await body(isolating, connection)
+                try await body(isolating, connection)
             }
             failures.withLock { $0[role] = nil }
             return value
@@ -224,11 +225,16 @@ public final class ProjectionRunner: Service, Sendable {
             // A quiet tick (for the maintenance above): nothing to apply or to move past.
             if page.events.isEmpty && page.next == checkpoint && projection.heartbeat == nil { continue }
             try await batch("live", at: checkpoint, on: connection) { isolating, connection in
+                // The generation's schema comes first for the rest of the batch (nothing after
+                // its statements but the checkpoint's move).
                 let (live, _) = try await Generations.read(
-                    projection.name, lock: .share, on: connection, logger: logger)
+                    projection.name, lock: .share,
+                    settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
+                    on: connection, logger: logger)
                 guard live == generation else { throw GenerationChanged() }
                 try await self.apply(
-                    page, generation: generation, after: checkpoint, isolating: isolating, on: connection)
+                    page, generation: generation, after: checkpoint, isolating: isolating, inSchema: true,
+                    on: connection)
             }
             checkpoint = page.next
         }
@@ -250,13 +256,21 @@ public final class ProjectionRunner: Service, Sendable {
         after checkpoint: Checkpoint,
         isolating: Bool,
         onServer: Bool = false,
+        inSchema: Bool = false,
         on connection: PostgresConnection
     ) async throws {
         let logger = store.logger
         let name = projection.name
         var parked: [(event: RecordedEvent, reason: String)] = []
         if !page.events.isEmpty || projection.heartbeat != nil {
-            try await Generations.inSchema(projection.schema(generation: generation), on: connection, logger: logger) {
+            let inGeneration: (() async throws -> Void) async throws -> Void =
+                inSchema
+                ? { try await $0() }
+                : {
+                    try await Generations.inSchema(
+                        self.projection.schema(generation: generation), on: connection, logger: logger, $0)
+                }
+            try await inGeneration {
                 if isolating && !page.events.isEmpty {
                     // Halving needs the events themselves.
                     let events = onServer ? try await store.events(at: page.events.map(\.checkpoint)) : page.events
@@ -277,7 +291,7 @@ public final class ProjectionRunner: Service, Sendable {
         let updated = try await connection.query(
             """
             WITH moved AS (
-                UPDATE projection_checkpoints
+                UPDATE public.projection_checkpoints
                 SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
                     checkpoint_position = \(next.position),
                     events_applied = events_applied + \(applied),

@@ -95,6 +95,27 @@ struct AppendTests {
         }
     }
 
+    @Test("appending in a transaction that skips the flush wait makes its commit wait again")
+    func appendingRestoresTheFlushWait() async throws {
+        // A projection runner's batch commits without waiting for the WAL flush; a reactor's
+        // batch that appends events must wait: others may read them at once.
+        try await TestDatabase.withStore { store in
+            let settings = try await store.transaction { transaction in
+                let connection = transaction.connection
+                func current() async throws -> String {
+                    try await connection.query("SHOW synchronous_commit", logger: TestDatabase.logger)
+                        .decode(String.self).first { _ in true } ?? "?"
+                }
+                try await connection.query("SET LOCAL synchronous_commit = off", logger: TestDatabase.logger)
+                _ = try await transaction.appendBatch([])
+                let afterNothing = try await current()
+                try await transaction.append(to: "camera-e", events: [detection()])
+                return [afterNothing, try await current()]
+            }
+            #expect(settings == ["off", "on"])
+        }
+    }
+
     @Test("the log refuses UPDATE and DELETE")
     func appendOnly() async throws {
         try await TestDatabase.withStore { store in
