@@ -224,6 +224,14 @@ public final class ProjectionRunner: Service, Sendable {
             }
             // A quiet tick (for the maintenance above): nothing to apply or to move past.
             if page.events.isEmpty && page.next == checkpoint && projection.heartbeat == nil { continue }
+            if page.events.isEmpty && projection.heartbeat == nil {
+                // Only past events this projection doesn't take (most pages of most runners
+                // under a flood of detections): the checkpoint moves in one statement of its
+                // own, not a transaction of four round trips.
+                try await moveCheckpoint(of: generation, from: checkpoint, past: page, standalone: true, on: connection)
+                checkpoint = page.next
+                continue
+            }
             try await batch("live", at: checkpoint, on: connection) { isolating, connection in
                 // The generation's schema comes first for the rest of the batch (nothing after
                 // its statements but the checkpoint's move).
@@ -285,12 +293,33 @@ public final class ProjectionRunner: Service, Sendable {
             }
         }
         if !parked.isEmpty { try await park(parked, generation: generation, on: connection) }
-        let applied = Int64(page.events.count - parked.count)
+        try await moveCheckpoint(
+            of: generation, from: checkpoint, past: page, applied: Int64(page.events.count - parked.count),
+            on: connection)
+    }
+
+    /// Moves the checkpoint of `generation` from `checkpoint` (compare and set: someone else
+    /// moved it, and this runner is not the only one, is refused) past `page`, with `applied`
+    /// events counted. Read-your-writes waiters (``LogNotifier/progress``) hear of it when it
+    /// commits.
+    ///
+    /// `standalone`: the statement is its own transaction (a page with nothing to apply). It
+    /// then holds the projection's row as a batch does (``Generations/read(_:lock:settings:on:logger:)``),
+    /// throws ``GenerationChanged`` when `generation` is no longer live, and commits without
+    /// the flush wait, as a batch does.
+    private func moveCheckpoint(
+        of generation: Int32, from checkpoint: Checkpoint, past page: LogPage, applied: Int64 = 0,
+        standalone: Bool = false, on connection: PostgresConnection
+    ) async throws {
+        let name = projection.name
         let next = page.next
-        // Read-your-writes waiters (``LogNotifier/progress``) hear of a move when this commits.
-        let updated = try await connection.query(
+        let rows = try await connection.query(
             """
-            WITH moved AS (
+            WITH live AS (
+                SELECT 1 FROM public.projections
+                WHERE \(standalone) AND name = \(name) AND live_generation = \(generation)
+                FOR SHARE
+            ), moved AS (
                 UPDATE public.projection_checkpoints
                 SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
                     checkpoint_position = \(next.position),
@@ -300,17 +329,21 @@ public final class ProjectionRunner: Service, Sendable {
                 WHERE name = \(name) AND generation = \(generation)
                   AND (checkpoint_tx, checkpoint_position)
                       = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
+                  AND (NOT \(standalone) OR EXISTS (SELECT 1 FROM live))
                 RETURNING 1
             )
-            SELECT 1 FROM moved
-            LEFT JOIN LATERAL (
-                SELECT pg_notify(\(LogNotifier.channel), \(LogNotifier.progressPrefix + name)) WHERE \(next != checkpoint)
-            ) AS notified ON true
+            SELECT EXISTS (SELECT 1 FROM moved), NOT \(standalone) OR EXISTS (SELECT 1 FROM live),
+                   CASE WHEN \(standalone) THEN set_config('synchronous_commit', 'off', true) END,
+                   (SELECT count(*) FROM moved, LATERAL (
+                       SELECT pg_notify(\(LogNotifier.channel), \(LogNotifier.progressPrefix + name))
+                       WHERE \(next != checkpoint)) AS notified)
             """,
-            logger: logger
-        ).decode(Int32.self).first { _ in true }
-        // Someone else moved the checkpoint: this runner is not the only one. Refuse.
-        guard updated != nil else { throw ProjectionError.checkpointMoved(name) }
+            logger: store.logger
+        )
+        var outcome: (moved: Bool, live: Bool)?
+        for try await (moved, live, _, _) in rows.decode((Bool, Bool, String?, Int64).self) { outcome = (moved, live) }
+        guard let outcome, outcome.live else { throw GenerationChanged() }
+        guard outcome.moved else { throw ProjectionError.checkpointMoved(name) }
     }
 
     func loadCheckpoint(generation: Int32, on connection: PostgresConnection) async throws -> Checkpoint {
