@@ -333,6 +333,7 @@ import VigilTesting
         }) { store, client in
             try await IngestAPITests.register(client, "porch")
             let before = try await Self.eventCount(store)
+            let detectionsBefore = try await IngestAPITests.count(store, type: DetectionRecorded.type)
             let old = try await client.send(.post, "/api/detections", json: Self.detection(at: "2019-12-31T23:59:59Z"))
             #expect(old.status == .unprocessableContent)
             let issue = try #require((try json(old)["detail"] as? [[String: Any]])?.first)
@@ -344,7 +345,10 @@ import VigilTesting
             #expect(try await Self.eventCount(store) == before)
             let good = try await client.send(.post, "/api/detections", json: Self.detection(at: "2020-01-01T00:00:00Z"))
             #expect(good.status == .created)
-            #expect(try await Self.eventCount(store) == before + 1)
+            // The detection, counted alone: the batch aggregator opens its security event a
+            // moment later (a reactor's event, not the POST's), and a count of every event
+            // raced it (lost once under load in the API suite).
+            #expect(try await IngestAPITests.count(store, type: DetectionRecorded.type) == detectionsBefore + 1)
         }
     }
 
