@@ -1,0 +1,119 @@
+import EventStore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Applying a page and moving the checkpoint past it: the live and rebuild roles' shared work.
+extension ProjectionRunner {
+    /// Applies a page to `generation` and moves its checkpoint, inside the caller's transaction.
+    ///
+    /// `isolating`: the page failed with a data error several times already; apply it in halves
+    /// under savepoints down to the events that fail, and park those (see
+    /// `schemas/store/0004_parked_events.sql`).
+    ///
+    /// `onServer`: the page was read without bodies, and the projection (a
+    /// ``RunBasedProjection``) reads its events from the table.
+    ///
+    /// `schemaIsSet`: the batch's first statement set the generation's schema first in the
+    /// search path for the rest of the transaction already (a live batch).
+    func apply(
+        _ page: LogPage,
+        generation: Int32,
+        after checkpoint: Checkpoint,
+        isolating: Bool,
+        onServer: Bool = false,
+        schemaIsSet: Bool = false,
+        on connection: PostgresConnection
+    ) async throws {
+        let logger = store.logger
+        var parked: [(event: RecordedEvent, reason: String)] = []
+        func applyEvents() async throws {
+            if isolating && !page.events.isEmpty {
+                // Halving needs the events themselves.
+                let events = onServer ? try await store.events(at: page.events.map(\.checkpoint)) : page.events
+                parked = try await applyIsolating(events[...], on: connection)
+            } else if onServer, let projection = projection as? any RunBasedProjection {
+                let segments = EventRun.segments(
+                    page.events, barriers: projection.barriers, readingLogAfter: checkpoint)
+                try await projection.apply(segments, on: connection, logger: logger)
+            } else {
+                try await projection.apply(page.events, on: connection, logger: logger)
+            }
+        }
+        if !page.events.isEmpty || projection.heartbeat != nil {
+            if schemaIsSet {
+                try await applyEvents()
+            } else {
+                try await Generations.inSchema(
+                    projection.schema(generation: generation), on: connection, logger: logger, applyEvents)
+            }
+        }
+        if !parked.isEmpty { try await park(parked, generation: generation, on: connection) }
+        try await moveCheckpoint(
+            of: generation, from: checkpoint, past: page, applied: Int64(page.events.count - parked.count),
+            on: connection)
+    }
+
+    /// Moves the checkpoint of `generation` from `checkpoint` (compare and set: someone else
+    /// moved it, and this runner is not the only one, is refused) past `page`, with `applied`
+    /// events counted. Read-your-writes waiters (``LogNotifier/progress``) hear of it when it
+    /// commits.
+    ///
+    /// `standalone`: the statement is its own transaction (a page with nothing to apply). It
+    /// then holds the projection's row as a batch does (``Generations/read(_:lock:settings:on:logger:)``),
+    /// throws ``GenerationChanged`` when `generation` is no longer live, and commits without
+    /// the flush wait, as a batch does.
+    func moveCheckpoint(
+        of generation: Int32, from checkpoint: Checkpoint, past page: LogPage, applied: Int64 = 0,
+        standalone: Bool = false, on connection: PostgresConnection
+    ) async throws {
+        let name = projection.name
+        let next = page.next
+        let noFlushWait = Generations.BatchSetting.noFlushWait
+        let rows = try await connection.query(
+            """
+            WITH live AS (
+                SELECT 1 FROM public.projections
+                WHERE \(standalone) AND name = \(name) AND live_generation = \(generation)
+                FOR SHARE
+            ), moved AS (
+                UPDATE public.projection_checkpoints
+                SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
+                    checkpoint_position = \(next.position),
+                    events_applied = events_applied + \(applied),
+                    last_event_at = coalesce(\(page.events.last?.recordedAt)::timestamptz, last_event_at),
+                    updated_at = now(), last_error = NULL, last_error_at = NULL
+                WHERE name = \(name) AND generation = \(generation)
+                  AND (checkpoint_tx, checkpoint_position)
+                      = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
+                  AND (NOT \(standalone) OR EXISTS (SELECT 1 FROM live))
+                RETURNING 1
+            )
+            SELECT EXISTS (SELECT 1 FROM moved), NOT \(standalone) OR EXISTS (SELECT 1 FROM live),
+                   CASE WHEN \(standalone) THEN set_config(\(noFlushWait.name), \(noFlushWait.value), true) END,
+                   (SELECT count(*) FROM moved, LATERAL (
+                       SELECT pg_notify(\(LogNotifier.channel), \(LogNotifier.progressPrefix + name))
+                       WHERE \(next != checkpoint)) AS notified)
+            """,
+            logger: store.logger
+        )
+        var outcome: (moved: Bool, live: Bool)?
+        for try await (moved, live, _, _) in rows.decode((Bool, Bool, String?, Int64).self) { outcome = (moved, live) }
+        guard let outcome, outcome.live else { throw GenerationChanged() }
+        guard outcome.moved else { throw ProjectionError.checkpointMoved(name) }
+    }
+
+    func loadCheckpoint(generation: Int32, on connection: PostgresConnection) async throws -> Checkpoint {
+        let rows = try await connection.query(
+            """
+            SELECT checkpoint_tx::text, checkpoint_position FROM projection_checkpoints
+            WHERE name = \(projection.name) AND generation = \(generation)
+            """,
+            logger: store.logger
+        )
+        for try await (transaction, position) in rows.decode((String, Int64).self) {
+            return Checkpoint(transactionText: transaction, position: position)
+        }
+        throw ProjectionError.unknown("\(projection.name) generation \(generation)")
+    }
+}
