@@ -34,6 +34,18 @@ public struct Bench: AsyncParsableCommand {
     }
 }
 
+/// The size of a synthetic history (``PagesBenchmark/appendHistory(_:to:)``) for the benchmarks
+/// that build one and work on it whole (archive, retention).
+struct HistorySize: ParsableArguments {
+    @Option(help: "Security events in the history (each with one detection: four log events).")
+    var events = 250_000
+
+    @Flag(help: "A small run (20,000 security events).")
+    var quick = false
+
+    var securityEvents: Int { quick ? 20_000 : events }
+}
+
 /// One row of a benchmark table.
 struct Measurement {
     var name: String
@@ -45,11 +57,16 @@ struct Measurement {
 
     var eventsPerSecond: Double { Double(events) / elapsed.seconds }
 
-    func percentile(_ p: Double) -> Double {
-        guard !latencies.isEmpty else { return 0 }
-        let sorted = latencies.sorted()
-        let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
-        return sorted[max(0, index)].seconds * 1000
+    func percentile(_ p: Double) -> Double { latencies.percentileMilliseconds(p) }
+}
+
+extension Array where Element == Duration {
+    /// The `p` quantile (nearest rank) in milliseconds; 0 when empty.
+    func percentileMilliseconds(_ p: Double) -> Double {
+        guard !isEmpty else { return 0 }
+        let sorted = self.sorted()
+        let index = Swift.min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
+        return sorted[Swift.max(0, index)].seconds * 1000
     }
 }
 

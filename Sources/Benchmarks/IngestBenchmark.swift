@@ -116,26 +116,18 @@ struct IngestBenchmark: AsyncParsableCommand {
                     let rate = steadyRate
                     let (latencies, background) = try await Self.visibility(
                         api, camera: cameras[0], others: Array(cameras.dropFirst()), count: visible, rate: rate)
-                    func percentile(_ durations: [Duration], _ p: Double) -> Double {
-                        let sorted = durations.sorted()
-                        return sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
-                            .seconds * 1000
+                    let (listed, answered) = (latencies.map(\.visible), latencies.map(\.answered))
+                    func spread(_ durations: [Duration]) -> String {
+                        String(
+                            format: "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+                            durations.percentileMilliseconds(0.5), durations.percentileMilliseconds(0.9),
+                            durations.percentileMilliseconds(0.99), durations.percentileMilliseconds(1))
                     }
-                    let (visible, answered) = (latencies.map(\.visible), latencies.map(\.answered))
                     print(
-                        String(
-                            format: "POST /api/detections → listed by GET /api/detections/{id}: %d detections, "
-                                + "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; meanwhile %d/s from other "
-                                + "cameras (%d posted, %d failed)",
-                            visible.count, percentile(visible, 0.5), percentile(visible, 0.9),
-                            percentile(visible, 0.99), percentile(visible, 1), rate, background.posted,
-                            background.failed))
-                    print(
-                        String(
-                            format:
-                                "  of which the POST's own answer: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
-                            percentile(answered, 0.5), percentile(answered, 0.9), percentile(answered, 0.99),
-                            percentile(answered, 1)))
+                        "POST /api/detections → listed by GET /api/detections/{id}: \(listed.count) detections, "
+                            + "\(spread(listed)); meanwhile \(rate)/s from other cameras "
+                            + "(\(background.posted) posted, \(background.failed) failed)")
+                    print("  of which the POST's own answer: \(spread(answered))")
                 }
                 try await http.shutdown()
             } catch {

@@ -16,16 +16,12 @@ struct RetentionBenchmark: AsyncParsableCommand {
         abstract: "A retention run (plan, LZ4 segment, delete) against COPY TO + DELETE of the same rows."
     )
 
-    @Option(help: "Security events in the history (each with one detection: four log events).")
-    var events = 250_000
-
-    @Flag(help: "A small run (20,000 security events).")
-    var quick = false
+    @OptionGroup var history: HistorySize
 
     func run() async throws {
         let logger = Bench.quietLogger()
         let settings = try PostgresSettings.fromEnvironment()
-        let events = quick ? 20_000 : self.events
+        let events = history.securityEvents
         let directory = try Bench.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
 

@@ -3,7 +3,6 @@ import EventStore
 import Foundation
 import NIOCore
 import Projections
-import Synchronization
 import Testing
 import VigilTesting
 
@@ -14,10 +13,6 @@ import VigilTesting
 /// to run. A feed that ran late (a loaded machine, a pool still connecting) once took the head
 /// after a socket had subscribed and events had been appended, and that socket never got them.
 @Suite struct EventsFeedStartTests {
-    final class Messages: Sendable {
-        let texts = Mutex<[String]>([])
-    }
-
     @Test("a feed that runs late still sends what was appended after its start was fixed")
     func lateFeedMissesNothing() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
@@ -33,24 +28,22 @@ import VigilTesting
             // A socket subscribed, then a detection came, and only then does the feed run.
             try await EventsSocketTests.append(store, [EventsSocketTests.detection(2, at: 60)])
             #expect(try await feed.startingPoint() == start, "the start is fixed once")
-            let received = Messages()
+            let received = LogSocketTests.Received()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await broadcaster.run() }
                 group.addTask { try await feed.run() }
                 group.addTask {
                     for await message in subscriber.stream {
-                        let text = String(buffer: message)
-                        received.texts.withLock { $0.append(text) }
+                        received.append(String(buffer: message))
                     }
                 }
                 try await waitUntil("the detection appended after the start arrives", timeout: .seconds(30)) {
-                    received.texts.withLock { !$0.isEmpty }
+                    received.count > 0
                 }
                 group.cancelAll()
             }
-            let messages = try received.texts.withLock { $0 }.map {
-                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-            }
+            let messages = received.all
+            #expect(messages.count == received.count, "every message is a JSON object")
             // Only detection 2: detection 1 was in the log before the start.
             #expect(messages.map { $0["type"] as? String } == ["detection.new"])
             #expect((messages.first?["data"] as? [String: Any])?["id"] as? Int == 2)
