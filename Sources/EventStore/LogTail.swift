@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Follows the log from a checkpoint page by page: catches up from the table, then waits for
 /// new events. Each committed event is in exactly one page, pages come in log order.
 ///
@@ -20,7 +22,7 @@ public struct LogPages: AsyncSequence, Sendable {
     /// connection reconnects); correctness never depends on it.
     let idlePoll: Duration
     /// When set, a quiet log yields an empty page (``LogPage/next`` unchanged) this often.
-    let heartbeat: Duration?
+    let heartbeat: Heartbeat?
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(pages: self, checkpoint: start)
@@ -61,7 +63,7 @@ public struct LogPages: AsyncSequence, Sendable {
                     await pages.signal.wait(after: seen, timeout: backoff)
                     backoff = Swift.min(backoff * 2, .milliseconds(100))
                 } else if let heartbeat = pages.heartbeat {
-                    await pages.signal.wait(after: seen, timeout: Swift.min(heartbeat, pages.idlePoll))
+                    await pages.signal.wait(after: seen, timeout: Swift.min(heartbeat.interval, pages.idlePoll))
                     if pages.signal.generation == seen && !Task.isCancelled { return page }
                 } else {
                     await pages.signal.wait(after: seen, timeout: pages.idlePoll)
@@ -109,7 +111,7 @@ extension EventStore {
         notifier: LogNotifier,
         batchSize: Int = 1000,
         idlePoll: Duration = .seconds(5),
-        heartbeat: Duration? = nil
+        heartbeat: Heartbeat? = nil
     ) -> LogPages {
         LogPages(
             store: self,
@@ -144,9 +146,24 @@ public protocol LogPageSource: Sendable {
     /// every committed event in exactly one page, in log order, a page when ``LogPage/next``
     /// moved past skipped events; with `heartbeat`, an empty page when the log is quiet that long.
     func pages(
-        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Duration?
+        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Heartbeat?
     )
         -> any AsyncSequence<LogPage, any Error>
+}
+
+/// How long a follower caught up with a quiet log waits before it yields an empty page
+/// (``LogPage/next`` unchanged). Its owner may change it between pages: a projection runner
+/// shortens it while it holds a checkpoint move it has put off, so the move is written soon
+/// after the log goes quiet.
+public final class Heartbeat: Sendable {
+    private let current: Mutex<Duration>
+
+    public init(_ interval: Duration) { current = Mutex(interval) }
+
+    public var interval: Duration {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
 }
 
 /// Pages read from the table, woken by the notifier (``EventStore/pages(from:filter:notifier:batchSize:idlePoll:heartbeat:)``).
@@ -160,7 +177,7 @@ public struct TablePages: LogPageSource {
     }
 
     public func pages(
-        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Duration?
+        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Heartbeat?
     )
         -> any AsyncSequence<LogPage, any Error>
     {

@@ -25,7 +25,8 @@ public struct ProjectionStatus: Sendable {
     public var head: Checkpoint
     /// Events between the checkpoint and the head (counted up to a million).
     public var lagEvents: Int64
-    /// Seconds between the newest event in the log and the newest event applied (0 when caught up).
+    /// Seconds between the newest event in the log and the newest event the checkpoint passed
+    /// (applied, or skipped as not the projection's kind; 0 when caught up).
     public var lagSeconds: Double
     public var eventsApplied: Int64
     public var updatedAt: Date
@@ -85,7 +86,12 @@ extension EventStore {
                                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                                  AND l.classid::int8 = ((lease.key >> 32) & 4294967295)
                                  AND l.objid::int8 = (lease.key & 4294967295)),
-                       coalesce(extract(epoch FROM head.recorded_at - c.last_event_at), 0)::float8,
+                       -- The newest event the checkpoint passed: applied, or skipped as not
+                       -- the projection's kind (a runner may put off moving past those).
+                       coalesce(extract(epoch FROM head.recorded_at - coalesce(
+                           (SELECT e.recorded_at FROM events e
+                            WHERE e.position = c.checkpoint_position AND e.tx_id = c.checkpoint_tx),
+                           c.last_event_at)), 0)::float8,
                        r.generation, r.checkpoint_tx::text, r.checkpoint_position, r.events_applied, r.created_at,
                        head.tx_id::text, head.position,
                        (SELECT count(*) FROM projection_parked_events x

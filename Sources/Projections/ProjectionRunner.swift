@@ -48,6 +48,14 @@ public final class ProjectionRunner: Service, Sendable {
         public var attemptsBeforeParking: Int = 3
         /// How often a live runner on a quiet log looks for parked events to retry.
         public var maintenanceInterval: Duration = .seconds(2)
+        /// How long a live runner may leave its checkpoint behind events it only moves past
+        /// (pages with nothing its projection takes): such a move is written when the runner
+        /// next applies events, when the log is quiet this long, or when its checkpoint was
+        /// last written this long ago, whichever comes first. Under a flood of detections this
+        /// spares most runners a commit per page; a waiter for the checkpoint
+        /// (``EventStore/waitForProjections(_:toReach:timeout:progress:poll:)``) waits for
+        /// events the projection doesn't take at most this much longer.
+        public var progressInterval: Duration = .milliseconds(50)
         /// Retention's archive folder (`VIGIL_ARCHIVE_DIR`), for the rebuilds of read models
         /// that keep archived history (``Projection/replaysArchive``).
         public var archiveDirectory: String?
@@ -208,43 +216,54 @@ public final class ProjectionRunner: Service, Sendable {
     private func followLive(on connection: PostgresConnection) async throws {
         let logger = store.logger
         let generation = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger).live
+        // Where the table has the checkpoint, and where the pages have come to (ahead of it
+        // while a move past events the projection doesn't take is put off).
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
+        var position = checkpoint
+        let tick = projection.heartbeat ?? options.maintenanceInterval
+        let heartbeat = Heartbeat(tick)
         let pages = source.pages(
-            from: checkpoint,
-            filter: projection.filter,
-            batchSize: options.batchSize,
-            heartbeat: projection.heartbeat ?? options.maintenanceInterval
-        )
+            from: checkpoint, filter: projection.filter, batchSize: options.batchSize, heartbeat: heartbeat)
         let clock = ContinuousClock()
         var lastMaintenance = clock.now - options.maintenanceInterval
+        var lastMove = clock.now
         for try await page in pages {
             if clock.now - lastMaintenance >= options.maintenanceInterval {
                 try await retryParked(generation: generation, on: connection)
                 lastMaintenance = clock.now
             }
-            // A quiet tick (for the maintenance above): nothing to apply or to move past.
-            if page.events.isEmpty && page.next == checkpoint && projection.heartbeat == nil { continue }
-            if page.events.isEmpty && projection.heartbeat == nil {
-                // Only past events this projection doesn't take (most pages of most runners
-                // under a flood of detections): the checkpoint moves in one statement of its
-                // own, not a transaction of four round trips.
-                try await moveCheckpoint(of: generation, from: checkpoint, past: page, standalone: true, on: connection)
-                checkpoint = page.next
+            let quiet = page.events.isEmpty && page.next == position
+            position = page.next
+            // A quiet tick with nothing to apply or to move past (the maintenance above was
+            // its purpose).
+            if quiet && page.next == checkpoint && projection.heartbeat == nil { continue }
+            // Only past events this projection doesn't take (most pages of most runners under
+            // a flood of detections): the move waits for the next page that has work, for the
+            // log to go quiet, or for `progressInterval` since the last move.
+            if page.events.isEmpty && !quiet && clock.now - lastMove < options.progressInterval {
+                heartbeat.interval = min(tick, options.progressInterval)
                 continue
             }
-            try await batch("live", at: checkpoint, on: connection) { isolating, connection in
-                // The generation's schema comes first for the rest of the batch (nothing after
-                // its statements but the checkpoint's move).
-                let (live, _) = try await Generations.read(
-                    projection.name, lock: .share,
-                    settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
-                    on: connection, logger: logger)
-                guard live == generation else { throw GenerationChanged() }
-                try await self.apply(
-                    page, generation: generation, after: checkpoint, isolating: isolating, schemaIsSet: true,
-                    on: connection)
+            if page.events.isEmpty && projection.heartbeat == nil {
+                // The move alone: one statement of its own, not a transaction of four round trips.
+                try await moveCheckpoint(of: generation, from: checkpoint, past: page, standalone: true, on: connection)
+            } else {
+                try await batch("live", at: checkpoint, on: connection) { [checkpoint] isolating, connection in
+                    // The generation's schema comes first for the rest of the batch (nothing
+                    // after its statements but the checkpoint's move).
+                    let (live, _) = try await Generations.read(
+                        projection.name, lock: .share,
+                        settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
+                        on: connection, logger: logger)
+                    guard live == generation else { throw GenerationChanged() }
+                    try await self.apply(
+                        page, generation: generation, after: checkpoint, isolating: isolating, schemaIsSet: true,
+                        on: connection)
+                }
             }
             checkpoint = page.next
+            lastMove = clock.now
+            heartbeat.interval = tick
         }
     }
 

@@ -55,7 +55,7 @@ import VigilTesting
                         var last = Checkpoint.start
                         for try await page in source.pages(
                             from: .start, filter: follower.filter, batchSize: follower.batchSize,
-                            heartbeat: .milliseconds(200))
+                            heartbeat: Heartbeat(.milliseconds(200)))
                         {
                             #expect(page.events.count <= follower.batchSize)
                             #expect(page.next >= last, "\(follower.name): next went back")

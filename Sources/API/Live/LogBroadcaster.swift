@@ -269,7 +269,7 @@ final class LogBroadcaster: Service, Sendable {
                 defer { for observer in self.observers { observer.tailInterrupted() } }
                 let start = try await self.startingPoint()
                 for try await page in self.store.pages(
-                    from: start, notifier: self.notifier, batchSize: 1000, heartbeat: .seconds(5))
+                    from: start, notifier: self.notifier, batchSize: 1000, heartbeat: Heartbeat(.seconds(5)))
                 {
                     self.publish(page.events, next: page.next)
                     self.health.succeeded()

@@ -15,7 +15,7 @@ struct SharedTailPages: LogPageSource {
     var idlePoll: Duration = .seconds(5)
 
     func pages(
-        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Duration?
+        from checkpoint: Checkpoint, filter: LogFilter, batchSize: Int, heartbeat: Heartbeat?
     )
         -> any AsyncSequence<LogPage, any Error>
     {
@@ -29,7 +29,7 @@ struct SharedTailPages: LogPageSource {
         let start: Checkpoint
         let filter: LogFilter
         let batchSize: Int
-        let heartbeat: Duration?
+        let heartbeat: Heartbeat?
 
         func makeAsyncIterator() -> Iterator { Iterator(pages: self, checkpoint: start) }
 
@@ -63,7 +63,7 @@ struct SharedTailPages: LogPageSource {
                             return page
                         }
                         // Caught up with the tail: wait for it to read on (or for the heartbeat).
-                        let quiet = Swift.min(pages.heartbeat ?? pages.source.idlePoll, pages.source.idlePoll)
+                        let quiet = Swift.min(pages.heartbeat?.interval ?? pages.source.idlePoll, pages.source.idlePoll)
                         await broadcaster.progress.wait(after: seen, timeout: quiet)
                         if pages.heartbeat != nil, broadcaster.progress.generation == seen, !Task.isCancelled {
                             return page
