@@ -25,6 +25,8 @@ public struct BatchAggregatorReactor: Projection {
     public let filter = LogFilter(types: [DetectionRecorded.type, CameraRemoved.type, SystemConfigChanged.type])
     public let heartbeat: Duration?
     public var isReactor: Bool { true }
+    /// A detection's answer doesn't wait on its batch: the batches close on their own clock.
+    public var batchInterval: Duration { BatchInterval.background }
 
     /// The configuration before any `SystemConfigChanged` (the server's defaults).
     let defaults: SystemConfig

@@ -3,6 +3,15 @@ import Foundation
 import Logging
 import PostgresNIO
 
+/// ``Projection/batchInterval``s.
+public enum BatchInterval {
+    /// For the read models a detection's answer and its `GET` don't wait on (cameras'
+    /// `last_seen_at`, analytics, the pipeline's counts, the batch aggregator): at 200
+    /// detections/s each applies 40 batches a second instead of 200. Measured with `vigil bench
+    /// ingest` (docs/BENCHMARKS.md, 2026-11-30): single POSTs +24%, POST → visible p50 −45%.
+    public static let background = Duration.milliseconds(25)
+}
+
 /// A read model built from the log.
 ///
 /// Its tables live in one PostgreSQL schema per generation (`projection_<name>_<generation>`);
@@ -39,6 +48,13 @@ public protocol Projection: Sendable {
     /// was about has gone): retention doesn't rebuild it, and a rebuild applies the archive
     /// segments (``ProjectionRunner/Options/archiveDirectory``) before the table.
     var replaysArchive: Bool { get }
+    /// The least time between the starts of two batches of its live runner that apply events
+    /// (zero: none). Under a flood of detections it applies them in fewer, larger batches,
+    /// leaving the cores to the writes and to the read models a client waits on; its rows are
+    /// then up to this much later. A quiet log waits for nothing: the first event after a pause
+    /// is applied at once. ``BatchInterval/background`` for the read models no answer waits on
+    /// for a detection.
+    var batchInterval: Duration { get }
 }
 
 extension Projection {
@@ -46,6 +62,7 @@ extension Projection {
     public var isReactor: Bool { false }
     public var version: Int32 { 1 }
     public var replaysArchive: Bool { false }
+    public var batchInterval: Duration { .zero }
 
     /// Runs the `.sql` files of `projections/<name>/` in name order.
     public func createTables(on connection: PostgresConnection, logger: Logger) async throws {

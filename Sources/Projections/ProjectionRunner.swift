@@ -227,7 +227,9 @@ public final class ProjectionRunner: Service, Sendable {
         let clock = ContinuousClock()
         var lastMaintenance = clock.now - options.maintenanceInterval
         var lastMove = clock.now
+        let batchInterval = projection.batchInterval
         for try await page in pages {
+            let received = clock.now
             if clock.now - lastMaintenance >= options.maintenanceInterval {
                 try await retryParked(generation: generation, on: connection)
                 lastMaintenance = clock.now
@@ -264,6 +266,11 @@ public final class ProjectionRunner: Service, Sendable {
             checkpoint = page.next
             lastMove = clock.now
             heartbeat.interval = tick
+            // Under a flood, the events that arrive meanwhile make the next page (a full page:
+            // catching up, nothing to wait for).
+            if batchInterval > .zero && !page.events.isEmpty && !page.isFull {
+                try await clock.sleep(until: received + batchInterval)
+            }
         }
     }
 

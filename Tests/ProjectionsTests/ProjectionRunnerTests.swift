@@ -26,6 +26,7 @@ struct StreamCounts: Projection {
     /// writing its `firing`-th row (counted by a sequence, which no rollback resets): once.
     let commitFault: (firing: Int, action: CommitFault)?
     let calls = Counter()
+    var batchInterval: Duration = .zero
 
     enum CommitFault: String, Sendable, CaseIterable {
         /// The trigger raises an error (SQLSTATE 40001): the COMMIT fails, the server rolls back.

@@ -16,6 +16,7 @@ public struct AnalyticsProjection: RunBasedProjection {
         DetectionRecorded.type, SecurityEventOpened.type, SecurityEventAnalyzed.type, CameraRemoved.type,
     ])
     public let barriers: Set<String> = [CameraRemoved.type]
+    public var batchInterval: Duration { BatchInterval.background }
 
     public init() {}
 

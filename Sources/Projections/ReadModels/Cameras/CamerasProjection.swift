@@ -12,6 +12,7 @@ public struct CamerasProjection: RunBasedProjection {
     /// Lifecycle events apply where they stand; detections between them only touch
     /// `last_seen_at` of cameras that exist, so they can be grouped.
     public let barriers: Set<String> = [CameraRegistered.type, CameraUpdated.type, CameraRemoved.type]
+    public var batchInterval: Duration { BatchInterval.background }
 
     public init() {}
 

@@ -13,6 +13,7 @@ public struct PipelineProjection: RunBasedProjection {
         DetectionRecorded.type, SecurityEventClosed.type, SecurityEventAnalyzed.type,
     ])
     public let barriers: Set<String> = []
+    public var batchInterval: Duration { BatchInterval.background }
 
     public init() {}
 
