@@ -52,7 +52,7 @@ import VigilTesting
                 try await group.waitForAll()
             }
             // Every session of the database ends (another client does it).
-            try await settings.with(database: scratch.database).withRunningClient(logger: logger) { admin in
+            _ = try await settings.with(database: scratch.database).withRunningClient(logger: logger) { admin in
                 try await admin.guardedQuery(
                     """
                     SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
