@@ -51,14 +51,22 @@ struct RunnerFloodTests {
         Int(elapsed / interval) + 2
     }
 
-    /// Appends `count` events the projection skips, one transaction each; returns the last one's checkpoint.
-    static func appendSkipped(_ store: EventStore, count: Int) async throws -> Checkpoint {
+    /// Appends `count` events, one transaction each, event `i` to stream `stream(i)`; returns
+    /// the last one's checkpoint.
+    static func appendOneByOne(
+        _ store: EventStore, count: Int, stream: (Int) -> String
+    ) async throws -> Checkpoint {
         var last = Checkpoint.start
         for sequence in 0..<count {
-            last = try await store.append(to: "other-\(sequence)", events: [detection(sequence: sequence)]).checkpoints[
-                0]
+            let appended = try await store.append(to: stream(sequence), events: [detection(sequence: sequence)])
+            last = appended.checkpoints[0]
         }
         return last
+    }
+
+    /// Appends `count` events the projection skips (`other-…` streams), one transaction each.
+    static func appendSkipped(_ store: EventStore, count: Int) async throws -> Checkpoint {
+        try await appendOneByOne(store, count: count) { "other-\($0)" }
     }
 
     @Test("moves past skipped events are put off, written when the log goes quiet, and folded into the next batch")
@@ -123,11 +131,7 @@ struct RunnerFloodTests {
                 let started = ContinuousClock.now
                 // 30 commits the projection takes, one after another: each would be a page
                 // and a batch of its own for a runner that keeps up.
-                var last = Checkpoint.start
-                for sequence in 0..<30 {
-                    last = try await store.append(to: "count-\(sequence % 3)", events: [detection(sequence: sequence)])
-                        .checkpoints[0]
-                }
+                let last = try await Self.appendOneByOne(store, count: 30) { "count-\($0 % 3)" }
                 try await ProjectionRunnerTests.waitForApplied(31, store)
                 try await ProjectionRunnerTests.waitForCheckpoint(last, store)
                 let batches = counts.calls.count - before
