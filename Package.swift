@@ -46,6 +46,7 @@ let package = Package(
         .target(name: "Domain", swiftSettings: swiftSettings),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "Archive",
             dependencies: [
@@ -104,6 +105,7 @@ let package = Package(
             name: "API",
             dependencies: [
                 "Archive",
+                "CMalloc",
                 "EventStore",
                 "Projections",
                 "Domain",

@@ -45,12 +45,41 @@ struct ServerParts {
     /// `GET /api/metrics`.
     let metrics: ServerMetrics
 
+    /// The pooled connections a server's runners hold for as long as they run and its notifier's
+    /// LISTEN: a read model's runner has two roles (live, rebuild), a reactor's one (it is never
+    /// rebuilt), and each role holds a connection (its lease).
+    static func heldConnections(_ projections: [any Projection], _ configuration: ServerConfiguration) -> Int {
+        (configuration.runProjections ? projections.reduce(0) { $0 + ($1.isReactor ? 1 : 2) } : 0) + 1
+    }
+
+    /// The same count before the projections exist (the pool is made first): the read models,
+    /// and the reactors `init` adds (the batch aggregator, the alert engine, and the analysis
+    /// publisher when Redis is configured).
+    static func heldConnections(_ configuration: ServerConfiguration) -> Int {
+        guard configuration.runProjections else { return 1 }
+        let reactors = configuration.redis == nil ? 2 : 3
+        return 2 * ReadModels.all.count + reactors + 1
+    }
+
+    /// The pool keeps open what the runners hold and the requests' share (its
+    /// `minimumConnections`). PostgresNIO times a connection above that minimum out when idle
+    /// with a `Task.sleep` of 60 s, scheduled each time it goes back to the pool and cancelled
+    /// when it is leased again; a cancelled sleep stays allocated until its deadline, so under
+    /// load tens of thousands were pending at once (after the demo backfill, 24,000 sleeps and
+    /// their tasks held 12 MB). A lease takes the first free connection, so requests use the
+    /// kept ones, and only connections beyond them are timed.
+    static func poolConfiguration(_ configuration: ServerConfiguration) -> PostgresClient.Configuration {
+        var pool = configuration.postgres.clientConfiguration
+        pool.options.minimumConnections = min(
+            pool.options.maximumConnections, heldConnections(configuration) + connectionsForRequests)
+        return pool
+    }
+
     init(_ configuration: ServerConfiguration, logger serverLogger: Logger) {
         // Every part logs through this logger: what it logs at or above `logRecordLevel` is
         // recorded too (the recorder itself logs through the server's logger, not recorded).
         var logger = serverLogger
-        let pool = PostgresClient(
-            configuration: configuration.postgres.clientConfiguration, backgroundLogger: serverLogger)
+        let pool = PostgresClient(configuration: Self.poolConfiguration(configuration), backgroundLogger: serverLogger)
         let operationalLogs = OperationalLogs(database: ReadDatabase(client: pool, logger: serverLogger))
         recorder = configuration.logRecordLevel.map {
             LogRecorder(
@@ -81,6 +110,9 @@ struct ServerParts {
                 AnalysisPublisher(redis: redis, queue: queue, analysisTimeout: configuration.analysisTimeout))
         }
         self.projections = projections
+        precondition(
+            Self.heldConnections(projections, configuration) == Self.heldConnections(configuration),
+            "ServerParts.heldConnections(_:) must count the projections the server runs")
         let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
         let reads = ReadDatabase(client: client, logger: logger)
         let readModels = APIReadModels(
@@ -161,7 +193,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     // A read model's runner has two roles (live, rebuild), a reactor's one (it is never rebuilt);
     // each holds a pooled connection for as long as it runs (its lease), and the notifier one
     // for LISTEN: a smaller pool starves every request.
-    let held = (configuration.runProjections ? projections.reduce(0) { $0 + ($1.isReactor ? 1 : 2) } : 0) + 1
+    let held = ServerParts.heldConnections(projections, configuration)
     let pool = configuration.postgres.maximumConnections
     guard pool >= held + connectionsForRequests else {
         throw ConfigurationError(
@@ -206,6 +238,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
         services: [
             client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed, parts.statusFeed,
+            IdleMemory(appends: notifier.signal, broadcaster: parts.broadcaster),
         ]
             + (parts.keyUsage.map { [$0] } ?? []) + (parts.recorder.map { [$0] } ?? [])
             + services,

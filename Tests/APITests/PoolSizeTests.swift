@@ -1,9 +1,11 @@
-import API
 import EventStore
 import Foundation
+import PostgresNIO
 import Redis
 import Testing
 import VigilTesting
+
+@testable import API
 
 /// A pool too small for what the runners hold starves every request (docs/RELIABILITY.md,
 /// finding 2): the server refuses to start with it and says how large it must be.
@@ -44,5 +46,21 @@ import VigilTesting
         // Without runners only the notifier holds one.
         #expect(Self.minimum(pool: 10, projections: false) == nil)
         #expect(Self.minimum(pool: 8, projections: false) == 9)
+    }
+
+    /// The connections kept open (the pool's minimum): what the runners hold and the requests'
+    /// share. Leasing and returning one of those schedules no idle timer (docs/BENCHMARKS.md,
+    /// Memory: PostgresNIO's cancelled timers held 12 MB after the demo backfill).
+    @Test func thePoolKeepsOpenWhatTheRunnersHoldAndTheRequestsShare() {
+        func kept(pool: Int, projections: Bool = true, redis: Bool = true) -> Int {
+            ServerParts.poolConfiguration(Self.configuration(pool: pool, projections: projections, redis: redis))
+                .options.minimumConnections
+        }
+        #expect(kept(pool: 40) == 36)
+        #expect(kept(pool: 100) == 36)
+        #expect(kept(pool: 40, redis: false) == 35)
+        #expect(kept(pool: 40, projections: false) == 9)
+        // Never more than the pool (a pool too small is refused, above, when the server is built).
+        #expect(kept(pool: 5, projections: false) == 5)
     }
 }

@@ -180,6 +180,20 @@ final class LogBroadcaster: Service, Sendable {
 
     var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
+    /// Lets go of the recent events: the log has gone quiet (``IdleMemory``), so every reader
+    /// that keeps up has them, and one that comes back later reads the table. The ring fills
+    /// again from the next event.
+    func releaseRecentEvents() {
+        state.withLock { state in
+            guard state.ringStart != nil, !state.ring.isEmpty else { return }
+            state.ring = Deque()
+            state.ringStart = state.position
+        }
+    }
+
+    /// The events the ring holds (for tests).
+    var recentEventCount: Int { state.withLock { $0.ring.count } }
+
     /// Takes a page the tail read: into the ring, and to every subscriber it matches.
     private func publish(_ events: [RecordedEvent], next: Checkpoint) {
         for observer in observers { observer.observe(events) }
