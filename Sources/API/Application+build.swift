@@ -190,9 +190,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         parts.client, parts.store, parts.notifier, parts.appender, parts.availability, parts.redis, parts.queue,
         parts.projections, parts.router
     )
-    // A read model's runner has two roles (live, rebuild), a reactor's one (it is never rebuilt);
-    // each holds a pooled connection for as long as it runs (its lease), and the notifier one
-    // for LISTEN: a smaller pool starves every request.
+    // What the runners and the notifier hold for as long as they run: a smaller pool starves
+    // every request.
     let held = ServerParts.heldConnections(projections, configuration)
     let pool = configuration.postgres.maximumConnections
     guard pool >= held + connectionsForRequests else {
