@@ -45,33 +45,17 @@ struct ServerParts {
     /// `GET /api/metrics`.
     let metrics: ServerMetrics
 
-    /// The pooled connections a server's runners hold for as long as they run and its notifier's
-    /// LISTEN: a read model's runner has two roles (live, rebuild), a reactor's one (it is never
-    /// rebuilt), and each role holds a connection (its lease).
-    static func heldConnections(_ projections: [any Projection], _ configuration: ServerConfiguration) -> Int {
-        (configuration.runProjections ? projections.reduce(0) { $0 + ($1.isReactor ? 1 : 2) } : 0) + 1
-    }
-
-    /// The same count before the projections exist (the pool is made first): the read models,
-    /// and the reactors `init` adds (the batch aggregator, the alert engine, and the analysis
-    /// publisher when Redis is configured).
-    static func heldConnections(_ configuration: ServerConfiguration) -> Int {
-        guard configuration.runProjections else { return 1 }
-        let reactors = configuration.redis == nil ? 2 : 3
-        return 2 * ReadModels.all.count + reactors + 1
-    }
-
-    /// The pool keeps open what the runners hold and the requests' share (its
-    /// `minimumConnections`). PostgresNIO times a connection above that minimum out when idle
-    /// with a `Task.sleep` of 60 s, scheduled each time it goes back to the pool and cancelled
-    /// when it is leased again; a cancelled sleep stays allocated until its deadline, so under
-    /// load tens of thousands were pending at once (after the demo backfill, 24,000 sleeps and
-    /// their tasks held 12 MB). A lease takes the first free connection, so requests use the
-    /// kept ones, and only connections beyond them are timed.
+    /// The pool of `vigil serve`: a connection that goes back idle is closed after 10 s, not
+    /// PostgresNIO's 60. The pool times each one out with a `Task.sleep`, scheduled each time it
+    /// goes back and cancelled when it is leased again, and a cancelled sleep stays allocated
+    /// until its deadline: after the demo backfill, 24,000 of them held 12 MB for a minute. The
+    /// runners hold theirs for as long as they run, and the availability probe uses one every
+    /// second, so a quiet server still answers on a warm connection. (Keeping connections open
+    /// instead, `minimumConnections`, crashes PostgresNIO 1.33's pool when PostgreSQL restarts:
+    /// a precondition in its state machine, found by `tools/faults/pg-restart`.)
     static func poolConfiguration(_ configuration: ServerConfiguration) -> PostgresClient.Configuration {
         var pool = configuration.postgres.clientConfiguration
-        pool.options.minimumConnections = min(
-            pool.options.maximumConnections, heldConnections(configuration) + connectionsForRequests)
+        pool.options.connectionIdleTimeout = .seconds(10)
         return pool
     }
 
@@ -110,9 +94,6 @@ struct ServerParts {
                 AnalysisPublisher(redis: redis, queue: queue, analysisTimeout: configuration.analysisTimeout))
         }
         self.projections = projections
-        precondition(
-            Self.heldConnections(projections, configuration) == Self.heldConnections(configuration),
-            "ServerParts.heldConnections(_:) must count the projections the server runs")
         let settings = SystemSettingsReader(store: store, defaults: configuration.settings)
         let reads = ReadDatabase(client: client, logger: logger)
         let readModels = APIReadModels(
@@ -190,9 +171,10 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         parts.client, parts.store, parts.notifier, parts.appender, parts.availability, parts.redis, parts.queue,
         parts.projections, parts.router
     )
-    // What the runners and the notifier hold for as long as they run: a smaller pool starves
-    // every request.
-    let held = ServerParts.heldConnections(projections, configuration)
+    // A read model's runner has two roles (live, rebuild), a reactor's one (it is never rebuilt);
+    // each holds a pooled connection for as long as it runs (its lease), and the notifier one
+    // for LISTEN: a smaller pool starves every request.
+    let held = (configuration.runProjections ? projections.reduce(0) { $0 + ($1.isReactor ? 1 : 2) } : 0) + 1
     let pool = configuration.postgres.maximumConnections
     guard pool >= held + connectionsForRequests else {
         throw ConfigurationError(

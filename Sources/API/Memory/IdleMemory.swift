@@ -9,9 +9,11 @@ import Synchronization
 ///
 /// glibc's `malloc` keeps the pages of what is freed inside its heaps, so after a burst (the
 /// demo's backfill, a flood of detections) a server's resident memory stays at the burst's peak
-/// although most of it is free; `malloc_trim(0)` gives every whole free page back. It runs once
-/// per quiet spell, never under load, where it would hold the allocator's locks while requests
-/// allocate. `tools/bench/memory` measures it (docs/BENCHMARKS.md, Memory).
+/// although most of it is free; `malloc_trim(0)` gives every whole free page back. It runs at
+/// every check of a quiet spell (what is freed later, as the pool's idle timers run out, goes
+/// back too; on an idle heap a trim takes well under a millisecond), never under load, where it
+/// would hold the allocator's locks while requests allocate. `tools/bench/memory` measures it
+/// (docs/BENCHMARKS.md, Memory).
 final class IdleMemory: Service, Sendable {
     private let appends: ChangeSignal
     private let broadcaster: LogBroadcaster
@@ -24,20 +26,16 @@ final class IdleMemory: Service, Sendable {
         self.quiet = quiet
     }
 
-    /// Quiet spells that ended in a release, since the start (for tests).
+    /// Releases since the start (for tests).
     var releases: Int { trims.load(ordering: .relaxed) }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             var seen = self.appends.generation
-            var released: UInt64?
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.quiet)
                 let now = self.appends.generation
-                if now == seen && released != now {
-                    self.release()
-                    released = now
-                }
+                if now == seen { self.release() }
                 seen = now
             }
         }
