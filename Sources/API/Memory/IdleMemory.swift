@@ -11,14 +11,13 @@ import Synchronization
 /// demo's backfill, a flood of detections) a server's resident memory stays at the burst's peak
 /// although most of it is free; `malloc_trim(0)` gives every whole free page back. It runs at
 /// every check of a quiet spell (what is freed later, as the pool's idle timers run out, goes
-/// back too; on an idle heap a trim takes well under a millisecond), never under load, where it
-/// would hold the allocator's locks while requests allocate. `tools/bench/memory` measures it
-/// (docs/BENCHMARKS.md, Memory).
+/// back too), never under load, where it would hold the allocator's locks while requests
+/// allocate. `tools/bench/memory` measures it (docs/BENCHMARKS.md, Memory).
 final class IdleMemory: Service, Sendable {
     private let appends: ChangeSignal
     private let broadcaster: LogBroadcaster
     let quiet: Duration
-    private let trims = Atomic<Int>(0)
+    private let releaseCount = Atomic<Int>(0)
 
     init(appends: ChangeSignal, broadcaster: LogBroadcaster, quiet: Duration = .seconds(5)) {
         self.appends = appends
@@ -27,7 +26,7 @@ final class IdleMemory: Service, Sendable {
     }
 
     /// Releases since the start (for tests).
-    var releases: Int { trims.load(ordering: .relaxed) }
+    var releases: Int { releaseCount.load(ordering: .relaxed) }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -44,6 +43,6 @@ final class IdleMemory: Service, Sendable {
     private func release() {
         broadcaster.releaseRecentEvents()
         malloc_trim(0)
-        trims.add(1, ordering: .relaxed)
+        releaseCount.add(1, ordering: .relaxed)
     }
 }
