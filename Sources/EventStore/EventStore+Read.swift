@@ -32,12 +32,14 @@ extension EventStore {
             // One statement, one snapshot: the page, the newest readable checkpoint (where the
             // next read starts when the page isn't full), whether committed events wait beyond
             // the horizon, and whether leaving out other databases' transactions would help.
-            let rows = try await client.guardedQuery(
+            // Prepared: its text is the same for every horizon, filter and page.
+            let rows = try await client.guardedPreparedQuery(
                 """
-                WITH h AS MATERIALIZED (SELECT \(unescaped: horizon.sql) AS xmin)
+                WITH p AS MATERIALIZED (SELECT \(horizon.leftOutText)::text[]::xid8[] AS left_out),
+                \(unescaped: ReadHorizon.boundCTE)
                 (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
-                        e.schema_version, \(unescaped: bodies ? "e.data::text, e.metadata::text" : "'', ''"),
-                        e.recorded_at
+                        e.schema_version, CASE WHEN \(bodies) THEN e.data::text ELSE '' END,
+                        CASE WHEN \(bodies) THEN e.metadata::text ELSE '' END, e.recorded_at
                  FROM events e
                  WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
                    AND e.tx_id < (SELECT xmin FROM h)
@@ -62,7 +64,7 @@ extension EventStore {
                  FROM h WHERE \(transaction)::text::xid8 >= xmin)
                 UNION ALL
                 (SELECT 4, stalled, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM (SELECT \(unescaped: horizon.stalledSQL) AS stalled) AS s
+                 FROM (SELECT \(unescaped: ReadHorizon.boundStalledSQL) AS stalled) AS s
                  WHERE stalled IS NOT NULL)
                 """,
                 logger: logger

@@ -194,7 +194,7 @@ enum LogWriter {
     )
         async throws -> (versions: [String: Int64], archived: Set<String>)
     {
-        let rows = try await connection.query(
+        let rows = try await connection.preparedQuery(
             """
             INSERT INTO streams AS s (stream, version)
             SELECT name, 0 FROM unnest(\(streams)::text[]) AS name ORDER BY name
@@ -218,7 +218,7 @@ enum LogWriter {
     )
         async throws -> [UUID: StoredEvent]
     {
-        let rows = try await connection.query(
+        let rows = try await connection.preparedQuery(
             """
             SELECT event_id, stream, version, tx_id::text, position, metadata->>'request_digest'
             FROM events WHERE event_id = ANY(\(ids)::uuid[])
@@ -250,7 +250,7 @@ enum LogWriter {
         let metadata = rows.map(\.event.metadata)
         let (touched, touchedVersions) = newVersions(of: rows, versions: versions)
         // The stream bump rides along in the same statement: one round trip.
-        let result = try await connection.query(
+        let result = try await connection.preparedQuery(
             """
             WITH bumped AS (
                 UPDATE streams SET version = u.version, last_tx = pg_current_xact_id()

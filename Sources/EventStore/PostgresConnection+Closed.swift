@@ -258,12 +258,27 @@ extension PostgresClient {
     /// sent, so nothing ran) is given back and the query runs on another, up to three times.
     @discardableResult
     public func guardedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
+        try await onOpenConnection { try await $0.guardedQuery(query, logger: logger) }
+    }
+
+    /// ``guardedQuery(_:logger:)`` as a named prepared statement (see ``PreparedStatements``
+    /// for which statements may).
+    @discardableResult
+    public func guardedPreparedQuery(_ query: PostgresQuery, logger: Logger) async throws -> CollectedRows {
+        try await onOpenConnection { try await $0.guardedPreparedQuery(query, logger: logger) }
+    }
+
+    /// `run` on a pooled connection that was open when handed out, trying another up to three
+    /// times (see ``guardedQuery(_:logger:)``).
+    private func onOpenConnection(
+        _ run: @escaping @Sendable (PostgresConnection) async throws -> CollectedRows
+    ) async throws -> CollectedRows {
         var attempt = 0
         while true {
             attempt += 1
             let rows: CollectedRows? = try await withConnection { connection in
                 if connection.isClosed && attempt < 3 { return nil }
-                return try await connection.guardedQuery(query, logger: logger)
+                return try await run(connection)
             }
             if let rows { return rows }
             try await Task.sleep(for: .milliseconds(10))

@@ -144,7 +144,7 @@ enum Generations {
         }
         query.sql += " FROM projections WHERE name = $\(query.binds.count + 1) \(lock.rawValue)"
         query.binds.append(name)
-        let rows = try await connection.query(query, logger: logger)
+        let rows = try await connection.preparedQuery(query, logger: logger)
         for try await row in rows.decode((Int32, Int32?).self) { return row }
         throw ProjectionError.unknown(name)
     }

@@ -70,7 +70,7 @@ extension ProjectionRunner {
         let name = projection.name
         let next = page.next
         let noFlushWait = Generations.BatchSetting.noFlushWait
-        let rows = try await connection.query(
+        let rows = try await connection.preparedQuery(
             """
             WITH live AS (
                 SELECT 1 FROM public.projections

@@ -137,7 +137,21 @@ import VigilTesting
                     }
                 }
                 #expect(try await sessions(limited.applicationName) == 0)
-                try await waitUntil("the probe says down", timeout: .seconds(20)) { !availability.isUp }
+                do {
+                    try await waitUntil("the probe says down", timeout: .seconds(20)) { !availability.isUp }
+                } catch {
+                    // What held the slots, for the next reader of a failure (seen twice in nine
+                    // loaded runs of this suite, 2026-11-30; not reproduced since).
+                    let rows = try await admin.query(
+                        """
+                        SELECT string_agg(application_name || ':' || coalesce(state, '-'), ', ')
+                        FROM pg_stat_activity WHERE usename = \(role)
+                        """, logger: logger)
+                    var held = ""
+                    for try await list in rows.decode(String?.self) { held = list ?? "" }
+                    Issue.record("probe: \(availability.current); foreign: \(foreign.count); role's sessions: \(held)")
+                    throw error
+                }
                 let error = availability.current.error ?? ""
                 #expect(error.contains("refuses new ones") && error.contains("53300"), "\(error)")
 

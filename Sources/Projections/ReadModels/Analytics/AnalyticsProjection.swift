@@ -137,7 +137,7 @@ public struct AnalyticsProjection: RunBasedProjection {
     private func run(
         _ run: EventRun, on connection: PostgresConnection, logger: Logger, _ sql: (_ rows: String) -> String
     ) async throws -> Bool {
-        let rows = try await connection.query(run.query(sql), logger: logger)
+        let rows = try await connection.preparedQuery(run.query(sql), logger: logger)
         var answer = false
         for try await value in rows.decode(Bool.self) { answer = value }
         return answer

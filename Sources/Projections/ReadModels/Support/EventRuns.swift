@@ -179,7 +179,7 @@ extension RunBasedProjection {
     ) async throws {
         for run in EventRun.flatten(segments) {
             for statement in statements(run) {
-                try await connection.query(statement, logger: logger)
+                try await connection.preparedQuery(statement, logger: logger)
             }
         }
     }
