@@ -31,7 +31,7 @@ public final class PreparedStatements: Sendable {
     static let shared = PreparedStatements()
 
     /// How many distinct statement texts get a name.
-    static let limit = 512
+    static let limit = 256
 
     private struct Entry {
         var index: Int
@@ -54,15 +54,17 @@ public final class PreparedStatements: Sendable {
         }
     }
 
-    /// After `error` from running `sql` prepared: a new name for it unless the error is one a
-    /// prepared statement's execution raises (a constraint, a data error, a raised exception,
-    /// a serialization failure), which says nothing about the preparation.
+    /// After `error` from running `sql` prepared: a new name for it when PostgreSQL refused it
+    /// for a reason that may have come from its preparation (a failed transaction, a lock or
+    /// statement timeout, a changed table). Not for an error a prepared statement's execution
+    /// raises (a constraint, a data error, a raised exception, a serialization failure), nor
+    /// for a connection that closed (its prepared statements are gone with it): each new name
+    /// leaves the old one prepared on every connection that had it, until that connection
+    /// closes.
     func failed(_ sql: String, _ error: any Error) {
-        if let error = error as? PSQLError, let state = error.serverInfo?[.sqlState],
-            ["22", "23", "40", "P0"].contains(state.prefix(2))
-        {
-            return
-        }
+        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState],
+            !["22", "23", "40", "P0"].contains(state.prefix(2))
+        else { return }
         names.withLock { $0[sql]?.epoch += 1 }
     }
 }
