@@ -68,7 +68,8 @@ extension EventStore {
     /// nothing written.
     public func planRetention(cutoff: Date) async throws -> RetentionPlan {
         let bound = try await retentionBound()
-        return try await client.withConnection { connection in
+        let logger = logger
+        return try await client.withOpenConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
                 try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
                 return try await Self.plan(cutoff: cutoff, bound: bound, on: connection, logger: logger)

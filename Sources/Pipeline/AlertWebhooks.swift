@@ -334,7 +334,7 @@ public struct WebhookDeliverer: Service {
     func record(_ delivery: WebhookDelivery, attempt: Int, outcome: Outcome) async throws {
         let now = Date()
         let metadata = EventMetadata(actor: "webhook-deliverer")
-        try await store.client.withConnection { connection in
+        try await store.client.withOpenConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
                 let event: NewEvent?
                 switch outcome {

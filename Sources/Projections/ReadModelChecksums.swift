@@ -21,12 +21,12 @@ extension EventStore {
         for projection in ReadModels.all {
             guard let status = statuses.first(where: { $0.name == projection.name }) else { continue }
             let schema = projection.schema(generation: status.generation)
-            let tables = try await client.query(
+            let tables = try await client.guardedQuery(
                 "SELECT tablename::text FROM pg_tables WHERE schemaname = \(schema) ORDER BY tablename",
                 logger: logger
             ).decode(String.self).reduce(into: [String]()) { $0.append($1) }
             for table in tables {
-                let rows = try await client.query(
+                let rows = try await client.guardedQuery(
                     """
                     SELECT count(*), coalesce(md5(string_agg(row, E'\\n' ORDER BY row)), md5(''))
                     FROM (SELECT t::text AS row FROM "\(unescaped: schema)"."\(unescaped: table)" t) AS rows
