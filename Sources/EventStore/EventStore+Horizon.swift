@@ -61,10 +61,10 @@ public struct ReadHorizon: Sendable, Equatable {
             """
     }
 
-    /// SQL of a CTE `h(xmin, plain)`, after a CTE `p(left_out xid8[])` the statement binds
+    /// SQL of a CTE `h(xmin)`, after a CTE `p(left_out xid8[])` the statement binds
     /// (``leftOutText``): `xmin` is the horizon over the statement's snapshot with `left_out`'s
-    /// transactions left out, as ``sql`` gives it, and `plain` says that list is empty. One
-    /// text for every list, so a statement using it can be prepared (``PreparedStatements``):
+    /// transactions left out, as ``sql`` gives it. One text for every list, so a statement using
+    /// it can be prepared (``PreparedStatements``):
     ///
     ///     WITH p AS MATERIALIZED (SELECT \(horizon.leftOutText)::text[]::xid8[] AS left_out),
     ///     \(unescaped: ReadHorizon.boundCTE) …
@@ -73,17 +73,12 @@ public struct ReadHorizon: Sendable, Equatable {
             SELECT CASE WHEN cardinality(p.left_out) = 0 THEN pg_snapshot_xmin(pg_current_snapshot())
                         ELSE coalesce((SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
                                        WHERE x <> ALL (p.left_out)),
-                                      pg_snapshot_xmax(pg_current_snapshot())) END AS xmin,
-                   cardinality(p.left_out) = 0 AS plain
+                                      pg_snapshot_xmax(pg_current_snapshot())) END AS xmin
             FROM p)
         """
 
     /// ``leftOut`` as the `text[]` the CTE `p` of ``boundCTE`` binds.
     var leftOutText: [String] { leftOut.map(String.init) }
-
-    /// SQL (`text` or `NULL`) over the CTE `h` of ``boundCTE``: ``stalledSQL`` of the horizon it
-    /// holds.
-    static let boundStalledSQL = "(SELECT CASE WHEN h.plain THEN \(stalled) END FROM h)"
 
     /// SQL (one row per running transaction of the statement's snapshot): its `xid8` as text
     /// and whether it counts (`true`: it runs in this database and may write the log), is left

@@ -29,9 +29,11 @@ extension EventStore {
         let limit = max(1, limit)
         let transaction = String(checkpoint.transactionID)
         let result = try await withReadHorizon { horizon in
-            // One statement, one snapshot: the page, the newest readable checkpoint (where the
-            // next read starts when the page isn't full), whether committed events wait beyond
-            // the horizon, and whether leaving out other databases' transactions would help.
+            // One statement, one snapshot: the page (kind 0), the newest readable checkpoint
+            // (1: where the next read starts when the page isn't full), whether committed events
+            // wait beyond the horizon (2; with the plain horizon, leaving out other databases'
+            // transactions might then read further), and whether the checkpoint is not below
+            // the horizon (3).
             // Prepared: its text is the same for every horizon, filter and page.
             let rows = try await client.guardedPreparedQuery(
                 """
@@ -52,7 +54,7 @@ extension EventStore {
                  FROM events e WHERE e.tx_id < (SELECT xmin FROM h)
                  ORDER BY e.tx_id DESC, e.position DESC LIMIT 1)
                 UNION ALL
-                (SELECT 2, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                (SELECT 2, (SELECT xmin FROM h)::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                  FROM events e
                  WHERE (e.tx_id, e.position) > (
                      (SELECT greatest(\(transaction)::text::xid8, xmin) FROM h),
@@ -62,10 +64,6 @@ extension EventStore {
                 UNION ALL
                 (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                  FROM h WHERE \(transaction)::text::xid8 >= xmin)
-                UNION ALL
-                (SELECT 4, stalled, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM (SELECT \(unescaped: ReadHorizon.boundStalledSQL) AS stalled) AS s
-                 WHERE stalled IS NOT NULL)
                 """,
                 logger: logger
             )
@@ -81,9 +79,14 @@ extension EventStore {
                 switch kind {
                 case 0: events.append(try Self.recordedEvent(row, at: at))
                 case 1: head = at
-                case 2: pending = true
-                case 3: beyond = at.transactionID
-                default: stalled = at.transactionID
+                case 2:
+                    // Committed events wait beyond the horizon (kind 2 carries the horizon). For
+                    // the plain horizon, that is a stall at the cluster's oldest running
+                    // transaction, unless the checkpoint is beyond it (kind 3): a narrowed
+                    // horizon might read further.
+                    pending = true
+                    if horizon.leftOut.isEmpty { stalled = at.transactionID }
+                default: beyond = at.transactionID
                 }
             }
             // A checkpoint beyond the plain horizon may be below a narrowed one (an earlier read
