@@ -52,13 +52,20 @@ public struct ReadHorizon: Sendable, Equatable {
 
     /// The horizon as an SQL expression (`xid8`) over the statement's snapshot.
     public var sql: String {
-        guard !leftOut.isEmpty else { return "pg_snapshot_xmin(pg_current_snapshot())" }
-        let list = leftOut.map(String.init).joined(separator: ",")
-        return """
-            coalesce((SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-                      WHERE x <> ALL ('{\(list)}'::xid8[])),
-                     pg_snapshot_xmax(pg_current_snapshot()))
-            """
+        guard !leftOut.isEmpty else { return Self.plainSQL }
+        return Self.narrowedSQL(leaving: "'{\(leftOutText.joined(separator: ","))}'::xid8[]")
+    }
+
+    /// The cluster's horizon (SQL, `xid8`): its oldest running transaction.
+    private static let plainSQL = "pg_snapshot_xmin(pg_current_snapshot())"
+
+    /// The horizon (SQL, `xid8`) with the transactions of `list` (an SQL `xid8[]`) left out: the
+    /// oldest of the other running transactions, or the snapshot's `xmax` when none is left.
+    private static func narrowedSQL(leaving list: String) -> String {
+        """
+        coalesce((SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE x <> ALL (\(list))),
+                 pg_snapshot_xmax(pg_current_snapshot()))
+        """
     }
 
     /// SQL of a CTE `h(xmin)`, after a CTE `p(left_out xid8[])` the statement binds
@@ -70,10 +77,8 @@ public struct ReadHorizon: Sendable, Equatable {
     ///     \(unescaped: ReadHorizon.boundCTE) …
     static let boundCTE = """
         h AS MATERIALIZED (
-            SELECT CASE WHEN cardinality(p.left_out) = 0 THEN pg_snapshot_xmin(pg_current_snapshot())
-                        ELSE coalesce((SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-                                       WHERE x <> ALL (p.left_out)),
-                                      pg_snapshot_xmax(pg_current_snapshot())) END AS xmin
+            SELECT CASE WHEN cardinality(p.left_out) = 0 THEN \(plainSQL)
+                        ELSE \(narrowedSQL(leaving: "p.left_out")) END AS xmin
             FROM p)
         """
 
