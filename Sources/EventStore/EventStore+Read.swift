@@ -105,6 +105,30 @@ extension EventStore {
         return LogPage(events: events, next: next, isFull: isFull, pendingBeyondHorizon: pending)
     }
 
+    /// ``read(after:filter:limit:bodies:)`` without bodies, for one of several readers that
+    /// walk the whole log at once (the projection rebuilds): the pages come from one stretch of
+    /// the log read once for all of them (``LogWindow``), or from the table when `reader` is
+    /// outside it. `reader` names the reader (its place keeps that stretch in the window).
+    ///
+    /// Its events carry their checkpoint, type and recording time only (no id, stream or
+    /// version). A page may hold fewer than `limit` events and still be full (more may follow
+    /// right away): it ends where the shared stretch ends.
+    public func readShared(
+        as reader: String, after checkpoint: Checkpoint, filter: LogFilter, limit: Int
+    )
+        async throws -> LogPage
+    {
+        if let page = try await window.page(for: reader, after: checkpoint, filter: filter, limit: limit, store: self) {
+            return page
+        }
+        return try await read(after: checkpoint, filter: filter, limit: limit, bodies: false)
+    }
+
+    /// `reader` is done with ``readShared(as:after:filter:limit:)``: what only it read is let go.
+    public func leaveShared(_ reader: String) async {
+        await window.leave(reader)
+    }
+
     /// The newest checkpoint readers can read up to now.
     ///
     /// Every `ORDER BY` names the `xid8` column qualified (`e.tx_id`): an unqualified name

@@ -59,7 +59,8 @@ public struct LogPage: Sendable {
     public var events: [RecordedEvent]
     /// Where the next read starts. When the page is not full this is the newest readable
     /// checkpoint of the whole log (filtered-out events are skipped for good), otherwise
-    /// the checkpoint of the page's last event.
+    /// the checkpoint of the page's last event (or, for a page of a shared stretch that ended
+    /// first, that stretch's end: ``EventStore/readShared(as:after:filter:limit:)``).
     public var next: Checkpoint
     /// The page was full: more matching events may be readable right away.
     public var isFull: Bool

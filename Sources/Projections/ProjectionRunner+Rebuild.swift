@@ -26,13 +26,34 @@ extension ProjectionRunner {
     ///
     /// A ``RunBasedProjection``'s events stay on the server: its pages are read without their
     /// bodies (checkpoints and types), and its statements read each stretch of the log from the
-    /// table (``EventRun/segments(_:barriers:readingLogAfter:)``), in larger batches.
+    /// table (``EventRun/segments(_:barriers:readingLogAfter:)``), in larger batches. Those
+    /// pages come from the stretch of the log every rebuild in the process shares
+    /// (``EventStore/readShared(as:after:filter:limit:)``): the log is read once for all of
+    /// them, not once each. The read that decides the swap, under the projection's lock, reads
+    /// the table.
     private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
+        let reader = "\(projection.name)#\(generation)"
+        do {
+            try await fill(generation, as: reader, on: connection)
+        } catch {
+            await store.leaveShared(reader)
+            throw error
+        }
+        await store.leaveShared(reader)
+    }
+
+    private func fill(_ generation: Int32, as reader: String, on connection: PostgresConnection) async throws {
         let logger = store.logger
         let onServer = projection is any RunBasedProjection
         let limit = onServer ? options.rebuildBatchSize : options.batchSize
-        func read(after checkpoint: Checkpoint) async throws -> LogPage {
-            try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
+        func read(after checkpoint: Checkpoint, shared: Bool = true) async throws -> LogPage {
+            guard onServer else {
+                return try await store.read(after: checkpoint, filter: projection.filter, limit: limit)
+            }
+            guard shared else {
+                return try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: false)
+            }
+            return try await store.readShared(as: reader, after: checkpoint, filter: projection.filter, limit: limit)
         }
         try await replayArchive(into: generation, on: connection)
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
@@ -69,7 +90,7 @@ extension ProjectionRunner {
                 let (live, rebuild) = try await Generations.read(
                     projection.name, lock: .update, settings: [.noFlushWait], on: connection, logger: logger)
                 guard rebuild == generation else { return true }
-                let last = try await read(after: checkpoint)
+                let last = try await read(after: checkpoint, shared: false)
                 try await self.apply(
                     last, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
                     on: connection)

@@ -1,10 +1,11 @@
-import EventStore
 import Foundation
 import Logging
 import PostgresNIO
 import Projections
 import Testing
 import VigilTesting
+
+@testable import EventStore
 
 /// Rebuild equals live, for every table of every read model: the one check behind the read
 /// models' correctness under batching, concurrency, restarts and rebuilds.
@@ -126,6 +127,11 @@ enum RebuildEqualsLive {
             }
             if ContinuousClock.now >= deadline {
                 Issue.record("the rebuilds did not finish within 300 s: \(seen)", sourceLocation: sourceLocation)
+            }
+            // They read the log through the stretch they share, which lets go once all are done.
+            #expect(await store.window.tableReads > 0, "the shared window was not read", sourceLocation: sourceLocation)
+            try await waitUntil("the shared window is empty after the rebuilds", timeout: .seconds(10)) {
+                await store.window.heldEvents == 0
             }
         }
 
