@@ -8,8 +8,9 @@ import Foundation
 ///
 /// The window grows at its end when a reader reaches it (one read at a time, which every
 /// reader waiting for it shares) and drops its oldest stretches once no reader is in them.
-/// Readers outside it (behind its start, or ahead of its end once it holds ``capacity``
-/// events) read the table themselves. Every stretch was read below the read horizon, so no
+/// When it holds ``capacity`` events, a reader at its end waits for room (up to
+/// ``roomWait``). Readers outside it (behind its start, or past its end after that wait) read
+/// the table themselves. Every stretch was read below the read horizon, so no
 /// event can join it later: a page from the window is what a table read would answer.
 actor LogWindow {
     /// Unfiltered events per read of the table.
@@ -18,6 +19,8 @@ actor LogWindow {
     let capacity: Int
     /// A reader that has not asked for this long no longer keeps its stretch in the window.
     let readerTimeout: Duration
+    /// How long a reader at the end of a full window waits for room before it reads the table.
+    let roomWait: Duration
 
     /// One read of the table: every event in `(after, through]`, in log order.
     struct Stretch {
@@ -58,10 +61,14 @@ actor LogWindow {
     private var typeIndex: [String: UInt16] = [:]
     private var readers: [String: (checkpoint: Checkpoint, seen: ContinuousClock.Instant)] = [:]
 
-    init(stretchSize: Int = 20_000, capacity: Int = 600_000, readerTimeout: Duration = .seconds(30)) {
+    init(
+        stretchSize: Int = 20_000, capacity: Int = 600_000, readerTimeout: Duration = .seconds(30),
+        roomWait: Duration = .seconds(2)
+    ) {
         self.stretchSize = stretchSize
         self.capacity = capacity
         self.readerTimeout = readerTimeout
+        self.roomWait = roomWait
     }
 
     private var end: Checkpoint? { stretches.last?.through ?? origin }
@@ -109,9 +116,17 @@ actor LogWindow {
                 continue
             }
             guard held < capacity else {
-                // Full: a reader at the end goes on alone; one with events gets them first.
-                if events.isEmpty && checkpoint == end { return outside(reader) }
-                return LogPage(events: events, next: end, isFull: true, pendingBeyondHorizon: false)
+                // Full: a reader with events gets them first. One at the end waits for the
+                // readers behind to let a stretch go (so the fast ones go at the pace of the
+                // slowest, which sets the rebuild's time anyway, instead of each reading the
+                // table again), and reads the table itself only when that takes too long.
+                if !events.isEmpty || checkpoint != end {
+                    return LogPage(events: events, next: end, isFull: true, pendingBeyondHorizon: false)
+                }
+                guard ContinuousClock.now - asked < roomWait else { return outside(reader) }
+                try await Task.sleep(for: .milliseconds(10))
+                dropUnread(now: .now)
+                continue
             }
             let task = Task { try await self.grow(after: end, store: store) }
             growing = task

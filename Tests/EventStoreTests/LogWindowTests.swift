@@ -111,12 +111,12 @@ import VigilTesting
         }
     }
 
-    /// A window that holds its capacity serves no further: a reader at its end reads the table
-    /// itself, and a reader behind it too.
+    /// A window that holds its capacity serves no further: a reader at its end that waited for
+    /// room in vain reads the table itself, and a reader behind it too.
     @Test func aFullWindowLeavesTheReaderAtItsEndToTheTable() async throws {
         try await TestDatabase.withStore { store in
             try await Self.appendLog(300, to: store)
-            let window = LogWindow(stretchSize: 50, capacity: 100)
+            let window = LogWindow(stretchSize: 50, capacity: 100, roomWait: .milliseconds(50))
             // A reader that stays at the start keeps the window's first stretches.
             _ = try await window.page(
                 for: "slow", after: .start, filter: LogFilter(types: ["A"]), limit: 1, store: store)
@@ -130,6 +130,28 @@ import VigilTesting
             // A reader behind the window (slow keeps its end) reads the table.
             #expect(
                 try await window.page(for: "late", after: .start, filter: LogFilter(), limit: 10, store: store) == nil)
+        }
+    }
+
+    /// A reader at the end of a full window waits for the readers behind it to let a stretch
+    /// go, and goes on at their pace: the log is read once, not again by the fast reader.
+    @Test func aReaderAtTheEndOfAFullWindowGoesOnAtThePaceOfTheOnesBehind() async throws {
+        try await TestDatabase.withStore { store in
+            try await Self.appendLog(300, to: store)
+            let window = LogWindow(stretchSize: 50, capacity: 100, roomWait: .seconds(60))
+            _ = try await window.page(
+                for: "slow", after: .start, filter: LogFilter(types: ["A"]), limit: 1, store: store)
+            async let fast = Self.walk(window, as: "fast", filter: LogFilter(types: ["Z"]), limit: 40, store: store)
+            try await waitUntil("the fast reader fills the window", timeout: .seconds(30)) {
+                await window.heldEvents == 100
+            }
+            let slow = try await Self.walk(window, as: "slow", filter: LogFilter(types: ["A"]), limit: 10, store: store)
+            #expect(slow.seen == (try await Self.table(LogFilter(types: ["A"]), store: store)))
+            let done = try await fast
+            #expect(done.seen.isEmpty && done.fromTable == 0, "fast read the table \(done.fromTable) times")
+            #expect(slow.fromTable == 0)
+            let reads = await window.tableReads
+            #expect(reads <= 300 / 50 + 3, "table reads \(reads)")
         }
     }
 
