@@ -50,9 +50,10 @@ extension EventStore {
         let range = "FROM events e WHERE " + conditions.joined(separator: " AND ")
         return try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
-                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+                try await connection.guardedQuery(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
                 var snapshot = LogExportSnapshot(through: through, events: 0, runs: 0, sequences: [:])
-                let counts = try await connection.query(
+                let counts = try await connection.guardedQuery(
                     PostgresQuery(
                         unsafeSQL: """
                             SELECT count(*), count(*) FILTER (WHERE previous IS NULL OR position < previous)
@@ -67,7 +68,7 @@ extension EventStore {
                 snapshot.sequences = try await Self.sequenceValues(on: connection, logger: logger)
                 try begin(snapshot)
 
-                try await connection.query(
+                try await connection.guardedQuery(
                     PostgresQuery(
                         unsafeSQL: """
                             DECLARE vigil_export NO SCROLL CURSOR FOR
@@ -101,7 +102,7 @@ extension EventStore {
     ) async throws -> Int {
         var read = 0
         while true {
-            let rows = try await connection.query(
+            let rows = try await connection.guardedQuery(
                 "FETCH \(unescaped: String(max(1, pageSize))) FROM vigil_export", logger: logger)
             let lines = try await rows.decode(String.self).reduce(into: [String]()) { $0.append($1) }
             if !lines.isEmpty { try page(lines) }
@@ -128,7 +129,7 @@ extension EventStore {
         let transactions = try await client.withConnection { connection in
             var ids: [String] = []
             for _ in 0..<max(0, runs) {
-                let rows = try await connection.query("SELECT pg_current_xact_id()::text", logger: logger)
+                let rows = try await connection.guardedQuery("SELECT pg_current_xact_id()::text", logger: logger)
                 for try await id in rows.decode(String.self) { ids.append(id) }
             }
             return ids
@@ -136,7 +137,7 @@ extension EventStore {
         try await client.withConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
                 // Writers wait until the import has committed (or find the log no longer empty).
-                try await connection.query("LOCK TABLE events, streams IN EXCLUSIVE MODE", logger: logger)
+                try await connection.guardedQuery("LOCK TABLE events, streams IN EXCLUSIVE MODE", logger: logger)
                 try await refuseImportUnlessEmpty(on: connection)
                 try await body(LogImport(connection: connection, transactions: transactions, logger: logger))
                 try await Self.finishImport(sequences: sequences, on: connection, logger: logger)
@@ -150,14 +151,14 @@ extension EventStore {
     )
         async throws
     {
-        try await connection.query(
+        try await connection.guardedQuery(
             """
             INSERT INTO streams AS s (stream, version, last_tx)
             SELECT DISTINCT ON (e.stream) e.stream, e.version, e.tx_id FROM events e ORDER BY e.stream, e.version DESC
             ON CONFLICT (stream) DO UPDATE SET version = excluded.version, last_tx = excluded.last_tx
             """,
             logger: logger)
-        try await connection.query(
+        try await connection.guardedQuery(
             """
             SELECT setval(pg_get_serial_sequence('events', 'position'), max(position)) FROM events
             HAVING max(position) IS NOT NULL
@@ -165,7 +166,7 @@ extension EventStore {
             logger: logger)
         for sequence in IDSequence.all {
             guard let value = sequences[sequence.name], value > 0 else { continue }
-            try await connection.query(
+            try await connection.guardedQuery(
                 """
                 SELECT setval(\(sequence.name)::regclass, greatest(\(value)::int8, coalesce(last_value, 0)))
                 FROM pg_sequences WHERE schemaname = current_schema() AND sequencename = \(sequence.name)
@@ -175,7 +176,7 @@ extension EventStore {
     }
 
     static func sequenceValues(on connection: PostgresConnection, logger: Logger) async throws -> [String: Int64] {
-        let rows = try await connection.query(
+        let rows = try await connection.guardedQuery(
             """
             SELECT sequencename::text, coalesce(last_value, 0) FROM pg_sequences
             WHERE schemaname = current_schema() AND sequencename = ANY(\(IDSequence.all.map(\.name))::text[])
@@ -190,9 +191,9 @@ extension EventStore {
         let sql: PostgresQuery = "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1000) AS e"
         let rows =
             if let connection {
-                try await connection.query(sql, logger: logger)
+                try await connection.guardedQuery(sql, logger: logger)
             } else {
-                try await client.query(sql, logger: logger)
+                try await client.guardedQuery(sql, logger: logger)
             }
         let count = try await rows.decode(Int64.self).reduce(0) { $0 + $1 }
         guard count == 0 else {
@@ -228,7 +229,7 @@ public struct LogImport: Sendable {
         }
         let stored: Int64
         do {
-            let rows = try await connection.query(
+            let rows = try await connection.guardedQuery(
                 """
                 WITH stored AS (
                     INSERT INTO events (position, tx_id, event_id, stream, version, type, schema_version,

@@ -71,7 +71,8 @@ extension EventStore {
         let logger = logger
         return try await client.withOpenConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
-                try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+                try await connection.guardedQuery(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
                 return try await Self.plan(cutoff: cutoff, bound: bound, on: connection, logger: logger)
             }
         }
@@ -99,8 +100,8 @@ extension EventStore {
         return try await client.withConnection { connection in
             do {
                 return try await connection.inTransaction(logger: logger) { connection in
-                    try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
-                    let isLocked = try await connection.query(
+                    try await connection.guardedQuery("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
+                    let isLocked = try await connection.guardedQuery(
                         "SELECT pg_try_advisory_xact_lock(\(Self.retentionLock))", logger: logger
                     ).decode(Bool.self).first { _ in true }
                     guard isLocked == true else { throw RetentionBusy() }
@@ -109,7 +110,7 @@ extension EventStore {
                     var segment: ArchivedSegment?
                     if !plan.positions.isEmpty {
                         try begin(plan)
-                        try await connection.query(
+                        try await connection.guardedQuery(
                             """
                             DECLARE vigil_export NO SCROLL CURSOR FOR
                             SELECT \(unescaped: Self.exportLine) FROM events e
@@ -120,17 +121,20 @@ extension EventStore {
                         guard read == plan.logEvents else {
                             throw LogImportError("retention read \(read) events, but planned \(plan.logEvents)")
                         }
-                        try await connection.query("CLOSE vigil_export", logger: logger)
+                        try await connection.guardedQuery("CLOSE vigil_export", logger: logger)
                         let sealed = try await seal(plan)
                         segment = sealed
                         try await Self.remove(plan, segment: sealed, on: connection, logger: logger)
                     }
                     if plan.operationalLogs > 0 {
-                        try await connection.query(
+                        try await connection.guardedQuery(
                             "DELETE FROM operational_logs WHERE logged_at < \(cutoff)", logger: logger)
                     }
                     let request = try record(plan, segment)
-                    _ = try await LogWriter.write([request], method: .insert, on: connection, logger: logger)[0].get()
+                    let results = try await connection.whileOpen {
+                        try await LogWriter.write([request], method: .insert, on: connection, logger: logger)
+                    }
+                    _ = try results[0].get()
                     return (plan, segment)
                 }
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "40001" {
@@ -161,7 +165,7 @@ extension EventStore {
     ) async throws -> RetentionPlan {
         var plan = RetentionPlan(cutoff: cutoff, bound: bound)
         let within = "(e.tx_id, e.position) <= ('\(bound.transactionID)'::xid8, \(bound.position))"
-        let rows = try await connection.query(
+        let rows = try await connection.guardedQuery(
             PostgresQuery(
                 unsafeSQL: """
                     WITH expired AS (
@@ -236,11 +240,11 @@ extension EventStore {
     private static func remove(
         _ plan: RetentionPlan, segment: ArchivedSegment, on connection: PostgresConnection, logger: Logger
     ) async throws {
-        try await connection.query(
+        try await connection.guardedQuery(
             "SELECT 1 FROM streams WHERE stream = ANY(\(plan.streams)::text[]) ORDER BY stream FOR UPDATE",
             logger: logger)
-        try await connection.query("SET LOCAL vigil.retention = 'on'", logger: logger)
-        let deleted = try await connection.query(
+        try await connection.guardedQuery("SET LOCAL vigil.retention = 'on'", logger: logger)
+        let deleted = try await connection.guardedQuery(
             """
             WITH gone AS (DELETE FROM events WHERE position = ANY(\(plan.positions)::int8[]) RETURNING 1)
             SELECT count(*) FROM gone
@@ -249,10 +253,10 @@ extension EventStore {
         guard deleted == Int64(plan.logEvents) else {
             throw LogImportError("retention deleted \(deleted ?? 0) events, but archived \(plan.logEvents)")
         }
-        try await connection.query("SET LOCAL vigil.retention = 'off'", logger: logger)
-        try await connection.query(
+        try await connection.guardedQuery("SET LOCAL vigil.retention = 'off'", logger: logger)
+        try await connection.guardedQuery(
             "UPDATE streams SET archived_at = now() WHERE stream = ANY(\(plan.streams)::text[])", logger: logger)
-        try await connection.query(
+        try await connection.guardedQuery(
             """
             INSERT INTO log_archive_segments
                 (name, cutoff, log_events, first_position, last_position, file_bytes, sha256)

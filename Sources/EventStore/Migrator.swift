@@ -55,9 +55,9 @@ public struct Migrator: Sendable {
             let didApply = try await client.withConnection { connection in
                 try await connection.inTransaction(logger: logger) { connection in
                     // One migrator at a time, whichever instance runs it.
-                    try await connection.query("SELECT pg_advisory_xact_lock(7146000001)", logger: logger)
+                    try await connection.guardedQuery("SELECT pg_advisory_xact_lock(7146000001)", logger: logger)
                     try await Self.createTable(on: connection, logger: logger)
-                    let recorded = try await connection.query(
+                    let recorded = try await connection.guardedQuery(
                         "SELECT checksum FROM schema_migrations WHERE scope = \(scope) AND version = \(migration.version)",
                         logger: logger
                     ).decode(String.self).first { _ in true }
@@ -68,9 +68,9 @@ public struct Migrator: Sendable {
                         return false
                     }
                     for statement in SQLScript.statements(in: migration.sql) {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        try await connection.guardedQuery(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    try await connection.query(
+                    try await connection.guardedQuery(
                         """
                         INSERT INTO schema_migrations (scope, version, checksum)
                         VALUES (\(scope), \(migration.version), \(migration.checksum))
@@ -107,7 +107,7 @@ public struct Migrator: Sendable {
     }
 
     private static func createTable(on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.guardedQuery(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 scope text NOT NULL,

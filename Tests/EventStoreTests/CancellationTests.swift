@@ -80,4 +80,47 @@ struct CancellationTests {
             #expect(appended.version == 1)
         }
     }
+
+    /// The retention run (`POST /api/system/cleanup`) and the archive's export, import and the
+    /// migrator ran their statements unguarded on a leased connection: a backend terminated
+    /// under one left it waiting for good, its pool slot taken. Each statement now fails at
+    /// once on a closed connection (``PostgresConnection/guardedQuery(_:logger:)``).
+    @Test("a retention run whose session is terminated fails at once instead of waiting forever")
+    func retentionRunOnAClosedConnection() async throws {
+        try await ScratchDatabase.with(
+            settings: try TestDatabase.settings(), prefix: "vigil_test", logger: TestDatabase.logger
+        ) {
+            client, _ in
+            let store = EventStore(client: client, logger: TestDatabase.logger)
+            try await store.append(to: "camera-a", events: [detection()])
+            let outcome = await withDeadline(.seconds(60)) {
+                try await store.archiveExpired(cutoff: Date()) {
+                    // The run holds the retention lock: end its session from another connection,
+                    // and let the close arrive before the run's next statement.
+                    let holder = try await client.query(
+                        """
+                        SELECT pid FROM pg_locks
+                        WHERE locktype = 'advisory' AND granted AND objid::int8 = \(EventStore.retentionLock & 0xFFFF_FFFF)
+                        """, logger: TestDatabase.logger
+                    ).decode(Int32.self).first { _ in true }
+                    let pid = try #require(holder, "no session holds the retention lock")
+                    try await client.query("SELECT pg_terminate_backend(\(pid))", logger: TestDatabase.logger)
+                    try await Task.sleep(for: .milliseconds(500))
+                } begin: { _ in
+                } page: { _ in
+                } seal: { _ in
+                    ArchivedSegment(name: "never", fileBytes: 0, sha256: "")
+                } record: { _, _ in
+                    AppendRequest(stream: "retention", events: [detection()])
+                }
+            }
+            guard let outcome else {
+                Issue.record("the retention run was still waiting after 60 s")
+                return
+            }
+            #expect(throws: PostgresConnectionClosed.self) { try outcome.get() }
+            #expect(try await store.readAll().count == 1, "the run wrote nothing")
+            #expect(try await store.archivedSegments().isEmpty)
+        }
+    }
 }
