@@ -218,8 +218,7 @@ public final class ProjectionRunner: Service, Sendable {
         let generation = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger).live
         // Where the table has the checkpoint, and where the pages have come to (ahead of it
         // while a move past events the projection doesn't take is put off).
-        var checkpoint = try await catchUp(
-            generation, from: try await loadCheckpoint(generation: generation, on: connection), on: connection)
+        var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
         var position = checkpoint
         let tick = projection.heartbeat ?? options.maintenanceInterval
         let heartbeat = Heartbeat(tick)
@@ -267,8 +266,7 @@ public final class ProjectionRunner: Service, Sendable {
     /// Applies `page` to the live `generation` in a batch of its own; throws
     /// ``GenerationChanged`` when a rebuild has been swapped in meanwhile.
     private func liveBatch(
-        _ page: LogPage, generation: Int32, after checkpoint: Checkpoint, onServer: Bool = false,
-        on connection: PostgresConnection
+        _ page: LogPage, generation: Int32, after checkpoint: Checkpoint, on connection: PostgresConnection
     ) async throws {
         let logger = store.logger
         try await batch("live", at: checkpoint, on: connection) { isolating, connection in
@@ -280,38 +278,9 @@ public final class ProjectionRunner: Service, Sendable {
                 on: connection, logger: logger)
             guard live == generation else { throw GenerationChanged() }
             try await self.apply(
-                page, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
-                schemaIsSet: true, on: connection)
+                page, generation: generation, after: checkpoint, isolating: isolating, schemaIsSet: true,
+                on: connection)
         }
-    }
-
-    /// Brings a live generation far behind the log (a new install or an import over an existing
-    /// log, a runner back after a long stop) up to near its head as a rebuild does: bodiless
-    /// pages of ``Options/rebuildBatchSize`` from the stretch of the log the process shares
-    /// (``EventStore/readShared(as:after:filter:limit:)``), their events read on the server
-    /// (``RunBasedProjection``s only; not a reactor). Stops at the first page that is not full,
-    /// and returns where it got to: the live pages go on from there. A runner near the head
-    /// reads one page here and applies nothing.
-    private func catchUp(
-        _ generation: Int32, from start: Checkpoint, on connection: PostgresConnection
-    ) async throws -> Checkpoint {
-        guard projection is any RunBasedProjection, !projection.isReactor else { return start }
-        let reader = "\(projection.name)#\(generation)#live"
-        var checkpoint = start
-        do {
-            while !Task.isCancelled {
-                let page = try await store.readShared(
-                    as: reader, after: checkpoint, filter: projection.filter, limit: options.rebuildBatchSize)
-                guard page.isFull else { break }
-                try await liveBatch(page, generation: generation, after: checkpoint, onServer: true, on: connection)
-                checkpoint = page.next
-            }
-        } catch {
-            await store.leaveShared(reader)
-            throw error
-        }
-        await store.leaveShared(reader)
-        return checkpoint
     }
 
     private func recordError(_ reason: String, rebuild: Bool) async throws {
