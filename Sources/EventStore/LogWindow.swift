@@ -24,7 +24,6 @@ actor LogWindow {
 
     /// One read of the table: every event in `(after, through]`, in log order.
     struct Stretch {
-        let after: Checkpoint
         let through: Checkpoint
         var transactions: [UInt64] = []
         var positions: [Int64] = []
@@ -51,11 +50,9 @@ actor LogWindow {
     /// Where the window starts (nil: empty); its end is the last stretch's `through`, or this.
     private var origin: Checkpoint?
     private var held = 0
-    /// The last read reached the head of the log (it was not full), and what it said.
-    private var head: (checkpoint: Checkpoint, pendingBeyondHorizon: Bool)?
-    /// When the last read of the table started: a head it found is fresh for a reader that
-    /// asked before that.
-    private var lastRead: ContinuousClock.Instant?
+    /// The last read reached the head of the log (it was not full): what it said, and when it
+    /// started (the head is fresh for a reader that asked before that).
+    private var head: (checkpoint: Checkpoint, pendingBeyondHorizon: Bool, readAt: ContinuousClock.Instant)?
     private var growing: Task<Void, any Error>?
     private var typeNames: [String] = []
     private var typeIndex: [String: UInt16] = [:]
@@ -107,7 +104,7 @@ actor LogWindow {
                     events: events, next: events[limit - 1].checkpoint, isFull: true, pendingBeyondHorizon: false)
             }
             from = end
-            if let head, head.checkpoint == end, growing == nil, lastRead.map({ $0 >= asked }) ?? false {
+            if let head, head.checkpoint == end, head.readAt >= asked, growing == nil {
                 return LogPage(
                     events: events, next: end, isFull: false, pendingBeyondHorizon: head.pendingBeyondHorizon)
             }
@@ -141,10 +138,9 @@ actor LogWindow {
         tableReads += 1
         let page = try await store.read(after: end, filter: .all, limit: stretchSize, bodies: false)
         guard self.end == end else { return }  // emptied meanwhile
-        lastRead = started
-        head = page.isFull ? nil : (page.next, page.pendingBeyondHorizon)
+        head = page.isFull ? nil : (page.next, page.pendingBeyondHorizon, started)
         guard page.next > end else { return }
-        var stretch = Stretch(after: end, through: page.next)
+        var stretch = Stretch(through: page.next)
         stretch.transactions.reserveCapacity(page.events.count)
         stretch.positions.reserveCapacity(page.events.count)
         stretch.types.reserveCapacity(page.events.count)
@@ -215,10 +211,9 @@ actor LogWindow {
     }
 
     private func wantedTypes(_ filter: LogFilter) -> [Bool]? {
-        guard let types = filter.types else { return nil }
-        for type in types { _ = typeNumber(type) }
+        guard let numbers = filter.types?.map(typeNumber) else { return nil }
         var wanted = Array(repeating: false, count: typeNames.count)
-        for type in types { wanted[Int(typeNumber(type))] = true }
+        for number in numbers { wanted[Int(number)] = true }
         return wanted
     }
 

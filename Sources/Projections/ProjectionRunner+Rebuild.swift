@@ -47,13 +47,11 @@ extension ProjectionRunner {
         let onServer = projection is any RunBasedProjection
         let limit = onServer ? options.rebuildBatchSize : options.batchSize
         func read(after checkpoint: Checkpoint, shared: Bool = true) async throws -> LogPage {
-            guard onServer else {
-                return try await store.read(after: checkpoint, filter: projection.filter, limit: limit)
+            if onServer && shared {
+                return try await store.readShared(
+                    as: reader, after: checkpoint, filter: projection.filter, limit: limit)
             }
-            guard shared else {
-                return try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: false)
-            }
-            return try await store.readShared(as: reader, after: checkpoint, filter: projection.filter, limit: limit)
+            return try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
         }
         try await replayArchive(into: generation, on: connection)
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)

@@ -250,7 +250,18 @@ public final class ProjectionRunner: Service, Sendable {
                 // The move alone: one statement of its own, not a transaction of four round trips.
                 try await moveCheckpoint(of: generation, from: checkpoint, past: page, standalone: true, on: connection)
             } else {
-                try await liveBatch(page, generation: generation, after: checkpoint, on: connection)
+                try await batch("live", at: checkpoint, on: connection) { [checkpoint] isolating, connection in
+                    // The generation's schema comes first for the rest of the batch (nothing
+                    // after its statements but the checkpoint's move).
+                    let (live, _) = try await Generations.read(
+                        projection.name, lock: .share,
+                        settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
+                        on: connection, logger: logger)
+                    guard live == generation else { throw GenerationChanged() }
+                    try await self.apply(
+                        page, generation: generation, after: checkpoint, isolating: isolating, schemaIsSet: true,
+                        on: connection)
+                }
             }
             checkpoint = page.next
             lastMove = clock.now
@@ -260,26 +271,6 @@ public final class ProjectionRunner: Service, Sendable {
             if batchInterval > .zero && !page.events.isEmpty && !page.isFull {
                 try await clock.sleep(until: received + batchInterval)
             }
-        }
-    }
-
-    /// Applies `page` to the live `generation` in a batch of its own; throws
-    /// ``GenerationChanged`` when a rebuild has been swapped in meanwhile.
-    private func liveBatch(
-        _ page: LogPage, generation: Int32, after checkpoint: Checkpoint, on connection: PostgresConnection
-    ) async throws {
-        let logger = store.logger
-        try await batch("live", at: checkpoint, on: connection) { isolating, connection in
-            // The generation's schema comes first for the rest of the batch (nothing after its
-            // statements but the checkpoint's move).
-            let (live, _) = try await Generations.read(
-                projection.name, lock: .share,
-                settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
-                on: connection, logger: logger)
-            guard live == generation else { throw GenerationChanged() }
-            try await self.apply(
-                page, generation: generation, after: checkpoint, isolating: isolating, schemaIsSet: true,
-                on: connection)
         }
     }
 

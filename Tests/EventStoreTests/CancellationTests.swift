@@ -87,11 +87,8 @@ struct CancellationTests {
     /// once on a closed connection (``PostgresConnection/guardedQuery(_:logger:)``).
     @Test("a retention run whose session is terminated fails at once instead of waiting forever")
     func retentionRunOnAClosedConnection() async throws {
-        try await ScratchDatabase.with(
-            settings: try TestDatabase.settings(), prefix: "vigil_test", logger: TestDatabase.logger
-        ) {
-            client, _ in
-            let store = EventStore(client: client, logger: TestDatabase.logger)
+        try await TestDatabase.withStore { store in
+            let client = store.client
             try await store.append(to: "camera-a", events: [detection()])
             let outcome = await withDeadline(.seconds(60)) {
                 try await store.archiveExpired(cutoff: Date()) {
