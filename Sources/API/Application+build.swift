@@ -218,7 +218,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vigil"),
         // Shut down in reverse: workers and runners stop, then the appender drains, then the pool closes.
         services: [
-            client, availability, notifier, appender, parts.broadcaster, parts.eventsFeed, parts.statusFeed,
+            client, PoolKick(client: client), availability, notifier, appender, parts.broadcaster, parts.eventsFeed,
+            parts.statusFeed,
             IdleMemory(appends: notifier.signal, broadcaster: parts.broadcaster),
         ]
             + (parts.keyUsage.map { [$0] } ?? []) + (parts.recorder.map { [$0] } ?? [])

@@ -17,6 +17,10 @@ extension PostgresSettings {
                 await client.run()
                 return nil
             }
+            group.addTask {
+                try? await PoolKick(client: client).run()
+                return nil
+            }
             defer { group.cancelAll() }
             return try await body(client)
         }
