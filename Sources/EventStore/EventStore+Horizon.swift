@@ -152,9 +152,16 @@ extension EventStore {
     /// The running transactions of the cluster placed now: those that count (this database's,
     /// not read models' runners') and those left out (other databases', read models' runners')
     /// (full `xid8` values). Those that can't be placed are in neither.
-    func placeRunningTransactions() async throws -> (own: [UInt64], foreign: [UInt64]) {
-        let rows = try await client.guardedQuery(
-            PostgresQuery(unsafeSQL: ReadHorizon.placeRunning), logger: logger)
+    func placeRunningTransactions(
+        on connection: PostgresConnection? = nil
+    ) async throws -> (own: [UInt64], foreign: [UInt64]) {
+        let query = PostgresQuery(unsafeSQL: ReadHorizon.placeRunning)
+        let rows =
+            if let connection {
+                try await connection.guardedQuery(query, logger: logger)
+            } else {
+                try await client.guardedQuery(query, logger: logger)
+            }
         var (own, foreign): ([UInt64], [UInt64]) = ([], [])
         for try await (text, isOwn) in rows.decode((String, Bool?).self) {
             guard let transaction = UInt64(text), let isOwn else { continue }
@@ -176,7 +183,10 @@ extension EventStore {
     /// transactions in a statement of its own and runs the read again with the foreign ones
     /// left out, always: the first answer is from a snapshot older than that search (the
     /// transaction that held the plain horizon may have ended since).
+    ///
+    /// `connection`: the placing statement runs on it rather than on a pooled one.
     func withReadHorizon<Value>(
+        on connection: PostgresConnection? = nil,
         _ read: (ReadHorizon) async throws -> (value: Value, stall: HorizonStall)
     ) async throws -> Value {
         let plain = try await read(.plain)
@@ -188,7 +198,7 @@ extension EventStore {
             stalledAt = transaction
         case .beyond: stalledAt = nil
         }
-        let running = try await placeRunningTransactions()
+        let running = try await placeRunningTransactions(on: connection)
         places.recordOwn(running.own)
         if let stalledAt, running.own.contains(stalledAt) { return plain.value }
         return try await read(ReadHorizon(leftOut: running.foreign)).value

@@ -23,20 +23,24 @@ extension EventStore {
     /// `bodies: false` leaves each event's `data` and `metadata` on the server (empty strings):
     /// the page is then only where events are and what type, for a reader whose statements
     /// read the events from the table themselves (a projection's rebuild).
+    ///
+    /// `connection`: the read runs on it, for a caller that holds one and is waiting anyway
+    /// (a projection's runner), instead of on one more from the pool. See
+    /// ``readShared(as:after:filter:limit:on:)`` for why that matters.
     public func read(
-        after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000, bodies: Bool = true
+        after checkpoint: Checkpoint, filter: LogFilter = .all, limit: Int = 1000, bodies: Bool = true,
+        on connection: PostgresConnection? = nil
     ) async throws -> LogPage {
         let limit = max(1, limit)
         let transaction = String(checkpoint.transactionID)
-        let result = try await withReadHorizon { horizon in
+        let result = try await withReadHorizon(on: connection) { horizon in
             // One statement, one snapshot: the page (kind 0), the newest readable checkpoint
             // (1: where the next read starts when the page isn't full), whether committed events
             // wait beyond the horizon (2; with the plain horizon, leaving out other databases'
             // transactions might then read further), and whether the checkpoint is not below
             // the horizon (3).
             // Prepared: its text is the same for every horizon, filter and page.
-            let rows = try await client.guardedPreparedQuery(
-                """
+            let query: PostgresQuery = """
                 WITH p AS MATERIALIZED (SELECT \(horizon.leftOutText)::text[]::xid8[] AS left_out),
                 \(unescaped: ReadHorizon.boundCTE)
                 (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
@@ -64,9 +68,13 @@ extension EventStore {
                 UNION ALL
                 (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                  FROM h WHERE \(transaction)::text::xid8 >= xmin)
-                """,
-                logger: logger
-            )
+                """
+            let rows =
+                if let connection {
+                    try await connection.guardedPreparedQuery(query, logger: logger)
+                } else {
+                    try await client.guardedPreparedQuery(query, logger: logger)
+                }
             var events: [RecordedEvent] = []
             events.reserveCapacity(min(limit, 1000))
             var head = checkpoint
@@ -113,18 +121,26 @@ extension EventStore {
     /// Its events carry their checkpoint, type and recording time only (no id, stream or
     /// version). A page may hold fewer than `limit` events and still be full (more may follow
     /// right away): it ends where the shared stretch ends.
+    ///
+    /// Every read it makes runs on `connection`, the one the reader holds (it waits for the page
+    /// anyway). The readers wait for the window's one read; were it to ask the pool for a
+    /// connection, every holder could be waiting on a lease only a holder's release can serve.
+    /// PostgresNIO 1.33's pool makes that more than a full pool: requests queued while 20
+    /// connections are being opened at once are served only as connections come back, not by
+    /// opening more (its `handleAvailableConnection` counts leased connections as soon free).
     public func readShared(
-        as reader: String, after checkpoint: Checkpoint, filter: LogFilter, limit: Int
-    )
-        async throws -> LogPage
-    {
-        if let page = try await window.page(for: reader, after: checkpoint, filter: filter, limit: limit, store: self) {
+        as reader: String, after checkpoint: Checkpoint, filter: LogFilter, limit: Int,
+        on connection: PostgresConnection
+    ) async throws -> LogPage {
+        if let page = try await window.page(
+            for: reader, after: checkpoint, filter: filter, limit: limit, store: self, on: connection)
+        {
             return page
         }
-        return try await read(after: checkpoint, filter: filter, limit: limit, bodies: false)
+        return try await read(after: checkpoint, filter: filter, limit: limit, bodies: false, on: connection)
     }
 
-    /// `reader` is done with ``readShared(as:after:filter:limit:)``: what only it read is let go.
+    /// `reader` is done with ``readShared(as:after:filter:limit:on:)``: what only it read is let go.
     public func leaveShared(_ reader: String) async {
         await window.leave(reader)
     }

@@ -14,7 +14,7 @@ public struct EventStore: Sendable {
     public let logger: Logger
     /// Running transactions seen to be this database's (for the read horizon).
     let places = TransactionPlaces()
-    /// The stretch of the log the rebuilds in this process share (``readShared(as:after:filter:limit:)``).
+    /// The stretch of the log the rebuilds in this process share (``readShared(as:after:filter:limit:on:)``).
     let window = LogWindow()
     /// How long a write (``transaction(_:)``) waits for a pooled connection before it gives up
     /// with ``ConnectionLeaseTimeout``, having written nothing: while PostgreSQL refuses new

@@ -1,7 +1,8 @@
 import Foundation
+import PostgresNIO
 
 /// A stretch of the log read once, without bodies and unfiltered, that every reader in the
-/// process pages through with its own filter (``EventStore/readShared(as:after:filter:limit:)``):
+/// process pages through with its own filter (``EventStore/readShared(as:after:filter:limit:on:)``):
 /// the projection rebuilds, which all walk the whole log at once. Twelve read models rebuilding
 /// from 1M events read ~1M index entries once, instead of twelve times, each with its own type
 /// filter fetching every row to test its type.
@@ -82,7 +83,8 @@ actor LogWindow {
     /// more may follow. A page that is not full ends at the head of the log as a read that
     /// started after this call found it.
     func page(
-        for reader: String, after checkpoint: Checkpoint, filter: LogFilter, limit: Int, store: EventStore
+        for reader: String, after checkpoint: Checkpoint, filter: LogFilter, limit: Int, store: EventStore,
+        on connection: PostgresConnection
     ) async throws -> LogPage? {
         guard filter.streamPrefix == nil else { return nil }
         let limit = max(1, limit)
@@ -125,18 +127,20 @@ actor LogWindow {
                 dropUnread(now: .now)
                 continue
             }
-            let task = Task { try await self.grow(after: end, store: store) }
+            // On the asking reader's connection: it waits here until the read is done, even
+            // when cancelled (a task's value is awaited to the end), so the connection outlives it.
+            let task = Task { try await self.grow(after: end, store: store, on: connection) }
             growing = task
             try await task.value
         }
     }
 
     /// Reads the stretch after `end` and appends it.
-    private func grow(after end: Checkpoint, store: EventStore) async throws {
+    private func grow(after end: Checkpoint, store: EventStore, on connection: PostgresConnection) async throws {
         defer { growing = nil }
         let started = ContinuousClock.now
         tableReads += 1
-        let page = try await store.read(after: end, filter: .all, limit: stretchSize, bodies: false)
+        let page = try await store.read(after: end, filter: .all, limit: stretchSize, bodies: false, on: connection)
         guard self.end == end else { return }  // emptied meanwhile
         head = page.isFull ? nil : (page.next, page.pendingBeyondHorizon, started)
         guard page.next > end else { return }

@@ -60,7 +60,7 @@ public struct LogPage: Sendable {
     /// Where the next read starts. When the page is not full this is the newest readable
     /// checkpoint of the whole log (filtered-out events are skipped for good), otherwise
     /// the checkpoint of the page's last event (or, for a page of a shared stretch that ended
-    /// first, that stretch's end: ``EventStore/readShared(as:after:filter:limit:)``).
+    /// first, that stretch's end: ``EventStore/readShared(as:after:filter:limit:on:)``).
     public var next: Checkpoint
     /// The page was full: more matching events may be readable right away.
     public var isFull: Bool

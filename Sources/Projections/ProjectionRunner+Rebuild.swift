@@ -28,7 +28,7 @@ extension ProjectionRunner {
     /// bodies (checkpoints and types), and its statements read each stretch of the log from the
     /// table (``EventRun/segments(_:barriers:readingLogAfter:)``), in larger batches. Those
     /// pages come from the stretch of the log every rebuild in the process shares
-    /// (``EventStore/readShared(as:after:filter:limit:)``): the log is read once for all of
+    /// (``EventStore/readShared(as:after:filter:limit:on:)``): the log is read once for all of
     /// them, not once each. The read that decides the swap, under the projection's lock, reads
     /// the table.
     private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
@@ -49,9 +49,10 @@ extension ProjectionRunner {
         func read(after checkpoint: Checkpoint, shared: Bool = true) async throws -> LogPage {
             if onServer && shared {
                 return try await store.readShared(
-                    as: reader, after: checkpoint, filter: projection.filter, limit: limit)
+                    as: reader, after: checkpoint, filter: projection.filter, limit: limit, on: connection)
             }
-            return try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
+            return try await store.read(
+                after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer, on: connection)
         }
         try await replayArchive(into: generation, on: connection)
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)

@@ -1,4 +1,6 @@
 import Foundation
+import PostgresNIO
+import Synthetic
 import Testing
 import VigilTesting
 
@@ -28,17 +30,26 @@ import VigilTesting
     }
 
     /// Walks the log after `start` with `filter` through `window` (or the table where the window
-    /// answers nil), `limit` events a page, to a page that is not full.
+    /// answers nil), `limit` events a page, to a page that is not full, on `connection` (or one
+    /// leased for the walk), as a rebuild reads on the connection it holds.
     private static func walk(
         _ window: LogWindow, as reader: String, from start: Checkpoint = .start, filter: LogFilter, limit: Int,
-        store: EventStore
+        store: EventStore, on connection: PostgresConnection? = nil
     ) async throws -> (seen: [Seen], next: Checkpoint, pages: Int, fromTable: Int) {
+        guard let connection else {
+            return try await store.client.withConnection { connection in
+                try await walk(
+                    window, as: reader, from: start, filter: filter, limit: limit, store: store, on: connection)
+            }
+        }
         var (seen, checkpoint, pages, fromTable) = ([Seen](), start, 0, 0)
         while true {
-            var page = try await window.page(for: reader, after: checkpoint, filter: filter, limit: limit, store: store)
+            var page = try await window.page(
+                for: reader, after: checkpoint, filter: filter, limit: limit, store: store, on: connection)
             if page == nil {
                 fromTable += 1
-                page = try await store.read(after: checkpoint, filter: filter, limit: limit, bodies: false)
+                page = try await store.read(
+                    after: checkpoint, filter: filter, limit: limit, bodies: false, on: connection)
             }
             guard let page else { break }
             pages += 1
@@ -49,6 +60,17 @@ import VigilTesting
             if !page.isFull { break }
         }
         return (seen, checkpoint, pages, fromTable)
+    }
+
+    /// One page from `window`, on a connection leased for it.
+    private static func page(
+        _ window: LogWindow, for reader: String, after checkpoint: Checkpoint = .start, filter: LogFilter = LogFilter(),
+        limit: Int, store: EventStore
+    ) async throws -> LogPage? {
+        try await store.client.withConnection { connection in
+            try await window.page(
+                for: reader, after: checkpoint, filter: filter, limit: limit, store: store, on: connection)
+        }
     }
 
     /// The table's answer: every event of `filter` after `start`.
@@ -94,6 +116,46 @@ import VigilTesting
         }
     }
 
+    /// The window reads on the connections its readers hold: readers holding every connection
+    /// of their pool still get their pages. (A read that asked the pool for one more would wait
+    /// for ever: every holder waits for it. PostgresNIO's pool can leave a request waiting for a
+    /// release below its limit too, see ``EventStore/readShared(as:after:filter:limit:on:)``.)
+    @Test func theWindowReadsOnTheConnectionsItsReadersHold() async throws {
+        var settings = try TestDatabase.settings()
+        settings.maximumConnections = 3
+        try await ScratchDatabase.with(settings: settings, prefix: "vigil_test", logger: TestDatabase.logger) {
+            client, _ in
+            let store = EventStore(client: client, logger: TestDatabase.logger)
+            try await Self.appendLog(300, to: store)
+            let window = LogWindow(stretchSize: 50, capacity: 10_000)
+            let filters = [LogFilter(types: ["A"]), LogFilter(types: ["B", "C"]), LogFilter()]
+            let holding = Tally()
+            let outcome = await withDeadline(.seconds(60)) {
+                try await withThrowingTaskGroup(of: (Int, [Seen]).self) { group in
+                    for (index, filter) in filters.enumerated() {
+                        group.addTask {
+                            try await store.client.withConnection { connection in
+                                await holding.add()
+                                try await waitUntil("every reader holds a connection", timeout: .seconds(30)) {
+                                    await holding.value == filters.count
+                                }
+                                let walk = try await Self.walk(
+                                    window, as: "r\(index)", filter: filter, limit: 20, store: store, on: connection)
+                                return (index, walk.seen)
+                            }
+                        }
+                    }
+                    return try await group.reduce(into: [Int: [Seen]]()) { $0[$1.0] = $1.1 }
+                }
+            }
+            let walks = try #require(outcome, "the readers got no page within 60 s").get()
+            for (index, filter) in filters.enumerated() {
+                #expect(walks[index] == (try await Self.table(filter, store: store)), "reader \(index)")
+            }
+            #expect(await window.tableReads >= 300 / 50)
+        }
+    }
+
     /// A page that is not full ends at the head as a table read that started after it was asked
     /// for found it: events appended after an earlier walk reached the head are read.
     @Test func aWalkAtTheHeadSeesWhatWasAppendedSince() async throws {
@@ -118,8 +180,7 @@ import VigilTesting
             try await Self.appendLog(300, to: store)
             let window = LogWindow(stretchSize: 50, capacity: 100, roomWait: .milliseconds(50))
             // A reader that stays at the start keeps the window's first stretches.
-            _ = try await window.page(
-                for: "slow", after: .start, filter: LogFilter(types: ["A"]), limit: 1, store: store)
+            _ = try await Self.page(window, for: "slow", filter: LogFilter(types: ["A"]), limit: 1, store: store)
             let fast = try await Self.walk(window, as: "fast", filter: LogFilter(types: ["Z"]), limit: 40, store: store)
             #expect(fast.seen.isEmpty)
             #expect(fast.fromTable == 1, "the rest of the log from the table")
@@ -128,8 +189,7 @@ import VigilTesting
             #expect(all.seen == (try await Self.table(LogFilter(), store: store)))
             #expect(all.fromTable == 0)
             // A reader behind the window (slow keeps its end) reads the table.
-            #expect(
-                try await window.page(for: "late", after: .start, filter: LogFilter(), limit: 10, store: store) == nil)
+            #expect(try await Self.page(window, for: "late", limit: 10, store: store) == nil)
         }
     }
 
@@ -139,8 +199,7 @@ import VigilTesting
         try await TestDatabase.withStore { store in
             try await Self.appendLog(300, to: store)
             let window = LogWindow(stretchSize: 50, capacity: 100, roomWait: .seconds(60))
-            _ = try await window.page(
-                for: "slow", after: .start, filter: LogFilter(types: ["A"]), limit: 1, store: store)
+            _ = try await Self.page(window, for: "slow", filter: LogFilter(types: ["A"]), limit: 1, store: store)
             async let fast = Self.walk(window, as: "fast", filter: LogFilter(types: ["Z"]), limit: 40, store: store)
             try await waitUntil("the fast reader fills the window", timeout: .seconds(30)) {
                 await window.heldEvents == 100
@@ -164,7 +223,7 @@ import VigilTesting
             let gone = try await Self.walk(window, as: "gone", filter: LogFilter(types: ["B"]), limit: 40, store: store)
             #expect(gone.seen.count == 100)
             try await Task.sleep(for: .milliseconds(300))
-            let page = try await window.page(for: "late", after: .start, filter: LogFilter(), limit: 10, store: store)
+            let page = try await Self.page(window, for: "late", limit: 10, store: store)
             #expect(
                 page?.events.map(\.checkpoint)
                     == (try await Self.table(LogFilter(), store: store)).prefix(10).map(\.checkpoint))
@@ -179,8 +238,7 @@ import VigilTesting
             try await Self.appendLog(200, to: store)
             let window = LogWindow(stretchSize: 50, capacity: 10_000)
             // b stays at the start (it keeps the window's first stretch), a reads on to the end.
-            let b = try await window.page(
-                for: "b", after: .start, filter: LogFilter(types: ["B"]), limit: 10, store: store)
+            let b = try await Self.page(window, for: "b", filter: LogFilter(types: ["B"]), limit: 10, store: store)
             #expect(b?.events.count == 10)
             let a = try await Self.walk(window, as: "a", filter: LogFilter(types: ["A"]), limit: 20, store: store)
             #expect(a.seen.count == 67)
