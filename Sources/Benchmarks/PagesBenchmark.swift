@@ -87,12 +87,19 @@ struct PagesBenchmark: AsyncParsableCommand {
             let app = try buildApplication(configuration, logger: logger)
             try await LiveServer.run(app, logger: logger) { http in
                 let buildStart = ContinuousClock.now
+                // A dashboard's load meanwhile: a page every 10 ms, timed.
+                let load = Task { try await Self.servePages(http) }
                 try await Self.waitForReadModels(store, generation: 1, since: buildStart, label: "building")
                 let built = buildStart.duration(to: .now).seconds
+                load.cancel()
+                let pages = try await load.value
+                let (p50, p99) = Self.percentiles(pages)
                 Self.endProgress(
                     String(
-                        format: "built cameras, detections, security_events from the log in %.1f s (%.0f log events/s)",
-                        built, Double(logEvents) / built))
+                        format: "built every read model from the log in %.1f s (%.0f log events/s); %d pages served "
+                            + "meanwhile (one every 10 ms), all 200: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                        built, Double(logEvents) / built, pages.count, p50, p99,
+                        (pages.max() ?? .zero).seconds * 1000))
 
                 if !skipRebuild {
                     // 3. Rebuild every read model while the server keeps serving.
@@ -344,6 +351,20 @@ struct PagesBenchmark: AsyncParsableCommand {
             return Data(json.utf8).base64EncodedString().addingPercentEncoding(withAllowedCharacters: .alphanumerics)
         }
         return nil
+    }
+
+    /// `GET /api/events?limit=100` every 10 ms until cancelled: how long each took.
+    static func servePages(_ http: LiveServer) async throws -> [Duration] {
+        var latencies: [Duration] = []
+        while !Task.isCancelled {
+            do {
+                latencies.append(try await timed(http, "/api/events?limit=100"))
+            } catch where Task.isCancelled {
+                break
+            }
+            do { try await Task.sleep(for: .milliseconds(10)) } catch { break }
+        }
+        return latencies
     }
 
     static func timed(_ http: LiveServer, _ uri: String) async throws -> Duration {

@@ -26,9 +26,11 @@ public struct PoolKick: Service {
         self.interval = interval
     }
 
-    public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
+    /// Until cancelled or shut down, and then it returns without an error (a service that
+    /// throws would fail the server's stop).
+    public func run() async {
+        try? await cancelWhenGracefulShutdown {
+            while true {
                 try await Task.sleep(for: interval)
                 await kick()
             }

@@ -18,7 +18,7 @@ extension PostgresSettings {
                 return nil
             }
             group.addTask {
-                try? await PoolKick(client: client).run()
+                await PoolKick(client: client).run()
                 return nil
             }
             defer { group.cancelAll() }

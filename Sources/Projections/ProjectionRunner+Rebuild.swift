@@ -51,8 +51,9 @@ extension ProjectionRunner {
                 return try await store.readShared(
                     as: reader, after: checkpoint, filter: projection.filter, limit: limit, on: connection)
             }
-            return try await store.read(
-                after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer, on: connection)
+            // Pooled: the swap's read comes inside the swap's transaction, and reads the table
+            // as another session would, after its lock.
+            return try await store.read(after: checkpoint, filter: projection.filter, limit: limit, bodies: !onServer)
         }
         try await replayArchive(into: generation, on: connection)
         var checkpoint = try await loadCheckpoint(generation: generation, on: connection)

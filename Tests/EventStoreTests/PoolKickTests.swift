@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import PostgresNIO
+import ServiceLifecycle
 import Testing
 import VigilTesting
 
@@ -37,6 +38,23 @@ import VigilTesting
             let held = await holding.value
             #expect(outcome != nil, "\(held) of \(holders) requests got a connection within 30 s")
             try outcome?.get()
+        }
+    }
+
+    /// In the server's service group it stops at the graceful shutdown without an error (one
+    /// would fail the server's stop).
+    @Test func aGracefulShutdownStopsItWithoutAnError() async throws {
+        let logger = TestDatabase.logger
+        try await TestDatabase.settings().withRunningClient(logger: logger) { client in
+            let group = ServiceGroup(
+                services: [PoolKick(client: client, interval: .milliseconds(5))], gracefulShutdownSignals: [],
+                logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await Task.sleep(for: .milliseconds(100))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
         }
     }
 }
