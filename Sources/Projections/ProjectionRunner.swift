@@ -218,7 +218,8 @@ public final class ProjectionRunner: Service, Sendable {
         let generation = try await Generations.read(projection.name, lock: .none, on: connection, logger: logger).live
         // Where the table has the checkpoint, and where the pages have come to (ahead of it
         // while a move past events the projection doesn't take is put off).
-        var checkpoint = try await loadCheckpoint(generation: generation, on: connection)
+        var checkpoint = try await catchUp(
+            generation, from: try await loadCheckpoint(generation: generation, on: connection), on: connection)
         var position = checkpoint
         let tick = projection.heartbeat ?? options.maintenanceInterval
         let heartbeat = Heartbeat(tick)
@@ -272,6 +273,46 @@ public final class ProjectionRunner: Service, Sendable {
                 try await clock.sleep(until: received + batchInterval)
             }
         }
+    }
+
+    /// Brings a live generation far behind the log (a new install or an import over an existing
+    /// log, a runner back after a long stop) up to near its head as a rebuild does: bodiless
+    /// pages of ``Options/rebuildBatchSize`` from the stretch of the log the process shares
+    /// (``EventStore/readShared(as:after:filter:limit:on:)``), their events read on the server
+    /// (``RunBasedProjection``s only; not a reactor). Stops at the first page that is not full,
+    /// and returns where it got to: the live pages go on from there. A runner near the head
+    /// reads one page here and applies nothing.
+    private func catchUp(
+        _ generation: Int32, from start: Checkpoint, on connection: PostgresConnection
+    ) async throws -> Checkpoint {
+        guard projection is any RunBasedProjection, !projection.isReactor else { return start }
+        let logger = store.logger
+        let reader = "\(projection.name)#\(generation)#live"
+        var checkpoint = start
+        do {
+            while !Task.isCancelled {
+                let page = try await store.readShared(
+                    as: reader, after: checkpoint, filter: projection.filter, limit: options.rebuildBatchSize,
+                    on: connection)
+                guard page.isFull else { break }
+                try await batch("live", at: checkpoint, on: connection) { [checkpoint] isolating, connection in
+                    let (live, _) = try await Generations.read(
+                        projection.name, lock: .share,
+                        settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
+                        on: connection, logger: logger)
+                    guard live == generation else { throw GenerationChanged() }
+                    try await self.apply(
+                        page, generation: generation, after: checkpoint, isolating: isolating, onServer: true,
+                        schemaIsSet: true, on: connection)
+                }
+                checkpoint = page.next
+            }
+        } catch {
+            await store.leaveShared(reader)
+            throw error
+        }
+        await store.leaveShared(reader)
+        return checkpoint
     }
 
     private func recordError(_ reason: String, rebuild: Bool) async throws {
