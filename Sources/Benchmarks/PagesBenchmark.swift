@@ -359,7 +359,7 @@ struct PagesBenchmark: AsyncParsableCommand {
         while !Task.isCancelled {
             do {
                 latencies.append(try await timed(http, "/api/events?limit=100"))
-            } catch where Task.isCancelled {
+            } catch  where Task.isCancelled {
                 break
             }
             do { try await Task.sleep(for: .milliseconds(10)) } catch { break }

@@ -251,18 +251,7 @@ public final class ProjectionRunner: Service, Sendable {
                 // The move alone: one statement of its own, not a transaction of four round trips.
                 try await moveCheckpoint(of: generation, from: checkpoint, past: page, standalone: true, on: connection)
             } else {
-                try await batch("live", at: checkpoint, on: connection) { [checkpoint] isolating, connection in
-                    // The generation's schema comes first for the rest of the batch (nothing
-                    // after its statements but the checkpoint's move).
-                    let (live, _) = try await Generations.read(
-                        projection.name, lock: .share,
-                        settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
-                        on: connection, logger: logger)
-                    guard live == generation else { throw GenerationChanged() }
-                    try await self.apply(
-                        page, generation: generation, after: checkpoint, isolating: isolating, schemaIsSet: true,
-                        on: connection)
-                }
+                try await applyLive(page, generation: generation, after: checkpoint, on: connection)
             }
             checkpoint = page.next
             lastMove = clock.now
@@ -272,6 +261,26 @@ public final class ProjectionRunner: Service, Sendable {
             if batchInterval > .zero && !page.events.isEmpty && !page.isFull {
                 try await clock.sleep(until: received + batchInterval)
             }
+        }
+    }
+
+    /// `page` applied to the live `generation` in one batch, which holds the generation live
+    /// (its schema comes first for the rest of the batch: nothing after its statements but the
+    /// checkpoint's move).
+    private func applyLive(
+        _ page: LogPage, generation: Int32, after checkpoint: Checkpoint, onServer: Bool = false,
+        on connection: PostgresConnection
+    ) async throws {
+        let (projection, logger) = (self.projection, store.logger)
+        try await batch("live", at: checkpoint, on: connection) { isolating, connection in
+            let (live, _) = try await Generations.read(
+                projection.name, lock: .share,
+                settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
+                on: connection, logger: logger)
+            guard live == generation else { throw GenerationChanged() }
+            try await self.apply(
+                page, generation: generation, after: checkpoint, isolating: isolating, onServer: onServer,
+                schemaIsSet: true, on: connection)
         }
     }
 
@@ -286,7 +295,6 @@ public final class ProjectionRunner: Service, Sendable {
         _ generation: Int32, from start: Checkpoint, on connection: PostgresConnection
     ) async throws -> Checkpoint {
         guard projection is any RunBasedProjection, !projection.isReactor else { return start }
-        let logger = store.logger
         let reader = "\(projection.name)#\(generation)#live"
         var checkpoint = start
         do {
@@ -295,16 +303,7 @@ public final class ProjectionRunner: Service, Sendable {
                     as: reader, after: checkpoint, filter: projection.filter, limit: options.rebuildBatchSize,
                     on: connection)
                 guard page.isFull else { break }
-                try await batch("live", at: checkpoint, on: connection) { [checkpoint] isolating, connection in
-                    let (live, _) = try await Generations.read(
-                        projection.name, lock: .share,
-                        settings: [.noFlushWait, .searchPath(projection.schema(generation: generation))],
-                        on: connection, logger: logger)
-                    guard live == generation else { throw GenerationChanged() }
-                    try await self.apply(
-                        page, generation: generation, after: checkpoint, isolating: isolating, onServer: true,
-                        schemaIsSet: true, on: connection)
-                }
+                try await applyLive(page, generation: generation, after: checkpoint, onServer: true, on: connection)
                 checkpoint = page.next
             }
         } catch {
