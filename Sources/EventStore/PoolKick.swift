@@ -14,35 +14,43 @@ import ServiceLifecycle
 /// after the last connection closes.)
 ///
 /// A new request still opens a connection when none is idle, and that connection goes to the
-/// oldest waiting request. So every `interval` this asks for a connection and withdraws the
-/// request unless it is served at once: one waiting request a tick is served, and a pool with
-/// an idle connection only leases and hands it back.
+/// oldest waiting request. So this asks for a connection and withdraws the request unless it is
+/// served at once: each such kick serves one waiting request. Served at once, by an idle
+/// connection, it says nothing waits (the pool hands an idle connection to a waiting request
+/// first): the next kick comes after `quietInterval`, else after `interval`. Its cost: an idle
+/// server after the demo backfill holds ~2.5 MB more with it than without (59.1 against 56.7
+/// MB; docs/BENCHMARKS.md, Memory), whether it kicks every 50 or every 500 ms when quiet.
 public struct PoolKick: Service {
     let client: PostgresClient
     let interval: Duration
+    let quietInterval: Duration
 
-    public init(client: PostgresClient, interval: Duration = .milliseconds(50)) {
+    public init(
+        client: PostgresClient, interval: Duration = .milliseconds(50), quietInterval: Duration = .milliseconds(500)
+    ) {
         self.client = client
         self.interval = interval
+        self.quietInterval = quietInterval
     }
 
     /// Until cancelled or shut down, and then it returns without an error (a service that
     /// throws would fail the server's stop).
     public func run() async {
         try? await cancelWhenGracefulShutdown {
+            var wait = interval
             while true {
-                try await Task.sleep(for: interval)
-                await kick()
+                try await Task.sleep(for: wait)
+                wait = await kick() ? quietInterval : interval
             }
         }
     }
 
-    /// One request, withdrawn after 2 ms unless it was served.
-    func kick() async {
+    /// One request, withdrawn after 2 ms unless it was served; whether it was.
+    func kick() async -> Bool {
         let client = self.client
-        let request = Task { try? await client.withConnection { _ in } }
+        let request = Task { (try? await client.withConnection { _ in true }) ?? false }
         try? await Task.sleep(for: .milliseconds(2))
         request.cancel()
-        await request.value
+        return await request.value
     }
 }
