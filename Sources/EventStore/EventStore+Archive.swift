@@ -189,12 +189,7 @@ extension EventStore {
 
     func refuseImportUnlessEmpty(on connection: PostgresConnection? = nil) async throws {
         let sql: PostgresQuery = "SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1000) AS e"
-        let rows =
-            if let connection {
-                try await connection.guardedQuery(sql, logger: logger)
-            } else {
-                try await client.guardedQuery(sql, logger: logger)
-            }
+        let rows = try await client.guardedQuery(sql, on: connection, logger: logger)
         let count = try await rows.decode(Int64.self).reduce(0) { $0 + $1 }
         guard count == 0 else {
             throw LogImportError(

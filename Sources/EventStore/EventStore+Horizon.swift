@@ -155,13 +155,8 @@ extension EventStore {
     func placeRunningTransactions(
         on connection: PostgresConnection? = nil
     ) async throws -> (own: [UInt64], foreign: [UInt64]) {
-        let query = PostgresQuery(unsafeSQL: ReadHorizon.placeRunning)
-        let rows =
-            if let connection {
-                try await connection.guardedQuery(query, logger: logger)
-            } else {
-                try await client.guardedQuery(query, logger: logger)
-            }
+        let rows = try await client.guardedQuery(
+            PostgresQuery(unsafeSQL: ReadHorizon.placeRunning), on: connection, logger: logger)
         var (own, foreign): ([UInt64], [UInt64]) = ([], [])
         for try await (text, isOwn) in rows.decode((String, Bool?).self) {
             guard let transaction = UInt64(text), let isOwn else { continue }

@@ -69,12 +69,7 @@ extension EventStore {
                 (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
                  FROM h WHERE \(transaction)::text::xid8 >= xmin)
                 """
-            let rows =
-                if let connection {
-                    try await connection.guardedPreparedQuery(query, logger: logger)
-                } else {
-                    try await client.guardedPreparedQuery(query, logger: logger)
-                }
+            let rows = try await client.guardedQuery(query, prepared: true, on: connection, logger: logger)
             var events: [RecordedEvent] = []
             events.reserveCapacity(min(limit, 1000))
             var head = checkpoint

@@ -18,8 +18,8 @@ import ServiceLifecycle
 /// served at once: each such kick serves one waiting request. Served at once, by an idle
 /// connection, it says nothing waits (the pool hands an idle connection to a waiting request
 /// first): the next kick comes after `quietInterval`, else after `interval`. Its cost: an idle
-/// server after the demo backfill holds ~2.5 MB more with it than without (59.1 against 56.7
-/// MB; docs/BENCHMARKS.md, Memory), whether it kicks every 50 or every 500 ms when quiet.
+/// server after the demo backfill holds 1.1–2.5 MB more with it than without, with the same
+/// open connections (two measurements; docs/BENCHMARKS.md, Memory).
 public struct PoolKick: Service {
     let client: PostgresClient
     let interval: Duration

@@ -268,6 +268,20 @@ extension PostgresClient {
         try await onOpenConnection { try await $0.guardedPreparedQuery(query, logger: logger) }
     }
 
+    /// `query` on `connection` when the caller holds one (and waits for the answer anyway), else
+    /// on a pooled one; `prepared`: as a named prepared statement.
+    @discardableResult
+    public func guardedQuery(
+        _ query: PostgresQuery, prepared: Bool = false, on connection: PostgresConnection?, logger: Logger
+    ) async throws -> CollectedRows {
+        switch (connection, prepared) {
+        case (let connection?, false): try await connection.guardedQuery(query, logger: logger)
+        case (let connection?, true): try await connection.guardedPreparedQuery(query, logger: logger)
+        case (nil, false): try await guardedQuery(query, logger: logger)
+        case (nil, true): try await guardedPreparedQuery(query, logger: logger)
+        }
+    }
+
     /// `run` on a pooled connection that was open when handed out, trying another up to three
     /// times (see ``guardedQuery(_:logger:)``).
     private func onOpenConnection(
