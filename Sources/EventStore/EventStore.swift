@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The append-only event log in PostgreSQL.
 ///
@@ -14,6 +15,8 @@ public struct EventStore: Sendable {
     public let logger: Logger
     /// Running transactions seen to be this database's (for the read horizon).
     let places = TransactionPlaces()
+    /// How ``appendBatch(_:)`` wrote: in one statement, or deferred to the full transaction.
+    public let appendPaths = AppendPaths()
     /// The stretch of the log the rebuilds in this process share (``readShared(as:after:filter:limit:on:)``).
     let window = LogWindow()
     /// How long a write (``transaction(_:)``) waits for a pooled connection before it gives up
@@ -43,8 +46,24 @@ public struct EventStore: Sendable {
 
     /// Appends several requests in one transaction; each is accepted or refused on its own
     /// (a refused request writes nothing, the others are written).
+    ///
+    /// Requests that expect nothing of their streams' versions (the group commit's detections)
+    /// are written in one statement, one round trip (``LogWriter/writeInOneStatement(_:on:logger:)``),
+    /// which defers to the full transaction whenever that could decide otherwise.
     public func appendBatch(_ requests: [AppendRequest]) async throws -> [Result<AppendResult, AppendError>] {
-        try await transaction { transaction in
+        if LogWriter.fitsOneStatement(requests) {
+            do {
+                let results = try await client.withOpenConnection(leaseTimeout: writeLeaseTimeout) {
+                    [logger] connection in
+                    try await LogWriter.writeInOneStatement(requests, on: connection, logger: logger)
+                }
+                appendPaths.wroteInOneStatement()
+                return results
+            } catch  where LogWriter.deferring(error) {
+                appendPaths.deferredToTransaction()
+            }
+        }
+        return try await transaction { transaction in
             try await LogWriter.write(requests, method: .insert, on: transaction.connection, logger: logger)
         }
     }
@@ -163,4 +182,17 @@ public struct BulkAppendResult: Sendable {
     public var alreadyStored = 0
     /// Index in the input and reason of each refused event.
     public var refused: [(index: Int, error: AppendError)] = []
+}
+
+/// Counts of ``EventStore/appendBatch(_:)``'s two paths (for tests and diagnostics).
+public final class AppendPaths: Sendable {
+    private let counts = Mutex<(oneStatement: Int, deferred: Int)>((0, 0))
+
+    /// Batches written in one statement.
+    public var oneStatement: Int { counts.withLock { $0.oneStatement } }
+    /// Batches the one statement deferred to the full transaction (nothing written by it).
+    public var deferred: Int { counts.withLock { $0.deferred } }
+
+    func wroteInOneStatement() { counts.withLock { $0.oneStatement += 1 } }
+    func deferredToTransaction() { counts.withLock { $0.deferred += 1 } }
 }

@@ -119,6 +119,12 @@ struct PaginationTests {
                 #expect(event["camera_id"] as? String == "back_yard" && event["risk_level"] as? String == "high")
             }
 
+            // The detections read model has its own runner: `waitForEvents` said nothing of it (a
+            // loaded run once walked it before it had applied anything).
+            try await waitUntil("/api/detections?camera_id=back_yard counts \(expectedDetections)") {
+                try await client.getJSON("/api/detections?limit=1&camera_id=back_yard")["count"] as? Int
+                    == expectedDetections
+            }
             let detections = try await client.walk("/api/detections?camera_id=back_yard", key: "detections", limit: 9)
             #expect(Set(detections.counts) == [expectedDetections])
             #expect(detections.pages.flatMap(ids).count == expectedDetections)

@@ -77,6 +77,87 @@ struct AppendTests {
         }
     }
 
+    @Test("the group commit writes fresh events in one statement, numbered after their streams' versions")
+    func oneStatement() async throws {
+        try await TestDatabase.withStore { store in
+            try await store.append(to: "camera-x", events: [detection(), detection()])
+            let (e1, e2, e3, e4) = (detection(), detection(), detection(), detection())
+            let results = try await store.appendBatch([
+                AppendRequest(stream: "camera-x", events: [e1]),
+                AppendRequest(stream: "camera-y", events: [e2, e3]),
+                AppendRequest(stream: "camera-x", events: [e4]),
+            ]).map { try $0.get() }
+            #expect(store.appendPaths.oneStatement == 1)
+            #expect(store.appendPaths.deferred == 0)
+            #expect(results.map(\.version) == [3, 2, 4])
+            #expect(results.map(\.checkpoints.count) == [1, 2, 1])
+            #expect(results.allSatisfy { !$0.wasAlreadyStored })
+
+            let x = try #require(try await store.readStream("camera-x"))
+            #expect(x.events.map(\.version) == [1, 2, 3, 4])
+            #expect(Array(x.events.map(\.id).suffix(2)) == [e1.id, e4.id])
+            #expect(Array(x.events.map(\.checkpoint).suffix(2)) == results[0].checkpoints + results[2].checkpoints)
+            let y = try #require(try await store.readStream("camera-y"))
+            #expect(y.events.map(\.id) == [e2.id, e3.id])
+            #expect(y.events.map(\.checkpoint) == results[1].checkpoints)
+            // The streams' versions moved with their events: the full path appends after them.
+            #expect(try await store.append(to: "camera-y", events: [detection()], expected: .exact(2)).version == 3)
+        }
+    }
+
+    @Test("what the one statement can't decide goes through the full transaction, and nothing is written twice")
+    func oneStatementDefers() async throws {
+        try await TestDatabase.withStore { store in
+            func paths() -> (Int, Int) {
+                (
+                    store.appendPaths.oneStatement,
+                    store.appendPaths.deferred
+                )
+            }
+            let (a, b) = (detection(), detection())
+            let original = try await store.appendBatch([AppendRequest(stream: "camera-z", events: [a, b])])[0].get()
+            #expect(paths() == (1, 0))
+
+            // A retry: stored ids. The full path recognises it.
+            let retry = try await store.appendBatch([AppendRequest(stream: "camera-z", events: [a, b])])[0].get()
+            #expect(paths() == (1, 1))
+            #expect(retry.wasAlreadyStored)
+            #expect(retry.checkpoints == original.checkpoints)
+            // A stored id in another stream: refused there.
+            let clash = try await store.appendBatch([AppendRequest(stream: "camera-w", events: [a])])[0]
+            #expect(paths() == (1, 2))
+            #expect(throws: AppendError.duplicateEventID(a.id)) { try clash.get() }
+            // An expected version: the full path only.
+            let expecting = try await store.appendBatch([
+                AppendRequest(stream: "camera-z", events: [detection()], expected: .exact(1))
+            ])[0]
+            #expect(paths() == (1, 2))
+            #expect(throws: AppendError.wrongExpectedVersion(stream: "camera-z", expected: .exact(1), current: 2)) {
+                try expecting.get()
+            }
+
+            // An archived stream, and one whose last writer is younger than any transaction to come
+            // (set by hand): the statement refuses and writes nothing.
+            try await store.client.query(
+                "UPDATE streams SET archived_at = now() WHERE stream = 'camera-z'", logger: TestDatabase.logger)
+            let archived = try await store.appendBatch([AppendRequest(stream: "camera-z", events: [detection()])])[0]
+            #expect(paths() == (1, 3))
+            #expect(throws: AppendError.streamArchived(stream: "camera-z")) { try archived.get() }
+            try await store.append(to: "camera-v", events: [detection()])
+            try await store.client.query(
+                "UPDATE streams SET last_tx = '4000000000000'::xid8 WHERE stream = 'camera-v'",
+                logger: TestDatabase.logger)
+            await #expect(throws: AppendError.tooMuchContention(stream: "camera-v")) {
+                try await store.appendBatch([AppendRequest(stream: "camera-v", events: [detection()])])
+            }
+            #expect(paths() == (1, 4))
+
+            #expect(try await store.readAll().count == 3)
+            #expect(try await store.readStream("camera-z")?.version == 2)
+            #expect(try await store.readStream("camera-v")?.version == 1)
+        }
+    }
+
     @Test("a transaction that rolls back leaves no event behind")
     func rollback() async throws {
         struct Abort: Error {}
@@ -169,7 +250,7 @@ struct AppendTests {
                 try migrator.migrations().map(\.version) == [
                     "0001_events", "0002_projections", "0003_read_support", "0004_parked_events", "0005_api_key_usage",
                     "0006_deferred_indexes", "0007_projection_versions", "0008_read_model_sessions",
-                    "0009_operational_logs", "0010_retention",
+                    "0009_operational_logs", "0010_retention", "0011_append_in_one_statement",
                 ])
         }
     }
