@@ -140,6 +140,22 @@ extension EventStore {
         await window.leave(reader)
     }
 
+    /// Runs `body`, which reads with ``readShared(as:after:filter:limit:on:)`` as `reader`, and
+    /// leaves the shared stretch afterwards (``leaveShared(_:)``), whether `body` returns or throws.
+    public func readingShared<Value: Sendable>(
+        as reader: String, _ body: () async throws -> Value
+    ) async throws -> Value {
+        let value: Value
+        do {
+            value = try await body()
+        } catch {
+            await leaveShared(reader)
+            throw error
+        }
+        await leaveShared(reader)
+        return value
+    }
+
     /// The newest checkpoint readers can read up to now.
     ///
     /// Every `ORDER BY` names the `xid8` column qualified (`e.tx_id`): an unqualified name

@@ -33,13 +33,7 @@ extension ProjectionRunner {
     /// the table.
     private func rebuildGeneration(_ generation: Int32, on connection: PostgresConnection) async throws {
         let reader = "\(projection.name)#\(generation)"
-        do {
-            try await fill(generation, as: reader, on: connection)
-        } catch {
-            await store.leaveShared(reader)
-            throw error
-        }
-        await store.leaveShared(reader)
+        try await store.readingShared(as: reader) { try await fill(generation, as: reader, on: connection) }
     }
 
     private func fill(_ generation: Int32, as reader: String, on connection: PostgresConnection) async throws {

@@ -296,8 +296,8 @@ public final class ProjectionRunner: Service, Sendable {
     ) async throws -> Checkpoint {
         guard projection is any RunBasedProjection, !projection.isReactor else { return start }
         let reader = "\(projection.name)#\(generation)#live"
-        var checkpoint = start
-        do {
+        return try await store.readingShared(as: reader) {
+            var checkpoint = start
             while !Task.isCancelled {
                 let page = try await store.readShared(
                     as: reader, after: checkpoint, filter: projection.filter, limit: options.rebuildBatchSize,
@@ -306,12 +306,8 @@ public final class ProjectionRunner: Service, Sendable {
                 try await applyLive(page, generation: generation, after: checkpoint, onServer: true, on: connection)
                 checkpoint = page.next
             }
-        } catch {
-            await store.leaveShared(reader)
-            throw error
+            return checkpoint
         }
-        await store.leaveShared(reader)
-        return checkpoint
     }
 
     private func recordError(_ reason: String, rebuild: Bool) async throws {
