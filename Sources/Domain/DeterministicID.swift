@@ -35,3 +35,20 @@ public enum DeterministicID {
         return z ^ (z >> 31)
     }
 }
+
+extension UUID {
+    /// A random UUID (version 4), as `UUID()` makes one, from the system's generator
+    /// (`getrandom`). On Linux, Foundation's `UUID()` opens, reads and closes `/dev/urandom` for
+    /// each one: about 3 µs, against under 1 µs here, on every event a request appends.
+    public static func random() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            raw.storeBytes(of: generator.next() as UInt64, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: generator.next() as UInt64, toByteOffset: 8, as: UInt64.self)
+        }
+        bytes.6 = (bytes.6 & 0x0f) | 0x40  // version 4
+        bytes.8 = (bytes.8 & 0x3f) | 0x80  // RFC variant
+        return UUID(uuid: bytes)
+    }
+}

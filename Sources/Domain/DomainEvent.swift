@@ -83,13 +83,21 @@ public enum EventCoding {
         let units = Int64((seconds * scale + nudge).rounded(.down))
         var (whole, fraction) = units.quotientAndRemainder(dividingBy: Int64(scale))
         if fraction < 0 { (whole, fraction) = (whole - 1, fraction + Int64(scale)) }
-        let text = Date(timeIntervalSince1970: Double(whole)).formatted(Date.ISO8601FormatStyle())
+        // Outside years 1–9999 (nothing PostgreSQL takes): as Foundation writes it.
+        let text =
+            Timestamp.dateTime(secondsSince1970: whole)
+            ?? String(Date(timeIntervalSince1970: Double(whole)).formatted(Date.ISO8601FormatStyle()).dropLast())
         let digits = String(fraction)
-        return text.dropLast() + "." + String(repeating: "0", count: width - digits.count) + digits + "Z"
+        return text + "." + String(repeating: "0", count: width - digits.count) + digits + "Z"
     }
 
-    /// Parses an ISO 8601 timestamp with or without fractional seconds, with `Z` or an offset.
+    /// Parses an ISO 8601 timestamp with or without fractional seconds, with `Z` or an offset:
+    /// ``Timestamp/parseDateTime(_:)`` (the proleptic Gregorian calendar, as PostgreSQL's and
+    /// ``timestamp(_:_:)``'s), then Foundation's parser for anything it refuses. Foundation's
+    /// calendar is Julian before October 1582: a time before then, read or written by it, moved
+    /// by days against PostgreSQL's.
     public static func parseTimestamp(_ text: String) -> Date? {
+        if let date = Timestamp.parseDateTime(text) { return date }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
     }
@@ -169,7 +177,9 @@ public struct EventMetadata: Codable, Sendable, Hashable {
 
     /// Whether stored `metadata` (JSON text) marks its event as imported history.
     public static func isImported(_ metadata: String) -> Bool {
-        guard metadata.contains("imported") else { return false }
+        // Most metadata doesn't mention it: a byte search (Foundation's `contains` is dearer
+        // than the rest of a detection's path through a reactor).
+        guard metadata.utf8.firstRange(of: "imported".utf8) != nil else { return false }
         return (try? EventCoding.decoder.decode(EventMetadata.self, from: Data(metadata.utf8)))?.imported == true
     }
 

@@ -142,6 +142,52 @@ public enum Timestamp {
         let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
         return era * 146_097 + dayOfEra - 719_468
     }
+
+    /// Howard Hinnant's `civil_from_days`: the inverse of ``daysSinceEpoch(year:month:day:)``.
+    static func civil(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// `2026-11-23T15:11:07` for whole seconds since 1970, UTC, in the proleptic Gregorian
+    /// calendar (PostgreSQL's, and ``parseDateTime(_:)``'s), years 0001 through 9999; nil outside
+    /// them. From 15 October 1582 on, as Foundation's `ISO8601FormatStyle` writes it (without the
+    /// zone); before, Foundation's calendar is Julian. Written by hand: Foundation's formatter
+    /// cost a detection's POST more than its JSON.
+    public static func dateTime(secondsSince1970 seconds: Int64) -> String? {
+        let (days, second) = Int(seconds).quotientAndRemainder(dividingBy: 86_400)
+        let (day, secondOfDay) = second < 0 ? (days - 1, second + 86_400) : (days, second)
+        let date = civil(daysSinceEpoch: day)
+        guard (1...9999).contains(date.year) else { return nil }
+        let fields = [
+            (date.year, 4, UInt8(ascii: "-")), (date.month, 2, UInt8(ascii: "-")), (date.day, 2, UInt8(ascii: "T")),
+            (secondOfDay / 3600, 2, UInt8(ascii: ":")), (secondOfDay / 60 % 60, 2, UInt8(ascii: ":")),
+            (secondOfDay % 60, 2, 0),
+        ]
+        return String(unsafeUninitializedCapacity: 19) { bytes in
+            var index = 0
+            for (value, width, separator) in fields {
+                var rest = value
+                for position in stride(from: index + width - 1, through: index, by: -1) {
+                    bytes[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                index += width
+                if separator != 0 {
+                    bytes[index] = separator
+                    index += 1
+                }
+            }
+            return index
+        }
+    }
 }
 
 /// When a recorded fact may say it happened: the one rule for every client-supplied timestamp

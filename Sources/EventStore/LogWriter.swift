@@ -167,11 +167,18 @@ enum LogWriter {
         return .accepted(firstRow: firstRow, count: ids.count, version: version)
     }
 
-    /// Whether two events under one id were made from the same client input. An event stored
-    /// before digests were recorded (or appended without one) can't tell, and counts as the same.
-    private static func sameInput(_ new: String?, _ stored: String?) -> Bool {
-        guard let new, let stored else { return true }
+    /// Whether two events under one id were made from the same client input: their digests
+    /// agree. A digest names its form before a colon (`c1:…`; the first ones had no prefix and
+    /// another canonical encoding). An event stored before digests were recorded, appended
+    /// without one, or with one of another form (a retry across an upgrade) can't tell, and
+    /// counts as the same.
+    static func sameInput(_ new: String?, _ stored: String?) -> Bool {
+        guard let new, let stored, digestForm(new) == digestForm(stored) else { return true }
         return new == stored
+    }
+
+    private static func digestForm(_ digest: String) -> Substring? {
+        digest.utf8.firstIndex(of: UInt8(ascii: ":")).map { digest[..<$0] }
     }
 
     /// The checks every request must pass (``decide``, and whether ``fitsOneStatement(_:)``).

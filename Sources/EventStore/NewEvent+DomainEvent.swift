@@ -8,7 +8,7 @@ import Foundation
 
 extension NewEvent {
     /// A domain event ready to append: its type, schema version, data and metadata.
-    public init(_ event: some DomainEvent, id: UUID = UUID(), metadata: EventMetadata) throws {
+    public init(_ event: some DomainEvent, id: UUID = .random(), metadata: EventMetadata) throws {
         let eventType = Swift.type(of: event)
         self.init(
             id: id,

@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 
 /// An event to be appended: its identity, type and JSON payloads.
@@ -15,7 +16,7 @@ public struct NewEvent: Sendable, Hashable {
     public var requestDigest: String?
 
     public init(
-        id: UUID = UUID(), type: String, schemaVersion: Int32 = 1, data: String, metadata: String = "{}",
+        id: UUID = .random(), type: String, schemaVersion: Int32 = 1, data: String, metadata: String = "{}",
         requestDigest: String? = nil
     ) {
         self.id = id
@@ -28,7 +29,7 @@ public struct NewEvent: Sendable, Hashable {
 
     /// Encodes `payload` (snake_case keys, ISO 8601 dates) as the event's data.
     public init(
-        id: UUID = UUID(),
+        id: UUID = .random(),
         type: String,
         schemaVersion: Int32 = 1,
         payload: some Encodable,

@@ -216,7 +216,7 @@ struct OpenBatches: Sendable {
                 added.ids.append(batch.detectionIds[position])
             }
         }
-        let token = UUID()
+        let token = UUID.random()
         let cameras = Array(open.keys)
         // The cameras whose stored ids go: those with no open batch any more, and the rewritten.
         // Named, not `camera_id <> ALL(open)`: that reads every open batch's ids on every page

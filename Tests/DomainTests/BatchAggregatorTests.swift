@@ -163,6 +163,19 @@ import Testing
         #expect(a.uuidString.dropFirst(14).first == "8")  // version 8
     }
 
+    @Test func randomIDsAreVersion4AndDistinct() {
+        let ids = (0..<10_000).map { _ in UUID.random() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(100) {
+            #expect(id.uuidString.dropFirst(14).first == "4")  // version 4
+            #expect("89AB".contains(id.uuidString.dropFirst(19).first!))  // RFC variant
+        }
+        // Every bit outside the version and variant varies.
+        let bytes = ids.prefix(64).map { withUnsafeBytes(of: $0.uuid) { Array($0) } }
+        let varying = (0..<16).map { index in Set(bytes.map { $0[index] }).count > 1 }
+        #expect(varying.allSatisfy { $0 })
+    }
+
     @Test func heuristicScoresPeopleAtNightHigher() {
         let noon = Self.t0.addingTimeInterval(
             -Self.t0.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400) + 12 * 3600)

@@ -50,6 +50,36 @@ import Testing
         }
     }
 
+    @Test("times are written in the Gregorian calendar, years 1 to 9999, as Foundation does from 1582")
+    func dateTimeIsGregorian() throws {
+        let first: Int64 = -62_135_596_800  // 0001-01-01T00:00:00Z
+        let gregorian: Int64 = -12_219_292_800  // 1582-10-15T00:00:00Z, Foundation's switch from Julian
+        let end: Int64 = 253_402_300_800  // 10000-01-01T00:00:00Z
+        var generator = SystemRandomNumberGenerator()
+        let edges: [Int64] = [
+            first, first + 86_399, gregorian - 1, gregorian, -86_401, -86_400, -1, 0, 1, 951_782_400, 4_107_456_000,
+            end - 1,
+        ]
+        for seconds in edges + (0..<20_000).map({ _ in Int64.random(in: first..<end, using: &generator) }) {
+            let text = try #require(Timestamp.dateTime(secondsSince1970: seconds), "\(seconds)")
+            // Read back (the strict reader is Gregorian too) it is the same second.
+            #expect(Timestamp.parseDateTime(text + "Z")?.timeIntervalSince1970 == Double(seconds), "\(text)")
+            if seconds >= gregorian {
+                let foundation = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle())
+                #expect(text + "Z" == foundation, "\(seconds)")
+            }
+        }
+        #expect(Timestamp.dateTime(secondsSince1970: gregorian - 1) == "1582-10-14T23:59:59")
+        #expect(Timestamp.dateTime(secondsSince1970: first) == "0001-01-01T00:00:00")
+        #expect(Timestamp.dateTime(secondsSince1970: first - 1) == nil)
+        #expect(Timestamp.dateTime(secondsSince1970: end) == nil)
+        // An event time before 1582 reads back as PostgreSQL reads it (Foundation's own
+        // formatter wrote 1500-05-22 for it, and its parser read 1500-06-01 ten days later).
+        let old = try #require(Timestamp.parse("1500-06-01T12:00:00Z"))
+        #expect(EventCoding.timestamp(old) == "1500-06-01T12:00:00.000Z")
+        #expect(EventCoding.parseTimestamp("1500-06-01T12:00:00.000Z") == old)
+    }
+
     @Test(arguments: [
         "2026-02-30", "2026-02-30T10:00:00Z", "2025-02-29T10:00:00Z", "1900-02-29", "2026-13-01", "2026-00-10",
         "2026-11-00", "2026-11-31", "2026-11-20T25:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T10:60:00Z",

@@ -77,6 +77,31 @@ struct AppendTests {
         }
     }
 
+    @Test("a stored id is a retry when its digest agrees, or when the two digests' forms differ")
+    func retriesCompareDigestsOfOneForm() async throws {
+        @Sendable func keyed(_ id: UUID, _ digest: String) -> NewEvent {
+            NewEvent(
+                id: id, type: "DetectionRecorded", data: #"{"camera_id":"porch"}"#,
+                metadata: #"{"actor":"tests","request_digest":"\#(digest)"}"#, requestDigest: digest)
+        }
+        try await TestDatabase.withStore { store in
+            let (legacy, current) = (UUID(), UUID())
+            try await store.append(to: "camera-porch", events: [keyed(legacy, "ab12")])
+            try await store.append(to: "camera-porch", events: [keyed(current, "c1:ab12")])
+            // The same form: equal digests are a retry, others a different request.
+            #expect(try await store.append(to: "camera-porch", events: [keyed(current, "c1:ab12")]).wasAlreadyStored)
+            await #expect(throws: AppendError.duplicateEventID(current)) {
+                try await store.append(to: "camera-porch", events: [keyed(current, "c1:cd34")])
+            }
+            await #expect(throws: AppendError.duplicateEventID(legacy)) {
+                try await store.append(to: "camera-porch", events: [keyed(legacy, "cd34")])
+            }
+            // Stored in the first form (no prefix), retried in the current one: can't tell, a retry.
+            #expect(try await store.append(to: "camera-porch", events: [keyed(legacy, "c1:cd34")]).wasAlreadyStored)
+            #expect(try await store.readAll().count == 2)
+        }
+    }
+
     @Test("the group commit writes fresh events in one statement, numbered after their streams' versions")
     func oneStatement() async throws {
         try await TestDatabase.withStore { store in

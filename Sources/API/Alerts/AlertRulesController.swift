@@ -113,7 +113,7 @@ struct AlertRulesController<Context: RequestContext> {
         var rule = AlertRuleDefinition(name: name ?? "")
         Self.read(&body, into: &rule)
         try body.validate()
-        let id = UUID().uuidString.lowercased()
+        let id = UUID.random().uuidString.lowercased()
         try await appender.appendCommand(
             AlertRuleCreated(id: id, rule: rule, createdAt: Date()), expected: .noStream, request: request,
             readYourWrites: readYourWrites, waitFor: ["alert_rules"],

@@ -49,7 +49,7 @@ struct NotificationController<Context: RequestContext> {
         }
         let sender = WebhookSender(settings: webhooks)
         let now = Date()
-        let delivery = UUID()
+        let delivery = UUID.random()
         let payload = """
             {"type":"notification.test","delivery_id":"\(delivery.uuidString.lowercased())",\
             "sent_at":"\(EventCoding.timestamp(now))","message":"A test notification from Vigil"}

@@ -162,7 +162,7 @@ struct NotificationPreferencesController<Context: RequestContext> {
         var period = QuietHours(label: "", startTime: "", endTime: "", days: QuietHours.weekdays)
         Self.read(&body, into: &period, creating: true)
         try body.validate()
-        let id = UUID().uuidString.lowercased()
+        let id = UUID.random().uuidString.lowercased()
         try await appender.appendCommand(
             QuietHoursSet(id: id, period: period, previous: nil, setAt: Date()), expected: .noStream,
             request: request, readYourWrites: readYourWrites, waitFor: ["notifications"],

@@ -73,7 +73,7 @@ struct EntitiesController<Context: RequestContext> {
         }
         try body.validate()
         guard let camera else { throw ValidationError([]) }
-        let id = isNew ? UUID().uuidString.lowercased() : given!
+        let id = isNew ? UUID.random().uuidString.lowercased() : given!
         var entityType = type ?? .other
         var expected = ExpectedVersion.noStream
         if !isNew {

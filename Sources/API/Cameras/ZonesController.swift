@@ -55,7 +55,7 @@ struct ZonesController<Context: RequestContext> {
         let zone = ZoneDefinition(
             name: name, zoneType: type, coordinates: coordinates, shape: shape, color: color, enabled: enabled,
             priority: priority)
-        let id = UUID().uuidString.lowercased()
+        let id = UUID.random().uuidString.lowercased()
         let event = ZoneCreated(id: id, cameraId: camera, zone: zone, createdAt: Date())
         try await appender.appendCommand(
             event, expected: .noStream, request: request, readYourWrites: readYourWrites, waitFor: ["zones"],

@@ -13,7 +13,7 @@ extension EventMetadata {
         let headers = request.headers
         self.init(
             actor: Principal.current?.name ?? "anonymous",
-            requestId: headers[HTTPField.Name("X-Request-ID")!] ?? UUID().uuidString,
+            requestId: headers[HTTPField.Name("X-Request-ID")!] ?? UUID.random().uuidString,
             clientAddress: RequestOrigin.clientAddress,
             userAgent: headers[.userAgent]
         )

@@ -43,7 +43,7 @@ extension GroupCommitAppender {
     @discardableResult
     func appendCommand(
         _ event: some DomainEvent,
-        id: UUID = UUID(),
+        id: UUID = .random(),
         expected: ExpectedVersion,
         request: Request,
         metadata: EventMetadata? = nil,

@@ -245,7 +245,7 @@ struct DetectionIngest<Context: RequestContext> {
     private func identity(
         _ request: Request, metadata: EventMetadata, index: Int, digest: @autoclosure () -> String?
     ) -> (id: UUID, metadata: EventMetadata) {
-        guard let key = Self.idempotencyKey(request) else { return (UUID(), metadata) }
+        guard let key = Self.idempotencyKey(request) else { return (.random(), metadata) }
         var keyed = metadata
         keyed.requestDigest = digest()
         return (DeterministicID.uuid("DetectionRecorded", metadata.actor, key, String(index)), keyed)

@@ -75,7 +75,7 @@ struct AnalysisController<Context: RequestContext> {
         guard let score, let summary else { throw ValidationError([]) }
         let analyzed = SecurityEventAnalyzed(
             id: id, riskScore: score, summary: summary, reasoning: reasoning ?? "", model: model, latencyMs: latency)
-        let eventID = job.map(AnalysisJob.analysisEventID) ?? UUID()
+        let eventID = job.map(AnalysisJob.analysisEventID) ?? .random()
         let result = try await append(analyzed, id: eventID, request: request, metadata: metadata)
         let level = try await thresholds().level(score)
         var writer = JSONWriter()
@@ -100,7 +100,7 @@ struct AnalysisController<Context: RequestContext> {
             reason = body.string("reason", length: 0...1000, multiline: true)
             try body.validate()
         }
-        let eventID = UUID()
+        let eventID = UUID.random()
         try await append(ReanalysisRequested(id: id, reason: reason), id: eventID, request: request)
         var writer = JSONWriter()
         writer.object { object in

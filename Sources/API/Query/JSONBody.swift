@@ -58,6 +58,8 @@ struct JSONBody {
     /// else is a 415.
     static func requireJSONContentType(_ request: Request) throws {
         guard let header = request.headers[.contentType] else { return }
+        // What clients send, without Foundation's string functions (dear on every request).
+        if header == "application/json" || header.utf8.starts(with: "application/json;".utf8) { return }
         let mediaType = header.split(separator: ";", maxSplits: 1).first.map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         }
@@ -69,13 +71,49 @@ struct JSONBody {
             .unsupportedMediaType, "Unsupported Content-Type '\(mediaType)': this route takes application/json")
     }
 
-    /// A fingerprint of the object's content: SHA-256 of its canonical JSON (sorted keys, no
-    /// whitespace), so the same input matches however a client spelled it.
+    /// A fingerprint of the object's content, so the same input matches however a client
+    /// spelled it (key order, spacing, escapes, `1.0` for `1`): `c1:` and the SHA-256 of its
+    /// canonical JSON (``canonical(_:to:)``). The `c1:` names the form; the first digests,
+    /// Foundation's sorted-keys encoding and no prefix, cost a request more than its append,
+    /// and the log compares digests of one form only (``LogWriter``).
     var digest: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let bytes = (try? encoder.encode(JSONValue.object(object))) ?? Data()
-        return lowercaseHex(SHA256.hash(data: bytes))
+        var canonical = ByteBuffer()
+        Self.canonical(.object(object), to: &canonical)
+        return "c1:" + canonical.withUnsafeReadableBytes { lowercaseHex(SHA256.hash(data: $0)) }
+    }
+
+    /// `value` without whitespace, an object's keys in the order of their UTF-8 bytes, strings
+    /// escaped as ``JSONWriter`` does, a whole number below 2^53 without a fraction, any other
+    /// number as Swift prints a `Double` (the shortest form that reads back the same).
+    static func canonical(_ value: JSONValue, to buffer: inout ByteBuffer) {
+        switch value {
+        case .null: buffer.writeStaticString("null")
+        case .bool(let bool): buffer.writeStaticString(bool ? "true" : "false")
+        case .number(let number):
+            if number.rounded(.towardZero) == number, number.magnitude < 0x1p53 {
+                buffer.writeString(String(Int64(number)))
+            } else {
+                buffer.writeString(String(number))
+            }
+        case .string(let string): JSONWriter.writeString(string, to: &buffer)
+        case .array(let items):
+            buffer.writeInteger(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                canonical(item, to: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        case .object(let fields):
+            buffer.writeInteger(UInt8(ascii: "{"))
+            let sorted = fields.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (index, (key, item)) in sorted.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                JSONWriter.writeString(key, to: &buffer)
+                buffer.writeInteger(UInt8(ascii: ":"))
+                canonical(item, to: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
     }
 
     init(object: [String: JSONValue], location: [String] = ["body"]) {
