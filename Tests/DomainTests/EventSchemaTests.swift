@@ -271,4 +271,16 @@ struct CameraTests {
         #expect(strict.isValid && strict.scores(of: .critical) == nil && strict.level(100) == .high)
         #expect(!SeverityThresholds(lowMax: 50, mediumMax: 50, highMax: 90).isValid)
     }
+
+    @Test func importedMetadataIsRecognised() throws {
+        let imported = try EventMetadata(actor: "import", imported: true).encoded()
+        #expect(EventMetadata.isImported(imported))
+        #expect(EventMetadata.isImported(#"{"actor":"a","imported":true}"#))
+        #expect(!EventMetadata.isImported(#"{"actor":"a","imported":false}"#))
+        #expect(!EventMetadata.isImported(try EventMetadata(actor: "worker", requestId: "r-1").encoded()))
+        #expect(!EventMetadata.isImported(#"{"actor":"importer"}"#))
+        #expect(!EventMetadata.isImported(#"{"actor":"imported"}"#))
+        #expect(!EventMetadata.isImported("{}"))
+        #expect(!EventMetadata.isImported(""))
+    }
 }
