@@ -43,4 +43,18 @@ import Testing
         JSONBody.canonical(value, to: &buffer)
         #expect(String(buffer: buffer) == #"{"a":{"B":true,"z":null},"b":[1.5,-3,"q\"\n"],"é":1}"#)
     }
+
+    @Test func stringsAreEscapedAsJSONNeeds() throws {
+        let cases: [(String, String)] = [
+            ("", #""""#), ("plain", #""plain""#), ("é/☃ 👀", #""é/☃ 👀""#),
+            ("a\"b\\c", #""a\"b\\c""#), ("\n\r\t", #""\n\r\t""#),
+            ("\u{0}x\u{1f}", #""\u0000x\u001f""#), ("\"", #""\"""#), ("end\\", #""end\\""#),
+        ]
+        for (value, json) in cases {
+            #expect(JSONWriter.quoted(value) == json, "\(value)")
+            // And JSON reads it back as the same string (client JSON may hold no NUL).
+            guard !value.contains("\u{0}") else { continue }
+            #expect(try StrictJSON.parse(Array(json.utf8)) == .string(value), "\(json)")
+        }
+    }
 }

@@ -139,19 +139,26 @@ public struct JSONWriter {
     }
 
     static func writeString(_ value: String, to buffer: inout ByteBuffer) {
+        var value = value
         buffer.writeInteger(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-            case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
-            case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
-            case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
-            case 0..<0x20:
-                let hex = String(byte, radix: 16)
-                buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-            default: buffer.writeInteger(byte)
+        value.withUTF8 { bytes in
+            // Runs of bytes that need no escape go in whole.
+            var start = 0
+            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5c {
+                buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<index])))
+                start = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
+                default:
+                    let hex = String(byte, radix: 16)
+                    buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                }
             }
+            buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start...])))
         }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
