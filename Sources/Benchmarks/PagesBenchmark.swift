@@ -89,6 +89,7 @@ struct PagesBenchmark: AsyncParsableCommand {
                 let buildStart = ContinuousClock.now
                 // A dashboard's load meanwhile: a page every 10 ms, timed.
                 let load = Task { try await Self.servePages(http) }
+                defer { load.cancel() }  // when the wait throws
                 try await Self.waitForReadModels(store, generation: 1, since: buildStart, label: "building")
                 let built = buildStart.duration(to: .now).seconds
                 load.cancel()
