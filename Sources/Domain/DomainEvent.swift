@@ -33,9 +33,11 @@ public enum TimePrecision: Sendable {
     case milliseconds, microseconds
 }
 
-/// The encoder and decoder of event payloads.
+/// The encoder and decoder of event payloads: one of each for the process (Foundation's coders
+/// are safe to share between threads, and making one cost a quarter of encoding a detection).
+/// Shared, so never change their options: make a coder of your own for another format.
 public enum EventCoding {
-    public static var encoder: JSONEncoder {
+    public static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -43,7 +45,7 @@ public enum EventCoding {
             try container.encode(timestamp(date))
         }
         return encoder
-    }
+    }()
 
     /// The top-level fields of `value` as its payload encodes them, by name (the audit trail's
     /// old and new values of a definition an event carries whole).
@@ -54,7 +56,7 @@ public enum EventCoding {
         return fields
     }
 
-    public static var decoder: JSONDecoder {
+    public static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -66,7 +68,7 @@ public enum EventCoding {
             return date
         }
         return decoder
-    }
+    }()
 
     /// `2026-11-23T15:11:07.123Z`: UTC, whole milliseconds (a finer time is cut, not rounded);
     /// in `.microseconds`, whole microseconds (PostgreSQL's precision).

@@ -283,4 +283,22 @@ struct CameraTests {
         #expect(!EventMetadata.isImported("{}"))
         #expect(!EventMetadata.isImported(""))
     }
+
+    @Test func theSharedCodersAgreeUnderConcurrentUse() async throws {
+        let expected = try Samples.events.map { try $0.encodedData() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<50 {
+                        for (event, json) in zip(Samples.events, expected) {
+                            let encoded = try event.encodedData()
+                            let again = try type(of: event).decode(json).encodedData()
+                            #expect(encoded == json && again == json)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
 }
