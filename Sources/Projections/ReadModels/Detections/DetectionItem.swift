@@ -15,9 +15,13 @@ enum DetectionItem {
             let duration = optional(detection.duration, float8)
         else { return nil }
         var json = "{"
+        json.reserveCapacity(512)
         func field(_ name: String, _ value: String, first: Bool = false) {
             if !first { json += ", " }
-            json += "\"" + name + "\" : " + value
+            json += "\""
+            json += name
+            json += "\" : "
+            json += value
         }
         field("id", String(detection.id), first: true)
         field("camera_id", string(detection.cameraId))
@@ -64,6 +68,10 @@ enum DetectionItem {
 
     /// A JSON string as PostgreSQL's `escape_json` writes it.
     private static func string(_ value: String) -> String {
+        // Most values need no escape: their bytes as they are.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + value + "\""
+        }
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {
