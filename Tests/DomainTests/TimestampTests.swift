@@ -36,6 +36,27 @@ import Testing
         }
     }
 
+    @Test("stored times (whole, milli- and microseconds) read as Foundation read them, from 1583 on")
+    func storedTimesReadAsFoundationDid() throws {
+        var generator = SystemRandomNumberGenerator()
+        let first: Int64 = -12_212_553_600  // 1583-01-01T00:00:00Z
+        let end: Int64 = 253_402_300_800  // 10000-01-01T00:00:00Z
+        for index in 0..<20_000 {
+            let seconds = Int64.random(in: first..<end, using: &generator)
+            let whole = try #require(Timestamp.dateTime(secondsSince1970: seconds))
+            let digits = [0, 3, 6][index % 3]
+            let fraction =
+                digits == 0
+                ? ""
+                : "."
+                    + String(Int.random(in: 0..<1_000_000, using: &generator)).suffix(digits)
+                    .padding(toLength: digits, withPad: "0", startingAt: 0)
+            let text = whole + fraction + "Z"
+            let foundation = try Date.ISO8601FormatStyle(includingFractionalSeconds: digits > 0).parse(text)
+            #expect(EventCoding.parseTimestamp(text) == foundation, "\(text)")
+        }
+    }
+
     @Test("an event time read back is written back the same, every millisecond, years 1 to 9999")
     func eventTimesRoundTrip() throws {
         for base in ["0001-01-01T00:00:00", "1969-12-31T23:59:59", "2026-11-23T15:11:07", "9999-12-31T23:59:58"] {
