@@ -36,9 +36,16 @@ public enum Timestamp {
         text.utf8.count == 10 ? parseDay(text) : parseDateTime(text)
     }
 
-    /// `2026-11-23T15:11:07Z`, the way bounds are shown in error messages.
+    /// `2026-11-23T15:11:07Z`, the way bounds are shown in error messages and archives name
+    /// times: the whole second at or before `date`, in ``dateTime(secondsSince1970:)``'s calendar
+    /// (Foundation's format only outside years 1–9999).
     public static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle())
+        if let seconds = Int64(exactly: date.timeIntervalSince1970.rounded(.down)),
+            let text = dateTime(secondsSince1970: seconds)
+        {
+            return text + "Z"
+        }
+        return date.formatted(Date.ISO8601FormatStyle())
     }
 
     private struct Scanner {
@@ -166,25 +173,27 @@ public enum Timestamp {
         let (day, secondOfDay) = second < 0 ? (days - 1, second + 86_400) : (days, second)
         let date = civil(daysSinceEpoch: day)
         guard (1...9999).contains(date.year) else { return nil }
-        let fields = [
-            (date.year, 4, UInt8(ascii: "-")), (date.month, 2, UInt8(ascii: "-")), (date.day, 2, UInt8(ascii: "T")),
-            (secondOfDay / 3600, 2, UInt8(ascii: ":")), (secondOfDay / 60 % 60, 2, UInt8(ascii: ":")),
-            (secondOfDay % 60, 2, 0),
-        ]
         return String(unsafeUninitializedCapacity: 19) { bytes in
             var index = 0
-            for (value, width, separator) in fields {
+            /// `value`'s last `width` digits, then `separator`.
+            func put(_ value: Int, _ width: Int, _ separator: UInt8? = nil) {
                 var rest = value
                 for position in stride(from: index + width - 1, through: index, by: -1) {
                     bytes[position] = UInt8(ascii: "0") + UInt8(rest % 10)
                     rest /= 10
                 }
                 index += width
-                if separator != 0 {
+                if let separator {
                     bytes[index] = separator
                     index += 1
                 }
             }
+            put(date.year, 4, UInt8(ascii: "-"))
+            put(date.month, 2, UInt8(ascii: "-"))
+            put(date.day, 2, UInt8(ascii: "T"))
+            put(secondOfDay / 3600, 2, UInt8(ascii: ":"))
+            put(secondOfDay / 60 % 60, 2, UInt8(ascii: ":"))
+            put(secondOfDay % 60, 2)
             return index
         }
     }

@@ -85,9 +85,13 @@ import Testing
             let text = try #require(Timestamp.dateTime(secondsSince1970: seconds), "\(seconds)")
             // Read back (the strict reader is Gregorian too) it is the same second.
             #expect(Timestamp.parseDateTime(text + "Z")?.timeIntervalSince1970 == Double(seconds), "\(text)")
+            // Bounds and archive times (`format`): the whole second at or before, the same text.
+            let within = Date(timeIntervalSince1970: Double(seconds) + Double.random(in: 0..<0.999, using: &generator))
+            #expect(Timestamp.format(within) == text + "Z", "\(within.timeIntervalSince1970)")
             if seconds >= gregorian {
                 let foundation = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle())
                 #expect(text + "Z" == foundation, "\(seconds)")
+                #expect(Timestamp.format(within) == within.formatted(Date.ISO8601FormatStyle()))
             }
         }
         #expect(Timestamp.dateTime(secondsSince1970: gregorian - 1) == "1582-10-14T23:59:59")
