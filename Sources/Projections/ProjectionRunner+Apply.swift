@@ -70,35 +70,23 @@ extension ProjectionRunner {
         let name = projection.name
         let next = page.next
         let noFlushWait = Generations.BatchSetting.noFlushWait
+        // `vigil_move_checkpoint` (schemas/store/0012_move_checkpoint.sql) keeps its plans:
+        // planning the statement it replaced cost more than running it.
         let rows = try await connection.preparedQuery(
             """
-            WITH live AS (
-                SELECT 1 FROM public.projections
-                WHERE \(standalone) AND name = \(name) AND live_generation = \(generation)
-                FOR SHARE
-            ), moved AS (
-                UPDATE public.projection_checkpoints
-                SET checkpoint_tx = \(String(next.transactionID))::text::xid8,
-                    checkpoint_position = \(next.position),
-                    events_applied = events_applied + \(applied),
-                    last_event_at = coalesce(\(page.events.last?.recordedAt)::timestamptz, last_event_at),
-                    updated_at = now(), last_error = NULL, last_error_at = NULL
-                WHERE name = \(name) AND generation = \(generation)
-                  AND (checkpoint_tx, checkpoint_position)
-                      = (\(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position))
-                  AND (NOT \(standalone) OR EXISTS (SELECT 1 FROM live))
-                RETURNING 1
-            )
-            SELECT EXISTS (SELECT 1 FROM moved), NOT \(standalone) OR EXISTS (SELECT 1 FROM live),
-                   CASE WHEN \(standalone) THEN set_config(\(noFlushWait.name), \(noFlushWait.value), true) END,
-                   (SELECT count(*) FROM moved, LATERAL (
-                       SELECT pg_notify(\(LogNotifier.channel), \(LogNotifier.progressPrefix + name))
-                       WHERE \(next != checkpoint)) AS notified)
+            SELECT m.moved, m.live,
+                   CASE WHEN \(standalone) THEN set_config(\(noFlushWait.name), \(noFlushWait.value), true) END
+            FROM public.vigil_move_checkpoint(
+                \(name), \(generation),
+                \(String(checkpoint.transactionID))::text::xid8, \(checkpoint.position)::int8,
+                \(String(next.transactionID))::text::xid8, \(next.position)::int8,
+                \(applied)::int8, \(page.events.last?.recordedAt)::timestamptz, \(standalone),
+                \(LogNotifier.channel), \(LogNotifier.progressPrefix + name)) AS m
             """,
             logger: store.logger
         )
         var outcome: (moved: Bool, live: Bool)?
-        for try await (moved, live, _, _) in rows.decode((Bool, Bool, String?, Int64).self) { outcome = (moved, live) }
+        for try await (moved, live, _) in rows.decode((Bool, Bool, String?).self) { outcome = (moved, live) }
         guard let outcome, outcome.live else { throw GenerationChanged() }
         guard outcome.moved else { throw ProjectionError.checkpointMoved(name) }
     }
