@@ -69,6 +69,33 @@ public struct DetectionRecorded: DomainEvent {
     public var stream: String { Self.stream(cameraId: cameraId) }
     public static func stream(cameraId: String) -> String { "detections-\(cameraId)" }
 
+    /// Written by hand (``PayloadJSON``), keys in the order Foundation sorts them; with
+    /// `enrichment_data` or a number that is not finite, by ``EventCoding/encoder`` itself.
+    public func encodedData() throws -> String {
+        guard enrichmentData == nil, confidence.isFinite, duration?.isFinite ?? true else {
+            return try EventCoding.encodedByFoundation(self)
+        }
+        var json = PayloadJSON()
+        json.field("bbox_height", bboxHeight)
+        json.field("bbox_width", bboxWidth)
+        json.field("bbox_x", bboxX)
+        json.field("bbox_y", bboxY)
+        json.field("camera_id", cameraId)
+        json.field("confidence", confidence)
+        json.field("detected_at", detectedAt)
+        json.field("duration", duration)
+        json.field("file_path", filePath)
+        json.field("file_type", fileType)
+        json.field("id", id)
+        json.field("media_type", mediaType)
+        json.field("object_type", objectType)
+        json.field("thumbnail_path", thumbnailPath)
+        json.field("video_codec", videoCodec)
+        json.field("video_height", videoHeight)
+        json.field("video_width", videoWidth)
+        return json.finish()
+    }
+
     enum CodingKeys: String, CodingKey {
         case id, confidence, duration
         case cameraId = "camera_id"

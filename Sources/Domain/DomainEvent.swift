@@ -12,15 +12,15 @@ public protocol DomainEvent: Codable, Sendable, Hashable {
     static var schemaVersion: Int32 { get }
     /// The stream the event is appended to.
     var stream: String { get }
+    /// The event's `data` as JSON text (``EventCoding/encoder``'s, or the same bytes written
+    /// by hand).
+    func encodedData() throws -> String
 }
 
 extension DomainEvent {
     public static var schemaVersion: Int32 { 1 }
 
-    /// The event's `data` as JSON text.
-    public func encodedData() throws -> String {
-        String(decoding: try EventCoding.encoder.encode(self), as: UTF8.self)
-    }
+    public func encodedData() throws -> String { try EventCoding.encodedByFoundation(self) }
 
     /// Decodes stored `data` (JSON text) of this type.
     public static func decode(_ data: String) throws -> Self {
@@ -46,6 +46,11 @@ public enum EventCoding {
         }
         return encoder
     }()
+
+    /// `value` as ``encoder`` writes it, as text.
+    public static func encodedByFoundation(_ value: some Encodable) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
 
     /// The top-level fields of `value` as its payload encodes them, by name (the audit trail's
     /// old and new values of a definition an event carries whole).
@@ -200,8 +205,19 @@ public struct EventMetadata: Codable, Sendable, Hashable {
         }
     }
 
+    /// The metadata as JSON text: written by hand (``PayloadJSON``), the bytes
+    /// ``EventCoding/encoder`` would write.
     public func encoded() throws -> String {
-        String(decoding: try EventCoding.encoder.encode(self), as: UTF8.self)
+        var json = PayloadJSON()
+        json.field("actor", actor)
+        json.field("causation_id", causationId)
+        json.field("client_address", clientAddress)
+        json.field("correlation_id", correlationId)
+        json.field("imported", imported)
+        json.field("request_digest", requestDigest)
+        json.field("request_id", requestId)
+        json.field("user_agent", userAgent)
+        return json.finish()
     }
 
     enum CodingKeys: String, CodingKey {

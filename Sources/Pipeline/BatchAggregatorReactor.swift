@@ -63,7 +63,8 @@ public struct BatchAggregatorReactor: Projection {
             var decided: [BatchOutput] = []
             switch event.type {
             case DetectionRecorded.type:
-                decided = aggregator.receive(try DetectionRecorded.decode(event.data), recordedAt: event.recordedAt)
+                decided = aggregator.receive(
+                    try BatchAggregator.Detection.decode(event.data), recordedAt: event.recordedAt)
             case CameraRemoved.type:
                 decided = aggregator.close(camera: try CameraRemoved.decode(event.data).id)
             case SystemConfigChanged.type:
