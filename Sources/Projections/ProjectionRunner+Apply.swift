@@ -11,8 +11,9 @@ extension ProjectionRunner {
     /// under savepoints down to the events that fail, and park those (see
     /// `schemas/store/0004_parked_events.sql`).
     ///
-    /// `onServer`: the page was read without bodies, and the projection (a
-    /// ``RunBasedProjection``) reads its events from the table.
+    /// `onServer`: the projection (a ``RunBasedProjection``) reads the page's events from the
+    /// table, so the page may have been read without bodies (a rebuild, a catch-up); live
+    /// batches do it too, the payloads being parsed `jsonb` there.
     ///
     /// `schemaIsSet`: the batch's first statement set the generation's schema first in the
     /// search path for the rest of the transaction already (a live batch).

@@ -251,7 +251,13 @@ public final class ProjectionRunner: Service, Sendable {
                 // The move alone: one statement of its own, not a transaction of four round trips.
                 try await moveCheckpoint(of: generation, from: checkpoint, past: page, standalone: true, on: connection)
             } else {
-                try await applyLive(page, generation: generation, after: checkpoint, on: connection)
+                // A run-based projection's statements read the page's events from the table,
+                // where their payloads are parsed `jsonb` already: sent along as text, each
+                // statement had PostgreSQL parse every payload again while planning (2.4% of
+                // the machine under single POSTs; docs/BENCHMARKS.md, Ingest, session 43).
+                try await applyLive(
+                    page, generation: generation, after: checkpoint, onServer: projection is any RunBasedProjection,
+                    on: connection)
             }
             checkpoint = page.next
             lastMove = clock.now

@@ -12,7 +12,8 @@ import PostgresNIO
 /// statement keeps the last one (highest `pos`), so the outcome is the one applying them one by
 /// one would give. The rows come either with the statement (the events' data, bound as arrays)
 /// or from the log table itself (a stretch of the log between two checkpoints, read on the
-/// server: a rebuild never brings its events into Swift and back). The statement is the same.
+/// server: a rebuild never brings its events into Swift and back, and a live batch has
+/// PostgreSQL parse no payload again). The statement is the same.
 public struct EventRun: Sendable {
     public let type: String
     /// How many events of `type` the run holds.
