@@ -39,12 +39,17 @@ public struct AnalyticsProjection: RunBasedProjection {
                 if let detections = runs[DetectionRecorded.type] {
                     try await run(detections, on: connection, logger: logger, Self.countDetections)
                 }
+                let analyzed = runs[SecurityEventAnalyzed.type]
+                var inserted: [Int64] = []
+                var analysesLeft = analyzed != nil
                 if let opened = runs[SecurityEventOpened.type] {
-                    try await run(opened, on: connection, logger: logger, Self.insertEvents)
+                    (inserted, analysesLeft) = try await insertEvents(
+                        opened, analyzed: analyzed ?? .empty(SecurityEventAnalyzed.type), on: connection, logger: logger
+                    )
                 }
-                if let analyzed = runs[SecurityEventAnalyzed.type] {
+                if let analyzed, analysesLeft {
                     // Only a score moved down (a re-analysis) can empty a row.
-                    if try await run(analyzed, on: connection, logger: logger, Self.moveScores) {
+                    if try await moveScores(analyzed, excluding: inserted, on: connection, logger: logger) {
                         try await run(analyzed, on: connection, logger: logger, Self.dropEmptyScores)
                     }
                 }
@@ -64,52 +69,102 @@ public struct AnalyticsProjection: RunBasedProjection {
         """
     }
 
-    static func insertEvents(_ rows: String) -> String {
-        """
-        INSERT INTO analytics_events (id, camera_id, day)
-        SELECT (data->>'id')::bigint, data->>'camera_id', ((data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date
-        FROM \(rows) AS e(data, pos)
-        ON CONFLICT (id) DO NOTHING
-        """
+    /// Inserts the run's opened events, each with its newest score among `analyzed` (the same
+    /// stretch: counted in the histograms here, where a move after the insert would write each
+    /// row again — in a rebuild, nearly every event is opened and analyzed in one stretch).
+    /// Returns the ids inserted, and whether `analyzed` holds an analysis of another event (one
+    /// opened in an earlier stretch, or already stored): those are ``moveScores``'. That is
+    /// counted, not looked up: an inserted row has a score exactly when one of the analyses was
+    /// its (an analysis always carries one), and a lookup between the two sets here was planned
+    /// as a nested loop over them (seconds for a rebuild's batch).
+    private func insertEvents(
+        _ opened: EventRun, analyzed: EventRun, on connection: PostgresConnection, logger: Logger
+    ) async throws -> (inserted: [Int64], analysesLeft: Bool) {
+        var binds = PostgresBindings()
+        let (o, a) = (opened.rows(&binds), analyzed.rows(&binds))
+        let statement = """
+            WITH latest AS (\(SecurityEventsProjection.lastPerID(a))),
+            inserted AS (
+                INSERT INTO analytics_events (id, camera_id, day, score)
+                SELECT (o.data->>'id')::bigint, o.data->>'camera_id',
+                       ((o.data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date,
+                       (l.data->>'risk_score')::smallint
+                FROM \(o) AS o(data, pos) LEFT JOIN latest l ON l.id = (o.data->>'id')::bigint
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id, camera_id, day, score
+            ),
+            counted AS (
+                SELECT day, camera_id, score, count(*) AS n FROM inserted WHERE score IS NOT NULL GROUP BY 1, 2, 3
+            ),
+            days AS (
+                INSERT INTO analytics_scores (day, camera_id, score, events)
+                SELECT day, camera_id, score, n FROM counted
+                ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
+            ),
+            totals AS (
+                INSERT INTO analytics_score_totals (camera_id, score, events)
+                SELECT camera_id, score, sum(n) FROM counted GROUP BY 1, 2
+                ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+            )
+            SELECT ARRAY(SELECT id FROM inserted),
+                   (SELECT count(*) FROM latest) > (SELECT count(*) FROM inserted WHERE score IS NOT NULL)
+            """
+        let rows = try await connection.preparedQuery(
+            PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
+        var answer: (inserted: [Int64], analysesLeft: Bool) = ([], true)
+        for try await (ids, left) in rows.decode(([Int64], Bool).self) { answer = (ids, left) }
+        return answer
     }
 
     /// Each analyzed event's newest score in the run replaces its current one: −1 at the old
     /// score (if it had one), +1 at the new, summed per day, camera and score. Analyses of events
-    /// this read model doesn't have (their camera was removed) change nothing. Returns whether
-    /// a row lost events (only then can one be empty).
-    static func moveScores(_ rows: String) -> String {
-        """
-        WITH latest AS (\(SecurityEventsProjection.lastPerID(rows))),
-        changed AS (
-            SELECT e.id, e.camera_id, e.day, e.score AS old, (l.data->>'risk_score')::smallint AS new
-            FROM analytics_events e JOIN latest l USING (id)
-            WHERE e.score IS DISTINCT FROM (l.data->>'risk_score')::smallint
-        ),
-        updated AS (
-            UPDATE analytics_events e SET score = c.new FROM changed c WHERE e.id = c.id
-        ),
-        deltas AS (
-            SELECT day, camera_id, score, sum(delta) AS delta
-            FROM (
-                SELECT day, camera_id, old AS score, -1 AS delta FROM changed WHERE old IS NOT NULL
-                UNION ALL
-                SELECT day, camera_id, new, 1 FROM changed
-            ) d
-            GROUP BY 1, 2, 3
-            HAVING sum(delta) <> 0
-        ),
-        days AS (
-            INSERT INTO analytics_scores (day, camera_id, score, events)
-            SELECT day, camera_id, score, delta FROM deltas
-            ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
-        ),
-        totals AS (
-            INSERT INTO analytics_score_totals (camera_id, score, events)
-            SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
-            ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
-        )
-        SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
-        """
+    /// this read model doesn't have (their camera was removed) change nothing, nor those of the
+    /// events just inserted with their score (`inserted`). Returns whether a row lost events
+    /// (only then can one be empty).
+    private func moveScores(
+        _ run: EventRun, excluding inserted: [Int64], on connection: PostgresConnection, logger: Logger
+    ) async throws -> Bool {
+        var binds = PostgresBindings()
+        let rows = run.rows(&binds)
+        binds.append(inserted)
+        let statement = """
+            WITH latest AS (\(SecurityEventsProjection.lastPerID(rows))),
+            changed AS (
+                SELECT e.id, e.camera_id, e.day, e.score AS old, (l.data->>'risk_score')::smallint AS new
+                FROM analytics_events e JOIN latest l USING (id)
+                WHERE e.score IS DISTINCT FROM (l.data->>'risk_score')::smallint
+                  AND l.id <> ALL ($\(binds.count)::bigint[])
+            ),
+            updated AS (
+                UPDATE analytics_events e SET score = c.new FROM changed c WHERE e.id = c.id
+            ),
+            deltas AS (
+                SELECT day, camera_id, score, sum(delta) AS delta
+                FROM (
+                    SELECT day, camera_id, old AS score, -1 AS delta FROM changed WHERE old IS NOT NULL
+                    UNION ALL
+                    SELECT day, camera_id, new, 1 FROM changed
+                ) d
+                GROUP BY 1, 2, 3
+                HAVING sum(delta) <> 0
+            ),
+            days AS (
+                INSERT INTO analytics_scores (day, camera_id, score, events)
+                SELECT day, camera_id, score, delta FROM deltas
+                ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
+            ),
+            totals AS (
+                INSERT INTO analytics_score_totals (camera_id, score, events)
+                SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
+                ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+            )
+            SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
+            """
+        let answer = try await connection.preparedQuery(
+            PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
+        var lost = false
+        for try await value in answer.decode(Bool.self) { lost = value }
+        return lost
     }
 
     /// Deletes the histogram rows that analyses of a run emptied (moved down to 0 events): a

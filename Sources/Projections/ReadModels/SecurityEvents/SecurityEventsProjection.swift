@@ -38,10 +38,14 @@ public struct SecurityEventsProjection: RunBasedProjection {
                 let analyzed = runs[SecurityEventAnalyzed.type] ?? .empty(SecurityEventAnalyzed.type)
                 let reviewed = runs[SecurityEventReviewed.type] ?? .empty(SecurityEventReviewed.type)
                 var inserted: [Int64] = []
+                // Whether the closing and analysis runs hold events of other security events than
+                // those just inserted (all of them when nothing was): in a rebuild, nearly never.
+                var left = (closed: !closed.isEmpty, analyzed: !analyzed.isEmpty)
                 if let opened = runs[SecurityEventOpened.type] {
-                    inserted = try await insert(opened, closed, analyzed, reviewed, on: connection, logger: logger)
+                    (inserted, left) = try await insert(
+                        opened, closed, analyzed, reviewed, on: connection, logger: logger)
                 }
-                if !closed.isEmpty {
+                if left.closed {
                     try await update(closed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
                         """
                         UPDATE security_events s SET
@@ -53,7 +57,7 @@ public struct SecurityEventsProjection: RunBasedProjection {
                         """
                     }
                 }
-                if !analyzed.isEmpty {
+                if left.analyzed {
                     // The visible events' scores move in the histogram: -1 at the old (-1: not
                     // analyzed yet), +1 at the new; the old ones read in the same snapshot.
                     try await update(analyzed, excluding: inserted, on: connection, logger: logger) { rows, inserted in
@@ -122,11 +126,16 @@ public struct SecurityEventsProjection: RunBasedProjection {
         """
     }
 
-    /// Inserts the opened events with what the same stretch says about them; returns their ids.
+    /// Inserts the opened events with what the same stretch says about them; returns their ids,
+    /// and whether the closing and analysis runs hold events of any other security event (which
+    /// the updates after it then apply). Counted, not looked up: an inserted row has an end
+    /// (a score) exactly when one of the closings (analyses) was its, each carrying one, and a
+    /// lookup between the two sets here was planned as a nested loop over them. A review can't
+    /// be told from its row that way; reviews are few, and their update always runs.
     private func insert(
         _ opened: EventRun, _ closed: EventRun, _ analyzed: EventRun, _ reviewed: EventRun,
         on connection: PostgresConnection, logger: Logger
-    ) async throws -> [Int64] {
+    ) async throws -> (inserted: [Int64], left: (closed: Bool, analyzed: Bool)) {
         var binds = PostgresBindings()
         let (o, c, a) = (opened.rows(&binds), closed.rows(&binds), analyzed.rows(&binds))
         let r = reviewed.rows(&binds)
@@ -146,17 +155,23 @@ public struct SecurityEventsProjection: RunBasedProjection {
                        coalesce((o.data->>'is_fast_path')::boolean, false)
                 FROM o LEFT JOIN c USING (id) LEFT JOIN a USING (id) LEFT JOIN r USING (id)
                 ON CONFLICT (id) DO NOTHING
-                RETURNING id, camera_id, coalesce(risk_score, -1) AS score
+                RETURNING id, camera_id, coalesce(risk_score, -1) AS score, ended_at IS NOT NULL AS ended
             ),
             scores AS (
                 INSERT INTO security_event_scores (camera_id, score, n)
                 SELECT camera_id, score, count(*) FROM inserted GROUP BY 1, 2
                 ON CONFLICT (camera_id, score) DO UPDATE SET n = security_event_scores.n + excluded.n
             )
-            SELECT id FROM inserted
+            SELECT ARRAY(SELECT id FROM inserted),
+                   (SELECT count(*) FROM c) > (SELECT count(*) FROM inserted WHERE ended),
+                   (SELECT count(*) FROM a) > (SELECT count(*) FROM inserted WHERE score >= 0)
             """
         let rows = try await connection.query(PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
-        return try await rows.decode(Int64.self).reduce(into: []) { $0.append($1) }
+        var answer: (inserted: [Int64], left: (closed: Bool, analyzed: Bool)) = ([], (true, true))
+        for try await (ids, closed, analyzed) in rows.decode(([Int64], Bool, Bool).self) {
+            answer = (ids, (closed, analyzed))
+        }
+        return answer
     }
 
     /// Runs the statement `sql` makes of a run's rows (``EventRun/rows(_:)``) and of the

@@ -62,12 +62,16 @@ public struct EventRun: Sendable {
             // The checkpoints bound the stretch; every event in it of another type the
             // projection reads belongs to another run. Below the read horizon (where the page
             // was read), no event can join the stretch later. The positions (a primary-key
-            // range) are what the planner goes by.
+            // range) are what the planner goes by: the checkpoints are sub-selects so that it
+            // can't estimate them. As constants, two checkpoints of one transaction (a bulk
+            // append, an import) made it estimate one row, and a statement joining two runs
+            // then took a nested loop over them (1.1 s for a rebuild's batch of
+            // `security_events` instead of 0.15; docs/BENCHMARKS.md, Reading, session 43).
             return """
                 (SELECT l.data, l.position, l.recorded_at FROM public.events l
                  WHERE l.position BETWEEN \(bind(positions.lowerBound)) AND \(bind(positions.upperBound))
-                   AND (l.tx_id, l.position) > (\(bind(String(start.transactionID)))::text::xid8, \(bind(start.position))::int8)
-                   AND (l.tx_id, l.position) <= (\(bind(String(end.transactionID)))::text::xid8, \(bind(end.position))::int8)
+                   AND (l.tx_id, l.position) > (SELECT \(bind(String(start.transactionID)))::text::xid8, \(bind(start.position))::int8)
+                   AND (l.tx_id, l.position) <= (SELECT \(bind(String(end.transactionID)))::text::xid8, \(bind(end.position))::int8)
                    AND l.type = \(bind(type)))
                 """
         }
