@@ -93,19 +93,8 @@ public struct AnalyticsProjection: RunBasedProjection {
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, camera_id, day, score
             ),
-            counted AS (
-                SELECT day, camera_id, score, count(*) AS n FROM inserted WHERE score IS NOT NULL GROUP BY 1, 2, 3
-            ),
-            days AS (
-                INSERT INTO analytics_scores (day, camera_id, score, events)
-                SELECT day, camera_id, score, n FROM counted
-                ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
-            ),
-            totals AS (
-                INSERT INTO analytics_score_totals (camera_id, score, events)
-                SELECT camera_id, score, sum(n) FROM counted GROUP BY 1, 2
-                ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
-            )
+            \(Self.addToHistograms(
+                "SELECT day, camera_id, score, count(*) FROM inserted WHERE score IS NOT NULL GROUP BY 1, 2, 3"))
             SELECT ARRAY(SELECT id FROM inserted),
                    (SELECT count(*) FROM latest) > (SELECT count(*) FROM inserted WHERE score IS NOT NULL)
             """
@@ -148,16 +137,7 @@ public struct AnalyticsProjection: RunBasedProjection {
                 GROUP BY 1, 2, 3
                 HAVING sum(delta) <> 0
             ),
-            days AS (
-                INSERT INTO analytics_scores (day, camera_id, score, events)
-                SELECT day, camera_id, score, delta FROM deltas
-                ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
-            ),
-            totals AS (
-                INSERT INTO analytics_score_totals (camera_id, score, events)
-                SELECT camera_id, score, sum(delta) FROM deltas GROUP BY 1, 2
-                ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
-            )
+            \(Self.addToHistograms("SELECT day, camera_id, score, delta FROM deltas"))
             SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
             """
         let answer = try await connection.preparedQuery(
@@ -165,6 +145,24 @@ public struct AnalyticsProjection: RunBasedProjection {
         var lost = false
         for try await value in answer.decode(Bool.self) { lost = value }
         return lost
+    }
+
+    /// The last CTEs of a statement that adds `changes` (a query of rows `(day, camera_id,
+    /// score, delta)`, one per day, camera and score) to the per-day histograms and the totals.
+    static func addToHistograms(_ changes: String) -> String {
+        """
+        histogram_changes (day, camera_id, score, delta) AS (\(changes)),
+        days AS (
+            INSERT INTO analytics_scores (day, camera_id, score, events)
+            SELECT day, camera_id, score, delta FROM histogram_changes
+            ON CONFLICT (day, camera_id, score) DO UPDATE SET events = analytics_scores.events + excluded.events
+        ),
+        totals AS (
+            INSERT INTO analytics_score_totals (camera_id, score, events)
+            SELECT camera_id, score, sum(delta) FROM histogram_changes GROUP BY 1, 2
+            ON CONFLICT (camera_id, score) DO UPDATE SET events = analytics_score_totals.events + excluded.events
+        )
+        """
     }
 
     /// Deletes the histogram rows that analyses of a run emptied (moved down to 0 events): a
