@@ -28,29 +28,30 @@ public struct AnalyticsProjection: RunBasedProjection {
             case .barrier(let removals):
                 for table in ["analytics_detections", "analytics_events", "analytics_scores", "analytics_score_totals"]
                 {
-                    try await run(removals, on: connection, logger: logger) { rows in
+                    let delete = removals.query { rows in
                         """
                         DELETE FROM \(table)
                         WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM \(rows) AS e(data, pos)))
                         """
                     }
+                    try await answer(delete, on: connection, logger: logger)
                 }
             case .group(let runs):
                 if let detections = runs[DetectionRecorded.type] {
-                    try await run(detections, on: connection, logger: logger, Self.countDetections)
+                    try await answer(detections.query(Self.countDetections), on: connection, logger: logger)
                 }
                 let analyzed = runs[SecurityEventAnalyzed.type]
-                var inserted: [Int64] = []
                 var analysesLeft = analyzed != nil
                 if let opened = runs[SecurityEventOpened.type] {
-                    (inserted, analysesLeft) = try await insertEvents(
+                    analysesLeft = try await insertEvents(
                         opened, analyzed: analyzed ?? .empty(SecurityEventAnalyzed.type), on: connection, logger: logger
                     )
                 }
                 if let analyzed, analysesLeft {
-                    // Only a score moved down (a re-analysis) can empty a row.
-                    if try await moveScores(analyzed, excluding: inserted, on: connection, logger: logger) {
-                        try await run(analyzed, on: connection, logger: logger, Self.dropEmptyScores)
+                    // Only a score moved down (a re-analysis) can empty a row. The events just
+                    // inserted hold their newest score already: the move finds nothing to change.
+                    if try await answer(analyzed.query(Self.moveScores), on: connection, logger: logger) {
+                        try await answer(analyzed.query(Self.dropEmptyScores), on: connection, logger: logger)
                     }
                 }
             }
@@ -72,14 +73,14 @@ public struct AnalyticsProjection: RunBasedProjection {
     /// Inserts the run's opened events, each with its newest score among `analyzed` (the same
     /// stretch: counted in the histograms here, where a move after the insert would write each
     /// row again — in a rebuild, nearly every event is opened and analyzed in one stretch).
-    /// Returns the ids inserted, and whether `analyzed` holds an analysis of another event (one
-    /// opened in an earlier stretch, or already stored): those are ``moveScores``'. That is
+    /// Returns whether `analyzed` holds an analysis of another event (one opened in an earlier
+    /// stretch, or already stored): those are ``moveScores(_:)``'. That is
     /// counted, not looked up: an inserted row has a score exactly when one of the analyses was
     /// its (an analysis always carries one), and a lookup between the two sets here was planned
     /// as a nested loop over them (seconds for a rebuild's batch).
     private func insertEvents(
         _ opened: EventRun, analyzed: EventRun, on connection: PostgresConnection, logger: Logger
-    ) async throws -> (inserted: [Int64], analysesLeft: Bool) {
+    ) async throws -> Bool {
         var binds = PostgresBindings()
         let (o, a) = (opened.rows(&binds), analyzed.rows(&binds))
         let statement = """
@@ -95,56 +96,39 @@ public struct AnalyticsProjection: RunBasedProjection {
             ),
             \(Self.addToHistograms(
                 "SELECT day, camera_id, score, count(*) FROM inserted WHERE score IS NOT NULL GROUP BY 1, 2, 3"))
-            SELECT ARRAY(SELECT id FROM inserted),
-                   (SELECT count(*) FROM latest) > (SELECT count(*) FROM inserted WHERE score IS NOT NULL)
+            SELECT (SELECT count(*) FROM latest) > (SELECT count(*) FROM inserted WHERE score IS NOT NULL)
             """
-        let rows = try await connection.preparedQuery(
-            PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
-        var answer: (inserted: [Int64], analysesLeft: Bool) = ([], true)
-        for try await (ids, left) in rows.decode(([Int64], Bool).self) { answer = (ids, left) }
-        return answer
+        return try await answer(PostgresQuery(unsafeSQL: statement, binds: binds), on: connection, logger: logger)
     }
 
     /// Each analyzed event's newest score in the run replaces its current one: −1 at the old
     /// score (if it had one), +1 at the new, summed per day, camera and score. Analyses of events
-    /// this read model doesn't have (their camera was removed) change nothing, nor those of the
-    /// events just inserted with their score (`inserted`). Returns whether a row lost events
-    /// (only then can one be empty).
-    private func moveScores(
-        _ run: EventRun, excluding inserted: [Int64], on connection: PostgresConnection, logger: Logger
-    ) async throws -> Bool {
-        var binds = PostgresBindings()
-        let rows = run.rows(&binds)
-        binds.append(inserted)
-        let statement = """
-            WITH latest AS (\(SecurityEventsProjection.lastPerID(rows))),
-            changed AS (
-                SELECT e.id, e.camera_id, e.day, e.score AS old, (l.data->>'risk_score')::smallint AS new
-                FROM analytics_events e JOIN latest l USING (id)
-                WHERE e.score IS DISTINCT FROM (l.data->>'risk_score')::smallint
-                  AND l.id <> ALL ($\(binds.count)::bigint[])
-            ),
-            updated AS (
-                UPDATE analytics_events e SET score = c.new FROM changed c WHERE e.id = c.id
-            ),
-            deltas AS (
-                SELECT day, camera_id, score, sum(delta) AS delta
-                FROM (
-                    SELECT day, camera_id, old AS score, -1 AS delta FROM changed WHERE old IS NOT NULL
-                    UNION ALL
-                    SELECT day, camera_id, new, 1 FROM changed
-                ) d
-                GROUP BY 1, 2, 3
-                HAVING sum(delta) <> 0
-            ),
-            \(Self.addToHistograms("SELECT day, camera_id, score, delta FROM deltas"))
-            SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
-            """
-        let answer = try await connection.preparedQuery(
-            PostgresQuery(unsafeSQL: statement, binds: binds), logger: logger)
-        var lost = false
-        for try await value in answer.decode(Bool.self) { lost = value }
-        return lost
+    /// this read model doesn't have (their camera was removed) change nothing. Returns whether
+    /// a row lost events (only then can one be empty).
+    static func moveScores(_ rows: String) -> String {
+        """
+        WITH latest AS (\(SecurityEventsProjection.lastPerID(rows))),
+        changed AS (
+            SELECT e.id, e.camera_id, e.day, e.score AS old, (l.data->>'risk_score')::smallint AS new
+            FROM analytics_events e JOIN latest l USING (id)
+            WHERE e.score IS DISTINCT FROM (l.data->>'risk_score')::smallint
+        ),
+        updated AS (
+            UPDATE analytics_events e SET score = c.new FROM changed c WHERE e.id = c.id
+        ),
+        deltas AS (
+            SELECT day, camera_id, score, sum(delta) AS delta
+            FROM (
+                SELECT day, camera_id, old AS score, -1 AS delta FROM changed WHERE old IS NOT NULL
+                UNION ALL
+                SELECT day, camera_id, new, 1 FROM changed
+            ) d
+            GROUP BY 1, 2, 3
+            HAVING sum(delta) <> 0
+        ),
+        \(addToHistograms("SELECT day, camera_id, score, delta FROM deltas"))
+        SELECT EXISTS (SELECT 1 FROM deltas WHERE delta < 0)
+        """
     }
 
     /// The last CTEs of a statement that adds `changes` (a query of rows `(day, camera_id,
@@ -184,13 +168,12 @@ public struct AnalyticsProjection: RunBasedProjection {
         """
     }
 
-    /// Runs the statement `sql` makes of a run's rows (``EventRun/rows(_:)``); the boolean its
-    /// one row returns, if it returns one.
+    /// Runs `query` (a statement over a run: ``EventRun/query(_:)``); the boolean its one row
+    /// returns, if it returns one.
     @discardableResult
-    private func run(
-        _ run: EventRun, on connection: PostgresConnection, logger: Logger, _ sql: (_ rows: String) -> String
-    ) async throws -> Bool {
-        let rows = try await connection.preparedQuery(run.query(sql), logger: logger)
+    private func answer(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> Bool
+    {
+        let rows = try await connection.preparedQuery(query, logger: logger)
         var answer = false
         for try await value in rows.decode(Bool.self) { answer = value }
         return answer
