@@ -89,16 +89,16 @@ struct IngestBenchmark: AsyncParsableCommand {
                     // (pgbench) and the bare framework (an echo route), all in this run.
                     print("")
                     try await LoadGenerators.pgbenchTable(store)
-                    let database = try LoadGenerators.pgbench(
+                    let database = try await LoadGenerators.pgbench(
                         "pgbench: one INSERT per transaction (bench_events)", settings: scratch,
                         clients: concurrency, seconds: seconds, in: folder)
                     let echo = try await LoadGenerators.withEchoServer(logger: logger) { url in
-                        try LoadGenerators.wrk(
+                        try await LoadGenerators.wrk(
                             "wrk → bare Hummingbird JSON echo route", url: url, cameras: cameras,
                             connections: concurrency, seconds: seconds, in: folder)
                     }
                     let phaseStart = Date()
-                    let posts = try LoadGenerators.wrk(
+                    let posts = try await LoadGenerators.wrk(
                         "wrk → POST /api/detections", url: server.base + "/api/detections", cameras: cameras,
                         connections: concurrency, seconds: seconds, in: folder)
                     let (stored, transactions) = try await Self.detectionTransactions(store, since: phaseStart)

@@ -27,28 +27,28 @@ enum LoadGenerators {
     /// `cameras`.
     static func wrk(
         _ name: String, url: String, cameras: [String], connections: Int, seconds: Int, in folder: URL
-    ) throws -> Run {
+    ) async throws -> Run {
         let names = cameras.map { "\"\($0)\"" }.joined(separator: ", ")
-        return try wrk(
+        return try await wrk(
             name, url: url, script: wrkPostScript.replacingOccurrences(of: "CAMERAS", with: names),
             connections: connections, seconds: seconds, in: folder)
     }
 
     /// `wrk` GETting `url` for `seconds` over `connections` connections.
-    static func wrkGet(_ name: String, url: String, connections: Int, seconds: Int, in folder: URL) throws -> Run {
-        try wrk(name, url: url, script: "", connections: connections, seconds: seconds, in: folder)
+    static func wrkGet(_ name: String, url: String, connections: Int, seconds: Int, in folder: URL) async throws -> Run {
+        try await wrk(name, url: url, script: "", connections: connections, seconds: seconds, in: folder)
     }
 
     /// `wrk` with the Lua `script` (its requests; empty: GET the URL), summing up in JSON.
     private static func wrk(
         _ name: String, url: String, script requests: String, connections: Int, seconds: Int, in folder: URL
-    ) throws -> Run {
+    ) async throws -> Run {
         let script = folder.appendingPathComponent("wrk-\(UUID().uuidString.prefix(8)).lua")
         try (requests + wrkSummary).write(to: script, atomically: true, encoding: .utf8)
-        let output = try runTool(
+        let output = try await runTool(
             "wrk",
             ["-t2", "-c\(connections)", "-d\(seconds)s", "--timeout", "10s", "-s", script.path, url],
-            environment: [:])
+            environment: [:], in: folder)
         // The script's `done` prints one JSON line last.
         guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
             let summary = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Int]
@@ -67,8 +67,8 @@ enum LoadGenerators {
     /// a child of this process inherits blocked, so it would never stop.)
     static func pgbench(
         _ name: String, settings: PostgresSettings, clients: Int, seconds: Int, in folder: URL
-    ) throws -> Run {
-        try pgbench(
+    ) async throws -> Run {
+        try await pgbench(
             name, script: pgbenchInsertScript, settings: settings, clients: clients,
             perClient: max(50, seconds * 10_000 / max(1, clients)), in: folder)
     }
@@ -79,21 +79,21 @@ enum LoadGenerators {
     static func pgbench(
         _ name: String, script text: String, settings: PostgresSettings, clients: Int, perClient: Int,
         mode: String = "prepared", in folder: URL
-    ) throws -> Run {
+    ) async throws -> Run {
         let run = "pgbench-\(UUID().uuidString.prefix(8))"
         let script = folder.appendingPathComponent(run + ".sql")
         try text.write(to: script, atomically: true, encoding: .utf8)
         let prefix = folder.appendingPathComponent(run).path
         var environment: [String: String] = [:]
         if let password = settings.password { environment["PGPASSWORD"] = password }
-        let output = try runTool(
+        let output = try await runTool(
             "pgbench",
             [
                 "-n", "-M", mode, "-c", "\(clients)", "-j", "2", "-t", "\(perClient)", "-f", script.path,
                 "-l", "--log-prefix", prefix, "-h", settings.host, "-p", "\(settings.port)", "-U", settings.username,
                 settings.database,
             ],
-            environment: environment)
+            environment: environment, in: folder)
         guard let tpsLine = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(tpsLine.dropFirst(6).split(separator: " ").first ?? "")
         else { throw BenchError("pgbench printed no tps:\n\(output)") }
@@ -162,32 +162,37 @@ enum LoadGenerators {
     }
 
     /// Runs `tool` (found on PATH) to the end; its standard output, or an error with both outputs.
+    /// Runs `tool` to its end and returns what it printed; its output goes to files in `folder`.
+    ///
+    /// It waits without holding a thread: the server measured runs in this process, on Swift's
+    /// cooperative pool (as many threads as cores), and a thread blocked reading a pipe or in
+    /// `waitUntilExit()` for the whole run would leave it one thread short of two.
     private static func runTool(
-        _ tool: String, _ arguments: [String], environment: [String: String]
-    ) throws
+        _ tool: String, _ arguments: [String], environment: [String: String], in folder: URL
+    ) async throws
         -> String
     {
         guard
             let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
                 .map({ "\($0)/\(tool)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
         else { throw BenchError("\(tool) is not installed (tools/setup --bench installs it)") }
+        let run = folder.appendingPathComponent("\(tool)-\(UUID().uuidString.prefix(8))")
+        let (printed, complained) = (run.appendingPathExtension("out"), run.appendingPathExtension("err"))
+        for file in [printed, complained] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        let complained = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: printed, as: UTF8.self)
+        process.standardOutput = try FileHandle(forWritingTo: printed)
+        process.standardError = try FileHandle(forWritingTo: complained)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        let text = try String(contentsOf: printed, encoding: .utf8)
         guard process.terminationStatus == 0 else {
-            throw BenchError(
-                "\(tool) exited with \(process.terminationStatus):\n\(text)\(String(decoding: complained, as: UTF8.self))"
-            )
+            let errors = (try? String(contentsOf: complained, encoding: .utf8)) ?? ""
+            throw BenchError("\(tool) exited with \(process.terminationStatus):\n\(text)\(errors)")
         }
         return text
     }

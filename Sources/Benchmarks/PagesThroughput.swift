@@ -45,14 +45,14 @@ extension PagesBenchmark {
         let script = version + ";\n" + page + ";\n"
         // A short run sizes the measured one to about `seconds` (pgbench's -T can't be used from
         // here: it times with SIGALRM, blocked in this process's children).
-        let probe = try LoadGenerators.pgbench(
+        let probe = try await LoadGenerators.pgbench(
             "probe", script: script, settings: settings, clients: connections, perClient: 20, mode: "extended",
             in: folder)
         let perClient = max(50, Int(probe.perSecond * Double(seconds)) / connections)
-        let database = try LoadGenerators.pgbench(
+        let database = try await LoadGenerators.pgbench(
             "pgbench, the route's 2 statements", script: script, settings: settings,
             clients: connections, perClient: perClient, mode: "extended", in: folder)
-        let route = try LoadGenerators.wrkGet(
+        let route = try await LoadGenerators.wrkGet(
             "wrk, GET /api/events?limit=100", url: http.base + "/api/events?limit=100", connections: connections,
             seconds: seconds, in: folder)
         print("")
