@@ -98,12 +98,15 @@ struct IngestBenchmark: AsyncParsableCommand {
                             connections: concurrency, seconds: seconds, in: folder)
                     }
                     let phaseStart = Date()
+                    async let flushes = LoadGenerators.flushProbe(settings: scratch, seconds: seconds, in: folder)
                     let posts = try await LoadGenerators.wrk(
                         "wrk → POST /api/detections", url: server.base + "/api/detections", cameras: cameras,
                         connections: concurrency, seconds: seconds, in: folder)
+                    let probe = try await flushes
                     let (stored, transactions) = try await Self.detectionTransactions(store, since: phaseStart)
                     try await Self.catchUp(store)
                     Self.printRuns([database, echo, posts], connections: concurrency)
+                    Self.printRuns([probe], connections: nil)
                     print(
                         String(
                             format: "POST /api/detections: %.2f× pgbench, %.2f× the echo route; %d detections stored "
@@ -222,10 +225,13 @@ struct IngestBenchmark: AsyncParsableCommand {
         return (0, 0)
     }
 
-    static func printRuns(_ runs: [LoadGenerators.Run], connections: Int) {
-        print(
-            pad("\(connections) connections, fixed time", 54, left: true) + pad("requests", 10) + pad("per s", 9)
-                + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("max ms", 9) + pad("errors", 8))
+    /// `connections`: the table's header; nil, none (rows under the table above).
+    static func printRuns(_ runs: [LoadGenerators.Run], connections: Int?) {
+        if let connections {
+            print(
+                pad("\(connections) connections, fixed time", 54, left: true) + pad("requests", 10) + pad("per s", 9)
+                    + pad("p50 ms", 9) + pad("p99 ms", 9) + pad("max ms", 9) + pad("errors", 8))
+        }
         for run in runs {
             print(
                 pad(run.name, 54, left: true) + pad("\(run.requests)", 10)

@@ -35,7 +35,8 @@ enum LoadGenerators {
     }
 
     /// `wrk` GETting `url` for `seconds` over `connections` connections.
-    static func wrkGet(_ name: String, url: String, connections: Int, seconds: Int, in folder: URL) async throws -> Run {
+    static func wrkGet(_ name: String, url: String, connections: Int, seconds: Int, in folder: URL) async throws -> Run
+    {
         try await wrk(name, url: url, script: "", connections: connections, seconds: seconds, in: folder)
     }
 
@@ -76,9 +77,12 @@ enum LoadGenerators {
     /// `pgbench` running the SQL `script` as one transaction, `perClient` times on each of
     /// `clients` connections. `mode` is its `-M`: `prepared` parses once per connection,
     /// `extended` each time, as PostgresNIO's unnamed statements are.
+    ///
+    /// `rate`: transactions per second in all (`-R`), each timed from when it began, not from
+    /// its schedule.
     static func pgbench(
         _ name: String, script text: String, settings: PostgresSettings, clients: Int, perClient: Int,
-        mode: String = "prepared", in folder: URL
+        mode: String = "prepared", rate: Int? = nil, in folder: URL
     ) async throws -> Run {
         let run = "pgbench-\(UUID().uuidString.prefix(8))"
         let script = folder.appendingPathComponent(run + ".sql")
@@ -89,22 +93,25 @@ enum LoadGenerators {
         let output = try await runTool(
             "pgbench",
             [
-                "-n", "-M", mode, "-c", "\(clients)", "-j", "2", "-t", "\(perClient)", "-f", script.path,
-                "-l", "--log-prefix", prefix, "-h", settings.host, "-p", "\(settings.port)", "-U", settings.username,
-                settings.database,
-            ],
+                "-n", "-M", mode, "-c", "\(clients)", "-j", "\(min(2, clients))", "-t", "\(perClient)", "-f",
+                script.path, "-l", "--log-prefix", prefix, "-h", settings.host, "-p", "\(settings.port)", "-U",
+                settings.username, settings.database,
+            ] + (rate.map { ["-R", "\($0)"] } ?? []),
             environment: environment, in: folder)
         guard let tpsLine = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(tpsLine.dropFirst(6).split(separator: " ").first ?? "")
         else { throw BenchError("pgbench printed no tps:\n\(output)") }
-        // Each log line: client, transaction, latency µs, script, epoch s, µs.
+        // Each log line: client, transaction, latency µs, script, epoch s, µs, and with a rate
+        // the schedule lag µs, which the latency includes.
         var latencies: [Double] = []
         let logs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(run + ".") }
         for log in logs {
             let text = try String(contentsOf: folder.appendingPathComponent(log), encoding: .utf8)
             for line in text.split(separator: "\n") {
                 let fields = line.split(separator: " ")
-                if fields.count >= 3, let micros = Double(fields[2]) { latencies.append(micros / 1000) }
+                guard fields.count >= 3, let micros = Double(fields[2]) else { continue }
+                let lag = fields.count >= 7 ? Double(fields[6]) ?? 0 : 0
+                latencies.append((micros - lag) / 1000)
             }
         }
         latencies.sort()
@@ -119,11 +126,26 @@ enum LoadGenerators {
             p99: percentile(0.99), max: latencies.last ?? 0, errors: errors)
     }
 
-    /// Makes `bench_events` on the scratch database (for ``pgbench(_:settings:clients:seconds:in:)``).
+    /// Makes `bench_events` on the scratch database (for ``pgbench(_:settings:clients:seconds:in:)``)
+    /// and `bench_flushes` (for ``flushProbe(settings:seconds:in:)``).
     static func pgbenchTable(_ store: EventStore) async throws {
         try await store.client.query(
             "CREATE TABLE bench_events (LIKE events INCLUDING ALL)", logger: store.logger)
+        try await store.client.query("CREATE TABLE bench_flushes (at timestamptz)", logger: store.logger)
     }
+
+    /// The commits' flush beside a phase: one `pgbench` client committing a one-row insert
+    /// (`bench_flushes`, nothing else reads it) 20 times a second for `seconds`. Each commit
+    /// waits for the WAL's flush, as every commit of the phase does, so its slow ones show the
+    /// disk's: a POST stall with slow probe commits at the same time is the disk's, not Vigil's
+    /// (docs/BENCHMARKS.md, Ingest, session 44).
+    static func flushProbe(settings: PostgresSettings, seconds: Int, in folder: URL) async throws -> Run {
+        try await pgbench(
+            "pgbench probe: one-row commits, about 20 a second", script: flushProbeScript, settings: settings,
+            clients: 1, perClient: 20 * seconds, rate: 20, in: folder)
+    }
+
+    static let flushProbeScript = "INSERT INTO bench_flushes VALUES (clock_timestamp());\n"
 
     /// The bare-framework baseline: a Hummingbird application with one route that decodes a
     /// detection's JSON and answers it encoded again, on a loopback port, while `body` runs.
