@@ -131,7 +131,12 @@ enum LoadGenerators {
     static func pgbenchTable(_ store: EventStore) async throws {
         try await store.client.query(
             "CREATE TABLE bench_events (LIKE events INCLUDING ALL)", logger: store.logger)
-        try await store.client.query("CREATE TABLE bench_flushes (at timestamptz)", logger: store.logger)
+        try await flushProbeTable(store.client, logger: store.logger)
+    }
+
+    /// Makes `bench_flushes` on the scratch database (for ``flushProbe(settings:seconds:in:)``).
+    static func flushProbeTable(_ client: PostgresClient, logger: Logger) async throws {
+        try await client.query("CREATE TABLE bench_flushes (at timestamptz)", logger: logger)
     }
 
     /// The commits' flush beside a phase: one `pgbench` client committing a one-row insert

@@ -52,6 +52,9 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         var posts: [Int64]
         /// Resident memory of each server process at the end (and its peak), bytes.
         var rss: [(now: Int, peak: Int)]
+        /// The pgbench probe's commits beside the posting (``LoadGenerators/flushProbe(settings:seconds:in:)``):
+        /// every post waits for a WAL flush, so a slow one shows in both. Nil for the bare fan-out.
+        var flushes: LoadGenerators.Run?
 
         func percentile(_ p: Double) -> Double { Self.percentile(latencies, p) }
 
@@ -116,8 +119,15 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             throw error
         }
 
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
         let vigil = try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench", logger: logger) {
-            _, scratch in
+            client, scratch in
+            try await LoadGenerators.flushProbeTable(client, logger: logger)
+            let probe: @Sendable () async throws -> LoadGenerators.Run = {
+                try await LoadGenerators.flushProbe(settings: scratch, seconds: seconds, in: folder)
+            }
             var environment = [
                 "VIGIL_PG_HOST": scratch.host, "VIGIL_PG_PORT": "\(scratch.port)", "VIGIL_PG_USER": scratch.username,
                 "VIGIL_PG_DATABASE": scratch.database, "VIGIL_REDIS": "off", "VIGIL_LOG_LEVEL": "warning",
@@ -143,15 +153,15 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             let path = "/ws/log?types=DetectionRecorded"
             let one = try await Self.phase(
                 "vigil /ws/log, 1 instance", urls: ["ws://127.0.0.1:\(ports[0])\(path)"], servers: servers,
-                clients: clients, rate: rate, seconds: seconds, base: base, logger: logger, post: post)
+                clients: clients, rate: rate, seconds: seconds, base: base, probe: probe, logger: logger, post: post)
             servers.append(
                 try ChildProcess(
                     executable, ["serve", "--port", "\(ports[1])", "--projections", "off"], environment: environment))
             try await Self.waitReady(http, "http://127.0.0.1:\(ports[1])/ready")
             let two = try await Self.phase(
                 "vigil /ws/log, 2 instances (posts to the 1st)", urls: ports.map { "ws://127.0.0.1:\($0)\(path)" },
-                servers: servers, clients: clients, rate: rate, seconds: seconds, base: base, logger: logger, post: post
-            )
+                servers: servers, clients: clients, rate: rate, seconds: seconds, base: base, probe: probe,
+                logger: logger, post: post)
             return [one, two]
         }
         Self.printTable([bare] + vigil)
@@ -159,11 +169,14 @@ struct WebSocketBenchmark: AsyncParsableCommand {
 
     /// Opens `clients` sockets (spread over `urls`), waits until each is subscribed, then calls
     /// `post(n)` `rate` times a second for `seconds`; each client times every message from the
-    /// moment its post was sent, and checks that checkpoints only grow.
+    /// moment its post was sent, and checks that checkpoints only grow. `probe` runs beside the
+    /// posting.
     static func phase(
         _ name: String, urls: [String], servers: [ChildProcess], clients: Int, rate: Int, seconds: Int,
-        base: Int64 = 0, logger: Logger, post: @escaping @Sendable (Int) async throws -> Void
+        base: Int64 = 0, probe: (@Sendable () async throws -> LoadGenerators.Run)? = nil, logger: Logger,
+        post: @escaping @Sendable (Int) async throws -> Void
     ) async throws -> Result {
+        let probing = Mutex<Task<LoadGenerators.Run, any Error>?>(nil)
         let total = rate * seconds
         let sent = SendTimes(capacity: total)
         let answered = SendTimes(capacity: total)
@@ -204,6 +217,7 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             FileHandle.standardError.write(
                 Data("\(name): \(ready) of \(clients) subscribed in \(clock.now - began); posting\n".utf8))
             // On schedule whatever the answers take: a post does not wait for the one before.
+            if let probe { probing.withLock { $0 = Task { try await probe() } } }
             let start = clock.now
             try await withThrowingTaskGroup(of: Void.self) { posting in
                 for sequence in 0..<total {
@@ -226,6 +240,7 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             group.cancelAll()
             return clock.now - start
         }
+        let flushes = try await probing.withLock { $0 }?.value
         var (perClient, fromCommit, delivered, outOfOrder) = tallies.state.withLock { $0 }
         let posts = (0..<total).compactMap { sequence -> Int64? in
             guard let sentAt = sent.time(of: sequence), let answer = answered.time(of: sequence) else { return nil }
@@ -246,7 +261,7 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         return Result(
             name: name, delivered: delivered, expected: total * clients, elapsed: elapsed, latencies: latencies,
             fromCommit: fromCommit, afterAnswer: afterAnswer, outOfOrder: outOfOrder, posts: posts.sorted(),
-            rss: servers.map(\.residentMemory))
+            rss: servers.map(\.residentMemory), flushes: flushes)
     }
 
     /// What the clients of a phase measured.
@@ -340,7 +355,8 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         print(
             pad("server", 46, left: true) + pad("delivered", 16) + pad("msg/s", 9) + pad("p50 ms", 8)
                 + pad("p99 ms", 8) + pad("max ms", 8) + pad("p99 ×", 7) + pad("commit p50/p99", 16)
-                + pad("post p50/p99", 14) + pad("ack→msg p50/p99", 17) + pad("RSS MB", 14) + pad("RSS ×", 7)
+                + pad("flush p99/max", 15) + pad("post p50/p99", 14) + pad("ack→msg p50/p99", 17) + pad("RSS MB", 14)
+                + pad("RSS ×", 7)
                 + pad("order", 7))
         for result in results {
             let rss = result.rss.map(\.now).reduce(0, +)
@@ -359,6 +375,7 @@ struct WebSocketBenchmark: AsyncParsableCommand {
                             : String(
                                 format: "%.1f/%.1f", Result.percentile(result.fromCommit, 0.5),
                                 Result.percentile(result.fromCommit, 0.99)), 16)
+                    + pad(result.flushes.map { String(format: "%.1f/%.1f", $0.p99, $0.max) } ?? "—", 15)
                     + pad(
                         String(
                             format: "%.1f/%.1f", Result.percentile(result.posts, 0.5),
@@ -374,6 +391,9 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         print("delivered: messages received / posts × clients (every client must get every post once);")
         print("p50/p99/max: from the moment a post was sent to its message arriving at a client (ms);")
         print("commit p50/p99: from the event's recorded_at (PostgreSQL's clock) to its arrival (ms);")
+        print(
+            "flush p99/max: a pgbench client's one-row commits beside the posting, about 20/s (ms): the disk's WAL "
+                + "flush, which every post waits for;")
         print("post p50/p99: how long each post took to be answered (ms);")
         print(
             "ack→msg p50/p99: from a post's answer to its message's arrival (ms; negative: before it); RSS at the end.")
