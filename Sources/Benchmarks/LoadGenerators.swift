@@ -127,14 +127,14 @@ enum LoadGenerators {
     }
 
     /// Makes `bench_events` on the scratch database (for ``pgbench(_:settings:clients:seconds:in:)``)
-    /// and `bench_flushes` (for ``flushProbe(settings:seconds:in:)``).
+    /// and `bench_flushes` (for ``flushProbe(_:settings:seconds:in:)``).
     static func pgbenchTable(_ store: EventStore) async throws {
         try await store.client.query(
             "CREATE TABLE bench_events (LIKE events INCLUDING ALL)", logger: store.logger)
         try await flushProbeTable(store.client, logger: store.logger)
     }
 
-    /// Makes `bench_flushes` on the scratch database (for ``flushProbe(settings:seconds:in:)``).
+    /// Makes `bench_flushes` on the scratch database (for ``flushProbe(_:settings:seconds:in:)``).
     static func flushProbeTable(_ client: PostgresClient, logger: Logger) async throws {
         try await client.query("CREATE TABLE bench_flushes (at timestamptz)", logger: logger)
     }
@@ -144,10 +144,13 @@ enum LoadGenerators {
     /// waits for the WAL's flush, as every commit of the phase does, so its slow ones show the
     /// disk's: a POST stall with slow probe commits at the same time is the disk's, not Vigil's
     /// (docs/BENCHMARKS.md, Ingest, session 44).
-    static func flushProbe(settings: PostgresSettings, seconds: Int, in folder: URL) async throws -> Run {
+    static func flushProbe(
+        _ name: String = "pgbench probe: one-row commits, about 20 a second", settings: PostgresSettings,
+        seconds: Int, in folder: URL
+    ) async throws -> Run {
         try await pgbench(
-            "pgbench probe: one-row commits, about 20 a second", script: flushProbeScript, settings: settings,
-            clients: 1, perClient: 20 * seconds, rate: 20, in: folder)
+            name, script: flushProbeScript, settings: settings, clients: 1, perClient: 20 * seconds, rate: 20,
+            in: folder)
     }
 
     static let flushProbeScript = "INSERT INTO bench_flushes VALUES (clock_timestamp());\n"

@@ -52,7 +52,7 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         var posts: [Int64]
         /// Resident memory of each server process at the end (and its peak), bytes.
         var rss: [(now: Int, peak: Int)]
-        /// The pgbench probe's commits beside the posting (``LoadGenerators/flushProbe(settings:seconds:in:)``):
+        /// The pgbench probe's commits beside the posting (``LoadGenerators/flushProbe(_:settings:seconds:in:)``):
         /// every post waits for a WAL flush, so a slow one shows in both. Nil for the bare fan-out.
         var flushes: LoadGenerators.Run?
 
