@@ -191,8 +191,8 @@ enum LoadGenerators {
         }
     }
 
-    /// Runs `tool` (found on PATH) to the end; its standard output, or an error with both outputs.
-    /// Runs `tool` to its end and returns what it printed; its output goes to files in `folder`.
+    /// Runs `tool` (found on PATH) to its end and returns its standard output, or an error with
+    /// both outputs; the outputs go to files in `folder`.
     ///
     /// It waits without holding a thread: the server measured runs in this process, on Swift's
     /// cooperative pool (as many threads as cores), and a thread blocked reading a pipe or in

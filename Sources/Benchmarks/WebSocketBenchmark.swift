@@ -2,12 +2,10 @@ import ArgumentParser
 import AsyncHTTPClient
 import EventStore
 import Foundation
-import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOWebSocket
 import Simulator
 import Synchronization
 import Synthetic
@@ -176,7 +174,6 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         base: Int64 = 0, probe: (@Sendable () async throws -> LoadGenerators.Run)? = nil, logger: Logger,
         post: @escaping @Sendable (Int) async throws -> Void
     ) async throws -> Result {
-        let probing = Mutex<Task<LoadGenerators.Run, any Error>?>(nil)
         let total = rate * seconds
         let sent = SendTimes(capacity: total)
         let answered = SendTimes(capacity: total)
@@ -186,7 +183,9 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         let clock = ContinuousClock()
         let began = clock.now
         // Each client is a child returning false; the deadline one returns true.
-        let elapsed = try await withThrowingTaskGroup(of: Bool.self, returning: Duration.self) { group in
+        let (elapsed, flushes) = try await withThrowingTaskGroup(
+            of: Bool.self, returning: (Duration, LoadGenerators.Run?).self
+        ) { group in
             for index in 0..<clients {
                 // A hundred handshakes at a time: the listen backlog is finite.
                 if index > 0, index % 100 == 0 { try await Task.sleep(for: .milliseconds(50)) }
@@ -216,8 +215,8 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             subscribing.cancel()
             FileHandle.standardError.write(
                 Data("\(name): \(ready) of \(clients) subscribed in \(clock.now - began); posting\n".utf8))
+            async let flushes = probe?()
             // On schedule whatever the answers take: a post does not wait for the one before.
-            if let probe { probing.withLock { $0 = Task { try await probe() } } }
             let start = clock.now
             try await withThrowingTaskGroup(of: Void.self) { posting in
                 for sequence in 0..<total {
@@ -238,9 +237,9 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             var finished = 0
             while finished < clients, let timedOut = try await group.next(), !timedOut { finished += 1 }
             group.cancelAll()
-            return clock.now - start
+            let elapsed = clock.now - start
+            return (elapsed, try await flushes)
         }
-        let flushes = try await probing.withLock { $0 }?.value
         var (perClient, fromCommit, delivered, outOfOrder) = tallies.state.withLock { $0 }
         let posts = (0..<total).compactMap { sequence -> Int64? in
             guard let sentAt = sent.time(of: sequence), let answer = answered.time(of: sequence) else { return nil }
@@ -262,91 +261,6 @@ struct WebSocketBenchmark: AsyncParsableCommand {
             name: name, delivered: delivered, expected: total * clients, elapsed: elapsed, latencies: latencies,
             fromCommit: fromCommit, afterAnswer: afterAnswer, outOfOrder: outOfOrder, posts: posts.sorted(),
             rss: servers.map(\.residentMemory), flushes: flushes)
-    }
-
-    /// What the clients of a phase measured.
-    final class Tallies: Sendable {
-        let state = Mutex<
-            (perClient: [[(sequence: Int, latency: Int64)]], fromCommit: [Int64], delivered: Int, outOfOrder: Int)
-        >(([], [], 0, 0))
-    }
-
-    /// One client: follows `url` until it has `total` event messages (or the socket ends),
-    /// timing each from its post's send time and checking that checkpoints only grow.
-    static func follow(
-        _ url: String, total: Int, base: Int64, sent: SendTimes, clock: ContinuousClock,
-        subscription: AsyncStream<Void>.Continuation, tallies: Tallies, logger: Logger
-    ) async throws {
-        _ = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20), logger: logger) {
-            inbound, outbound, _ in
-            var latencies: [(sequence: Int, latency: Int64)] = []
-            latencies.reserveCapacity(total)
-            var fromCommit: [Int64] = []
-            var last = ""
-            var outOfOrder = 0
-            defer {
-                tallies.state.withLock {
-                    $0.perClient.append(latencies)
-                    $0.fromCommit += fromCommit
-                    $0.delivered += latencies.count
-                    $0.outOfOrder += outOfOrder
-                }
-            }
-            for try await message in inbound.messages(maxSize: 1 << 20) {
-                guard case .text(let text) = message else { continue }
-                let now = clock.now
-                if text.hasPrefix(#"{"type":"subscribed""#) {
-                    subscription.yield()
-                    continue
-                }
-                guard text.hasPrefix(#"{"type":"event""#), let checkpoint = Self.checkpoint(in: text) else { continue }
-                if checkpoint <= last { outOfOrder += 1 }
-                last = checkpoint
-                guard let sequence = Self.sequence(in: text, base: base), let sentAt = sent.time(of: sequence) else {
-                    continue
-                }
-                latencies.append((sequence, Int64((now - sentAt) / .nanoseconds(1))))
-                if let recorded = Self.secondOfDay(after: #""recorded_at":""#, in: text) {
-                    var since = Self.secondOfDay(Date()) - recorded
-                    if since < -43_200 { since += 86_400 }  // across midnight
-                    fromCommit.append(Int64(since * 1e9))
-                }
-                if latencies.count == total { break }
-            }
-            try await outbound.close(.normalClosure, reason: nil)
-        }
-    }
-
-    /// Seconds since midnight (UTC) of the `…THH:MM:SS.ffffffZ` time after `key` in `text`:
-    /// parsed by hand, as fast as the bare fan-out's clients need nothing parsed.
-    static func secondOfDay(after key: String, in text: String) -> Double? {
-        guard let start = text.range(of: key)?.upperBound else { return nil }
-        let digits = Array(text[start...].utf8.prefix(27))
-        guard digits.count == 27, digits[10] == UInt8(ascii: "T") else { return nil }
-        func number(_ range: Range<Int>) -> Double {
-            digits[range].reduce(0) { $0 * 10 + Double($1 &- UInt8(ascii: "0")) }
-        }
-        return number(11..<13) * 3600 + number(14..<16) * 60 + number(17..<19) + number(20..<26) / 1e6
-    }
-
-    static func secondOfDay(_ date: Date) -> Double {
-        date.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
-    }
-
-    /// The post a message is of: the number its file path ends in (`…/N.jpg`), less `base`.
-    static func sequence(in text: String, base: Int64) -> Int? {
-        guard let end = text.range(of: #".jpg""#)?.lowerBound,
-            let slash = text[..<end].lastIndex(of: "/"),
-            let number = Int64(text[text.index(after: slash)..<end])
-        else { return nil }
-        return Int(number - base)
-    }
-
-    static func checkpoint(in text: String) -> String? {
-        guard let start = text.range(of: #""checkpoint":""#)?.upperBound,
-            let end = text[start...].firstIndex(of: "\"")
-        else { return nil }
-        return String(text[start..<end])
     }
 
     static func printTable(_ results: [Result]) {
@@ -397,15 +311,5 @@ struct WebSocketBenchmark: AsyncParsableCommand {
         print("post p50/p99: how long each post took to be answered (ms);")
         print(
             "ack→msg p50/p99: from a post's answer to its message's arrival (ms; negative: before it); RSS at the end.")
-    }
-
-    /// When each post was sent, for the clients to time their messages by.
-    final class SendTimes: Sendable {
-        private let times: Mutex<[ContinuousClock.Instant?]>
-        init(capacity: Int) { times = Mutex(Array(repeating: nil, count: capacity)) }
-        func record(_ index: Int, _ time: ContinuousClock.Instant) { times.withLock { $0[index] = time } }
-        func time(of index: Int) -> ContinuousClock.Instant? {
-            times.withLock { index < $0.count ? $0[index] : nil }
-        }
     }
 }
