@@ -14,8 +14,9 @@ import Synchronization
 import Synthetic
 
 /// `vigil bench ingest`: detections/s through the HTTP bulk path and through concurrent single
-/// POSTs, each against COPY into the same table in the same run; and how long a detection
-/// takes from its POST to being listed by `GET /api/detections/{id}`.
+/// POSTs, each against COPY into the same table in the same run; the same POSTs to a write
+/// node (projections off, ``writeNode(settings:probe:http:concurrency:seconds:in:logger:)``);
+/// and how long a detection takes from its POST to being listed by `GET /api/detections/{id}`.
 struct IngestBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
@@ -55,6 +56,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
+        let cluster = settings
 
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench", logger: logger) { client, scratch in
             let store = EventStore(client: client, logger: logger)
@@ -111,15 +113,24 @@ struct IngestBenchmark: AsyncParsableCommand {
                     let probe = try await flushes
                     let (stored, transactions) = try await Self.detectionTransactions(store, since: phaseStart)
                     try await Self.catchUp(store)
-                    Self.printRuns([database, echo, posts], connections: concurrency)
+                    let writeNode = try await Self.writeNode(
+                        settings: cluster, probe: scratch, http: http, concurrency: concurrency, seconds: seconds,
+                        in: folder, logger: logger)
+                    Self.printRuns([database, echo, posts, writeNode.posts], connections: concurrency)
                     print("one-row commits, about 20 a second (the WAL's flush):")
-                    Self.printRuns([databaseProbe, probe], connections: nil)
+                    Self.printRuns([databaseProbe, probe, writeNode.probe], connections: nil)
                     print(
                         String(
                             format: "POST /api/detections: %.2f× pgbench, %.2f× the echo route; %d detections stored "
                                 + "by %d transactions (%.1f per group commit), %d requests failed",
                             posts.perSecond / database.perSecond, posts.perSecond / echo.perSecond, stored,
                             transactions, Double(stored) / Double(max(1, transactions)), posts.errors))
+                    print(
+                        String(
+                            format: "write node (projections off, its read models elsewhere): %.2f× pgbench, "
+                                + "%.2f× the echo route, %d requests failed",
+                            writeNode.posts.perSecond / database.perSecond, writeNode.posts.perSecond / echo.perSecond,
+                            writeNode.posts.errors))
 
                     // POST → visible in GET /api/detections/{id}.
                     print("")
