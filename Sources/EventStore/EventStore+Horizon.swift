@@ -50,39 +50,14 @@ public struct ReadHorizon: Sendable, Equatable {
     /// The cluster's horizon, nothing left out.
     public static let plain = ReadHorizon(leftOut: [])
 
-    /// The horizon as an SQL expression (`xid8`) over the statement's snapshot.
+    /// The horizon as an SQL expression (`xid8`) over the statement's snapshot:
+    /// `vigil_read_horizon` (schemas/store/0013_read_log_kept_plans.sql), the one place its rule
+    /// is written, which the log's read calls too.
     public var sql: String {
-        guard !leftOut.isEmpty else { return Self.plainSQL }
-        return Self.narrowedSQL(leaving: "'{\(leftOutText.joined(separator: ","))}'::xid8[]")
+        "public.vigil_read_horizon('{\(leftOutText.joined(separator: ","))}'::xid8[])"
     }
 
-    /// The cluster's horizon (SQL, `xid8`): its oldest running transaction.
-    private static let plainSQL = "pg_snapshot_xmin(pg_current_snapshot())"
-
-    /// The horizon (SQL, `xid8`) with the transactions of `list` (an SQL `xid8[]`) left out: the
-    /// oldest of the other running transactions, or the snapshot's `xmax` when none is left.
-    private static func narrowedSQL(leaving list: String) -> String {
-        """
-        coalesce((SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE x <> ALL (\(list))),
-                 pg_snapshot_xmax(pg_current_snapshot()))
-        """
-    }
-
-    /// SQL of a CTE `h(xmin)`, after a CTE `p(left_out xid8[])` the statement binds
-    /// (``leftOutText``): `xmin` is the horizon over the statement's snapshot with `left_out`'s
-    /// transactions left out, as ``sql`` gives it. One text for every list, so a statement using
-    /// it can be prepared (``PreparedStatements``):
-    ///
-    ///     WITH p AS MATERIALIZED (SELECT \(horizon.leftOutText)::text[]::xid8[] AS left_out),
-    ///     \(unescaped: ReadHorizon.boundCTE) …
-    static let boundCTE = """
-        h AS MATERIALIZED (
-            SELECT CASE WHEN cardinality(p.left_out) = 0 THEN \(plainSQL)
-                        ELSE \(narrowedSQL(leaving: "p.left_out")) END AS xmin
-            FROM p)
-        """
-
-    /// ``leftOut`` as the `text[]` the CTE `p` of ``boundCTE`` binds.
+    /// ``leftOut`` as a `text[]` to bind (cast to `xid8[]` in the statement).
     var leftOutText: [String] { leftOut.map(String.init) }
 
     /// SQL (one row per running transaction of the statement's snapshot): its `xid8` as text

@@ -38,36 +38,16 @@ extension EventStore {
             // (1: where the next read starts when the page isn't full), whether committed events
             // wait beyond the horizon (2; with the plain horizon, leaving out other databases'
             // transactions might then read further), and whether the checkpoint is not below
-            // the horizon (3).
-            // Prepared: its text is the same for every horizon, filter and page.
+            // the horizon (3). A function whose plan is kept (`vigil_read_log`,
+            // schemas/store/0013_read_log_kept_plans.sql): planning the statement at every call
+            // cost more than running it.
             let query: PostgresQuery = """
-                WITH p AS MATERIALIZED (SELECT \(horizon.leftOutText)::text[]::xid8[] AS left_out),
-                \(unescaped: ReadHorizon.boundCTE)
-                (SELECT 0 AS kind, e.tx_id::text, e.position, e.event_id, e.stream, e.version, e.type,
-                        e.schema_version, CASE WHEN \(bodies) THEN e.data::text ELSE '' END,
-                        CASE WHEN \(bodies) THEN e.metadata::text ELSE '' END, e.recorded_at
-                 FROM events e
-                 WHERE (e.tx_id, e.position) > (\(transaction)::text::xid8, \(checkpoint.position)::int8)
-                   AND e.tx_id < (SELECT xmin FROM h)
-                   AND (\(filter.types)::text[] IS NULL OR e.type = ANY(\(filter.types)::text[]))
-                   AND (\(filter.streamPrefix)::text IS NULL OR starts_with(e.stream, \(filter.streamPrefix)::text))
-                 ORDER BY e.tx_id, e.position
-                 LIMIT \(limit))
-                UNION ALL
-                (SELECT 1, e.tx_id::text, e.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM events e WHERE e.tx_id < (SELECT xmin FROM h)
-                 ORDER BY e.tx_id DESC, e.position DESC LIMIT 1)
-                UNION ALL
-                (SELECT 2, (SELECT xmin FROM h)::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM events e
-                 WHERE (e.tx_id, e.position) > (
-                     (SELECT greatest(\(transaction)::text::xid8, xmin) FROM h),
-                     (SELECT CASE WHEN \(transaction)::text::xid8 >= xmin THEN \(checkpoint.position)::int8 ELSE -1 END FROM h))
-                 ORDER BY e.tx_id, e.position
-                 LIMIT 1)
-                UNION ALL
-                (SELECT 3, xmin::text, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-                 FROM h WHERE \(transaction)::text::xid8 >= xmin)
+                SELECT kind, tx, position, event_id, stream, version, type, schema_version, data, metadata,
+                       recorded_at
+                FROM public.vigil_read_log(
+                    \(transaction)::text::xid8, \(checkpoint.position)::int8,
+                    \(horizon.leftOutText)::text[]::xid8[], \(filter.types)::text[],
+                    \(filter.streamPrefix)::text, \(limit)::int4, \(bodies))
                 """
             let rows = try await client.guardedQuery(query, prepared: true, on: connection, logger: logger)
             var events: [RecordedEvent] = []

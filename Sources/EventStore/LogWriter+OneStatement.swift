@@ -48,35 +48,14 @@ extension LogWriter {
                 metadata.append(event.metadata)
             }
         }
-        // `checked` is joined in, so its refusals are evaluated before anything is written;
-        // the stale and archived checks sit in the stream's update, which sees the row as the
-        // lock leaves it (after any writer this statement waited for).
+        // `vigil_append_batch` (schemas/store/0013_read_log_kept_plans.sql): the statement as a
+        // function whose plan is kept; planning it at every call cost a quarter of running it.
         let rows = try await connection.guardedPreparedQuery(
             """
-            WITH input AS (
-                SELECT * FROM unnest(\(ids)::uuid[], \(streams)::text[], \(types)::text[],
-                                     \(schemaVersions)::int4[], \(data)::text[], \(metadata)::text[])
-                    WITH ORDINALITY AS u(e, s, t, sv, d, m, n)),
-            checked AS (
-                SELECT CASE WHEN EXISTS (SELECT 1 FROM events WHERE event_id = ANY(\(ids)::uuid[]))
-                            THEN vigil_append_refused('an event id is stored') ELSE 0 END AS refused),
-            counts AS (SELECT s AS stream, count(*)::int8 AS k FROM input GROUP BY s),
-            bumped AS (
-                INSERT INTO streams AS st (stream, version, last_tx)
-                SELECT c.stream, c.k + ch.refused, pg_current_xact_id() FROM counts c, checked ch ORDER BY c.stream
-                ON CONFLICT (stream) DO UPDATE SET
-                    version = CASE
-                        WHEN st.last_tx > pg_current_xact_id() THEN vigil_append_refused('written by a younger transaction')
-                        WHEN st.archived_at IS NOT NULL THEN vigil_append_refused('archived')
-                        ELSE st.version + excluded.version END,
-                    last_tx = pg_current_xact_id()
-                RETURNING stream, version),
-            numbered AS (
-                SELECT i.*, b.version - c.k + row_number() OVER (PARTITION BY i.s ORDER BY i.n) AS v
-                FROM input i JOIN bumped b ON b.stream = i.s JOIN counts c ON c.stream = i.s)
-            INSERT INTO events (event_id, stream, version, type, schema_version, data, metadata)
-            SELECT e, s, v, t, sv, d::jsonb, m::jsonb FROM numbered ORDER BY n
-            RETURNING event_id, tx_id::text, position, version
+            SELECT event_id, tx, position, version
+            FROM public.vigil_append_batch(
+                \(ids)::uuid[], \(streams)::text[], \(types)::text[], \(schemaVersions)::int4[], \(data)::text[],
+                \(metadata)::text[])
             """,
             logger: logger)
         var written: [UUID: (checkpoint: Checkpoint, version: Int64)] = [:]

@@ -276,6 +276,7 @@ struct AppendTests {
                     "0001_events", "0002_projections", "0003_read_support", "0004_parked_events", "0005_api_key_usage",
                     "0006_deferred_indexes", "0007_projection_versions", "0008_read_model_sessions",
                     "0009_operational_logs", "0010_retention", "0011_append_in_one_statement", "0012_move_checkpoint",
+                    "0013_read_log_kept_plans",
                 ])
         }
     }
