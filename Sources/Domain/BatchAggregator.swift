@@ -75,6 +75,11 @@ public struct OpenBatch: Sendable, Hashable, Codable {
             lastDetectionAt.addingTimeInterval(TimeInterval(policy.idleTimeoutSeconds)))
     }
 
+    /// Whether `detection`, recorded at `recordedAt`, joins this batch rather than closing it.
+    func takes(_ detection: BatchAggregator.Detection, recordedAt: Date, _ policy: BatchPolicy) -> Bool {
+        detection.detectedAt < detectionDeadline(policy) && recordedAt < logDeadline(policy)
+    }
+
     /// Closed when the log's clock reaches this moment.
     func logDeadline(_ policy: BatchPolicy) -> Date {
         min(
@@ -131,11 +136,22 @@ public enum BatchOutput: Sendable, Hashable {
 public struct BatchAggregator: Sendable, Hashable {
     public var policy: BatchPolicy
     public private(set) var open: [String: OpenBatch]
+    /// The cameras whose open batch was opened, extended, renumbered or closed since `init`:
+    /// what a caller that keeps the batches has to write.
+    public private(set) var changed: Set<String> = []
     private var provisional: Int64 = 0
 
     public init(policy: BatchPolicy = .defaults, open: [OpenBatch] = []) {
+        self.init(
+            policy: policy, open: Dictionary(open.map { ($0.cameraId, $0) }, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// `open`: the open batches by camera id. A batch grows in place as detections come, so hand
+    /// the batches over rather than keep them too: a batch whose ids are shared is copied whole
+    /// at its next detection (under a flood, a batch holds tens of thousands of ids).
+    public init(policy: BatchPolicy = .defaults, open: [String: OpenBatch]) {
         self.policy = policy
-        self.open = Dictionary(open.map { ($0.cameraId, $0) }, uniquingKeysWith: { _, last in last })
+        self.open = open
     }
 
     /// What batching reads of a detection: 5 of its 18 fields. The reactor decodes only these
@@ -190,20 +206,22 @@ public struct BatchAggregator: Sendable, Hashable {
                         objectTypes: [detection.objectType])),
             ]
         }
-        var outputs: [BatchOutput] = []
-        if var batch = open[detection.cameraId] {
-            let expired =
-                detection.detectedAt >= batch.detectionDeadline(policy) || recordedAt >= batch.logDeadline(policy)
-            if !expired {
-                batch.detectionIds.append(detection.id)
-                if !batch.objectTypes.contains(detection.objectType) { batch.objectTypes.append(detection.objectType) }
-                batch.lastDetectionAt = max(batch.lastDetectionAt, detection.detectedAt)
-                batch.lastRecordedAt = max(batch.lastRecordedAt, recordedAt)
-                open[detection.cameraId] = batch
-                return []
-            }
-            outputs.append(.closed(batch.closed))
+        changed.insert(detection.cameraId)
+        guard let index = open.index(forKey: detection.cameraId) else {
+            return openBatch(for: detection, recordedAt: recordedAt)
         }
+        // In place: a copy of the batch held here, even one only read, would have its ids copied
+        // at the append.
+        guard open.values[index].takes(detection, recordedAt: recordedAt, policy) else {
+            let closed = BatchOutput.closed(open.values[index].closed)
+            return [closed] + openBatch(for: detection, recordedAt: recordedAt)
+        }
+        Self.extend(&open.values[index], with: detection, recordedAt: recordedAt)
+        return []
+    }
+
+    /// Opens a batch for `detection` (in place of the camera's batch it closed, if any).
+    private mutating func openBatch(for detection: Detection, recordedAt: Date) -> [BatchOutput] {
         let batch = OpenBatch(
             id: nextProvisionalID(), cameraId: detection.cameraId,
             batchId: Self.batchID(camera: detection.cameraId, firstDetection: detection.id),
@@ -211,25 +229,36 @@ public struct BatchAggregator: Sendable, Hashable {
             openedRecordedAt: recordedAt, lastRecordedAt: recordedAt,
             detectionIds: [detection.id], objectTypes: [detection.objectType])
         open[detection.cameraId] = batch
-        outputs.append(
+        return [
             .opened(
                 SecurityEventOpened(
                     id: batch.id, cameraId: batch.cameraId, batchId: batch.batchId, startedAt: batch.startedAt,
-                    detectionIds: batch.detectionIds, objectTypes: batch.objectTypes)))
-        return outputs
+                    detectionIds: batch.detectionIds, objectTypes: batch.objectTypes))
+        ]
+    }
+
+    private static func extend(_ batch: inout OpenBatch, with detection: Detection, recordedAt: Date) {
+        batch.detectionIds.append(detection.id)
+        if !batch.objectTypes.contains(detection.objectType) { batch.objectTypes.append(detection.objectType) }
+        batch.lastDetectionAt = max(batch.lastDetectionAt, detection.detectedAt)
+        batch.lastRecordedAt = max(batch.lastRecordedAt, recordedAt)
     }
 
     /// Closes every batch whose log deadline is at or before `now` (log time: the newest
     /// recorded event, or the wall clock when the log is quiet). Ordered by camera id.
     public mutating func advance(to now: Date) -> [BatchOutput] {
         let due = open.values.filter { now >= $0.logDeadline(policy) }.sorted { $0.cameraId < $1.cameraId }
-        for batch in due { open[batch.cameraId] = nil }
+        for batch in due {
+            open[batch.cameraId] = nil
+            changed.insert(batch.cameraId)
+        }
         return due.map { .closed($0.closed) }
     }
 
     /// Closes every open batch (a camera was removed).
     public mutating func close(camera: String) -> [BatchOutput] {
         guard let batch = open.removeValue(forKey: camera) else { return [] }
+        changed.insert(camera)
         return [.closed(batch.closed)]
     }
 
@@ -237,8 +266,14 @@ public struct BatchAggregator: Sendable, Hashable {
     /// `ids[0], ids[1], …` in the open batches; apply the same to the outputs with
     /// ``resolve(_:with:)``.
     public mutating func assignIDs(_ ids: [Int64]) {
-        for (camera, batch) in open where batch.id < 0 {
-            open[camera]!.id = ids[Int(-batch.id) - 1]
+        var index = open.startIndex
+        while index != open.endIndex {
+            let id = open.values[index].id
+            if id < 0 {
+                open.values[index].id = ids[Int(-id) - 1]
+                changed.insert(open.keys[index])
+            }
+            index = open.index(after: index)
         }
         provisional = 0
     }

@@ -51,12 +51,15 @@ public struct BatchAggregatorReactor: Projection {
         let (token, configJSON) = try await Self.loadTokenAndConfig(on: connection, logger: logger)
         var configValues = try Self.configValues(configJSON)
         let configBefore = configValues
-        let state = try await memory.state(token: token) {
+        // The batches are handed to the aggregator, not kept here as well: a batch's ids held
+        // twice are copied whole at its next detection (tens of thousands of ids under a flood:
+        // 19% of the server's CPU in the ingest bench before this; docs/BENCHMARKS.md, Ingest,
+        // session 45). Memory has them again once this page's batch is written.
+        var state = try await memory.take(token: token) {
             try await OpenBatches.load(token: token, on: connection, logger: logger)
         }
         var aggregator = BatchAggregator(
-            policy: defaults.applying(configValues).batchPolicy, open: Array(state.batches.values))
-        let before = aggregator.open
+            policy: defaults.applying(configValues).batchPolicy, open: state.takeBatches())
         var outputs: [BatchOutput] = []
         var causes: [BatchOutput: UUID] = [:]
         for event in events where !EventMetadata.isImported(event.metadata) {
@@ -86,8 +89,12 @@ public struct BatchAggregatorReactor: Projection {
         aggregator.assignIDs(ids)
         let resolved = outputs.map { (BatchAggregator.resolve($0, with: ids), causes[$0]) }
         try await append(resolved, on: connection, logger: logger)
-        if aggregator.open != before {
-            let saved = try await state.save(aggregator.open, on: connection, logger: logger)
+        if aggregator.changed.isEmpty {
+            state.batches = aggregator.open
+            memory.remember(state)
+        } else {
+            let saved = try await state.save(
+                aggregator.open, changed: aggregator.changed, on: connection, logger: logger)
             // Kept once written; if this transaction rolls back, the table keeps the old token
             // and the next page reads the batches again.
             memory.remember(saved)
@@ -165,6 +172,22 @@ struct OpenBatches: Sendable {
     /// Per camera, the batch whose ids are in `open_batch_detections` and how many: what can be
     /// added to (a row written before that table keeps its ids in `batch`, and is written whole).
     var stored: [String: (batchId: String, count: Int)]
+    /// The cameras with a row in `open_batches`.
+    var cameras: Set<String> = []
+
+    init(token: UUID?, batches: [String: OpenBatch], stored: [String: (batchId: String, count: Int)]) {
+        self.token = token
+        self.batches = batches
+        self.stored = stored
+        cameras = Set(batches.keys)
+    }
+
+    /// The batches, handed over: this state keeps only what was stored.
+    mutating func takeBatches() -> [String: OpenBatch] {
+        let taken = batches
+        batches = [:]
+        return taken
+    }
 
     /// What the tables hold (`token` read in the same transaction).
     static func load(token: UUID?, on connection: PostgresConnection, logger: Logger) async throws -> OpenBatches {
@@ -185,12 +208,15 @@ struct OpenBatches: Sendable {
             }
             state.batches[batch.cameraId] = batch
         }
+        state.cameras = Set(state.batches.keys)
         return state
     }
 
-    /// Writes `open` over what is stored, in one statement, under a new token; returns the new state.
+    /// Writes `open` over what is stored, in one statement, under a new token; returns the new
+    /// state. `changed`: the cameras whose batch changed since the state was stored (the others
+    /// are written only if their ids were never stored apart).
     func save(
-        _ open: [String: OpenBatch], on connection: PostgresConnection, logger: Logger
+        _ open: [String: OpenBatch], changed: Set<String>, on connection: PostgresConnection, logger: Logger
     ) async throws
         -> OpenBatches
     {
@@ -200,7 +226,7 @@ struct OpenBatches: Sendable {
         var stored: [String: (batchId: String, count: Int)] = [:]
         for (camera, batch) in open.sorted(by: { $0.key < $1.key }) {
             stored[camera] = (batch.batchId, batch.detectionIds.count)
-            guard batches[camera] != batch || self.stored[camera] == nil else { continue }  // unchanged
+            guard changed.contains(camera) || self.stored[camera] == nil else { continue }  // unchanged
             var header = batch
             header.detectionIds = []
             headers.cameras.append(camera)
@@ -222,7 +248,7 @@ struct OpenBatches: Sendable {
         // The cameras whose stored ids go: those with no open batch any more, and the rewritten.
         // Named, not `camera_id <> ALL(open)`: that reads every open batch's ids on every page
         // (2.8 ms a page under a flood of detections, growing with the batches).
-        let cleared = Array(Set(batches.keys).union(self.stored.keys).subtracting(open.keys)) + rewritten
+        let cleared = Array(self.cameras.union(self.stored.keys).subtracting(open.keys)) + rewritten
         // The parts touch different cameras' rows, except `cleared` and `added` for a rewritten
         // batch: the delete sees the statement's snapshot, so it never takes the rows added.
         try await connection.query(
@@ -253,12 +279,15 @@ struct OpenBatches: Sendable {
 final class OpenBatchesMemory: Sendable {
     private let last = Mutex<OpenBatches?>(nil)
 
-    /// The state at `token`: from memory when it is the one written last here, else `load`ed.
-    func state(token: UUID?, load: () async throws -> OpenBatches) async throws -> OpenBatches {
-        if let token, let kept = last.withLock({ $0 }), kept.token == token { return kept }
-        let loaded = try await load()
-        last.withLock { $0 = loaded }
-        return loaded
+    /// The state at `token`, taken (memory is empty until ``remember(_:)``): from memory when it
+    /// is the one written last here, else `load`ed.
+    func take(token: UUID?, load: () async throws -> OpenBatches) async throws -> OpenBatches {
+        let kept = last.withLock { last in
+            defer { last = nil }
+            return last
+        }
+        if let token, let kept, kept.token == token { return kept }
+        return try await load()
     }
 
     func remember(_ state: OpenBatches) {

@@ -200,4 +200,51 @@ import Testing
         // The level is derived at read time; a level word stored in the summary would go stale.
         for level in RiskLevel.allCases { #expect(!result.summary.lowercased().contains(level.rawValue)) }
     }
+
+    /// `changed` names every camera whose open batch a caller keeping the batches must write
+    /// again: opened, extended, renumbered, closed by the clock or by the camera's removal. A
+    /// detection below the threshold and a fast-path one leave the open batches as they were.
+    @Test mutating func changedNamesTheCamerasWhoseBatchChanged() {
+        var aggregator = BatchAggregator(policy: Self.policy)
+        _ = Self.feed([detection(0, camera: "a"), detection(1, camera: "b")], into: &aggregator)
+        #expect(aggregator.changed == ["a", "b"])
+        aggregator.assignIDs([100, 101])
+        #expect(aggregator.open["a"]?.id == 100 && aggregator.open["b"]?.id == 101)
+
+        var kept = BatchAggregator(policy: Self.policy, open: aggregator.open)
+        _ = Self.feed(
+            [detection(2, camera: "a", confidence: 0.1), detection(3, camera: "c", object: "person", confidence: 0.95)],
+            into: &kept)
+        #expect(kept.changed.isEmpty)
+        #expect(kept.open == aggregator.open)
+        _ = Self.feed([detection(4, camera: "a")], into: &kept)
+        #expect(kept.changed == ["a"])
+
+        var clock = BatchAggregator(policy: Self.policy, open: aggregator.open)
+        #expect(Self.closed(clock.advance(to: Self.t0.addingTimeInterval(30.5))) == [[1]])
+        #expect(clock.changed == ["a"])
+        #expect(Self.closed(clock.close(camera: "b")) == [[2]])
+        #expect(clock.changed == ["a", "b"])
+        #expect(clock.close(camera: "b").isEmpty)
+    }
+
+    /// A batch's ids grow in place: under a flood a batch holds tens of thousands of ids, and a
+    /// copy of them at every detection was a fifth of the server's CPU.
+    @Test mutating func aBatchGrowsInPlace() {
+        var aggregator = BatchAggregator(policy: Self.policy)
+        _ = Self.feed((0..<100).map { detection(Double($0) * 0.1) }, into: &aggregator)
+        func storage() -> (address: UInt, capacity: Int) {
+            aggregator.open["front_door"]!.detectionIds.withUnsafeBufferPointer {
+                (UInt(bitPattern: $0.baseAddress), $0.count)
+            }
+        }
+        let capacity = aggregator.open["front_door"]!.detectionIds.capacity
+        let before = storage()
+        #expect(before.capacity == 100)
+        #expect(capacity > 100, "no room to grow in place: \(capacity)")
+        _ = Self.feed([detection(10.5)], into: &aggregator)
+        let after = storage()
+        #expect(after.capacity == 101)
+        #expect(after.address == before.address, "the batch's ids were copied")
+    }
 }
