@@ -43,8 +43,9 @@ public final class DatabaseAvailability: Service, Sendable {
     private let timeoutsToGoDown: Int
     private let status = Mutex(Status(isUp: true, error: nil, since: Date()))
     private let connection = Mutex<PostgresConnection?>(nil)
-    /// Bumped at every change of `isUp`.
-    private let changes = ChangeSignal()
+    /// How to cancel each ``untilDown(_:)`` body running now: all are run when the database goes
+    /// down.
+    private let inFlight = Mutex<(next: UInt64, cancels: [UInt64: @Sendable () -> Void])>((0, [:]))
 
     public init(
         settings: PostgresSettings, logger: Logger, interval: Duration = .seconds(1), timeout: Duration = .seconds(3),
@@ -94,35 +95,36 @@ public final class DatabaseAvailability: Service, Sendable {
     /// Runs `body` until it returns or the database goes down, whichever comes first: a body
     /// still waiting then (for a pooled connection, an answer) is cancelled, and this throws
     /// ``Down`` (at once when the database is down already).
+    ///
+    /// `body` runs in a task of its own, which ``record(_:)`` cancels when the database goes
+    /// down (a hook per request, not a task waiting for the news beside each one: a task group
+    /// with a waiting task around every request cost a write node ~12% of its POSTs a second;
+    /// docs/BENCHMARKS.md, Ingest, session 45).
     public func untilDown<Value: Sendable>(_ body: () async throws -> Value) async throws -> Value {
         guard isUp else { throw Down() }
         return try await withoutActuallyEscaping(body) { escapingBody in
-            // Safe: the task group below ends (awaiting its children) before this closure
-            // returns, so `body` never outlives the call it was passed to.
+            // Safe: the task is awaited to its end before this closure returns, so `body` never
+            // outlives the call it was passed to.
             nonisolated(unsafe) let body = escapingBody
-            return try await withThrowingTaskGroup(of: Value?.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    await self.waitUntilDown()
-                    return nil
-                }
-                defer { group.cancelAll() }
-                do {
-                    guard let value = try await group.next() ?? nil else { throw Down() }
-                    return value
-                } catch  where !self.isUp {
-                    throw Down()
-                }
+            let task = Task { try await body() }
+            let hook = inFlight.withLock { inFlight in
+                inFlight.next += 1
+                inFlight.cancels[inFlight.next] = { task.cancel() }
+                return inFlight.next
             }
-        }
-    }
-
-    /// Returns when the database is (or goes) down, or when the task is cancelled.
-    public func waitUntilDown() async {
-        while !Task.isCancelled {
-            let seen = changes.generation
-            guard isUp else { return }
-            await changes.waitForChange(after: seen)
+            defer { _ = inFlight.withLock { $0.cancels.removeValue(forKey: hook) } }
+            // Down between the first look and the hook: `record` may have run the hooks already.
+            if !isUp { task.cancel() }
+            let result = await withTaskCancellationHandler {
+                await task.result
+            } onCancel: {
+                task.cancel()
+            }
+            switch result {
+            case .success(let value): return value
+            case .failure where !isUp: throw Down()
+            case .failure(let error): throw error
+            }
         }
     }
 
@@ -224,9 +226,11 @@ public final class DatabaseAvailability: Service, Sendable {
         guard changed else { return }
         if let failure {
             logger.error("PostgreSQL is down: answering 503 until it is back", metadata: ["error": "\(failure)"])
+            // After `isUp` turned false: a body hooked from now on sees it (``untilDown(_:)``).
+            let cancels = inFlight.withLock { Array($0.cancels.values) }
+            for cancel in cancels { cancel() }
         } else {
             logger.notice("PostgreSQL is back")
         }
-        changes.bump()
     }
 }

@@ -1,6 +1,7 @@
 import EventStore
 import Foundation
 import PostgresNIO
+import Synchronization
 import Synthetic
 import Testing
 import VigilTesting
@@ -51,6 +52,42 @@ import VigilTesting
             for try await count in rows.decode(Int.self) { open = count }
             #expect(open == 0, "probe connections left open")
         }
+    }
+
+    /// A request still waiting when the database goes down is cut short: ``untilDown(_:)``
+    /// cancels its body and throws ``DatabaseAvailability/Down`` (the API's 503). A body that
+    /// ran to its end would have returned its value instead. A request that comes after is
+    /// refused at once, its body never run. Nothing listens on port 1, so every probe is refused.
+    @Test func aBodyStillWaitingWhenTheDatabaseGoesDownIsCancelled() async throws {
+        var settings = try TestDatabase.settings()
+        settings.port = 1
+        let availability = DatabaseAvailability(
+            settings: settings, logger: TestDatabase.logger, interval: .milliseconds(50), timeout: .seconds(1))
+        #expect(availability.isUp)
+        let cancelled = Atomic<Int>(0)
+        let waiting = Task {
+            try await availability.untilDown {
+                do {
+                    try await Task.sleep(for: .seconds(60))
+                } catch {
+                    cancelled.add(1, ordering: .relaxed)
+                    throw error
+                }
+                return "answered"
+            }
+        }
+        let run = Task { try await availability.run() }
+        let outcome = await waiting.result
+        #expect(throws: DatabaseAvailability.Down.self) { try outcome.get() }
+        #expect(cancelled.load(ordering: .relaxed) == 1)
+        #expect(!availability.isUp)
+        let ran = Atomic<Int>(0)
+        await #expect(throws: DatabaseAvailability.Down.self) {
+            try await availability.untilDown { ran.add(1, ordering: .relaxed) }
+        }
+        #expect(ran.load(ordering: .relaxed) == 0)
+        run.cancel()
+        _ = await run.result
     }
 
     /// Connection exhaustion (docs/RELIABILITY.md, finding 1): PostgreSQL refuses new
