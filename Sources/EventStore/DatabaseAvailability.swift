@@ -98,7 +98,7 @@ public final class DatabaseAvailability: Service, Sendable {
     ///
     /// `body` runs in a task of its own, which ``record(_:)`` cancels when the database goes
     /// down (a hook per request, not a task waiting for the news beside each one: a task group
-    /// with a waiting task around every request cost a write node ~12% of its POSTs a second;
+    /// with a waiting task around every request cost a write node 4–18% of its POSTs a second;
     /// docs/BENCHMARKS.md, Ingest, session 45).
     public func untilDown<Value: Sendable>(_ body: () async throws -> Value) async throws -> Value {
         guard isUp else { throw Down() }

@@ -53,8 +53,8 @@ public struct BatchAggregatorReactor: Projection {
         let configBefore = configValues
         // The batches are handed to the aggregator, not kept here as well: a batch's ids held
         // twice are copied whole at its next detection (tens of thousands of ids under a flood:
-        // 19% of the server's CPU in the ingest bench before this; docs/BENCHMARKS.md, Ingest,
-        // session 45). Memory has them again once this page's batch is written.
+        // 19% of the server's pool time after 20 s of one; docs/BENCHMARKS.md, Ingest, session
+        // 45). Memory has them again once this page's batch is written (or found unchanged).
         var state = try await memory.take(token: token) {
             try await OpenBatches.load(token: token, on: connection, logger: logger)
         }
