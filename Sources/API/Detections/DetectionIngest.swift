@@ -50,8 +50,6 @@ struct DetectionIngest<Context: RequestContext> {
         let eventID = identity.id
         let detection = input.detection(id: try await ids.next())
         let event = try NewEvent(detection, id: eventID, metadata: identity.metadata)
-        // Rendered while the append waits for its group commit.
-        async let rendered = detections.render([(detection, event.data)])
         let result: AppendResult
         do {
             result = try await appender.append(AppendRequest(stream: detection.stream, events: [event]))
@@ -59,8 +57,13 @@ struct DetectionIngest<Context: RequestContext> {
             // The key's event is stored, but for another camera (another stream).
             throw APIError.conflict(refusal(error))
         }
-        var items = try await rendered
-        if result.wasAlreadyStored { items = try await renderStored([eventID], else: [event.data]) }
+        // Rendered after the commit, in this task: in Swift for nearly every detection (a few
+        // µs), so a child task to overlap it with the commit cost more than it saved (a task
+        // and a job per POST; docs/BENCHMARKS.md, Ingest, session 46).
+        let items =
+            result.wasAlreadyStored
+            ? try await renderStored([eventID], else: [event.data])
+            : try await detections.render([(detection, event.data)])
         guard let item = items.first else { throw APIError.notFound("Detection \(detection.id) not found") }
         return jsonResponse(item, status: result.wasAlreadyStored ? .ok : .created)
     }
