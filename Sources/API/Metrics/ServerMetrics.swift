@@ -17,6 +17,19 @@ final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     /// The Redis client's failures already added to `vigil_redis_errors_total`.
     private let redisErrorsCounted = Mutex(0)
+    private let requestSeriesMade = Mutex<[RequestKey: (count: Counter, latency: DurationHistogram)]>([:])
+    private let rateLimitedCount: Counter
+    private let commits: (transactions: Counter, requests: Counter, events: Counter, batchSize: ValueHistogram)
+
+    init() {
+        rateLimitedCount = registry.makeCounter(descriptor: Self.rateLimited, labels: [])
+        commits = (
+            registry.makeCounter(descriptor: Self.appendTransactions, labels: []),
+            registry.makeCounter(descriptor: Self.appendRequests, labels: []),
+            registry.makeCounter(descriptor: Self.appendedEvents, labels: []),
+            registry.makeValueHistogram(descriptor: Self.batchSize, labels: [], buckets: Self.batchBuckets)
+        )
+    }
 
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
@@ -86,23 +99,42 @@ final class ServerMetrics: Sendable {
 
     /// Counts one finished request.
     func request(method: String, endpoint: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: Self.requests, labels: [("method", method), ("endpoint", endpoint), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: Self.latency, labels: [("method", method), ("endpoint", endpoint)],
-            buckets: Self.latencyBuckets
-        ).record(duration)
-        if status == 429 { registry.makeCounter(descriptor: Self.rateLimited, labels: []).increment() }
+        let series = requestSeries(RequestKey(method: method, endpoint: endpoint, status: status))
+        series.count.increment()
+        series.latency.record(duration)
+        if status == 429 { rateLimitedCount.increment() }
     }
 
     /// Counts one committed group-commit transaction (``GroupCommitAppender/Options/onCommit``).
     func committed(requests: Int, events: Int) {
-        registry.makeCounter(descriptor: Self.appendTransactions, labels: []).increment()
-        registry.makeCounter(descriptor: Self.appendRequests, labels: []).increment(by: Int64(requests))
-        registry.makeCounter(descriptor: Self.appendedEvents, labels: []).increment(by: Int64(events))
-        registry.makeValueHistogram(descriptor: Self.batchSize, labels: [], buckets: Self.batchBuckets)
-            .record(Double(requests))
+        commits.transactions.increment()
+        commits.requests.increment(by: Int64(requests))
+        commits.events.increment(by: Int64(events))
+        commits.batchSize.record(Double(requests))
+    }
+
+    /// A request's series: method, route template and status.
+    private struct RequestKey: Hashable {
+        var method: String
+        var endpoint: String
+        var status: Int
+    }
+
+    /// Made once per method, route and status, then looked up: the registry validates every
+    /// name and label and builds the series' key at each `make…` (about 1.5% of a write node's
+    /// CPU when made per request; docs/BENCHMARKS.md, Ingest, session 46).
+    private func requestSeries(_ key: RequestKey) -> (count: Counter, latency: DurationHistogram) {
+        if let series = requestSeriesMade.withLock({ $0[key] }) { return series }
+        let series = (
+            count: registry.makeCounter(
+                descriptor: Self.requests,
+                labels: [("method", key.method), ("endpoint", key.endpoint), ("status", String(key.status))]),
+            latency: registry.makeDurationHistogram(
+                descriptor: Self.latency, labels: [("method", key.method), ("endpoint", key.endpoint)],
+                buckets: Self.latencyBuckets)
+        )
+        requestSeriesMade.withLock { $0[key] = series }
+        return series
     }
 
     /// The exposition, after reading what is read when scraped. A part that can't be read (the
