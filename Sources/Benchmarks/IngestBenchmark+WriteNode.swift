@@ -17,8 +17,8 @@ extension IngestBenchmark {
     /// `probe`: where the flush probe commits (any database of the cluster: the WAL is shared).
     static func writeNode(
         settings: PostgresSettings, probe: PostgresSettings, http: HTTPClient, concurrency: Int, seconds: Int,
-        in folder: URL, logger: Logger
-    ) async throws -> (posts: LoadGenerators.Run, probe: LoadGenerators.Run) {
+        meter: CPUMeter, in folder: URL, logger: Logger
+    ) async throws -> (posts: LoadGenerators.Run, probe: LoadGenerators.Run, cost: CPUMeter.Cost) {
         try await ScratchDatabase.with(settings: settings, prefix: "vigil_bench_write", logger: logger) { _, scratch in
             var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, postgres: scratch)
             configuration.redis = nil
@@ -34,10 +34,12 @@ extension IngestBenchmark {
                 let cameras = try await (0..<4).asyncMap { try await api.registerCamera(CameraScene.names[$0]) }
                 async let flushes = LoadGenerators.flushProbe(
                     "pgbench probe beside the write node's POSTs", settings: probe, seconds: seconds, in: folder)
+                let before = meter.sample()
                 let posts = try await LoadGenerators.wrk(
                     "wrk → POST /api/detections, write node", url: server.base + "/api/detections",
                     cameras: cameras, connections: concurrency, seconds: seconds, in: folder)
-                return (posts, try await flushes)
+                let cost = meter.cost(since: before, requests: posts.requests)
+                return (posts, try await flushes, cost)
             }
         }
     }

@@ -91,6 +91,8 @@ struct IngestBenchmark: AsyncParsableCommand {
                     // (pgbench) and the bare framework (an echo route), all in this run.
                     print("")
                     try await LoadGenerators.pgbenchTable(store)
+                    let meter = await CPUMeter.forCluster(of: store)
+                    let beforeDatabase = meter.sample()
                     // The probe beside both database-bound phases: each pays for it alike, and a
                     // slow flush shows beside either.
                     async let flushesBesideDatabase = LoadGenerators.flushProbe(
@@ -99,12 +101,16 @@ struct IngestBenchmark: AsyncParsableCommand {
                         "pgbench: one INSERT per transaction (bench_events)", settings: scratch,
                         clients: concurrency, seconds: seconds, in: folder)
                     let databaseProbe = try await flushesBesideDatabase
+                    let databaseCost = meter.cost(since: beforeDatabase, requests: database.requests)
+                    let beforeEcho = meter.sample()
                     let echo = try await LoadGenerators.withEchoServer(logger: logger) { url in
                         try await LoadGenerators.wrk(
                             "wrk → bare Hummingbird JSON echo route", url: url, cameras: cameras,
                             connections: concurrency, seconds: seconds, in: folder)
                     }
+                    let echoCost = meter.cost(since: beforeEcho, requests: echo.requests)
                     let phaseStart = Date()
+                    let beforePosts = meter.sample()
                     async let flushes = LoadGenerators.flushProbe(
                         "pgbench probe beside the POSTs", settings: scratch, seconds: seconds, in: folder)
                     let posts = try await LoadGenerators.wrk(
@@ -113,9 +119,10 @@ struct IngestBenchmark: AsyncParsableCommand {
                     let probe = try await flushes
                     let (stored, transactions) = try await Self.detectionTransactions(store, since: phaseStart)
                     try await Self.catchUp(store)
+                    let postsCost = meter.cost(since: beforePosts, requests: posts.requests)
                     let writeNode = try await Self.writeNode(
                         settings: cluster, probe: scratch, http: http, concurrency: concurrency, seconds: seconds,
-                        in: folder, logger: logger)
+                        meter: meter, in: folder, logger: logger)
                     Self.printRuns([database, echo, posts, writeNode.posts], connections: concurrency)
                     print("one-row commits, about 20 a second (the WAL's flush):")
                     Self.printRuns([databaseProbe, probe, writeNode.probe], connections: nil)
@@ -131,6 +138,14 @@ struct IngestBenchmark: AsyncParsableCommand {
                                 + "%.2f× the echo route, %d requests failed",
                             writeNode.posts.perSecond / database.perSecond, writeNode.posts.perSecond / echo.perSecond,
                             writeNode.posts.errors))
+                    print(
+                        "CPU per request (/proc; the server is this process, PostgreSQL every process of its cluster):")
+                    print(
+                        "  pgbench: PostgreSQL \(databaseCost.postgres.map { "\(CPUMeter.Cost.micros($0)) µs" } ?? "n/a")"
+                    )
+                    print("  echo route: \(echoCost.text)")
+                    print("  POST /api/detections, until the read models had caught up: \(postsCost.text)")
+                    print("  POST /api/detections, write node: \(writeNode.cost.text)")
 
                     // POST → visible in GET /api/detections/{id}.
                     print("")
