@@ -15,7 +15,7 @@ import Synthetic
 
 /// `vigil bench ingest`: detections/s through the HTTP bulk path and through concurrent single
 /// POSTs, each against COPY into the same table in the same run; the same POSTs to a write
-/// node (projections off, ``writeNode(settings:probe:http:concurrency:seconds:in:logger:)``);
+/// node (projections off, ``writeNode(settings:probe:http:concurrency:seconds:meter:in:logger:)``);
 /// and how long a detection takes from its POST to being listed by `GET /api/detections/{id}`.
 struct IngestBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -81,6 +81,9 @@ struct ProcessStat {
     /// User and system time of its children that have exited and been waited for.
     var reapedChildren: Duration
 
+    /// The clock ticks `/proc` counts in, per second.
+    private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
     init?(pid: Int32) {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = text.lastIndex(of: ")")
@@ -90,8 +93,7 @@ struct ProcessStat {
         guard fields.count > 14, let parent = Int32(fields[1]), let utime = Int64(fields[11]),
             let stime = Int64(fields[12]), let cutime = Int64(fields[13]), let cstime = Int64(fields[14])
         else { return nil }
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        func time(_ count: Int64) -> Duration { .seconds(Double(count) / ticks) }
+        func time(_ count: Int64) -> Duration { .seconds(Double(count) / Self.ticksPerSecond) }
         self.parent = parent
         own = time(utime + stime)
         reapedChildren = time(cutime + cstime)

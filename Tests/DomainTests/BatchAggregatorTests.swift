@@ -213,7 +213,10 @@ import Testing
 
         var kept = BatchAggregator(policy: Self.policy, open: aggregator.open)
         _ = Self.feed(
-            [detection(2, camera: "a", confidence: 0.1), detection(3, camera: "c", object: "person", confidence: 0.95)],
+            [
+                detection(2, camera: "a", confidence: 0.1),
+                detection(3, camera: "c", object: "person", confidence: 0.95),
+            ],
             into: &kept)
         #expect(kept.changed.isEmpty)
         #expect(kept.open == aggregator.open)
