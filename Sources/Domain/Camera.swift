@@ -100,6 +100,9 @@ public struct Camera: Sendable, Hashable {
     }
 
     public static func stream(_ id: String) -> String { streamPrefix + id }
+    /// The longest camera id, in characters (Unicode scalars): what every route that takes a
+    /// `camera_id` accepts, and what a name may map to (``normalizedID(_:)``).
+    public static let maxIDLength = 255
     /// What every camera stream's name starts with.
     public static let streamPrefix = "camera-"
 

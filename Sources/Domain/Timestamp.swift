@@ -15,13 +15,36 @@ public enum Timestamp {
     /// `YYYY-MM-DDThh:mm[:ss[.fraction]]` with `Z`, `±hh:mm`, `±hhmm` or no zone (UTC);
     /// `t`, `z` and a space for `T` are accepted too.
     public static func parseDateTime(_ text: String) -> Date? {
+        guard let (seconds, nanoseconds) = scan(text) else { return nil }
+        // From the reference date, so the fraction is rounded once (as Foundation's parser does).
+        return Date(timeIntervalSinceReferenceDate: Double(seconds - 978_307_200) + Double(nanoseconds) / 1e9)
+    }
+
+    /// What ``parseDateTime(_:)`` reads, as whole microseconds since 1970 (the fraction rounded
+    /// to the microsecond, as PostgreSQL rounds it): exact where a `Date` is not.
+    public static func parseMicroseconds(_ text: String) -> Int64? {
+        guard let (seconds, nanoseconds) = scan(text) else { return nil }
+        return Int64(seconds) * 1_000_000 + Int64((nanoseconds + 500) / 1000)
+    }
+
+    /// A date-time's whole seconds since 1970 and its nanoseconds past them.
+    private static func scan(_ text: String) -> (seconds: Int, nanoseconds: Int)? {
         var scanner = Scanner(Array(text.utf8))
         guard let day = scanner.day(), let separator = scanner.next(), [0x54, 0x74, 0x20].contains(separator),
-            let seconds = scanner.timeOfDay(), let offset = scanner.zone(), scanner.isAtEnd
+            let time = scanner.timeOfDay(), let offset = scanner.zone(), scanner.isAtEnd
         else { return nil }
-        // From the reference date, so the fraction is rounded once (as Foundation's parser does).
-        let whole = day * 86_400 + seconds.whole - offset - 978_307_200
-        return Date(timeIntervalSinceReferenceDate: Double(whole) + seconds.fraction)
+        return (day * 86_400 + time.whole - offset, time.nanoseconds)
+    }
+
+    /// `2026-11-23T15:11:07.123456Z` for microseconds since 1970: the API's timestamps as
+    /// PostgreSQL renders them (`vigil_ts`), so text of this form reads back as the same
+    /// `timestamptz`. Nil outside years 0001 through 9999.
+    public static func format(microsecondsSince1970 microseconds: Int64) -> String? {
+        let (seconds, fraction) = microseconds.quotientAndRemainder(dividingBy: 1_000_000)
+        let (whole, micro) = fraction < 0 ? (seconds - 1, fraction + 1_000_000) : (seconds, fraction)
+        guard let text = dateTime(secondsSince1970: whole) else { return nil }
+        let digits = String(micro)
+        return text + "." + String(repeating: "0", count: 6 - digits.count) + digits + "Z"
     }
 
     /// `YYYY-MM-DD`: the day's midnight, UTC.
@@ -89,17 +112,16 @@ public enum Timestamp {
         }
 
         /// `hh:mm[:ss[.fraction]]` as seconds into the day.
-        mutating func timeOfDay() -> (whole: Int, fraction: Double)? {
+        mutating func timeOfDay() -> (whole: Int, nanoseconds: Int)? {
             guard let hour = digits(2), expect(0x3a), let minute = digits(2), hour < 24, minute < 60 else { return nil }
             var second = 0
-            var fraction = 0.0
+            var nanos = 0
             if expect(0x3a) {
                 guard let value = digits(2), value < 60 else { return nil }
                 second = value
                 if expect(0x2e) || expect(0x2c) {
                     // Up to nanoseconds count; more digits are allowed and ignored.
                     var count = 0
-                    var nanos = 0
                     while let byte = peek(), (0x30...0x39).contains(byte) {
                         index += 1
                         if count < 9 { nanos = nanos * 10 + Int(byte - 0x30) }
@@ -107,10 +129,9 @@ public enum Timestamp {
                     }
                     guard count > 0 else { return nil }
                     for _ in min(count, 9)..<9 { nanos *= 10 }
-                    fraction = Double(nanos) / 1e9
                 }
             }
-            return (hour * 3600 + minute * 60 + second, fraction)
+            return (hour * 3600 + minute * 60 + second, nanos)
         }
 
         /// `Z`, `±hh:mm`, `±hhmm`, or nothing (UTC), as seconds east of UTC.

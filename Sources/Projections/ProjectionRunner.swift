@@ -339,16 +339,17 @@ public final class ProjectionRunner: Service, Sendable {
     }
 
     /// An error that the same events will raise again however often they are applied: the
-    /// database refused a value (SQLSTATE class 22, data exception, or 23, integrity
-    /// constraint), or an event could not be decoded. Connection losses, timeouts and Redis
-    /// errors are not: those batches are retried until they pass.
+    /// database refused a value (SQLSTATE class 22, data exception; 23, integrity constraint;
+    /// 54, a program limit such as an index key over 2,704 bytes), or an event could not be
+    /// decoded. Connection losses, timeouts and Redis errors are not: those batches are retried
+    /// until they pass.
     static func isDataError(_ error: any Error) -> Bool {
         if let transaction = error as? PostgresTransactionError, let thrown = transaction.closureError {
             return isDataError(thrown)
         }
         if let database = error as? PSQLError {
             guard let state = database.serverInfo?[.sqlState] else { return false }
-            return state.hasPrefix("22") || state.hasPrefix("23")
+            return state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("54")
         }
         return error is DecodingError
     }

@@ -181,7 +181,10 @@ import VigilTesting
             #expect(noon["matched"] as? Int == 0 && noon["tested"] as? Int == 1)
 
             #expect(try await call(.post, "/api/alerts/rules/nope/test", "{}").status == .notFound)
-            for bad in [#"{"limit": 0}"#, #"{"event_ids": ["a"]}"#, #"{"event_ids": []}"#, #"{"test_time": "noon"}"#] {
+            for bad in [
+                #"{"limit": 0}"#, #"{"event_ids": ["a"]}"#, #"{"event_ids": []}"#, #"{"test_time": "noon"}"#,
+                #"{"test_time": "0000-01-01T00:00:00Z"}"#,
+            ] {
                 #expect(
                     try await call(.post, "/api/alerts/rules/\(people)/test", bad).status == .unprocessableContent,
                     "\(bad)")

@@ -158,6 +158,33 @@ import VigilTesting
         }
     }
 
+    @Test("A camera id of 255 letters reaches the rule engine, whose key names it 18 times and cools down")
+    func longCameraIdsAndKeys() async throws {
+        try await withApp { store, client in
+            // 255 letters (the longest id): the id is the name, 765 bytes of UTF-8; filled in 18
+            // times, the key is 13.8 kB, which PostgreSQL compresses into the cooldowns' index.
+            let camera = String(
+                (0..<Camera.maxIDLength).map { Character(Unicode.Scalar(0x4E00 + ($0 * 7919) % 20_000)!) })
+            try await IngestAPITests.register(client, camera)
+            let template = String(repeating: "{camera_id}", count: 18)
+            _ = try await Self.rule(
+                client, #"{"name": "long", "cooldown_seconds": 3600, "dedup_key_template": "\#(template)"}"#)
+            let detection = IngestAPITests.detection(
+                camera: camera, object: "person", confidence: 0.95, extra: #", "video_width": 100, "video_height": 100"#
+            )
+            for count in 1...2 {
+                try await Self.analyse(
+                    client, try await Self.event(client, count: count, detection: detection), score: 50)
+            }
+            try await Self.settle(store)
+            let alerts = try await Self.alerts(client)
+            #expect(alerts.count == 1, "the second event falls in the first one's cooldown: \(alerts.count)")
+            #expect(alerts.first?["dedup_key"] as? String == String(repeating: camera, count: 18))
+            let engine = try await store.projectionStatuses().first { $0.name == "alert_engine" }
+            #expect(engine?.health == "ok" && engine?.parkedEvents == 0, "\(String(describing: engine))")
+        }
+    }
+
     @Test("Acknowledge from pending or delivered, dismiss from all but dismissed, else 409; audited")
     func statusChanges() async throws {
         try await withApp { store, client in

@@ -67,6 +67,11 @@ import VigilTesting
     }
 
     static let nul = #"\u0000"#
+
+    /// `count` combining marks (U+0300–U+036F, varied), as JSON escapes.
+    static func marks(_ count: Int) -> String {
+        (0..<count).map { String(format: #"\u%04x"#, 0x300 + ($0 * 37) % 0x70) }.joined()
+    }
     static let analytics = [
         "detection-trends", "risk-history", "camera-uptime", "object-distribution", "risk-score-distribution",
         "risk-score-trends",
@@ -221,6 +226,30 @@ import VigilTesting
             .init(
                 .get, "/api/events?end_date=2026-11-20T25:00:00Z", nil,
                 .issue(loc: ["query", "end_date"], type: "datetime_from_date_parsing")),
+            // Session 47's sweep: lengths count code points, not what a reader sees as one
+            // letter (one letter and 300 combining marks was "1 character" of 600 bytes, and
+            // at 3,000 marks more than the read models' indexes hold).
+            .init(
+                .post, "/api/detections", IngestAPITests.detection(camera: "porch", object: "p" + Self.marks(300)),
+                .issue(loc: ["body", "object_type"], type: "string_too_long")),
+            .init(
+                .post, "/api/cameras", #"{"name": "y\#(Self.marks(300))", "folder_path": "/export/y"}"#,
+                .issue(loc: ["body", "name"], type: "string_too_long")),
+            .init(
+                .post, "/api/cameras", #"{"name": "Attic", "folder_path": "/g\#(Self.marks(600))"}"#,
+                .issue(loc: ["body", "folder_path"], type: "string_too_long")),
+            .init(
+                .post, "/api/alerts/rules", #"{"name": "x", "dedup_key_template": "k\#(Self.marks(300))"}"#,
+                .issue(loc: ["body", "dedup_key_template"], type: "string_too_long")),
+            .init(
+                .post, "/api/logs/frontend",
+                #"{"level": "error", "message": "m", "component": "c\#(Self.marks(200))"}"#,
+                .issue(loc: ["body", "component"], type: "string_too_long")),
+            // 200 characters whose lower case is 400: longer than a camera id may be.
+            .init(
+                .post, "/api/cameras",
+                #"{"name": "\#(String(repeating: #"\u0130"#, count: 200))", "folder_path": "/export/i"}"#,
+                .issue(loc: ["body", "name"], type: "value_error")),
         ]
         for route in analytics {
             cases.append(
@@ -349,6 +378,76 @@ import VigilTesting
             // moment later (a reactor's event, not the POST's), and a count of every event
             // raced it (lost once under load in the API suite).
             #expect(try await IngestAPITests.count(store, type: DetectionRecorded.type) == detectionsBefore + 1)
+        }
+    }
+
+    /// A cursor's `created_at` in any form the reader takes (a comma, 200 fraction digits, an
+    /// offset past PostgreSQL's ±15:59, a year-0000 text naming an instant of year 1) pages from
+    /// the instant it names, as the same instant in the server's own form does: once a 500.
+    @Test func cursorTimesInEveryAcceptedFormPageFromTheirInstant() async throws {
+        try await withApp { _, client in
+            try await IngestAPITests.register(client, "porch")
+            for time in ["2026-11-20T10:00:00Z", "2026-11-30T23:59:59.5Z", "2026-11-30T23:59:59.75Z"] {
+                let posted = try await client.send(.post, "/api/detections", json: Self.detection(at: time))
+                #expect(posted.status == .created)
+            }
+            let forms = [
+                ("2026-12-01T00:00:00,5Z", "2026-12-01T00:00:00.500000Z"),
+                ("2026-12-01T00:00:00." + String(repeating: "9", count: 200) + "Z", "2026-12-01T00:00:01.000000Z"),
+                ("2026-12-01T23:59:00+23:59", "2026-12-01T00:00:00.000000Z"),
+                ("2026-11-30T23:59:59,6-00:00", "2026-11-30T23:59:59.600000Z"),
+                ("0000-12-31T23:59:59.9999999-00:01", "0001-01-01T00:01:00.000000Z"),
+            ]
+            // The same code reads every list's cursor; these lists hold still once they show
+            // the three detections and the camera's registration. (Not "caught up with
+            // `head()`": the head stops below a transaction still running, such as the batch
+            // aggregator's, which the last detection may have committed after.)
+            try await waitUntil("the lists show what was written") {
+                let detections = try await client.getJSON("/api/detections?limit=10")["count"] as? Int
+                let audit = try await client.getJSON("/api/audit?limit=10")["count"] as? Int
+                return detections == 3 && (audit ?? 0) >= 1
+            }
+            for route in ["/api/detections", "/api/audit", "/api/logs"] {
+                for (given, canonical) in forms {
+                    let cursor = { (time: String) in Self.base64(#"{"id": 99999, "created_at": "\#(time)"}"#) }
+                    let page = try await client.send(.get, "\(route)?limit=10&cursor=\(cursor(given))")
+                    let expected = try await client.send(.get, "\(route)?limit=10&cursor=\(cursor(canonical))")
+                    #expect(page.status == .ok, "\(route) \(given): \(String(buffer: page.body))")
+                    #expect(expected.status == .ok, "\(route) \(canonical): \(String(buffer: expected.body))")
+                    #expect(String(buffer: page.body) == String(buffer: expected.body), "\(route) \(given)")
+                }
+            }
+            // The detections before 23:59:59.6 and not the one after it: the fraction counted.
+            let cursor = Self.base64(#"{"id": 99999, "created_at": "2026-11-30T23:59:59,6-00:00"}"#)
+            let page = try await client.getJSON("/api/detections?limit=10&cursor=\(cursor)")
+            let times = (page["detections"] as? [[String: Any]] ?? []).compactMap { $0["detected_at"] as? String }
+            #expect(times.count == 2 && times.allSatisfy { !$0.hasPrefix("2026-11-30T23:59:59.75") }, "\(page)")
+        }
+    }
+
+    /// A camera whose name makes an id longer than 100 characters takes detections, sightings
+    /// and rules naming it (its id once registered, then refused everywhere else).
+    @Test func aCameraWithALongIdTakesDetections() async throws {
+        try await withApp { _, client in
+            let name = "Long Camera Name " + String(repeating: "x", count: 200)
+            let registered = try await client.send(
+                .post, "/api/cameras", json: #"{"name": "\#(name)", "folder_path": "/export/long"}"#)
+            #expect(registered.status == .created, "\(String(buffer: registered.body))")
+            let id = try #require(try json(registered)["id"] as? String)
+            #expect(id.count == 217)
+            let posted = try await client.send(.post, "/api/detections", json: IngestAPITests.detection(camera: id))
+            #expect(posted.status == .created, "\(String(buffer: posted.body))")
+            let sighting = try await client.send(
+                .post, "/api/entities/sightings",
+                json: #"{"entity_type": "person", "camera_id": "\#(id)", "seen_at": "2026-11-20T10:00:00Z"}"#)
+            #expect(sighting.status.code < 300, "\(String(buffer: sighting.body))")
+            let rule = try await client.send(
+                .post, "/api/alerts/rules", json: #"{"name": "long", "camera_ids": ["\#(id)"]}"#)
+            #expect(rule.status == .created, "\(String(buffer: rule.body))")
+            let tooLong = IngestAPITests.detection(camera: String(repeating: "x", count: Camera.maxIDLength + 1))
+            let refused = try await client.send(.post, "/api/detections", json: tooLong)
+            #expect(refused.status == .unprocessableContent)
+            #expect(String(buffer: refused.body).contains("string_too_long"))
         }
     }
 

@@ -116,6 +116,31 @@ import Testing
         #expect(Timestamp.parse(text) == nil, "\(text)")
     }
 
+    /// Microseconds, exactly: what a cursor's `created_at` is bound back as (`vigil_ts`'s form).
+    @Test func microsecondsReadAndWriteExactlyInPostgreSQLsForm() throws {
+        let cases: [(String, String?)] = [
+            ("2026-11-18T11:06:40.123456Z", "2026-11-18T11:06:40.123456Z"),
+            ("2026-11-18T11:06:40Z", "2026-11-18T11:06:40.000000Z"),
+            ("2026-12-01T00:00:00,5Z", "2026-12-01T00:00:00.500000Z"),
+            ("2026-12-01T00:00:00." + String(repeating: "9", count: 200) + "Z", "2026-12-01T00:00:01.000000Z"),
+            ("2026-12-01T00:00:00.0000005Z", "2026-12-01T00:00:00.000001Z"),
+            ("2026-12-01T23:59:00+23:59", "2026-12-01T00:00:00.000000Z"),
+            ("0000-12-31T23:59:59.9999999-00:01", "0001-01-01T00:01:00.000000Z"),
+            ("1969-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999999Z"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+            ("9999-12-31T23:59:59.9999999Z", nil),
+            ("0000-12-31T23:59:59Z", nil),
+        ]
+        for (text, expected) in cases {
+            let microseconds = try #require(Timestamp.parseMicroseconds(text), "\(text)")
+            #expect(Timestamp.format(microsecondsSince1970: microseconds) == expected, "\(text)")
+        }
+        #expect(Timestamp.parseMicroseconds("2026-02-30T00:00:00Z") == nil)
+        #expect(Timestamp.parseMicroseconds("1970-01-01T00:00:00.000001Z") == 1)
+        #expect(Timestamp.parseMicroseconds("1969-12-31T23:59:59.999999Z") == -1)
+    }
+
     @Test func yearZeroParsesButIsNotRepresentable() throws {
         let zero = try #require(Timestamp.parse("0000-01-01T00:00:00Z"))
         #expect(!Timestamp.representable.contains(zero))

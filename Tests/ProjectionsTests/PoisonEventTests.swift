@@ -31,6 +31,29 @@ struct Amounts: Projection {
     }
 }
 
+/// Keeps each event's `label` in a B-tree index: a label over the index's 2,704 bytes is a
+/// poison event of another kind (SQLSTATE 54000, a program limit), which no constraint names.
+struct Labels: Projection {
+    let name = "labels"
+    let filter = LogFilter(streamPrefix: "label-")
+
+    func createTables(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            "CREATE TABLE labels (position bigint PRIMARY KEY, label text NOT NULL)", logger: logger)
+        try await connection.query("CREATE INDEX labels_by_label ON labels (label)", logger: logger)
+    }
+
+    func apply(_ events: [RecordedEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO labels (position, label)
+            SELECT p, d::jsonb ->> 'label'
+            FROM unnest(\(events.map(\.checkpoint.position))::int8[], \(events.map(\.data))::text[]) AS x(p, d)
+            """,
+            logger: logger)
+    }
+}
+
 @Suite("Poison events")
 struct PoisonEventTests {
     static func options(_ policy: ProjectionRunner.PoisonPolicy) -> ProjectionRunner.Options {
@@ -146,6 +169,38 @@ struct PoisonEventTests {
                 #expect(try await store.parkedEvents(of: "amounts").map(\.checkpoint) == [poison])
                 rows = try await Self.rows(store)
                 #expect(rows.count == 129 && rows[poison.position] == nil)
+            }
+        }
+    }
+
+    @Test("a value over an index's size limit is parked like any data error, not retried forever")
+    func overAnIndexLimitIsParked() async throws {
+        try await TestDatabase.withStoreAndNotifier { store, notifier in
+            // 3,000 combining marks in no pattern PostgreSQL's compression finds: 6 kB.
+            var random = SystemRandomNumberGenerator()
+            let marks = String(
+                String.UnicodeScalarView((0..<3000).map { _ in Unicode.Scalar(UInt32(0x300 + random.next() % 0x70))! }))
+            var checkpoints: [Checkpoint] = []
+            for label in ["a", "b", "p" + marks, "c"] {
+                let data = String(decoding: try JSONEncoder().encode(["label": label]), as: UTF8.self)
+                checkpoints += try await store.append(
+                    to: "label-1", events: [NewEvent(type: "Labelled", data: data)]
+                ).checkpoints
+            }
+            let written = checkpoints
+            let runner = ProjectionRunner(
+                projection: Labels(), store: store, notifier: notifier, options: Self.options(.park))
+            try await ProjectionRunnerTests.running(runner) {
+                try await Self.waitFor("the projection passes the oversized label") {
+                    try await store.projectionStatuses().first { $0.name == "labels" }?.checkpoint == written.last
+                }
+                let status = try #require(try await store.projectionStatuses().first { $0.name == "labels" })
+                #expect(status.eventsApplied == 3)
+                #expect(status.parkedEvents == 1)
+                #expect(status.health == "degraded")
+                let parked = try await store.parkedEvents(of: "labels")
+                #expect(parked.map(\.checkpoint) == [written[2]])
+                #expect(parked.first?.error.contains("labels_by_label") == true, "\(parked)")
             }
         }
     }

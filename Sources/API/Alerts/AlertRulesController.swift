@@ -55,13 +55,7 @@ struct AlertRulesController<Context: RequestContext> {
                 }
                 ids = numbers
             }
-            if let text = body.string("test_time", length: 1...40) {
-                if let date = Timestamp.parseDateTime(text) {
-                    testTime = date
-                } else {
-                    body.fail("test_time", "Input should be a valid datetime", "datetime_parsing")
-                }
-            }
+            if let date = body.dateTime("test_time") { testTime = date }
             limit = body.integer("limit", in: 1...100) ?? 10
             try body.validate()
         }
@@ -172,12 +166,13 @@ struct AlertRulesController<Context: RequestContext> {
         } else if let threshold = body.integer("risk_threshold", in: 0...100) {
             rule.riskThreshold = threshold
         }
-        for (name, path) in [
-            ("object_types", \AlertRuleDefinition.objectTypes), ("camera_ids", \.cameraIds), ("zone_ids", \.zoneIds),
+        for (name, path, length) in [
+            ("object_types", \AlertRuleDefinition.objectTypes, 100), ("camera_ids", \.cameraIds, Camera.maxIDLength),
+            ("zone_ids", \.zoneIds, 100),
         ] {
             if body.isNull(name) {
                 rule[keyPath: path] = nil
-            } else if let list = body.stringList(name, count: 0...100, length: 1...100) {
+            } else if let list = body.stringList(name, count: 0...100, length: 1...length) {
                 rule[keyPath: path] = list
             }
         }

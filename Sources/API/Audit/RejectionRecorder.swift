@@ -78,9 +78,9 @@ final class RejectionRecorder: Sendable {
         guard let suppressed = take("\(actor)|\(metadata.clientAddress ?? "-")") else { return }
         let event = CommandRejected(
             action: command.action, resourceType: command.resourceType,
-            resourceId: resourceId.map { String($0.prefix(1000)) },
-            method: request.method.rawValue, path: String(request.uri.path.prefix(2000)), status: status,
-            detail: String(detail.prefix(2000)), suppressed: suppressed > 0 ? suppressed : nil, rejectedAt: Date())
+            resourceId: resourceId.map { $0.prefix(characters: 500) },
+            method: request.method.rawValue, path: request.uri.path.prefix(characters: 2000), status: status,
+            detail: detail.prefix(characters: 2000), suppressed: suppressed > 0 ? suppressed : nil, rejectedAt: Date())
         do {
             try await appender.append(to: event.stream, events: [try NewEvent(event, metadata: metadata)])
         } catch {

@@ -169,8 +169,18 @@ struct CamerasController<Context: RequestContext> {
 
     /// Value errors pydantic validators would raise.
     private static func checkNames(name: String?, folderPath: String?, in body: inout JSONBody) {
-        if let name, Camera.normalizedID(name).isEmpty {
-            body.fail("name", "Value error, name must contain at least one letter or digit", "value_error")
+        if let name {
+            let id = Camera.normalizedID(name)
+            if id.isEmpty {
+                body.fail("name", "Value error, name must contain at least one letter or digit", "value_error")
+            } else if id.characterCount > Camera.maxIDLength {
+                // Lower-casing can lengthen a name (`İ` is `i̇`): its id must still fit where
+                // camera ids are taken.
+                body.fail(
+                    "name",
+                    "Value error, name maps to a camera id of \(id.characterCount) characters; at most "
+                        + "\(Camera.maxIDLength)", "value_error")
+            }
         }
         if let folderPath, folderPath.split(separator: "/").contains("..") {
             body.fail("folder_path", "Value error, Path traversal (..) is not allowed in folder_path", "value_error")

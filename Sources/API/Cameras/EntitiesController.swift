@@ -60,7 +60,7 @@ struct EntitiesController<Context: RequestContext> {
         let isNew = given == nil || given == "new"
         let type = body.choice("entity_type", EntityType.self)
         if isNew && type == nil && !body.has("entity_type") { body.fail("entity_type", "Field required", "missing") }
-        let camera = body.string("camera_id", required: true, length: 1...100)
+        let camera = body.string("camera_id", required: true, length: 1...Camera.maxIDLength)
         let detection = body.integer("detection_id", in: 1...Int(Int64.max))
         let similarity = body.number("similarity", in: 0...1)
         let seenAt = body.eventTime("seen_at", window: eventTimes)

@@ -22,7 +22,7 @@ struct DetectionInput: Sendable {
 
     /// Reads every field, recording every problem in `body`; nil if any required field failed.
     init?(_ body: inout JSONBody, eventTimes: EventTimeWindow) {
-        let cameraId = body.string("camera_id", required: true, length: 1...100)
+        let cameraId = body.string("camera_id", required: true, length: 1...Camera.maxIDLength)
         let filePath = body.string("file_path", required: true, length: 1...1000)
         let fileType = body.string("file_type", length: 1...100)
         let detectedAt = body.eventTime("detected_at", window: eventTimes)

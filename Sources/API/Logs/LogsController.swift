@@ -73,7 +73,7 @@ struct LogsController<Context: RequestContext> {
         let buffer = try await request.body.collect(upTo: BodyLimits.json)
         let body = try JSONBody.decode(buffer.readableBytesView, under: ["body"]).get()
         let entries = try Self.entries(body, batchOnly: batchOnly)
-        let agent = request.headers[.userAgent].map { String(LogRecorder.clean($0).prefix(512)) }
+        let agent = request.headers[.userAgent].map { LogRecorder.clean($0).prefix(characters: 512) }
         var records: [LogRecord] = []
         var issues: [ValidationError.Issue] = []
         for (item, location) in entries {

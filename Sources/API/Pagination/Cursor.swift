@@ -59,14 +59,16 @@ struct Cursor: Equatable {
         guard case .string(let createdAt) = object["created_at"] else {
             throw CursorError("missing or non-string 'created_at'")
         }
-        guard let date = Timestamp.parseDateTime(createdAt) else {
+        guard let microseconds = Timestamp.parseMicroseconds(createdAt) else {
             throw CursorError("'created_at' is not an ISO 8601 timestamp")
         }
-        // PostgreSQL reads it back as `timestamptz`: years 0001-9999 only.
-        guard Timestamp.representable.contains(date) else {
+        // Bound back as `timestamptz`, in the one form PostgreSQL renders (`vigil_ts`): a comma,
+        // a long fraction or an offset PostgreSQL's input refuses (past ±15:59) reads back as the
+        // same instant; a cursor the server made is unchanged. Years 0001-9999 only.
+        guard let canonical = Timestamp.format(microsecondsSince1970: microseconds) else {
             throw CursorError("'created_at' is out of range (years 0001-9999)")
         }
-        return Cursor(id: id, createdAt: createdAt)
+        return Cursor(id: id, createdAt: canonical)
     }
 }
 

@@ -214,6 +214,21 @@ struct JSONBody {
         return date
     }
 
+    /// A strict ISO 8601 timestamp (a zone-less one is UTC) in years 0001 through 9999, which
+    /// is what PostgreSQL and the calendar Vigil writes in can hold.
+    mutating func dateTime(_ name: String) -> Date? {
+        guard let text = string(name, length: 1...40) else { return nil }
+        guard let date = Timestamp.parseDateTime(text) else {
+            fail(name, "Input should be a valid datetime", "datetime_parsing")
+            return nil
+        }
+        if let issue = QueryParameters.unrepresentable(date) {
+            fail(name, issue.message, issue.type)
+            return nil
+        }
+        return date
+    }
+
     /// A strict ISO 8601 timestamp (a zone-less one is UTC) after `now`: an expiry.
     mutating func futureTime(_ name: String, now: Date = Date()) -> Date? {
         guard let text = string(name) else { return nil }
@@ -280,7 +295,7 @@ struct JSONBody {
         value.rounded() == value ? String(Int(value)) : String(value)
     }
 
-    /// A string of `length` characters; absent or null is nil (or a `missing` issue if required).
+    /// A string of `length` characters (Unicode scalars); absent or null is nil (or a `missing` issue if required).
     /// Unless `multiline` (free text: notes, summaries), it is one line: control characters
     /// (U+0000–U+001F, U+007F) are refused.
     mutating func string(
@@ -294,12 +309,14 @@ struct JSONBody {
             fail(name, "Input should be a valid string", "string_type")
             return nil
         }
-        if value.count < length.lowerBound {
+        // In Unicode scalars, as the seeds count (``Swift/String/characterCount``).
+        let characters = value.characterCount
+        if characters < length.lowerBound {
             let unit = length.lowerBound == 1 ? "character" : "characters"
             fail(name, "String should have at least \(length.lowerBound) \(unit)", "string_too_short")
             return nil
         }
-        if value.count > length.upperBound {
+        if characters > length.upperBound {
             fail(name, "String should have at most \(length.upperBound) characters", "string_too_long")
             return nil
         }

@@ -104,18 +104,22 @@ struct QueryParameters {
 
     /// A date a query can compare with: years 0001 through 9999.
     static func checkRepresentable(_ date: Date, _ name: String) throws {
+        if let issue = unrepresentable(date) {
+            throw ValidationError(location: ["query", name], message: issue.message, type: issue.type)
+        }
+    }
+
+    /// Why PostgreSQL can't hold `date` (outside years 0001 through 9999), in the seed's words;
+    /// nil when it can. For queries and bodies alike.
+    static func unrepresentable(_ date: Date) -> (message: String, type: String)? {
         let range = Timestamp.representable
         if date < range.lowerBound {
-            throw ValidationError(
-                location: ["query", name],
-                message: "Input should be greater than or equal to \(Timestamp.format(range.lowerBound))",
-                type: "greater_than_equal")
+            return (
+                "Input should be greater than or equal to \(Timestamp.format(range.lowerBound))", "greater_than_equal"
+            )
         }
-        if date >= range.upperBound {
-            throw ValidationError(
-                location: ["query", name], message: "Input should be less than 10000-01-01T00:00:00Z",
-                type: "less_than")
-        }
+        if date >= range.upperBound { return ("Input should be less than 10000-01-01T00:00:00Z", "less_than") }
+        return nil
     }
 
     /// One of an enum's raw values.
