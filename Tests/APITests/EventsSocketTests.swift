@@ -206,6 +206,14 @@ import VigilTesting
             #expect(
                 refused.close?.reason.hasPrefix("Unknown channel 'weather'") == true,
                 "\(String(describing: refused.close))")
+            // A long unknown name: the reason is cut to what a close frame holds, at a character.
+            let long = try await RawWebSocket.refusal(
+                port: port, path: "\(EventsSocket.eventsPath)?channels=" + String(repeating: "%C3%A9", count: 150))
+            let reason = try #require(long.close?.reason)
+            #expect(long.close?.code == 1008)
+            #expect(
+                reason.utf8.count <= 123 && reason.hasPrefix("Unknown channel 'éé") && reason.hasSuffix("…"),
+                "\(reason)")
         }
     }
 

@@ -62,7 +62,7 @@ struct EventsSocket {
         _ context: WebSocketRouterContext<VigilRequestContext>
     ) async throws {
         if let refusal = await access.refusal(context, path: path) {
-            try await outbound.close(.policyViolation, reason: refusal)
+            try await LogSocket.close(outbound, .policyViolation, refusal)
             return
         }
         access.sockets?.opened(path)
@@ -71,7 +71,7 @@ struct EventsSocket {
         switch fixedChannels.map({ .success($0) }) ?? Self.channels(context.request) {
         case .success(let valid): channels = valid
         case .failure(let refusal):
-            try await outbound.close(.policyViolation, reason: refusal.detail)
+            try await LogSocket.close(outbound, .policyViolation, refusal.detail)
             return
         }
         guard let subscriber = feed.subscribe(channels) else { return }
@@ -84,9 +84,9 @@ struct EventsSocket {
             group.addTask {
                 for await message in subscriber.stream { try await LogSocket.send(message, outbound) }
                 if subscriber.overflowed {
-                    try await outbound.close(
-                        WebSocketErrorCode(codeNumber: 1013),
-                        reason: "Too slow: more messages waiting than the server keeps; reconnect")
+                    try await LogSocket.close(
+                        outbound, WebSocketErrorCode(codeNumber: 1013),
+                        "Too slow: more messages waiting than the server keeps; reconnect")
                 }
             }
             group.addTask {
@@ -104,7 +104,7 @@ struct EventsSocket {
                 while true {
                     let silent = Self.now() - lastHeard.milliseconds
                     if silent >= timeout {
-                        try await outbound.close(.normalClosure, reason: "Idle")
+                        try await LogSocket.close(outbound, .normalClosure, "Idle")
                         return
                     }
                     try await Task.sleep(for: .milliseconds(min(timeout - silent, 1000)))

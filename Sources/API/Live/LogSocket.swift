@@ -89,7 +89,7 @@ struct LogSocket {
         _ context: WebSocketRouterContext<VigilRequestContext>
     ) async throws {
         if let refusal = await access.refusal(context, path: Self.path) {
-            try await outbound.close(.policyViolation, reason: refusal)
+            try await Self.close(outbound, .policyViolation, refusal)
             return
         }
         access.sockets?.opened(Self.path)
@@ -98,7 +98,7 @@ struct LogSocket {
         switch try await self.query(context.request) {
         case .success(let valid): query = valid
         case .failure(let refusal):
-            try await outbound.close(.policyViolation, reason: refusal.detail)
+            try await Self.close(outbound, .policyViolation, refusal.detail)
             return
         }
         let start: Checkpoint
@@ -155,6 +155,24 @@ struct LogSocket {
             if let checkpoint { object.field("checkpoint", checkpoint.token) }
         }
         return writer.buffer
+    }
+
+    /// Closes with `code` and `reason` cut to the 123 bytes a close frame may carry (RFC 6455
+    /// §5.5: a control frame's payload is at most 125 bytes, two of them the code), at a
+    /// character's end, with `…` where it was cut. Sent whole, a longer reason (a refused
+    /// checkpoint's words are 257 bytes) made clients fail the socket with 1002, reason unread.
+    static func close(_ outbound: WebSocketOutboundWriter, _ code: WebSocketErrorCode, _ reason: String) async throws {
+        try await outbound.close(code, reason: closeReason(reason))
+    }
+
+    static func closeReason(_ reason: String) -> String {
+        guard reason.utf8.count > 123 else { return reason }
+        var cut = ""
+        for character in reason {
+            guard cut.utf8.count + String(character).utf8.count <= 120 else { break }
+            cut.append(character)
+        }
+        return cut + "…"
     }
 
     /// One text frame, its bytes shared with every other socket it goes to.
