@@ -245,6 +245,14 @@ import VigilTesting
                 .post, "/api/logs/frontend",
                 #"{"level": "error", "message": "m", "component": "c\#(Self.marks(200))"}"#,
                 .issue(loc: ["body", "component"], type: "string_too_long")),
+            // Integers a double can't hold: stored with other digits, and a keyed retry
+            // differing in them read as the same request.
+            .init(
+                .post, "/api/detections", detection(#", "enrichment_data": {"plate_id": 9007199254740993}"#),
+                .issue(loc: ["body", "enrichment_data", "plate_id"], type: "int_too_large")),
+            .init(
+                .post, "/api/detections", detection(#", "enrichment_data": {"n": [-99999999999999999999]}"#),
+                .issue(loc: ["body", "enrichment_data", "n", "0"], type: "int_too_large")),
             // 200 characters whose lower case is 400: longer than a camera id may be.
             .init(
                 .post, "/api/cameras",
@@ -534,7 +542,8 @@ import VigilTesting
 
     @Test func wellFormedJSONReadsAsFoundationReadsIt() throws {
         let text = #"""
-            {"s": "a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00", "n": [0, -1, 2.5, 1e3, -0.25E-2], "t": true,
+            {"s": "a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00", "n": [0, -1, 2.5, 1e3, -0.25E-2, 9007199254740991, -9007199254740991, 1e20],
+             "t": true,
              "f": false, "z": null, "o": {"nested": [[], {}]}, "deep": [[[["x"]]]]}
             """#
         let strict = try StrictJSON.parse(Array(text.utf8))

@@ -8,7 +8,7 @@ import Domain
 /// - a key appears once per object (a duplicate is refused rather than silently last-wins);
 /// - strings are valid Unicode (no invalid UTF-8, no lone surrogate escapes) without NUL
 ///   (`\u0000`), which PostgreSQL's `text` and `jsonb` can't hold (22P05/22021);
-/// - numbers are finite doubles.
+/// - numbers are finite doubles, and integers ones a double holds exactly (|n| < 2^53).
 ///
 /// A failure says where: the path (object keys and array indices) of the offending value, or
 /// the byte offset of a syntax error.
@@ -258,6 +258,9 @@ struct StrictJSON {
         return value
     }
 
+    /// 2^53 − 1: the largest integer every JSON reader's double holds exactly.
+    static let largestExactInteger = 9_007_199_254_740_991.0
+
     private mutating func number() throws(Failure) -> JSONValue {
         let start = index
         func digits() -> Int {
@@ -271,17 +274,29 @@ struct StrictJSON {
         } else if digits() == 0 {
             throw syntax("Expecting value")
         }
+        var isInteger = true
         if current == UInt8(ascii: ".") {
             index += 1
+            isInteger = false
             guard digits() > 0 else { throw syntax("Expecting digits after the decimal point") }
         }
         if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
             index += 1
+            isInteger = false
             if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { index += 1 }
             guard digits() > 0 else { throw syntax("Expecting digits in the exponent") }
         }
         guard let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)), value.isFinite else {
             throw Failure(location: path, message: "Input should be a finite number", type: "finite_number")
+        }
+        // A double holds every integer up to 2^53 exactly, and no more: a larger one would be
+        // stored with other digits than it was sent with (an id, a plate number), and two
+        // keyed requests differing in it would read as the same.
+        if isInteger, abs(value) > Self.largestExactInteger {
+            throw Failure(
+                location: path,
+                message: "Input should be an integer from -9007199254740991 to 9007199254740991 (a larger one loses "
+                    + "digits as a JSON number: send it as a string)", type: "int_too_large")
         }
         return .number(value)
     }
