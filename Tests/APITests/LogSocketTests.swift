@@ -195,6 +195,34 @@ import VigilTesting
         }
     }
 
+    @Test("any other message gets /ws/events' error codes, and the socket stays open")
+    func errors() async throws {
+        try await Self.withLiveApp { _, _, port in
+            let errors = Mutex<[String]>([])
+            _ = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/ws/log", logger: testLogger) {
+                inbound, outbound, _ in
+                try await outbound.write(.text("{"))
+                try await outbound.write(.text(#"{"type": "subscribe", "channels": ["events"]}"#))
+                try await outbound.write(.text("[1]"))
+                try await outbound.write(.binary(ByteBuffer(bytes: [1, 2, 3])))
+                try await outbound.write(.text("ping"))
+                for try await message in inbound.messages(maxSize: 1 << 16) {
+                    guard case .text(let text) = message else { continue }
+                    if text.contains(#""type":"pong""#) { break }
+                    let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                    if object?["type"] as? String == "error", let code = object?["error"] as? String {
+                        errors.withLock { $0.append(code) }
+                    }
+                }
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            #expect(
+                errors.withLock { $0 } == [
+                    "invalid_json", "unknown_message_type", "invalid_message_format", "invalid_message_format",
+                ])
+        }
+    }
+
     @Test("ping is answered, as text or JSON")
     func pingPong() async throws {
         try await Self.withLiveApp { _, _, port in

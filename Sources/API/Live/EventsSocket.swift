@@ -92,7 +92,10 @@ struct EventsSocket {
             group.addTask {
                 for try await message in inbound.messages(maxSize: 1 << 16) {
                     lastHeard.touch()
-                    guard case .text(let text) = message else { continue }
+                    guard case .text(let text) = message else {
+                        try await LogSocket.send(Self.binaryRefused, outbound)
+                        continue
+                    }
                     if let answer = Self.answer(text, subscriber, subscribable: subscribable) {
                         try await LogSocket.send(answer, outbound)
                     }
@@ -119,16 +122,14 @@ struct EventsSocket {
 
     /// The answer to a client's text message (nil: none).
     static func answer(_ text: String, _ subscriber: EventsFeed.Subscriber, subscribable: Bool = true) -> ByteBuffer? {
-        if text.trimmingCharacters(in: .whitespacesAndNewlines) == "ping" { return LogSocket.control("pong", nil) }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
-            return error("invalid_json", "The message is not JSON")
-        }
-        guard let message = object as? [String: Any], let type = message["type"] as? String else {
-            return error("invalid_message_format", "A message is a JSON object with a string \"type\"")
+        let message: [String: Any]
+        let type: String
+        switch read(text) {
+        case .pong(let pong): return pong
+        case .refused(let error): return error
+        case .message(let read, let readType): (message, type) = (read, readType)
         }
         switch type {
-        case "ping":
-            return LogSocket.control("pong", nil)
         // (A `where` binds to the last pattern only: each needs its own.)
         case "subscribe" where subscribable, "unsubscribe" where subscribable:
             guard let names = message["channels"] as? [String] else {
@@ -155,6 +156,33 @@ struct EventsSocket {
                 "unknown_message_type",
                 "Unknown message type '\(type)': " + (subscribable ? "subscribe, unsubscribe or ping" : "ping"))
         }
+    }
+
+    /// A client's text message, as every `/ws/…` route reads it.
+    enum Read {
+        /// A ping (the text `ping` or `{"type": "ping"}`): this is the answer.
+        case pong(ByteBuffer)
+        /// Not JSON, or not an object with a string `type`: this is the error to answer.
+        case refused(ByteBuffer)
+        case message([String: Any], type: String)
+    }
+
+    static func read(_ text: String) -> Read {
+        if text.trimmingCharacters(in: .whitespacesAndNewlines) == "ping" {
+            return .pong(LogSocket.control("pong", nil))
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
+            return .refused(error("invalid_json", "The message is not JSON"))
+        }
+        guard let message = object as? [String: Any], let type = message["type"] as? String else {
+            return .refused(error("invalid_message_format", "A message is a JSON object with a string \"type\""))
+        }
+        return type == "ping" ? .pong(LogSocket.control("pong", nil)) : .message(message, type: type)
+    }
+
+    /// What a binary frame is answered with: messages are JSON in text frames.
+    static var binaryRefused: ByteBuffer {
+        error("invalid_message_format", "Messages are JSON text frames, not binary")
     }
 
     static func error(_ code: String, _ message: String, details: [String: [String]] = [:]) -> ByteBuffer {

@@ -21,7 +21,7 @@ import Synchronization
 ///   `{"type":"event","checkpoint","data":{…the event as /api/log shows it…}}` in log order, and
 ///   `{"type":"progress","checkpoint"}` now and then while a filter skips everything (resume from
 ///   it to skip what it skipped). `ping` (text, or `{"type":"ping"}`) is answered with
-///   `{"type":"pong"}`.
+///   `{"type":"pong"}`, anything else with `/ws/events`' `{"type":"error",…}`.
 /// - Auth (when on): the key in `X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
 ///   api-key.KEY`, with the route's permission (the raw log: admin); otherwise the socket is
 ///   opened and closed at once with 1008 and the reason.
@@ -107,10 +107,14 @@ struct LogSocket {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await stream(from: start, filter: query.filter, to: outbound) }
             group.addTask {
-                // Pings are answered; the client closing ends the socket (and the stream).
+                // Pings are answered, anything else with an error; the client closing ends the
+                // socket (and the stream).
                 for try await message in inbound.messages(maxSize: 1 << 16) {
-                    guard case .text(let text) = message else { continue }
-                    if Self.isPing(text) { try await Self.send(Self.control("pong", nil), outbound) }
+                    guard case .text(let text) = message else {
+                        try await Self.send(EventsSocket.binaryRefused, outbound)
+                        continue
+                    }
+                    try await Self.send(Self.answer(text), outbound)
                 }
             }
             try await group.next()
@@ -128,13 +132,14 @@ struct LogSocket {
         }
     }
 
-    static func isPing(_ text: String) -> Bool {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed == "ping" { return true }
-        guard let data = trimmed.data(using: .utf8),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return false }
-        return object["type"] as? String == "ping"
+    /// The answer to a client's message: `pong` to a ping; to anything else, an error in
+    /// `/ws/events`' words (the log takes no other message).
+    static func answer(_ text: String) -> ByteBuffer {
+        switch EventsSocket.read(text) {
+        case .pong(let answer), .refused(let answer): answer
+        case .message(_, let type):
+            EventsSocket.error("unknown_message_type", "Unknown message type '\(type)': this socket takes ping")
+        }
     }
 
     /// `{"type":"event","checkpoint","data":{…}}`, rendered once per event.
