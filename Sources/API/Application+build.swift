@@ -276,7 +276,7 @@ func buildRouter(
     let router = Router(context: VigilRequestContext.self)
     if let metrics { router.middlewares.add(MetricsMiddleware(metrics: metrics)) }
     router.middlewares.add(MethodProbeMiddleware())
-    router.middlewares.add(ErrorMiddleware())
+    router.middlewares.add(ErrorMiddleware(logger: store.logger))
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
     router.middlewares.add(LogRequestsMiddleware(.debug))
     router.middlewares.add(BodyLimitMiddleware())
@@ -373,7 +373,7 @@ func buildWebSocketRouter(
     trustedProxies: TrustedProxies, idleTimeout: Duration
 ) -> Router<VigilRequestContext> {
     let router = Router(context: VigilRequestContext.self)
-    router.middlewares.add(ErrorMiddleware())
+    router.middlewares.add(ErrorMiddleware(logger: store.logger))
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
     router.middlewares.add(QueryTextMiddleware())
     LogSocket(store: store, broadcaster: broadcaster, access: access).addRoutes(to: router)

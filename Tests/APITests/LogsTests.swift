@@ -50,6 +50,28 @@ import VigilTesting
         }
     }
 
+    @Test("A request the server fails on (a 500) is in /api/logs, with its method and path")
+    func unhandledErrorsAreRecorded() async throws {
+        try await withApp(configure: { $0.adminKey = Self.root }) { store, client in
+            // A read model's table gone from under the API: its route can only fail.
+            try await store.client.query(
+                "DROP TABLE projection_alert_rules_1.alert_rules CASCADE", logger: testLogger)
+            let failed = try await client.call(.get, "/api/alerts/rules", key: Self.root)
+            #expect(failed.status == .internalServerError)
+            #expect(try json(failed)["detail"] as? String == "Internal server error")
+            var records: [[String: Any]] = []
+            try await waitUntil("the 500 is in /api/logs") {
+                records =
+                    try await Self.logs(client, "level=error&component=API&search=unhandled")["logs"]
+                    as? [[String: Any]] ?? []
+                return !records.isEmpty
+            }
+            let extra = try #require(records.first?["extra"] as? [String: Any])
+            #expect(extra["method"] as? String == "GET" && extra["path"] as? String == "/api/alerts/rules")
+            #expect((extra["error"] as? String)?.contains("alert_rules") == true, "\(extra)")
+        }
+    }
+
     @Test("Browsers' entries: one, an array or entries, all or nothing; filters, pages, stats, access")
     func frontendEntries() async throws {
         try await withApp(configure: { $0.adminKey = Self.root }) { _, client in

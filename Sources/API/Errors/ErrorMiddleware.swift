@@ -10,7 +10,13 @@ import _ConnectionPoolModule
 /// already used, a contended stream) a 409, a database outage is a 503, anything else a logged
 /// 500 without internals.
 public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    /// Where a 500 or an outage is logged: the server's logger, whose records at or above
+    /// `VIGIL_LOG_RECORD_LEVEL` `/api/logs` keeps (nil: the request's, which only prints). The
+    /// request's own logger is Hummingbird's, which also logs every malformed request an
+    /// attacker can send; so it is not recorded, and these two are, on purpose.
+    let logger: Logger?
+
+    public init(logger: Logger? = nil) { self.logger = logger }
 
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -41,12 +47,21 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.notice("append refused", metadata: ["error": "\(error)"])
             throw APIError.conflict("Conflict: \(error); retry")
         } catch let error where Self.isDatabaseUnavailable(error) {
-            context.logger.error("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            log("database unavailable", error, request, context)
             throw APIError(.serviceUnavailable, "Database unavailable")
         } catch {
-            context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
+            log("unhandled error", error, request, context)
             throw APIError(.internalServerError, "Internal server error")
         }
+    }
+
+    private func log(_ message: Logger.Message, _ error: any Error, _ request: Request, _ context: Context) {
+        (logger ?? context.logger).error(
+            message,
+            metadata: [
+                "error": "\(String(reflecting: error))", "method": "\(request.method.rawValue)",
+                "path": "\(request.uri.path)",
+            ])
     }
 
     /// The database could not be reached or went away: no connection (PostgresNIO's pool errors,
