@@ -206,6 +206,13 @@ import VigilTesting
             #expect(
                 refused.close?.reason.hasPrefix("Unknown channel 'weather'") == true,
                 "\(String(describing: refused.close))")
+            for path in ["\(EventsSocket.eventsPath)?channels=%00", "\(EventsSocket.systemPath)?x=%00"] {
+                let nul = try await RawWebSocket.refusal(port: port, path: path)
+                #expect(nul.close?.code == 1008, "\(path)")
+                #expect(
+                    nul.close?.reason.hasPrefix("Invalid query parameter") == true,
+                    "\(path): \(String(describing: nul.close))")
+            }
             // A long unknown name: the reason is cut to what a close frame holds, at a character.
             let long = try await RawWebSocket.refusal(
                 port: port, path: "\(EventsSocket.eventsPath)?channels=" + String(repeating: "%C3%A9", count: 150))

@@ -273,6 +273,9 @@ import VigilTesting
         try await Self.withLiveApp { _, _, port in
             for (after, reason) in [
                 ("zzz", "Invalid checkpoint"), ("7fffffffffffffff0000000000000001", "Checkpoint not readable yet"),
+                // NUL in the query: once Hummingbird's empty 400, which a browser can't read.
+                ("00%00", "Invalid query parameter 'after': Value error, NUL"),
+                ("&types=A%00", "Invalid query parameter 'types': Value error, NUL"),
             ] {
                 let refused = try await RawWebSocket.refusal(port: port, path: "\(LogSocket.path)?after=\(after)")
                 #expect(refused.close?.code == 1008, "\(after)")

@@ -65,6 +65,10 @@ struct EventsSocket {
             try await LogSocket.close(outbound, .policyViolation, refusal)
             return
         }
+        if let refusal = QueryTextMiddleware<VigilRequestContext>.socketRefusal(context.request) {
+            try await LogSocket.close(outbound, .policyViolation, refusal)
+            return
+        }
         access.sockets?.opened(path)
         defer { access.sockets?.closed(path) }
         let channels: Set<EventsChannel>

@@ -60,6 +60,9 @@ struct LogSocket {
     /// handshake can only be Hummingbird's empty 400, which a browser can't even read, so a
     /// refusal is a close with 1008 and this reason.
     func query(_ request: Request) async throws -> Result<Query, APIError> {
+        if let refusal = QueryTextMiddleware<VigilRequestContext>.socketRefusal(request) {
+            return .failure(.badRequest(refusal))
+        }
         let query: Query
         do {
             query = try Query(request)

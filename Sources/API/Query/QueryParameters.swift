@@ -155,6 +155,12 @@ struct QueryTextMiddleware<Context: RequestContext>: RouterMiddleware {
     )
         async throws -> Response
     {
+        try Self.check(request)
+        return try await next(request, context)
+    }
+
+    /// Throws the 422 (a query parameter) or 400 (the path) for text PostgreSQL can't hold.
+    static func check(_ request: Request) throws {
         var issues: [ValidationError.Issue] = []
         for (name, value) in request.uri.queryParameters {
             if let problem = StrictJSON.textProblem(value) {
@@ -167,6 +173,21 @@ struct QueryTextMiddleware<Context: RequestContext>: RouterMiddleware {
         {
             throw APIError.badRequest("Invalid path: \(problem.message)")
         }
-        return try await next(request, context)
+    }
+
+    /// ``check(_:)``'s finding as a socket's close reason (a refused handshake could only be an
+    /// empty 400); nil when the text is fine.
+    static func socketRefusal(_ request: Request) -> String? {
+        do {
+            try check(request)
+            return nil
+        } catch let error as ValidationError {
+            let issue = error.issues.first
+            return "Invalid query parameter '\(issue?.location.last ?? "")': \(issue?.message ?? "")"
+        } catch let error as APIError {
+            return error.detail
+        } catch {
+            return "\(error)"
+        }
     }
 }
