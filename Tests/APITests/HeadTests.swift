@@ -109,6 +109,37 @@ import VigilTesting
         }
     }
 
+    /// HTTP/1.0 without keep-alive, and `Connection: Close` in any case, end with the answer
+    /// (they once waited for the 30-s idle timeout); keep-alive requests are still kept.
+    @Test func connectionsCloseWhenTheRequestSaysSo() async throws {
+        try await BodyLimitTests.withLiveApp { _, _, port in
+            for request in [
+                "GET /health HTTP/1.0\r\n\r\n", "GET /health HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n",
+            ] {
+                let started = ContinuousClock.now
+                let answer = try await Self.raw(Array(request.utf8), port: port)
+                #expect(answer.hasPrefix("HTTP/1.1 200"), "\(request.debugDescription): \(answer.prefix(200))")
+                #expect(answer.components(separatedBy: "HTTP/1.1 200").count == 2, "one answer, then the close")
+                #expect(ContinuousClock.now - started < .seconds(10), "closed after \(ContinuousClock.now - started)")
+            }
+            // HTTP/1.0 asking for keep-alive gets both answers on one connection.
+            let channel = try await rawConnection(port: port)
+            let answers = try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(
+                    ByteBuffer(
+                        string: "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                            + "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+                var answer = ""
+                for try await chunk in inbound {
+                    answer += String(buffer: chunk)
+                    if answer.components(separatedBy: "HTTP/1.1 200").count == 3 { break }
+                }
+                return answer.components(separatedBy: "HTTP/1.1 200").count - 1
+            }
+            #expect(answers == 2)
+        }
+    }
+
     @Test func unreadableRequestsGet400WithADetail() async throws {
         try await BodyLimitTests.withLiveApp { _, _, port in
             let longQuery =

@@ -86,3 +86,31 @@ final class FirstRequestDeadline: ChannelInboundHandler, RemovableChannelHandler
         context.fireChannelRead(data)
     }
 }
+
+/// Marks a request whose connection must close after its answer with the `Connection: close`
+/// Hummingbird looks for. HTTP/1.0 closes after each answer unless the request asks to keep it
+/// alive (RFC 9112 §9.3), but Hummingbird's HTTP types carry no version, so it kept such
+/// connections open: a client reading an answer to its end (ApacheBench without `-k`) waited
+/// for the idle timeout. Hummingbird also compares the header's value with `close` exactly,
+/// where `Close` means the same. NIO's `isKeepAlive` decides both.
+///
+/// It sits right after the HTTP decoder (``VigilHTTPChannel``) and leaves the pipeline at a
+/// WebSocket upgrade's head: after it, frames' bytes pass there.
+final class ConnectionCloseMarker: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
+        if head.headers.contains(name: "upgrade") {
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        if !head.isKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+}

@@ -8,7 +8,8 @@ import NIOHTTP1
 /// The server's connections: HTTP/1.1 with the WebSocket upgrade (``LogSocket``), plus what
 /// Hummingbird's upgrade channel leaves out until a first request head has been read — an answer
 /// to a request the parser can't read (``ParseErrorResponder``) and a deadline for that head
-/// (``FirstRequestDeadline``). Both go right after NIO's HTTP decoder.
+/// (``FirstRequestDeadline``) — and HTTP/1.0's close after each answer
+/// (``ConnectionCloseMarker``). All go right after NIO's HTTP decoder.
 struct VigilHTTPChannel: ServerChildChannel {
     typealias Value = HTTP1WebSocketUpgradeChannel.Value
 
@@ -21,6 +22,7 @@ struct VigilHTTPChannel: ServerChildChannel {
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try pipeline.addHandler(FirstRequestDeadline(timeout: firstRequestTimeout), position: .after(decoder))
             try pipeline.addHandler(ParseErrorResponder(), position: .after(decoder))
+            try pipeline.addHandler(ConnectionCloseMarker(), position: .after(decoder))
             return value
         }
     }
