@@ -162,7 +162,9 @@ struct ServerParts {
 /// every `GET` route besides). `docs/API.md`'s route table is checked against it.
 public func registeredRoutes(_ configuration: ServerConfiguration, logger: Logger) -> [String] {
     let parts = ServerParts(configuration, logger: logger)
-    return (parts.router.routes + parts.webSocketRouter.routes).map { "\($0.method.rawValue) \($0.path)" }.sorted()
+    // The WebSocket routes are on both routers (the HTTP one answers them without an upgrade).
+    return Set((parts.router.routes + parts.webSocketRouter.routes).map { "\($0.method.rawValue) \($0.path)" })
+        .sorted()
 }
 
 public func buildApplication(_ configuration: ServerConfiguration, logger: Logger) throws -> some ApplicationProtocol {
@@ -291,6 +293,7 @@ func buildRouter(
         store: store, availability: availability, limiter: limiter, redis: redis, runsAnalyzer: runsAnalyzer
     ).addRoutes(to: router)
     LogController(store: store).addRoutes(to: router)
+    LogSocket.addPlainRequestRoutes(to: router)
     ProjectionsController(store: store, projections: projections).addRoutes(to: router)
     let timeTravel = TimeTravel(
         store: store, settings: settings, securityEvents: readModels.securityEvents, cameras: readModels.cameras)

@@ -224,6 +224,21 @@ import VigilTesting
         }
     }
 
+    @Test("a /ws/ route asked without an upgrade says it is one (400), and other methods get 405")
+    func plainRequests() async throws {
+        try await withApp { _, client in
+            for path in [LogSocket.path, EventsSocket.eventsPath, EventsSocket.systemPath] {
+                let plain = try await client.execute(uri: path, method: .get)
+                #expect(plain.status == .badRequest, "\(path)")
+                #expect(
+                    try json(plain)["detail"] as? String
+                        == "\(path) is a WebSocket route: open it with an upgrade request (Upgrade: websocket)")
+                let post = try await client.execute(uri: path, method: .post)
+                #expect(post.status == .methodNotAllowed && post.headers[.allow] == "GET, HEAD", "\(path)")
+            }
+        }
+    }
+
     @Test("with auth on, a viewer may follow the feed; no key is closed with 1008")
     func auth() async throws {
         try await LogSocketTests.withLiveApp(configure: { $0.adminKey = AuthTests.root }) { _, _, port in

@@ -38,6 +38,17 @@ struct LogSocket {
         router.ws(RouterPath(stringLiteral: Self.path), shouldUpgrade: shouldUpgrade, onUpgrade: handle)
     }
 
+    /// The WebSocket routes asked without an upgrade, on the HTTP router: `400` saying what they
+    /// are (and `405` for other methods), not a `404` that says they don't exist.
+    static func addPlainRequestRoutes(to router: Router<VigilRequestContext>) {
+        for route in [path, EventsSocket.eventsPath, EventsSocket.systemPath] {
+            router.get(RouterPath(stringLiteral: route)) { _, _ -> Response in
+                throw APIError.badRequest(
+                    "\(route) is a WebSocket route: open it with an upgrade request (Upgrade: websocket)")
+            }
+        }
+    }
+
     /// What the query asks for; the errors `GET /api/log` answers for the same values.
     struct Query {
         var after: Checkpoint?
