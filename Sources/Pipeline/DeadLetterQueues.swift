@@ -10,7 +10,7 @@ import Redis
 /// `…:requeueing` list, pushes each one's job back on its queue with its attempts reset, then
 /// drops it from `…:requeueing`. An entry claimed by a requeue that stopped half-way is pushed by
 /// the next one: a job may be queued twice, never lost (an analysis's id derives from its job's,
-/// so a job analyzed twice is recorded once).
+/// so a job analyzed twice is recorded once). Requeues of one list take turns (a lock in Redis).
 public struct DeadLetterQueues: Sendable {
     /// One dead-letter list and the queue its jobs go back to.
     public struct Queue: Sendable, Hashable {
@@ -61,19 +61,56 @@ public struct DeadLetterQueues: Sendable {
     /// in the list when it starts: a job that fails again at once (a worker is running) and is
     /// dead-lettered while this goes on waits for the next requeue, instead of being moved
     /// round and round and counted each time (a list of 2 was "2500 jobs" requeued).
+    ///
+    /// One requeue of a list runs at a time, across processes (``withRequeueLock(_:_:)``): the
+    /// entries another requeue has claimed and not yet dropped look exactly like an interrupted
+    /// one's, and two running at once pushed each other's (one job queued up to six times by ten
+    /// concurrent requeues, and entries left behind: session 47's sweep).
     public func requeue(_ queue: Queue, limit: Int) async throws -> [DeadLetterEntry] {
-        let limit = min(limit, try await count(queue))
-        var moved: [DeadLetterEntry] = []
-        // Entries an interrupted requeue claimed go first (they are the oldest).
-        while moved.count < limit, let raw = try await redis.lrange(claimed(queue), -1, -1).first {
-            moved.append(try await push(raw, queue))
+        try await withRequeueLock(queue) {
+            let limit = min(limit, try await count(queue))
+            var moved: [DeadLetterEntry] = []
+            // Entries an interrupted requeue claimed go first (they are the oldest).
+            while moved.count < limit, let raw = try await redis.lrange(claimed(queue), -1, -1).first {
+                moved.append(try await push(raw, queue))
+            }
+            while moved.count < limit,
+                let raw = try await redis.lmove(key(queue), claimed(queue), from: .right, to: .left)
+            {
+                moved.append(try await push(raw, queue))
+            }
+            return moved
         }
-        while moved.count < limit,
-            let raw = try await redis.lmove(key(queue), claimed(queue), from: .right, to: .left)
-        {
-            moved.append(try await push(raw, queue))
+    }
+
+    /// How long a requeue may hold its list's lock: one that stopped (its process died) lets go
+    /// after this, and the next requeue pushes what it had claimed.
+    static let requeueLease = Duration.seconds(300)
+
+    /// Runs `body` holding `queue`'s requeue lock (`SET … NX PX`, released only by its holder),
+    /// waiting for it while another requeue runs.
+    func withRequeueLock<Value>(_ queue: Queue, _ body: () async throws -> Value) async throws -> Value {
+        let lock = claimed(queue) + ":lock"
+        let token = UUID().uuidString
+        let lease = String(Self.requeueLease.components.seconds * 1000)
+        while try await redis.send(["SET", lock, token, "NX", "PX", lease]).isNull {
+            try await Task.sleep(for: .milliseconds(20))
         }
-        return moved
+        do {
+            let value = try await body()
+            try await release(lock, token)
+            return value
+        } catch {
+            try? await release(lock, token)
+            throw error
+        }
+    }
+
+    private func release(_ lock: String, _ token: String) async throws {
+        _ = try await redis.send([
+            "EVAL", "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            "1", lock, token,
+        ])
     }
 
     private func push(_ raw: String, _ queue: Queue) async throws -> DeadLetterEntry {

@@ -57,6 +57,34 @@ import VigilTesting
         }
     }
 
+    @Test("Requeues at once take turns: every entry queued once, none left behind")
+    func concurrentRequeues() async throws {
+        let prefix = PipelineTests.prefix()
+        let redis = try PipelineTests.redis()
+        defer { redis.shutdown() }
+        let queues = DeadLetterQueues(redis: redis, prefix: prefix)
+        let queue = DeadLetterQueues.analysis
+        let keys = [prefix + queue.name, prefix + queue.name + ":requeueing", prefix + queue.target]
+        for round in 0..<3 {
+            let entries = (0..<10).map { "entry-\(round)-\($0)" }
+            try await redis.lpush(prefix + queue.name, entries)
+            // Ten single requeues and two of everything, at once (the sweep's burst).
+            let moved = try await withThrowingTaskGroup(of: Int.self) { group in
+                for n in 0..<12 {
+                    group.addTask { try await queues.requeue(queue, limit: n < 10 ? 1 : 10_000).count }
+                }
+                return try await group.reduce(0, +)
+            }
+            let queued = try await redis.lrange(prefix + queue.target, 0, -1)
+            #expect(moved == 10, "round \(round)")
+            #expect(queued.sorted() == entries.sorted(), "round \(round): \(queued)")
+            #expect(try await queues.count(queue) == 0, "round \(round)")
+            #expect(try await redis.get(prefix + queue.name + ":requeueing:lock") == nil, "round \(round)")
+            _ = try await redis.del([prefix + queue.target])
+        }
+        _ = try await redis.del(keys)
+    }
+
     @Test("Stats, pages oldest first, requeue one and all, clear: the lists, the queue and the audit trail agree")
     func lifecycle() async throws {
         let prefix = PipelineTests.prefix()
