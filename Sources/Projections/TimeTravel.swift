@@ -61,8 +61,8 @@ public struct TimeTravel: Sendable {
     }
 
     /// The security event's item JSON at `point`, its level under the thresholds in force then;
-    /// nil if it was not opened yet, or its camera had been removed since (the read model
-    /// hides those).
+    /// nil if it was not opened yet, or its camera had been removed since, or stood removed
+    /// when it was opened (the read model hides those: ``RemovedCameras``).
     public func securityEvent(_ id: Int64, at point: LogPoint) async throws -> Folded<String>? {
         let events = try await store.readStream(SecurityEvents.stream(id), upTo: point)
         guard let event = try SecurityEvent.fold(events.map { ($0.type, $0.data) }),
@@ -70,6 +70,10 @@ public struct TimeTravel: Sendable {
         else { return nil }
         let camera = try await store.readStream(Camera.stream(event.cameraId), upTo: point)
         if camera.contains(where: { $0.type == CameraRemoved.type && $0.checkpoint > opened.checkpoint }) { return nil }
+        let standing = camera.last {
+            $0.checkpoint < opened.checkpoint && [CameraRemoved.type, CameraRegistered.type].contains($0.type)
+        }
+        if standing?.type == CameraRemoved.type { return nil }
         let thresholds = try await settings(at: point).value.thresholds
         guard let item = try await securityEvents.item(of: event, thresholds: thresholds) else { return nil }
         return Folded(item, events: events)

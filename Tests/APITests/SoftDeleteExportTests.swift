@@ -67,6 +67,67 @@ import VigilTesting
         #expect(try await PipelineTests.openBatches(app.store) == 0)
     }
 
+    @Test(
+        "What lands in the log while a camera stands removed stays hidden everywhere; registered again, it starts fresh",
+        .scratchApp)
+    func recordsWhileRemovedStayHidden() async throws {
+        let app = try TestApp.current
+        let (client, store) = (app.client, app.store)
+        let person = IngestAPITests.detection(
+            camera: "porch", object: "person", confidence: 0.95, at: "2026-11-20T10:00:00Z")
+        try await IngestAPITests.register(client, "porch")
+        #expect(try await client.send(.post, "/api/detections", json: person).status == .created)
+        try await waitUntil("its event is opened") {
+            try await IngestAPITests.count(store, type: SecurityEventOpened.type) == 1
+        }
+        #expect(try await client.send(.delete, "/api/cameras/porch").status == .noContent)
+        // What a POST that checked the camera just before the removal committed appends after it.
+        let late =
+            #"{"id": 900001, "camera_id": "porch", "file_path": "/export/porch/late.jpg", "detected_at": "2026-11-20T10:05:00Z", "object_type": "person", "confidence": 0.95}"#
+        try await store.append(
+            to: DetectionRecorded.stream(cameraId: "porch"),
+            events: [NewEvent(type: DetectionRecorded.type, data: late)])
+        // The batch aggregator opens its event after the removal too, as it did for detections
+        // from before a removal it had not got to yet.
+        let openings = LogFilter(types: [SecurityEventOpened.type])
+        try await waitUntil("the late detection's event is opened, and readable") {
+            try await store.read(after: .start, filter: openings, limit: 10).events.count == 2
+        }
+        let opened = try await store.read(after: .start, filter: openings, limit: 10)
+        let last = try #require(opened.events.last?.checkpoint)
+        try await waitUntil("the read models have applied it") {
+            let statuses = try await store.projectionStatuses()
+            return ["detections", "security_events", "analytics"].allSatisfy { name in
+                statuses.first { $0.name == name }.map { $0.checkpoint >= last } ?? false
+            }
+        }
+        let range = "start_date=2026-11-19&end_date=2026-11-21"
+        #expect(try await client.getJSON("/api/detections?camera_id=porch")["count"] as? Int == 0)
+        #expect(try await client.getJSON("/api/detections")["count"] as? Int == 0)
+        #expect(try await client.send(.get, "/api/detections/900001").status == .notFound)
+        #expect(try await client.getJSON("/api/events")["count"] as? Int == 0)
+        #expect(try await client.getJSON("/api/events/stats")["total_events"] as? Int == 0)
+        #expect(
+            try await client.getJSON("/api/analytics/object-distribution?\(range)")["total_detections"] as? Int == 0)
+        for id in opened.events.compactMap({ try? SecurityEventOpened.decode($0.data).id }) {
+            #expect(try await client.send(.get, "/api/events/\(id)").status == .notFound, "event \(id)")
+            #expect(
+                try await client.send(.get, "/api/events/\(id)?as_of=\(last.token)").status == .notFound, "event \(id)")
+        }
+
+        // Registered again: a fresh camera, whose new detections show and the old ones don't.
+        try await IngestAPITests.register(client, "porch")
+        #expect(try await client.send(.post, "/api/detections", json: person).status == .created)
+        try await waitUntil("the new detection and its event show") {
+            let detections = try await client.getJSON("/api/detections?camera_id=porch")["count"] as? Int
+            let events = try await client.getJSON("/api/events?camera_id=porch")["count"] as? Int
+            return detections == 1 && events == 1
+        }
+        try await waitUntil("analytics counts the new one only") {
+            try await client.getJSON("/api/analytics/object-distribution?\(range)")["total_detections"] as? Int == 1
+        }
+    }
+
     @Test("Every cell that starts like a formula gets a quote, camera names too; line breaks are quoted", .scratchApp)
     func formulaGuard() async throws {
         let app = try TestApp.current

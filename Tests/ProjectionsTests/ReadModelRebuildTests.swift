@@ -266,6 +266,17 @@ struct ReadModelRebuildTests {
         _ = try await (second, moreReanalyses, registration)
         try await Self.appendCameraUpdates(history, round: 2, store)
         try await Self.appendZonesAndRules(store)
+        // A shed camera comes and goes, and still stands removed at the end (`removed_cameras`).
+        let shed = [
+            try NewEvent(
+                CameraRegistered(
+                    id: "shed", name: "Shed", folderPath: "/export/foscam/shed", status: .unknown,
+                    registeredAt: Self.start.addingTimeInterval(200_000)),
+                metadata: metadata),
+            try NewEvent(
+                CameraRemoved(id: "shed", removedAt: Self.start.addingTimeInterval(200_100)), metadata: metadata),
+        ]
+        try await store.append(to: Camera.stream("shed"), events: shed)
         return try await store.append(to: "marker-1", events: [detection()]).checkpoints[0]
     }
 
@@ -460,6 +471,22 @@ struct ReadModelRebuildTests {
             ])
     }
 
+    /// The garage's security events opened, in log order (`tx_id`, then `position`), before it
+    /// was registered the second time.
+    static func garageEventsBeforeItsReturn(_ store: EventStore) async throws -> Int {
+        let rows = try await store.client.query(
+            """
+            SELECT count(*) FROM events o,
+                (SELECT tx_id, position FROM events
+                 WHERE stream = \(Camera.stream("garage")) AND type = \(CameraRegistered.type)
+                 ORDER BY tx_id DESC, position DESC LIMIT 1) r
+            WHERE o.type = \(SecurityEventOpened.type) AND o.data->>'camera_id' = 'garage'
+              AND (o.tx_id < r.tx_id OR (o.tx_id = r.tx_id AND o.position < r.position))
+            """, logger: store.logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
     @Test("Every table of every read model: built live under concurrent writers, rebuilt event by event, equal")
     func everyTableRebuildEqualsLive() async throws {
         try await TestDatabase.withStoreAndNotifier { store, notifier in
@@ -474,10 +501,14 @@ struct ReadModelRebuildTests {
                 try await Self.waitForReadModels(marker, generation: 1, store)
 
                 // The history reached what it is about (independently of rebuilds).
-                // The garage's events from before its removal are hidden (those after it are not).
+                // The garage's events from before its removal are hidden, and so are those the
+                // concurrent writers appended while it stood removed, before it was registered
+                // again (RemovedCameras); those after that are not.
                 let garage = (0..<100).filter { Self.camera(of: $0, in: history) == "garage" }.count
                 #expect(garage > 0)
-                #expect(try await Self.checksum("security_events", where: "t.hidden", store).hasSuffix("/\(garage)"))
+                let hidden = try await Self.garageEventsBeforeItsReturn(store)
+                #expect(hidden >= garage)
+                #expect(try await Self.checksum("security_events", where: "t.hidden", store).hasSuffix("/\(hidden)"))
                 #expect(try await Self.checksum("cameras", where: "t.updated_at IS NOT NULL", store).hasSuffix("/4"))
                 #expect(
                     try await Self.checksum("security_events", where: "t.model LIKE 'synthetic-v%'", store)

@@ -14,8 +14,13 @@ public struct AnalyticsProjection: RunBasedProjection {
     public let name = "analytics"
     public let filter = LogFilter(types: [
         DetectionRecorded.type, SecurityEventOpened.type, SecurityEventAnalyzed.type, CameraRemoved.type,
+        CameraRegistered.type,
     ])
-    public let barriers: Set<String> = [CameraRemoved.type]
+    /// A removal drops what came before it, and what comes while it stands is not counted
+    /// (``RemovedCameras``).
+    public let barriers: Set<String> = [CameraRemoved.type, CameraRegistered.type]
+    /// 2: `removed_cameras`.
+    public let version: Int32 = 2
     public var batchInterval: Duration { BatchInterval.background }
 
     public init() {}
@@ -25,17 +30,16 @@ public struct AnalyticsProjection: RunBasedProjection {
         // before it is analyzed: so opens are applied before analyses.
         for segment in segments {
             switch segment {
-            case .barrier(let removals):
-                for table in ["analytics_detections", "analytics_events", "analytics_scores", "analytics_score_totals"]
-                {
-                    let delete = removals.query { rows in
-                        """
-                        DELETE FROM \(table)
-                        WHERE camera_id = ANY (ARRAY(SELECT data->>'id' FROM \(rows) AS e(data, pos)))
-                        """
+            case .barrier(let run):
+                if run.type == CameraRemoved.type {
+                    for table in [
+                        "analytics_detections", "analytics_events", "analytics_scores", "analytics_score_totals",
+                    ] {
+                        let delete = run.query { "DELETE FROM \(table) WHERE camera_id = \(CameraTotals.removed($0))" }
+                        try await answer(delete, on: connection, logger: logger)
                     }
-                    try await answer(delete, on: connection, logger: logger)
                 }
+                try await answer(RemovedCameras.apply(run), on: connection, logger: logger)
             case .group(let runs):
                 if let detections = runs[DetectionRecorded.type] {
                     try await answer(detections.query(Self.countDetections), on: connection, logger: logger)
@@ -64,6 +68,7 @@ public struct AnalyticsProjection: RunBasedProjection {
         SELECT ((data->>'detected_at')::timestamptz AT TIME ZONE 'UTC')::date, data->>'camera_id',
                data->>'object_type', count(*)
         FROM \(rows) AS e(data, pos)
+        WHERE NOT \(RemovedCameras.isRemoved("data->>'camera_id'"))
         GROUP BY 1, 2, 3
         ON CONFLICT (day, camera_id, object_type) DO UPDATE
             SET detections = analytics_detections.detections + excluded.detections
@@ -91,6 +96,7 @@ public struct AnalyticsProjection: RunBasedProjection {
                        ((o.data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date,
                        (l.data->>'risk_score')::smallint
                 FROM \(o) AS o(data, pos) LEFT JOIN latest l ON l.id = (o.data->>'id')::bigint
+                WHERE NOT \(RemovedCameras.isRemoved("o.data->>'camera_id'"))
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, camera_id, day, score
             ),

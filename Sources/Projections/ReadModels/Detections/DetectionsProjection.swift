@@ -6,9 +6,12 @@ import PostgresNIO
 /// `detections`: the list behind `/api/detections`, with per-camera totals for `count`.
 public struct DetectionsProjection: RunBasedProjection {
     public let name = "detections"
-    public let filter = LogFilter(types: [DetectionRecorded.type, CameraRemoved.type])
-    /// A removal hides what was recorded before it, so it applies where it stands.
-    public let barriers: Set<String> = [CameraRemoved.type]
+    public let filter = LogFilter(types: [DetectionRecorded.type, CameraRemoved.type, CameraRegistered.type])
+    /// A removal hides what was recorded before it, and what comes while it stands (until the
+    /// camera is registered again: ``RemovedCameras``), so both apply where they stand.
+    public let barriers: Set<String> = [CameraRemoved.type, CameraRegistered.type]
+    /// 2: `removed_cameras`.
+    public let version: Int32 = 2
 
     public init() {}
 
@@ -23,18 +26,22 @@ public struct DetectionsProjection: RunBasedProjection {
                             INSERT INTO detections (
                                 id, camera_id, file_path, file_type, detected_at, object_type, confidence,
                                 bbox_x, bbox_y, bbox_width, bbox_height, thumbnail_path, media_type, duration,
-                                video_codec, video_width, video_height, enrichment_data)
-                            SELECT \(DetectionsReadModel.columns)
+                                video_codec, video_width, video_height, enrichment_data, hidden)
+                            SELECT \(DetectionsReadModel.columns), \(RemovedCameras.isRemoved("data->>'camera_id'"))
                             FROM \(rows) AS e(data, pos)
                             ON CONFLICT (id) DO NOTHING
-                            RETURNING camera_id
+                            RETURNING camera_id, hidden
                         )
                         \(CameraTotals.add(from: "inserted", to: "detection_totals"))
                         """
                     }
                 ]
             case CameraRemoved.type:
-                return CameraTotals.hide(run, in: "detections", totals: "detection_totals")
+                return CameraTotals.hide(run, in: "detections", totals: "detection_totals") + [
+                    RemovedCameras.apply(run)
+                ]
+            case CameraRegistered.type:
+                return [RemovedCameras.apply(run)]
             default:
                 return []
             }

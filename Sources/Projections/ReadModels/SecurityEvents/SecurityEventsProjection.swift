@@ -10,11 +10,12 @@ public struct SecurityEventsProjection: RunBasedProjection {
     public let name = "security_events"
     public let filter = LogFilter(types: [
         SecurityEventOpened.type, SecurityEventClosed.type, SecurityEventAnalyzed.type, SecurityEventReviewed.type,
-        CameraRemoved.type,
+        CameraRemoved.type, CameraRegistered.type,
     ])
-    public let barriers: Set<String> = [CameraRemoved.type]
-    /// 2: `security_event_scores`.
-    public let version: Int32 = 2
+    /// A removal hides what came before it, and what comes while it stands (``RemovedCameras``).
+    public let barriers: Set<String> = [CameraRemoved.type, CameraRegistered.type]
+    /// 2: `security_event_scores`. 3: `removed_cameras`.
+    public let version: Int32 = 3
 
     public init() {}
 
@@ -26,13 +27,14 @@ public struct SecurityEventsProjection: RunBasedProjection {
         // once, not once per event), then UPDATEs for the other events, by type.
         for segment in segments {
             switch segment {
-            case .barrier(let removals):
-                try await connection.query(CameraTotals.hideRows(removals, in: "security_events"), logger: logger)
-                try await connection.query(
-                    removals.query {
-                        "DELETE FROM security_event_scores WHERE camera_id = \(CameraTotals.removed($0))"
-                    },
-                    logger: logger)
+            case .barrier(let run):
+                if run.type == CameraRemoved.type {
+                    try await connection.query(CameraTotals.hideRows(run, in: "security_events"), logger: logger)
+                    try await connection.query(
+                        run.query { "DELETE FROM security_event_scores WHERE camera_id = \(CameraTotals.removed($0))" },
+                        logger: logger)
+                }
+                try await connection.query(RemovedCameras.apply(run), logger: logger)
             case .group(let runs):
                 let closed = runs[SecurityEventClosed.type] ?? .empty(SecurityEventClosed.type)
                 let analyzed = runs[SecurityEventAnalyzed.type] ?? .empty(SecurityEventAnalyzed.type)
@@ -145,21 +147,22 @@ public struct SecurityEventsProjection: RunBasedProjection {
             inserted AS (
                 INSERT INTO security_events (
                     id, camera_id, batch_id, started_at, ended_at, risk_score, summary, reasoning, model,
-                    reviewed, notes, detection_ids, object_types, is_fast_path)
+                    reviewed, notes, detection_ids, object_types, is_fast_path, hidden)
                 SELECT o.id, o.data->>'camera_id', o.data->>'batch_id', (o.data->>'started_at')::timestamptz,
                        (c.data->>'ended_at')::timestamptz, (a.data->>'risk_score')::smallint,
                        a.data->>'summary', a.data->>'reasoning', a.data->>'model',
                        coalesce(r.reviewed, false), r.notes,
                        ARRAY(SELECT jsonb_array_elements_text(coalesce(c.data, o.data)->'detection_ids')::bigint),
                        ARRAY(SELECT jsonb_array_elements_text(coalesce(c.data, o.data)->'object_types')),
-                       coalesce((o.data->>'is_fast_path')::boolean, false)
+                       coalesce((o.data->>'is_fast_path')::boolean, false),
+                       \(RemovedCameras.isRemoved("o.data->>'camera_id'"))
                 FROM o LEFT JOIN c USING (id) LEFT JOIN a USING (id) LEFT JOIN r USING (id)
                 ON CONFLICT (id) DO NOTHING
-                RETURNING id, camera_id, coalesce(risk_score, -1) AS score, ended_at IS NOT NULL AS ended
+                RETURNING id, camera_id, coalesce(risk_score, -1) AS score, ended_at IS NOT NULL AS ended, hidden
             ),
             scores AS (
                 INSERT INTO security_event_scores (camera_id, score, n)
-                SELECT camera_id, score, count(*) FROM inserted GROUP BY 1, 2
+                SELECT camera_id, score, count(*) FROM inserted WHERE NOT hidden GROUP BY 1, 2
                 ON CONFLICT (camera_id, score) DO UPDATE SET n = security_event_scores.n + excluded.n
             )
             SELECT ARRAY(SELECT id FROM inserted),
