@@ -44,8 +44,12 @@ final class KeyUsage: Service, Sendable {
         do {
             try await keys.addUsage(tallies)
         } catch {
-            logger.warning("API key usage not saved, kept for the next try", metadata: ["error": "\(error)"])
             pending.withLock { Self.merge(tallies, into: &$0) }
+            // Stopping cancels a flush under way: the last one, after it, saves these. (It was a
+            // warning in /api/logs at every shutdown.)
+            if !Task.isCancelled {
+                logger.warning("API key usage not saved, kept for the next try", metadata: ["error": "\(error)"])
+            }
         }
     }
 

@@ -219,7 +219,9 @@ struct SocketAccess: Sendable {
         let request = context.request
         let client = trustedProxies.client(of: request, peer: context.requestContext.remoteAddress)
         if let limited = await rateLimited(request, client: client) { return limited }
-        return await keyRefusal(request, path: path)
+        // The key's usage records the client's address, as an HTTP request's does (without it,
+        // a socket's use erased the address a request had recorded).
+        return await RequestOrigin.$clientAddress.withValue(client) { await keyRefusal(request, path: path) }
     }
 
     private func rateLimited(_ request: Request, client: String?) async -> String? {
