@@ -188,6 +188,18 @@ extension TestClientProtocol {
                 .post, "/api/api-keys", key: Self.root, json: #"{"name": "alice", "role": "viewer"}"#)
             #expect(again.status == .conflict)
             #expect(try await client.call(.delete, "/api/api-keys/nobody", key: Self.root).status == .notFound)
+
+            // Revoked from many consoles at once: every one is told it is revoked (once 409s),
+            // and it is revoked once.
+            _ = try await client.issueKey("bob", role: .viewer, adminKey: Self.root)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<20 {
+                    group.addTask { try await client.call(.delete, "/api/api-keys/bob", key: Self.root).status.code }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 204, count: 20), "\(statuses)")
+            #expect(try await store.readStream(ApiKey.stream("bob"))?.version == 2)
         }
     }
 

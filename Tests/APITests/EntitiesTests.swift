@@ -17,6 +17,30 @@ import VigilTesting
         return try json(response)
     }
 
+    @Test("Sightings of one entity reported at once are all stored (once 409s)")
+    func concurrentSightings() async throws {
+        try await withApp { _, client in
+            try await IngestAPITests.register(client, "front_door")
+            let first = try await Self.sight(client, #"{"entity_type": "person", "camera_id": "front_door"}"#)
+            let id = try #require(first["entity_id"] as? String)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<25 {
+                    group.addTask {
+                        try await client.send(
+                            .post, "/api/entities/sightings",
+                            json: #"{"entity_id": "\#(id)", "camera_id": "front_door"}"#
+                        ).status.code
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 201, count: 25), "\(statuses)")
+            try await waitUntil("all 26 sightings are in its history") {
+                try await client.getJSON("/api/entities/\(id)/history")["count"] as? Int == 26
+            }
+        }
+    }
+
     @Test("Sightings make and grow an entity; its history is chronological, with thumbnails and camera names")
     func sightingsAndHistory() async throws {
         try await withApp { _, client in
