@@ -145,6 +145,10 @@ import VigilTesting
             #expect(try await client.getJSON("/api/detections?limit=100")["count"] as? Int == 1)
             #expect(try await AlertsTests.alerts(client).map { $0["event_id"] as? Int } == [newEvent])
             #expect(try await client.send(.get, "/api/events/\(oldEvent)").status == .notFound)
+            // Its history and analyses too (once 200 with empty lists: the stream's events are gone).
+            for part in ["history", "analyses"] {
+                #expect(try await client.send(.get, "/api/events/\(oldEvent)/\(part)").status == .notFound, "\(part)")
+            }
 
             // An archived stream takes no more events.
             let refused = try await client.send(.patch, "/api/events/\(oldEvent)", json: #"{"notes": "late"}"#)

@@ -35,9 +35,9 @@ struct AnalysisController<Context: RequestContext> {
     /// log and the audit trail.
     @Sendable func changes(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
-        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000) else {
-            throw APIError.notFound("Event \(id) not found")
-        }
+        // No events: never opened, or archived by retention (the stream keeps its version only).
+        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000), !page.events.isEmpty
+        else { throw APIError.notFound("Event \(id) not found") }
         var writer = JSONWriter()
         writer.object { object in
             object.field("event_id", id)
@@ -113,9 +113,9 @@ struct AnalysisController<Context: RequestContext> {
 
     @Sendable func history(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
-        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000) else {
-            throw APIError.notFound("Event \(id) not found")
-        }
+        // No events: never opened, or archived by retention (the stream keeps its version only).
+        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000), !page.events.isEmpty
+        else { throw APIError.notFound("Event \(id) not found") }
         let thresholds = try await thresholds()
         let analyses = page.events.compactMap { event -> (SecurityEventAnalyzed, RecordedEvent)? in
             guard event.type == SecurityEventAnalyzed.type, let analyzed = try? SecurityEventAnalyzed.decode(event.data)
