@@ -294,6 +294,21 @@ import VigilTesting
     /// (the stream's version is the expected one), and nothing of it is applied. Made
     /// deterministic by holding the stream's lock: the PATCH reads version 0, then waits for
     /// the lock while a change commits.
+    @Test("The same thresholds PUT from many consoles at once: every one a 200, written once")
+    func concurrentSeverityPuts() async throws {
+        try await withApp { store, client in
+            let thresholds = #"{"low_max": 20, "medium_max": 45, "high_max": 70}"#
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<15 {
+                    group.addTask { try await client.send(.put, "/api/system/severity", json: thresholds).status.code }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 15), "\(statuses)")
+            #expect(try await IngestAPITests.count(store, type: SeverityThresholdsChanged.type) == 1)
+        }
+    }
+
     @Test("A PATCH that raced another change is a 409 and applies nothing; its retry applies")
     func configConflict() async throws {
         try await withApp { store, client in
