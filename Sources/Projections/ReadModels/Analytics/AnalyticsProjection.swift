@@ -19,9 +19,12 @@ public struct AnalyticsProjection: RunBasedProjection {
     /// A removal drops what came before it, and what comes while it stands is not counted
     /// (``RemovedCameras``).
     public let barriers: Set<String> = [CameraRemoved.type, CameraRegistered.type]
-    /// 2: `removed_cameras`.
+    /// 2: `analytics_removed_cameras`.
     public let version: Int32 = 2
     public var batchInterval: Duration { BatchInterval.background }
+
+    /// Its cameras that stand removed (``RemovedCameras``).
+    static let removedCameras = "analytics_removed_cameras"
 
     public init() {}
 
@@ -39,7 +42,7 @@ public struct AnalyticsProjection: RunBasedProjection {
                         try await answer(delete, on: connection, logger: logger)
                     }
                 }
-                try await answer(RemovedCameras.apply(run), on: connection, logger: logger)
+                try await answer(RemovedCameras.apply(run, in: Self.removedCameras), on: connection, logger: logger)
             case .group(let runs):
                 if let detections = runs[DetectionRecorded.type] {
                     try await answer(detections.query(Self.countDetections), on: connection, logger: logger)
@@ -68,7 +71,7 @@ public struct AnalyticsProjection: RunBasedProjection {
         SELECT ((data->>'detected_at')::timestamptz AT TIME ZONE 'UTC')::date, data->>'camera_id',
                data->>'object_type', count(*)
         FROM \(rows) AS e(data, pos)
-        WHERE NOT \(RemovedCameras.isRemoved("data->>'camera_id'"))
+        WHERE NOT \(RemovedCameras.isRemoved("data->>'camera_id'", in: Self.removedCameras))
         GROUP BY 1, 2, 3
         ON CONFLICT (day, camera_id, object_type) DO UPDATE
             SET detections = analytics_detections.detections + excluded.detections
@@ -96,7 +99,7 @@ public struct AnalyticsProjection: RunBasedProjection {
                        ((o.data->>'started_at')::timestamptz AT TIME ZONE 'UTC')::date,
                        (l.data->>'risk_score')::smallint
                 FROM \(o) AS o(data, pos) LEFT JOIN latest l ON l.id = (o.data->>'id')::bigint
-                WHERE NOT \(RemovedCameras.isRemoved("o.data->>'camera_id'"))
+                WHERE NOT \(RemovedCameras.isRemoved("o.data->>'camera_id'", in: Self.removedCameras))
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, camera_id, day, score
             ),

@@ -10,8 +10,11 @@ public struct DetectionsProjection: RunBasedProjection {
     /// A removal hides what was recorded before it, and what comes while it stands (until the
     /// camera is registered again: ``RemovedCameras``), so both apply where they stand.
     public let barriers: Set<String> = [CameraRemoved.type, CameraRegistered.type]
-    /// 2: `removed_cameras`.
+    /// 2: `detection_removed_cameras`.
     public let version: Int32 = 2
+
+    /// Its cameras that stand removed (``RemovedCameras``).
+    static let removedCameras = "detection_removed_cameras"
 
     public init() {}
 
@@ -27,7 +30,7 @@ public struct DetectionsProjection: RunBasedProjection {
                                 id, camera_id, file_path, file_type, detected_at, object_type, confidence,
                                 bbox_x, bbox_y, bbox_width, bbox_height, thumbnail_path, media_type, duration,
                                 video_codec, video_width, video_height, enrichment_data, hidden)
-                            SELECT \(DetectionsReadModel.columns), \(RemovedCameras.isRemoved("data->>'camera_id'"))
+                            SELECT \(DetectionsReadModel.columns), \(RemovedCameras.isRemoved("data->>'camera_id'", in: Self.removedCameras))
                             FROM \(rows) AS e(data, pos)
                             ON CONFLICT (id) DO NOTHING
                             RETURNING camera_id, hidden
@@ -38,10 +41,10 @@ public struct DetectionsProjection: RunBasedProjection {
                 ]
             case CameraRemoved.type:
                 return CameraTotals.hide(run, in: "detections", totals: "detection_totals") + [
-                    RemovedCameras.apply(run)
+                    RemovedCameras.apply(run, in: Self.removedCameras)
                 ]
             case CameraRegistered.type:
-                return [RemovedCameras.apply(run)]
+                return [RemovedCameras.apply(run, in: Self.removedCameras)]
             default:
                 return []
             }

@@ -14,8 +14,11 @@ public struct SecurityEventsProjection: RunBasedProjection {
     ])
     /// A removal hides what came before it, and what comes while it stands (``RemovedCameras``).
     public let barriers: Set<String> = [CameraRemoved.type, CameraRegistered.type]
-    /// 2: `security_event_scores`. 3: `removed_cameras`.
+    /// 2: `security_event_scores`. 3: `security_event_removed_cameras`.
     public let version: Int32 = 3
+
+    /// Its cameras that stand removed (``RemovedCameras``).
+    static let removedCameras = "security_event_removed_cameras"
 
     public init() {}
 
@@ -34,7 +37,7 @@ public struct SecurityEventsProjection: RunBasedProjection {
                         run.query { "DELETE FROM security_event_scores WHERE camera_id = \(CameraTotals.removed($0))" },
                         logger: logger)
                 }
-                try await connection.query(RemovedCameras.apply(run), logger: logger)
+                try await connection.query(RemovedCameras.apply(run, in: Self.removedCameras), logger: logger)
             case .group(let runs):
                 let closed = runs[SecurityEventClosed.type] ?? .empty(SecurityEventClosed.type)
                 let analyzed = runs[SecurityEventAnalyzed.type] ?? .empty(SecurityEventAnalyzed.type)
@@ -155,7 +158,7 @@ public struct SecurityEventsProjection: RunBasedProjection {
                        ARRAY(SELECT jsonb_array_elements_text(coalesce(c.data, o.data)->'detection_ids')::bigint),
                        ARRAY(SELECT jsonb_array_elements_text(coalesce(c.data, o.data)->'object_types')),
                        coalesce((o.data->>'is_fast_path')::boolean, false),
-                       \(RemovedCameras.isRemoved("o.data->>'camera_id'"))
+                       \(RemovedCameras.isRemoved("o.data->>'camera_id'", in: Self.removedCameras))
                 FROM o LEFT JOIN c USING (id) LEFT JOIN a USING (id) LEFT JOIN r USING (id)
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, camera_id, coalesce(risk_score, -1) AS score, ended_at IS NOT NULL AS ended, hidden

@@ -36,7 +36,8 @@ enum CameraTotals {
 }
 
 /// The cameras removed and not registered again, as far as a read model has applied the log:
-/// each of `detections`, `security_events` and `analytics` keeps its own `removed_cameras`,
+/// `detections`, `security_events` and `analytics` each keep their own table of them
+/// (`detection_removed_cameras`, `security_event_removed_cameras`, `analytics_removed_cameras`),
 /// moved by `CameraRemoved` and `CameraRegistered` (both barriers: applied where they stand).
 ///
 /// A removal hides what was recorded before it (``CameraTotals``). What lands in the log after
@@ -45,23 +46,24 @@ enum CameraTotals {
 /// detections from before the removal — it appends them when it gets to them, after the
 /// removal in the log (once visible for good: session 47's sweep).
 enum RemovedCameras {
-    /// The statement that marks the cameras a run of `CameraRemoved` or `CameraRegistered`
-    /// names as removed, or no longer.
-    static func apply(_ run: EventRun) -> PostgresQuery {
+    /// The statement that marks, in `table` (the read model's own: every table gets a view of
+    /// its name in `public`), the cameras a run of `CameraRemoved` or `CameraRegistered` names
+    /// as removed, or no longer.
+    static func apply(_ run: EventRun, in table: String) -> PostgresQuery {
         if run.type == CameraRegistered.type {
-            return run.query { "DELETE FROM removed_cameras WHERE camera_id = \(CameraTotals.removed($0))" }
+            return run.query { "DELETE FROM \(table) WHERE camera_id = \(CameraTotals.removed($0))" }
         }
         return run.query { rows in
             """
-            INSERT INTO removed_cameras (camera_id)
+            INSERT INTO \(table) (camera_id)
             SELECT DISTINCT data->>'id' FROM \(rows) AS e(data, pos)
             ON CONFLICT (camera_id) DO NOTHING
             """
         }
     }
 
-    /// Whether the camera `camera` (an SQL expression) stands removed.
-    static func isRemoved(_ camera: String) -> String {
-        "EXISTS (SELECT 1 FROM removed_cameras r WHERE r.camera_id = \(camera))"
+    /// Whether the camera `camera` (an SQL expression) stands removed, by `table`.
+    static func isRemoved(_ camera: String, in table: String) -> String {
+        "EXISTS (SELECT 1 FROM \(table) r WHERE r.camera_id = \(camera))"
     }
 }
