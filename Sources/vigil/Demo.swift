@@ -9,8 +9,8 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Append demo history (cameras, detections, analyzed security events) to an empty log.",
         discussion: """
-            The history ends now: its security events are spread over the last --days days. Nothing is \\
-            written if the log already holds security events. The read models follow when `vigil serve` \\
+            The history ends now: its security events are spread over the last --days days. Nothing is \
+            written if the log already holds security events. The read models follow when `vigil serve` \
             runs.
             """
     )

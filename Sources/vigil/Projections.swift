@@ -198,8 +198,16 @@ struct ProjectionsCommand: AsyncParsableCommand {
             let logger = Vigil.logger
             let settings = try PostgresSettings.fromEnvironment()
             try await requireMigrated(settings, logger: logger)
-            let count = try await settings.withRunningClient(logger: logger) { client in
-                try await EventStore(client: client, logger: logger).retryParkedEvents(of: name)
+            // A name no server registered parks nothing: said so, not "0 parked events".
+            let (count, known) = try await settings.withRunningClient(logger: logger) { client in
+                let store = EventStore(client: client, logger: logger)
+                // Those a server registered here, and every read model (one not registered yet
+                // has nothing parked).
+                let known = Set(try await store.projectionStatuses().map(\.name) + ReadModels.all.map(\.name)).sorted()
+                return (known.contains(name) ? try await store.retryParkedEvents(of: name) : nil, known)
+            }
+            guard let count else {
+                throw fail("no projection named \(name); known: \(known.joined(separator: ", "))", code: 2)
             }
             print("\(count) parked event(s) of \(name) will be applied again by its runner")
         }

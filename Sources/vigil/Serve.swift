@@ -28,6 +28,13 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Vigil.logger
+        // VIGIL_PORT=abc once served on 8000, and 99999 on 34463 (the port wrapped).
+        if let text = Environment.string("VIGIL_PORT"), Int(text) == nil {
+            throw fail("VIGIL_PORT must be a port number from 1 to 65535: \(text)", code: 2)
+        }
+        guard (1...65_535).contains(port) else {
+            throw fail("--port (VIGIL_PORT) must be from 1 to 65535: \(port)", code: 2)
+        }
         guard ["on", "off"].contains(projections) else { throw fail("--projections must be on or off", code: 2) }
         guard ["heuristic", "off"].contains(analyzer) else {
             throw fail("--analyzer must be heuristic or off", code: 2)
@@ -133,10 +140,10 @@ struct Serve: AsyncParsableCommand {
                 throw fail("\(error)", code: 2)
             }
         }
-        if let window = Environment.string("VIGIL_BATCH_WINDOW_SECONDS").flatMap({ Int($0) }) {
+        if let window = try Environment.positive("VIGIL_BATCH_WINDOW_SECONDS", "seconds") {
             configuration.settings.config.batchWindowSeconds = window
         }
-        if let idle = Environment.string("VIGIL_BATCH_IDLE_TIMEOUT_SECONDS").flatMap({ Int($0) }) {
+        if let idle = try Environment.positive("VIGIL_BATCH_IDLE_TIMEOUT_SECONDS", "seconds") {
             configuration.settings.config.batchIdleTimeoutSeconds = idle
         }
         let app = try Result { try buildApplication(configuration, logger: logger) }

@@ -9,9 +9,9 @@ struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Drive the API as cameras and a detector would: a backfill of history, then live detections.",
         discussion: """
-            Registers --cameras cameras (an existing one is reused), then sends --backfill days of \\
-            history through the bulk NDJSON path (detection times in the past, day/night rhythm, \\
-            bursts of 1–6 detections per visit), then --rate detections per second as single POSTs \\
+            Registers --cameras cameras (an existing one is reused), then sends --backfill days of \
+            history through the bulk NDJSON path (detection times in the past, day/night rhythm, \
+            bursts of 1–6 detections per visit), then --rate detections per second as single POSTs \
             for --duration seconds. The same --seed gives the same history.
             """
     )

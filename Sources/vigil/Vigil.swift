@@ -17,8 +17,15 @@ struct Vigil: AsyncParsableCommand {
     /// Logging is bootstrapped once, here, before any command runs, the benchmarks' commands
     /// (which live in their own module) included.
     static func main() async {
-        let level =
-            ProcessInfo.processInfo.environment["VIGIL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let setting = ProcessInfo.processInfo.environment["VIGIL_LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let level = setting.map({ Logger.Level(rawValue: $0) }) ?? .info else {
+            // Once ignored silently (VIGIL_LOG_LEVEL=loud logged at info).
+            FileHandle.standardError.write(
+                Data(
+                    "vigil: VIGIL_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical\n".utf8)
+            )
+            Foundation.exit(2)
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
