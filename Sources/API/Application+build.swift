@@ -378,8 +378,8 @@ func buildWebSocketRouter(
     let router = Router(context: VigilRequestContext.self)
     router.middlewares.add(ErrorMiddleware(logger: store.logger))
     router.middlewares.add(ClientAddressMiddleware(trustedProxies: trustedProxies))
-    // No QueryTextMiddleware: its 422 would be an empty 400 here; each socket checks the same
-    // text and closes with 1008 and the reason (`QueryTextMiddleware.socketRefusal`).
+    // No QueryTextMiddleware: its 422 would be an empty 400 here; the sockets' gate checks the
+    // same text and closes with 1008 and the reason (`SocketAccess`).
     LogSocket(store: store, broadcaster: broadcaster, access: access).addRoutes(to: router)
     EventsSocket(
         path: EventsSocket.eventsPath, feed: eventsFeed, status: statusFeed, access: access, idleTimeout: idleTimeout

@@ -192,11 +192,8 @@ extension TestClientProtocol {
             // Revoked from many consoles at once: every one is told it is revoked (once 409s),
             // and it is revoked once.
             _ = try await client.issueKey("bob", role: .viewer, adminKey: Self.root)
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<20 {
-                    group.addTask { try await client.call(.delete, "/api/api-keys/bob", key: Self.root).status.code }
-                }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await statusesOfConcurrent(20) {
+                try await client.call(.delete, "/api/api-keys/bob", key: Self.root).status
             }
             #expect(statuses == Array(repeating: 204, count: 20), "\(statuses)")
             #expect(try await store.readStream(ApiKey.stream("bob"))?.version == 2)

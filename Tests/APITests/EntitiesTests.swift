@@ -23,16 +23,10 @@ import VigilTesting
             try await IngestAPITests.register(client, "front_door")
             let first = try await Self.sight(client, #"{"entity_type": "person", "camera_id": "front_door"}"#)
             let id = try #require(first["entity_id"] as? String)
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<25 {
-                    group.addTask {
-                        try await client.send(
-                            .post, "/api/entities/sightings",
-                            json: #"{"entity_id": "\#(id)", "camera_id": "front_door"}"#
-                        ).status.code
-                    }
-                }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await statusesOfConcurrent(25) {
+                try await client.send(
+                    .post, "/api/entities/sightings", json: #"{"entity_id": "\#(id)", "camera_id": "front_door"}"#
+                ).status
             }
             #expect(statuses == Array(repeating: 201, count: 25), "\(statuses)")
             try await waitUntil("all 26 sightings are in its history") {

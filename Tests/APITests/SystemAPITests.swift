@@ -298,11 +298,8 @@ import VigilTesting
     func concurrentSeverityPuts() async throws {
         try await withApp { store, client in
             let thresholds = #"{"low_max": 20, "medium_max": 45, "high_max": 70}"#
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<15 {
-                    group.addTask { try await client.send(.put, "/api/system/severity", json: thresholds).status.code }
-                }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            let statuses = try await statusesOfConcurrent(15) {
+                try await client.send(.put, "/api/system/severity", json: thresholds).status
             }
             #expect(statuses == Array(repeating: 200, count: 15), "\(statuses)")
             #expect(try await IngestAPITests.count(store, type: SeverityThresholdsChanged.type) == 1)

@@ -93,26 +93,17 @@ struct ApiKeysController<Context: RequestContext> {
     @Sendable func revoke(_ request: Request, context: Context) async throws -> Response {
         let name = try context.parameters.text("key_id")
         let stream = ApiKey.stream(name)
-        for attempt in 1...3 {
+        try await decidingAgainOnConflict {
             guard let page = try await store.readStream(stream),
                 let key = try ApiKey.fold(page.events.map { ($0.type, $0.data) })
             else { throw APIError.notFound("API key \(name) not found") }
-            guard key.revokedAt == nil else { break }
-            do {
-                try await appender.appendCommand(
-                    ApiKeyRevoked(name: name, revokedAt: Date()), expected: .exact(page.version), request: request,
-                    readYourWrites: readYourWrites, waitFor: ["api_keys"], conflict: ChangedMeanwhile())
-                break
-            } catch is ChangedMeanwhile where attempt < 3 {
-                continue
-            } catch is ChangedMeanwhile {
-                throw APIError.conflict("API key \(name) was changed by another request; retry")
-            }
+            guard key.revokedAt == nil else { return }
+            try await appender.appendCommand(
+                ApiKeyRevoked(name: name, revokedAt: Date()), expected: .exact(page.version), request: request,
+                readYourWrites: readYourWrites, waitFor: ["api_keys"],
+                conflict: APIError.conflict("API key \(name) was changed by another request; retry"))
         }
         directory?.forget(name)
         return Response(status: .noContent)
     }
-
-    /// The key's stream changed between a revocation's read and its append.
-    private struct ChangedMeanwhile: Error {}
 }

@@ -68,3 +68,20 @@ extension GroupCommitAppender {
         return result
     }
 }
+
+/// Runs `decide` (read a stream, decide, append with the version read as the expected one) again
+/// when another request changed the stream between its read and its append, which
+/// ``GroupCommitAppender/appendCommand(_:id:expected:request:metadata:readYourWrites:waitFor:conflict:)``
+/// answers with its `conflict`, a `409`: at most `attempts` times in all, the last conflict
+/// thrown. Only for commands that decide the same whichever racing request wins (revoking a key:
+/// revoked is revoked; a PUT of the severity thresholds: they are replaced whole).
+func decidingAgainOnConflict<Value>(attempts: Int = 3, _ decide: () async throws -> Value) async throws -> Value {
+    for _ in 1..<attempts {
+        do {
+            return try await decide()
+        } catch let error as APIError where error.status == .conflict {
+            continue
+        }
+    }
+    return try await decide()
+}

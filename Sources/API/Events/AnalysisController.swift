@@ -35,9 +35,7 @@ struct AnalysisController<Context: RequestContext> {
     /// log and the audit trail.
     @Sendable func changes(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
-        // No events: never opened, or archived by retention (the stream keeps its version only).
-        guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000), !page.events.isEmpty
-        else { throw APIError.notFound("Event \(id) not found") }
+        let page = try await eventStream(id)
         var writer = JSONWriter()
         writer.object { object in
             object.field("event_id", id)
@@ -111,11 +109,17 @@ struct AnalysisController<Context: RequestContext> {
         return writer.response(status: .accepted)
     }
 
-    @Sendable func history(_ request: Request, context: Context) async throws -> Response {
-        let id = try context.parameters.integerID("event_id")
-        // No events: never opened, or archived by retention (the stream keeps its version only).
+    /// The security event's stream; 404 without events: never opened, or archived by retention
+    /// (the stream keeps its version only).
+    private func eventStream(_ id: Int64) async throws -> StreamPage {
         guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000), !page.events.isEmpty
         else { throw APIError.notFound("Event \(id) not found") }
+        return page
+    }
+
+    @Sendable func history(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.integerID("event_id")
+        let page = try await eventStream(id)
         let thresholds = try await thresholds()
         let analyses = page.events.compactMap { event -> (SecurityEventAnalyzed, RecordedEvent)? in
             guard event.type == SecurityEventAnalyzed.type, let analyzed = try? SecurityEventAnalyzed.decode(event.data)

@@ -65,10 +65,6 @@ struct EventsSocket {
             try await LogSocket.close(outbound, .policyViolation, refusal)
             return
         }
-        if let refusal = QueryTextMiddleware<VigilRequestContext>.socketRefusal(context.request) {
-            try await LogSocket.close(outbound, .policyViolation, refusal)
-            return
-        }
         access.sockets?.opened(path)
         defer { access.sockets?.closed(path) }
         let channels: Set<EventsChannel>

@@ -71,9 +71,6 @@ struct LogSocket {
     /// handshake can only be Hummingbird's empty 400, which a browser can't even read, so a
     /// refusal is a close with 1008 and this reason.
     func query(_ request: Request) async throws -> Result<Query, APIError> {
-        if let refusal = QueryTextMiddleware<VigilRequestContext>.socketRefusal(request) {
-            return .failure(.badRequest(refusal))
-        }
         let query: Query
         do {
             query = try Query(request)
@@ -188,7 +185,7 @@ struct LogSocket {
         guard reason.utf8.count > 123 else { return reason }
         var cut = ""
         for character in reason {
-            guard cut.utf8.count + String(character).utf8.count <= 120 else { break }
+            guard cut.utf8.count + character.utf8.count <= 120 else { break }
             cut.append(character)
         }
         return cut + "…"
@@ -204,8 +201,9 @@ struct LogSocket {
 /// `websocket` tier of the rate limits (new connections per client address and window; before
 /// the key, so a client guessing keys is limited too; a refusal is recorded in the audit trail
 /// as a `429` would be), then the key (`X-API-Key`, `?api_key=` or `Sec-WebSocket-Protocol:
-/// api-key.KEY`) against the access table, as ``AuthMiddleware`` checks it. The answer is the
-/// reason a socket is closed with (1008), nil when it may open.
+/// api-key.KEY`) against the access table, as ``AuthMiddleware`` checks it, then the query's
+/// text (``QueryTextMiddleware``'s check). The answer is the reason a socket is closed with
+/// (1008), nil when it may open.
 struct SocketAccess: Sendable {
     let directory: KeyDirectory?
     let usage: KeyUsage?
@@ -221,7 +219,9 @@ struct SocketAccess: Sendable {
         if let limited = await rateLimited(request, client: client) { return limited }
         // The key's usage records the client's address, as an HTTP request's does (without it,
         // a socket's use erased the address a request had recorded).
-        return await RequestOrigin.$clientAddress.withValue(client) { await keyRefusal(request, path: path) }
+        let refused = await RequestOrigin.$clientAddress.withValue(client) { await keyRefusal(request, path: path) }
+        // Then text PostgreSQL can't hold (NUL) in the query: an HTTP route's 422, as the reason.
+        return refused ?? QueryTextMiddleware<VigilRequestContext>.socketRefusal(request)
     }
 
     private func rateLimited(_ request: Request, client: String?) async -> String? {

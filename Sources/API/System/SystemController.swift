@@ -157,17 +157,12 @@ struct SystemController<Context: RequestContext> {
         // Decided again when the settings changed between the read and the append (up to three
         // times): the same thresholds PUT from two consoles at once are both a 200 (once all
         // but one were 409s), and a PUT replaces them whole, whatever came in between.
-        for attempt in 1...3 {
+        try await decidingAgainOnConflict {
             let (current, version) = try await settings.load()
-            guard thresholds != current.thresholds else { break }
-            do {
-                try await append(
-                    SeverityThresholdsChanged(thresholds, previous: current.thresholds), version: version,
-                    request: request, metadata: metadata)
-                break
-            } catch let error as APIError where error.status == .conflict && attempt < 3 {
-                continue
-            }
+            guard thresholds != current.thresholds else { return }
+            try await append(
+                SeverityThresholdsChanged(thresholds, previous: current.thresholds), version: version,
+                request: request, metadata: metadata)
         }
         return Self.severityResponse(thresholds)
     }
