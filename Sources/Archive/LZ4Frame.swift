@@ -1,6 +1,10 @@
 import CLZ4
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What an LZ4 frame file could not be written or read as.
 public struct LZ4FrameError: Error, Equatable, CustomStringConvertible {
     public var description: String
@@ -11,6 +15,21 @@ public struct LZ4FrameError: Error, Equatable, CustomStringConvertible {
     static func check(_ code: Int, _ doing: String) throws {
         guard LZ4F_isError(code) != 0 else { return }
         throw LZ4FrameError("\(doing): \(String(cString: LZ4F_getErrorName(code)))")
+    }
+
+    /// The file at `path`, opened with `flags`; else an error that says why ("No such file or
+    /// directory", "Permission denied", "Is a directory"), where Foundation's said "(null)".
+    static func open(_ path: String, _ flags: Int32, _ doing: String) throws -> FileHandle {
+        let descriptor = Glibc.open(path, flags | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw LZ4FrameError("cannot \(doing) \(path): \(String(cString: strerror(errno)))")
+        }
+        var status = stat()
+        if fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+            close(descriptor)
+            throw LZ4FrameError("cannot \(doing) \(path): \(String(cString: strerror(EISDIR)))")
+        }
+        return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 }
 
@@ -40,10 +59,7 @@ public final class LZ4FrameWriter {
     public init(path: String) throws {
         self.path = path
         partialPath = path + ".partial"
-        guard FileManager.default.createFile(atPath: partialPath, contents: nil) else {
-            throw LZ4FrameError("cannot create \(partialPath)")
-        }
-        file = try FileHandle(forWritingTo: URL(fileURLWithPath: partialPath))
+        file = try LZ4FrameError.open(partialPath, O_WRONLY | O_CREAT | O_TRUNC, "create")
         preferences.frameInfo.blockSizeID = LZ4F_max64KB
         preferences.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
         preferences.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled
@@ -144,10 +160,7 @@ public final class LZ4FrameReader {
 
     public init(path: String) throws {
         self.path = path
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw LZ4FrameError("cannot open \(path)")
-        }
-        file = handle
+        file = try LZ4FrameError.open(path, O_RDONLY, "read")
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         fileSize = (attributes?[.size] as? NSNumber)?.intValue ?? 0
         output = [UInt8](repeating: 0, count: 4 * Self.readBytes)

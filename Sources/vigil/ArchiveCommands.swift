@@ -30,15 +30,26 @@ struct Export: AsyncParsableCommand {
     func run() async throws {
         let logger = Vigil.logger
         let range = (try parse(from, "--from"), try parse(to, "--to"))
+        if let start = range.0, let end = range.1, start >= end {
+            // [from, to) would be empty: an archive of nothing, which no one asks for on purpose.
+            throw fail("--from \(from ?? "") must be before --to \(to ?? "")", code: 2)
+        }
         let settings = try PostgresSettings.fromEnvironment()
         try await requireMigrated(settings, logger: logger)
         let started = ContinuousClock.now
         let progress = ProgressLine()
-        let summary = try await settings.withRunningClient(logger: logger) { client in
-            let exporter = LogExporter(store: EventStore(client: client, logger: logger), from: range.0, to: range.1)
-            return try await exporter.export(to: out) { written, total in
-                progress.show(total == 0 ? 1 : Double(written) / Double(total), "\(written) of \(total) events")
+        let summary: LogExporter.Summary
+        do {
+            summary = try await settings.withRunningClient(logger: logger) { client in
+                let exporter = LogExporter(
+                    store: EventStore(client: client, logger: logger), from: range.0, to: range.1)
+                return try await exporter.export(to: out) { written, total in
+                    progress.show(total == 0 ? 1 : Double(written) / Double(total), "\(written) of \(total) events")
+                }
             }
+        } catch let error as LZ4FrameError {
+            progress.end("")
+            throw fail("export failed, no archive was written: \(error)")
         }
         progress.end("done in \(ProgressLine.seconds(since: started))")
         let ratio = summary.contentBytes == 0 ? 0 : Double(summary.fileBytes) / Double(summary.contentBytes)

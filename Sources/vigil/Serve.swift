@@ -5,6 +5,7 @@ import EventStore
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import Pipeline
 import Projections
 import Redis
@@ -35,9 +36,11 @@ struct Serve: AsyncParsableCommand {
         guard (1...65_535).contains(port) else {
             throw fail("--port (VIGIL_PORT) must be from 1 to 65535: \(port)", code: 2)
         }
-        guard ["on", "off"].contains(projections) else { throw fail("--projections must be on or off", code: 2) }
+        guard ["on", "off"].contains(projections) else {
+            throw fail("--projections (VIGIL_PROJECTIONS) must be on or off, not '\(projections)'", code: 2)
+        }
         guard ["heuristic", "off"].contains(analyzer) else {
-            throw fail("--analyzer must be heuristic or off", code: 2)
+            throw fail("--analyzer (VIGIL_ANALYZER) must be heuristic or off, not '\(analyzer)'", code: 2)
         }
         let settings = try PostgresSettings.fromEnvironment()
         try await requireMigrated(settings, logger: logger)
@@ -155,7 +158,12 @@ struct Serve: AsyncParsableCommand {
             services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(7)
         group.maximumCancellationDuration = .seconds(3)
-        try await ServiceGroup(configuration: group).run()
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            // NIO's own words named neither the address nor the port.
+            throw fail("cannot listen on \(host):\(port): another process is listening there (\(error))")
+        }
     }
 }
 
@@ -182,9 +190,12 @@ func requireMigrated(_ settings: PostgresSettings, logger: Logger) async throws 
         pending = try await settings.withRunningClient(logger: logger) { client in
             try await Migrator.store().pending(client: client, logger: logger)
         }
+    } catch let error as DatabaseUnreachable {
+        throw fail(error.description)
     } catch {
         throw fail(
-            "cannot reach PostgreSQL at \(settings.host):\(settings.port)/\(settings.database): \(String(reflecting: error))"
+            "cannot read the migrations of \(settings.database) on \(settings.host):\(settings.port): "
+                + String(reflecting: error)
         )
     }
     guard pending.isEmpty else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Benchmarks
+import EventStore
 import Foundation
 import Logging
 
@@ -31,7 +32,19 @@ struct Vigil: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        await main(nil)
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as DatabaseUnreachable {
+            // Any command's, said the way the commands say their own failures.
+            exit(withError: fail(error.description))
+        } catch {
+            exit(withError: error)
+        }
     }
 
     /// The commands' logger.

@@ -108,4 +108,29 @@ struct LZ4FrameTests {
         #expect(try lines.next().map { String(decoding: $0, as: UTF8.self) } == "two")
         #expect(throws: LZ4FrameError.self) { _ = try lines.next() }
     }
+
+    /// The reason comes from the system: Foundation's errors said "(null)" for a directory and
+    /// nothing at all for a missing folder.
+    @Test("A file that can't be opened is refused with the reason")
+    func unopenable() throws {
+        let folder = Self.path("folder")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        #expect(refusal { _ = try LZ4FrameReader(path: folder) } == "cannot read \(folder): Is a directory")
+        #expect(
+            refusal { _ = try LZ4FrameReader(path: folder + "/none") }
+                == "cannot read \(folder)/none: No such file or directory")
+        #expect(
+            refusal { _ = try LZ4FrameWriter(path: folder + "/none/x.lz4") }
+                == "cannot create \(folder)/none/x.lz4.partial: No such file or directory")
+    }
+
+    private func refusal(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch {
+            return (error as? LZ4FrameError)?.description ?? String(reflecting: error)
+        }
+    }
 }

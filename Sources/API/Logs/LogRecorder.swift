@@ -96,6 +96,9 @@ final class LogRecorder: Service, Sendable {
         do {
             let deleted = try await logs.delete(before: cutoff)
             if deleted > 0 { logger.debug("expired log records deleted", metadata: ["count": "\(deleted)"]) }
+        } catch is CancellationError {
+            // The server stopping before its first cleanup (a port already taken, a signal):
+            // the next start deletes them.
         } catch {
             logger.warning("expired log records not deleted", metadata: ["error": "\(error)"])
         }
