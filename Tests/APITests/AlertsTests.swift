@@ -244,4 +244,55 @@ import VigilTesting
             #expect(refused["count"] as? Int == 3)
         }
     }
+
+    /// The cascade the seed's camera DELETE promises reaches the alerts, as it reaches the
+    /// camera's security events: an alert pointing at an event no list shows is gone too.
+    @Test(
+        "A removed camera's alerts leave the list, GET and changes, also those raised after; registered again, new ones show"
+    )
+    func removedCamerasAlerts() async throws {
+        try await withApp { store, client in
+            try await IngestAPITests.register(client, "front_door")
+            _ = try await Self.rule(
+                client, #"{"name": "all", "cooldown_seconds": 0, "dedup_key_template": "{event_id}"}"#)
+            let first = try await Self.event(client, count: 1)
+            try await Self.analyse(client, first, score: 50)
+            try await Self.settle(store)
+            let before = try #require(try await Self.alerts(client).first?["id"] as? String)
+
+            #expect(try await client.send(.delete, "/api/cameras/front_door").status == .noContent)
+            // What the engine appends when an analysis of an event from before the removal is
+            // recorded after it.
+            let late = AlertTriggered(
+                id: UUID().uuidString.lowercased(), eventId: Int64(first), ruleId: "r", ruleName: "all",
+                severity: .medium, channels: [], dedupKey: "late", cameraId: "front_door", riskScore: 50,
+                objectTypes: ["person"], summary: "late", createdAt: Date())
+            try await store.append(
+                to: late.stream, events: [try NewEvent(late, metadata: EventMetadata(actor: "test"))])
+            try await Self.settle(store)
+            let listed = try await client.getJSON("/api/alerts?limit=100")
+            #expect(listed["count"] as? Int == 0)
+            #expect((listed["alerts"] as? [Any])?.isEmpty == true)
+            #expect(try await Self.alerts(client, "&camera_id=front_door").isEmpty)
+            for id in [before, late.id] {
+                #expect(try await client.send(.get, "/api/alerts/\(id)").status == .notFound, "alert \(id)")
+                for action in ["acknowledge", "dismiss"] {
+                    let response = try await client.send(.post, "/api/alerts/\(id)/\(action)")
+                    #expect(response.status == .notFound, "\(action) \(id)")
+                    #expect(try json(response)["detail"] as? String == "Alert \(id) not found")
+                }
+            }
+
+            // Registered again: a fresh camera, whose new alerts show and the old ones don't.
+            try await IngestAPITests.register(client, "front_door")
+            let again = try await Self.event(client, count: 1)
+            try await Self.analyse(client, again, score: 50)
+            try await Self.settle(store)
+            let now = try await Self.alerts(client)
+            #expect(now.count == 1)
+            #expect(now.first?["event_id"] as? Int == again)
+            let id = try #require(now.first?["id"] as? String)
+            #expect(try await client.send(.post, "/api/alerts/\(id)/acknowledge").status == .ok)
+        }
+    }
 }

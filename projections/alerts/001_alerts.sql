@@ -1,5 +1,6 @@
 -- Alerts (`/api/alerts`): one row per AlertTriggered, its status and times as the alert's later
--- events (acknowledged, dismissed, delivered) set them.
+-- events (acknowledged, dismissed, delivered) set them. `hidden`: its camera was removed
+-- (soft delete, as its security events are).
 CREATE TABLE alerts (
     id text PRIMARY KEY,
     event_id bigint NOT NULL,
@@ -15,7 +16,8 @@ CREATE TABLE alerts (
     updated_at timestamptz NOT NULL,
     delivered_at timestamptz,
     acknowledged_at timestamptz,
-    dismissed_at timestamptz
+    dismissed_at timestamptz,
+    hidden boolean NOT NULL DEFAULT false
 );
-CREATE INDEX alerts_by_time ON alerts (created_at, id);
+CREATE INDEX alerts_by_time ON alerts (created_at, id) WHERE NOT hidden;
 CREATE INDEX alerts_by_event ON alerts (event_id);

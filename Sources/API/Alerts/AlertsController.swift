@@ -58,13 +58,15 @@ struct AlertsController<Context: RequestContext> {
     }
 
     /// Appends `event(alert)` when the alert's status allows it (else 409; 404 when there is no
-    /// such alert), and answers with the alert as the read model then has it. A write that
+    /// such alert, or its camera was removed), and answers with the alert as the read model then has it. A write that
     /// meets a newer version (a delivery just recorded) reads the status again.
     private func change(
         _ request: Request, context: Context, verb: String, allowed: KeyPath<AlertStatus, Bool>,
         event: (Alert) -> some DomainEvent
     ) async throws -> Response {
         let id = try context.parameters.text("alert_id")
+        // Its camera was removed: gone from the list and from `GET`, so not to be changed either.
+        guard try await !alerts.isHidden(id) else { throw APIError.notFound("Alert \(id) not found") }
         for attempt in 1...3 {
             let (alert, version) = try await store.folded(Alert.stream(id), Alert.fold)
             guard let alert else { throw APIError.notFound("Alert \(id) not found") }

@@ -5,12 +5,22 @@ import PostgresNIO
 
 /// `alerts`: every alert the rule engine raised, with its status and times, as `/api/alerts`
 /// lists them. Every alert event is a barrier (an alert's trigger, delivery, acknowledgement
-/// and dismissal must apply in order).
+/// and dismissal must apply in order). A camera's removal hides its alerts, as it hides its
+/// security events, and so do alerts raised for it while it stands removed
+/// (``RemovedCameras``): the camera events are barriers too.
 public struct AlertsProjection: RunBasedProjection {
     public let name = "alerts"
-    static let types = [AlertTriggered.type, AlertDelivered.type, AlertAcknowledged.type, AlertDismissed.type]
+    static let types = [
+        AlertTriggered.type, AlertDelivered.type, AlertAcknowledged.type, AlertDismissed.type, CameraRemoved.type,
+        CameraRegistered.type,
+    ]
     public let filter = LogFilter(types: Self.types)
     public let barriers = Set(Self.types)
+    /// 2: `hidden`, `alert_removed_cameras` (alerts of a removed camera stayed listed).
+    public let version: Int32 = 2
+
+    /// Its cameras that stand removed (``RemovedCameras``).
+    static let removedCameras = "alert_removed_cameras"
 
     public init() {}
 
@@ -40,7 +50,7 @@ public struct AlertsProjection: RunBasedProjection {
                     run.query { rows in
                         """
                         INSERT INTO alerts (id, event_id, rule_id, rule_name, severity, status, channels, dedup_key,
-                                            camera_id, metadata, created_at, updated_at)
+                                            camera_id, metadata, created_at, updated_at, hidden)
                         SELECT e.data->>'id', (e.data->>'event_id')::bigint, e.data->>'rule_id', e.data->>'rule_name',
                                e.data->>'severity', 'pending', e.data->'channels', e.data->>'dedup_key',
                                e.data->>'camera_id',
@@ -48,7 +58,8 @@ public struct AlertsProjection: RunBasedProjection {
                                    'rule_name', e.data->'rule_name', 'camera_id', e.data->'camera_id',
                                    'risk_score', e.data->'risk_score', 'object_types', e.data->'object_types',
                                    'summary', e.data->'summary'),
-                               (e.data->>'created_at')::timestamptz, (e.data->>'created_at')::timestamptz
+                               (e.data->>'created_at')::timestamptz, (e.data->>'created_at')::timestamptz,
+                               \(RemovedCameras.isRemoved("e.data->>'camera_id'", in: Self.removedCameras))
                         FROM \(rows) AS e(data, pos)
                         ON CONFLICT (id) DO NOTHING
                         """
@@ -70,6 +81,10 @@ public struct AlertsProjection: RunBasedProjection {
                 return [run.query { Self.moved(to: "acknowledged", $0) }]
             case AlertDismissed.type:
                 return [run.query { Self.moved(to: "dismissed", $0) }]
+            case CameraRemoved.type:
+                return [CameraTotals.hideRows(run, in: "alerts"), RemovedCameras.apply(run, in: Self.removedCameras)]
+            case CameraRegistered.type:
+                return [RemovedCameras.apply(run, in: Self.removedCameras)]
             default:
                 return []
             }

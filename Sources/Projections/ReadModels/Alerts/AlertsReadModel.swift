@@ -7,7 +7,7 @@ public struct AlertsReadModel: Sendable {
 
     public init(database: ReadDatabase) { self.database = database }
 
-    static let list = ListSpec(table: "alerts", timeColumn: "created_at", idIsInteger: false, visible: "true")
+    static let list = ListSpec(table: "alerts", timeColumn: "created_at", idIsInteger: false, visible: "NOT t.hidden")
 
     public struct Filter: Sendable {
         public var status: String?
@@ -45,9 +45,19 @@ public struct AlertsReadModel: Sendable {
         return try await Self.list.page(item: Self.item, filters: sql, bounds: page, in: database)
     }
 
-    /// The alert (JSON); nil when there is none with that id.
+    /// The alert (JSON); nil when there is none with that id, or its camera was removed.
     public func item(_ id: String) async throws -> String? {
-        try await database.json { sql in "SELECT \(Self.item) FROM alerts t WHERE t.id = \(sql.bind(id))" }
+        try await database.json { sql in
+            "SELECT \(Self.item) FROM alerts t WHERE t.id = \(sql.bind(id)) AND NOT t.hidden"
+        }
+    }
+
+    /// Whether the alert is hidden (its camera was removed); false when the read model doesn't
+    /// hold it (yet).
+    public func isHidden(_ id: String) async throws -> Bool {
+        try await database.json { sql in
+            "SELECT 'true' FROM alerts t WHERE t.id = \(sql.bind(id)) AND t.hidden"
+        } != nil
     }
 
     /// The item JSON of the row `t` (CONTRACT: Alerts).
