@@ -55,6 +55,12 @@ import VigilTesting
             let again = try await client.call(
                 .patch, "/api/events/3", key: alice, json: #"{"reviewed": true, "notes": "Courier, parcel"}"#)
             #expect(again.status == .ok)
+            // The same review again changes nothing, so it appends nothing: no entry says alice
+            // changed something she didn't.
+            let same = try await client.call(
+                .patch, "/api/events/3", key: alice, json: #"{"notes": "Courier, parcel", "reviewed": true}"#)
+            #expect(same.status == .ok)
+            #expect(try json(same)["notes"] as? String == "Courier, parcel" && json(same)["reviewed"] as? Bool == true)
             let thresholds = #"{"low_max": 20, "medium_max": 45, "high_max": 70}"#
             #expect(
                 try await client.call(.put, "/api/system/severity", key: alice, json: thresholds).status == .forbidden)
@@ -67,6 +73,7 @@ import VigilTesting
             #expect(changes.first?["type"] as? String == "SecurityEventOpened")
             #expect(changes.map { $0["version"] as? Int ?? 0 } == Array(1...changes.count))
             #expect(changes.last?["type"] as? String == "SecurityEventReviewed")
+            #expect(changes.filter { $0["type"] as? String == "SecurityEventReviewed" }.count == 2)
             #expect(changes.last?["actor"] as? String == "alice" && changes.last?["at"] is String)
             #expect((changes.last?["data"] as? [String: Any])?["notes"] as? String == "Courier, parcel")
             #expect(changes.dropLast(2).allSatisfy { $0["actor"] as? String == "synthetic" })

@@ -62,13 +62,25 @@ struct EventsController<Context: RequestContext> {
             body.isNull("notes") ? .some(nil) : body.string("notes", length: 0...10_000, multiline: true).map { $0 }
         try body.validate()
         try await requireVisible(id)
-        if reviewed != nil || notes != nil {
+        if try await changesReview(id, reviewed: reviewed, notes: notes) {
             try await appender.appendCommand(
                 SecurityEventReviewed(id: id, reviewed: reviewed, notes: notes), expected: .streamExists,
                 request: request, readYourWrites: readYourWrites, waitFor: ["security_events"],
                 conflict: APIError.notFound("Event \(id) not found"))
         }
         return try await item(id, reviewed: reviewed, notes: notes)
+    }
+
+    /// Whether a review of `reviewed` and `notes` (nil: unchanged) changes what the event's
+    /// stream holds: a review that changes nothing appends nothing, so the audit trail records
+    /// no change no one made (as a camera `PATCH` that changes nothing). Decided on the stream,
+    /// not the lagging read model. A review appended by another request after this read does
+    /// not make the decision wrong: this request comes first in the log's order, then that one.
+    private func changesReview(_ id: Int64, reviewed: Bool?, notes: String??) async throws -> Bool {
+        guard reviewed != nil || notes != nil else { return false }
+        let (current, _) = try await store.folded(SecurityEvents.stream(id), SecurityEvent.fold)
+        guard let current else { return true }
+        return reviewed.map { $0 != current.reviewed } ?? false || notes.map { $0 != current.notes } ?? false
     }
 
     private func requireVisible(_ id: Int64) async throws {
