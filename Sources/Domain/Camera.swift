@@ -108,7 +108,9 @@ public struct Camera: Sendable, Hashable {
 
     /// The id a camera name maps to: lower-case; spaces and hyphens become `_`; other
     /// non-word characters are dropped; runs of `_` collapse; leading and trailing `_` go.
-    /// `"Front Door"` and `"front-door"` are both `front_door`.
+    /// `"Front Door"` and `"front-door"` are both `front_door`. Composed (Unicode NFC): `"Café"`
+    /// typed with `é` or with `e` and a combining accent is one name, where PostgreSQL, comparing
+    /// bytes, would have kept two cameras that look the same.
     public static func normalizedID(_ name: String) -> String {
         var id = ""
         var lastWasUnderscore = false
@@ -131,7 +133,7 @@ public struct Camera: Sendable, Hashable {
             id.append(mapped)
         }
         while id.hasSuffix("_") { id.removeLast() }
-        return id
+        return id.precomposedStringWithCanonicalMapping
     }
 
     /// The camera after the events of its stream, in order (nil: never registered, or removed).

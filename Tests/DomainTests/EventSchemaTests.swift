@@ -236,10 +236,12 @@ struct CameraTests {
         "Camera ids are normalised from names",
         arguments: [
             ("Front Door", "front_door"), ("front-door", "front_door"), ("  Back  Yard!! ", "back_yard"),
-            ("Garage_2", "garage_2"), ("Café--Patio", "café_patio"), ("!!!", ""),
+            ("Garage_2", "garage_2"), ("Caf\u{E9}--Patio", "caf\u{E9}_patio"), ("Cafe\u{301} Patio", "caf\u{E9}_patio"),
+            ("!!!", ""),
         ])
     func normalizedID(name: String, id: String) {
-        #expect(Camera.normalizedID(name) == id)
+        // By scalars: Swift's `==` takes `é` and `e` + U+0301 as equal, PostgreSQL doesn't.
+        #expect(Array(Camera.normalizedID(name).unicodeScalars) == Array(id.unicodeScalars))
     }
 
     @Test("A camera's stream folds to its current state; removal ends it")
