@@ -13,7 +13,6 @@ import NIOHTTP1
 final class ParseErrorResponder: ChannelInboundHandler, RemovableChannelHandler {
     /// Never unwrapped: after a WebSocket upgrade, frames' bytes pass through here too.
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
 
     private var responded = false
 
@@ -29,19 +28,7 @@ final class ParseErrorResponder: ChannelInboundHandler, RemovableChannelHandler 
         }
         guard !responded else { return }
         responded = true
-        var body = JSONWriter()
-        body.object { $0.field("detail", Self.detail(parseError)) }
-        let bytes = body.buffer
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(bytes.readableBytes))
-        headers.add(name: "Connection", value: "close")
-        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            context.close(promise: nil)
-        }
+        context.answerAndClose(.badRequest, detail: Self.detail(parseError))
     }
 
     static func detail(_ error: HTTPParserError) -> String {
@@ -49,6 +36,28 @@ final class ParseErrorResponder: ChannelInboundHandler, RemovableChannelHandler 
         case .headerOverflow: "Request line and headers too large"
         case .invalidURL: "Malformed request: invalid URL"
         default: "Malformed request: \(error)"
+        }
+    }
+}
+
+extension ChannelHandlerContext {
+    /// Writes `status` with `{"detail": detail}` in NIO's HTTP types and closes the connection:
+    /// the answers given before Hummingbird's handlers are in the pipeline (``ParseErrorResponder``,
+    /// ``UpgradeGate``).
+    func answerAndClose(_ status: HTTPResponseStatus, detail: String, headers extra: [(String, String)] = []) {
+        var body = JSONWriter()
+        body.object { $0.field("detail", detail) }
+        let bytes = body.buffer
+        var headers = HTTPHeaders(extra)
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(bytes.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(bytes))), promise: nil)
+        let context = NIOLoopBound(self, eventLoop: eventLoop)
+        writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
+            context.value.close(promise: nil)
         }
     }
 }
