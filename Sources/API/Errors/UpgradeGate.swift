@@ -64,13 +64,13 @@ final class UpgradeGate: ChannelInboundHandler, RemovableChannelHandler {
         guard !protocols.isEmpty else { return .pass }
         let path = Self.normalized(String(head.uri.prefix { $0 != "?" }))
         if protocols.contains("websocket"), head.method == .GET, webSocketPaths.contains(path) {
-            let versions = head.headers["sec-websocket-version"]
-            guard versions == ["13"] else {
+            guard head.headers["sec-websocket-version"] == ["13"] else {
                 return .refuse(
                     .upgradeRequired, "Unsupported WebSocket version: send Sec-WebSocket-Version: 13",
                     [("Sec-WebSocket-Version", "13")])
             }
-            guard head.headers["sec-websocket-key"].count == 1, head.headers["sec-websocket-key"] != [""] else {
+            let keys = head.headers["sec-websocket-key"]
+            guard keys.count == 1, keys != [""] else {
                 return .refuse(.badRequest, "A WebSocket upgrade needs one Sec-WebSocket-Key header", [])
             }
             return .upgrade
