@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// `EventStore` is a cheap value over a running `PostgresClient`: appends in their own
 /// transaction (``append(to:events:expected:)``), in a caller's transaction
-/// (``transaction(_:)``), in bulk through COPY (``appendBulk(_:)``); reads of the global
+/// (``transaction(_:)``), in bulk through COPY (``appendBulk(_:allOrNothing:)``); reads of the global
 /// log (``read(after:filter:limit:)``) and of one stream (``readStream(_:fromVersion:limit:)``).
 /// For many concurrent writers use ``GroupCommitAppender``; to follow the log live use ``tail(from:filter:notifier:)``.
 public struct EventStore: Sendable {
@@ -72,11 +72,29 @@ public struct EventStore: Sendable {
     ///
     /// Each event goes to the end of its stream (no version check). Events whose id is
     /// already stored in the same stream are skipped; an id stored in another stream refuses
-    /// that event only. All accepted events commit in one transaction.
-    public func appendBulk(_ items: [(stream: String, event: NewEvent)]) async throws -> BulkAppendResult {
+    /// that event only. All accepted events commit in one transaction; with `allOrNothing`, a
+    /// refused event rolls that transaction back, and nothing is written (`appended` and
+    /// `alreadyStored` are then 0, `refused` says why).
+    public func appendBulk(
+        _ items: [(stream: String, event: NewEvent)], allOrNothing: Bool = false
+    ) async throws -> BulkAppendResult {
         let requests = items.map { AppendRequest(stream: $0.stream, events: [$0.event], expected: .any) }
-        let results = try await transaction { transaction in
-            try await LogWriter.write(requests, method: .copy, on: transaction.connection, logger: logger)
+        let results: [Result<AppendResult, AppendError>]
+        do {
+            results = try await transaction { transaction in
+                let results = try await LogWriter.write(
+                    requests, method: .copy, on: transaction.connection, logger: logger)
+                if allOrNothing, results.contains(where: { (try? $0.get()) == nil }) {
+                    throw BulkRefusal(results: results)
+                }
+                return results
+            }
+        } catch let refusal as BulkRefusal {
+            var summary = BulkAppendResult()
+            for case (let index, .failure(let error)) in refusal.results.enumerated() {
+                summary.refused.append((index, error))
+            }
+            return summary
         }
         var summary = BulkAppendResult()
         for (index, result) in results.enumerated() {
@@ -176,12 +194,17 @@ public struct EventStoreTransaction: Sendable {
     }
 }
 
-/// The outcome of ``EventStore/appendBulk(_:)``.
+/// The outcome of ``EventStore/appendBulk(_:allOrNothing:)``.
 public struct BulkAppendResult: Sendable {
     public var appended = 0
     public var alreadyStored = 0
     /// Index in the input and reason of each refused event.
     public var refused: [(index: Int, error: AppendError)] = []
+}
+
+/// Rolls an all-or-nothing bulk append back (``EventStore/appendBulk(_:allOrNothing:)``).
+private struct BulkRefusal: Error {
+    let results: [Result<AppendResult, AppendError>]
 }
 
 /// Counts of ``EventStore/appendBatch(_:)``'s two paths (for tests and diagnostics).

@@ -61,10 +61,12 @@ import VigilTesting
         #expect(retry.status == .ok, "\(String(buffer: retry.body))")
         #expect(try json(retry)["id"] as? Int == firstID)
 
-        // A JSON batch with one item changed: all or nothing, 409.
+        // A JSON batch with one item changed and one added: all or nothing, 409, the new one
+        // not written either.
         let batch = "[\(detection), \(IngestAPITests.detection(object: "cat"))]"
         #expect(try await Self.post(app.client, "/api/detections/batch", key: "b-same", batch).status == .created)
-        let changed = "[\(detection), \(IngestAPITests.detection(object: "dog"))]"
+        let changed =
+            "[\(detection), \(IngestAPITests.detection(object: "dog")), \(IngestAPITests.detection(object: "fox"))]"
         let refused = try await Self.post(app.client, "/api/detections/batch", key: "b-same", changed)
         #expect(refused.status == .conflict, "\(String(buffer: refused.body))")
 

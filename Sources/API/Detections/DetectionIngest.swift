@@ -114,7 +114,7 @@ struct DetectionIngest<Context: RequestContext> {
             made.append((detection, event.data))
         }
         async let rendered = detections.render(made)
-        let result = try await store.appendBulk(events)
+        let result = try await store.appendBulk(events, allOrNothing: true)
         if let refused = result.refused.first { throw APIError.conflict(refusal(refused.error)) }
         var json = try await rendered
         if result.alreadyStored > 0 {
