@@ -86,7 +86,7 @@ struct AppendBenchmark: AsyncParsableCommand {
             bboxWidth: 64,
             bboxHeight: 128
         )
-        return try NewEvent(payload, metadata: EventMetadata(actor: "bench"))
+        return try NewEvent(payload, metadata: EventMetadata(actor: SystemActor.bench))
     }
 
     /// COPY into a scratch copy of the events table (same columns, indexes and defaults, no

@@ -200,7 +200,7 @@ struct IngestBenchmark: AsyncParsableCommand {
     ) async throws
         -> Measurement
     {
-        let metadata = EventMetadata(actor: "bench")
+        let metadata = EventMetadata(actor: SystemActor.bench)
         let inputs = detections(count, cameras: cameras)
         var latencies: [Duration] = []
         let start = ContinuousClock.now

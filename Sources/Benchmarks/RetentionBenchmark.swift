@@ -46,7 +46,7 @@ struct RetentionBenchmark: AsyncParsableCommand {
             let run = try await RetentionArchive(
                 store: store, directory: directory.appendingPathComponent("archive").path
             )
-            .run(cutoff: cutoff, retentionDays: 30, metadata: EventMetadata(actor: "bench"))
+            .run(cutoff: cutoff, retentionDays: 30, metadata: EventMetadata(actor: SystemActor.bench))
             let runTime = runStart.duration(to: .now).seconds
             let archived = run.plan.logEvents
 

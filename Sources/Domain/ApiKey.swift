@@ -117,12 +117,12 @@ public struct ApiKey: Sendable, Hashable {
         return first != "_" && first != "-" && name.unicodeScalars.allSatisfy(allowed)
     }
 
-    /// Names Vigil acts under itself (the configured keys, its reactors, no key at all): no
-    /// issued key may take one, or the audit trail could not tell them apart.
-    public static let reservedNames: Set<String> = [
+    /// Names Vigil acts under itself (the configured keys, no key at all, its reactors and
+    /// workers, and the projections' names): no issued key may take one, or the audit trail
+    /// could not tell them apart.
+    public static let reservedNames: Set<String> = SystemActor.all.union([
         "admin", "worker", "anonymous", "system", "vigil", "batch_aggregator", "analysis_publisher",
-        "heuristic-analyzer",
-    ]
+    ])
 
     /// Whether the key opens anything at `date`.
     public func isActive(at date: Date) -> Bool {

@@ -50,7 +50,7 @@ public struct AlertEngine: Projection {
         self.webhookURLs = webhookURLs
     }
 
-    static let metadata = EventMetadata(actor: "alert-engine")
+    static let metadata = EventMetadata(actor: SystemActor.alertEngine)
     /// The read models an analysis's detections are read from.
     static let sources = ["security_events", "detections"]
 

@@ -333,7 +333,7 @@ public struct WebhookDeliverer: Service {
     /// Deletes, reschedules or parks the row, and appends what happened to the alert's stream.
     func record(_ delivery: WebhookDelivery, attempt: Int, outcome: Outcome) async throws {
         let now = Date()
-        let metadata = EventMetadata(actor: "webhook-deliverer")
+        let metadata = EventMetadata(actor: SystemActor.webhookDeliverer)
         try await store.client.withOpenConnection { connection in
             try await connection.inTransaction(logger: logger) { connection in
                 let event: NewEvent?

@@ -42,7 +42,7 @@ public struct BatchAggregatorReactor: Projection {
         self.clock = clock
     }
 
-    static let metadata = EventMetadata(actor: "batch-aggregator")
+    static let metadata = EventMetadata(actor: SystemActor.batchAggregator)
 
     /// The open batches as this process last wrote them (see ``OpenBatchesMemory``).
     private let memory = OpenBatchesMemory()

@@ -35,7 +35,7 @@ public struct HeuristicAnalyzerWorker: Service {
 
     public init(
         redis: RedisClient, queue: AnalysisQueue = AnalysisQueue(), store: EventStore, options: Options = Options(),
-        name: String = "heuristic-analyzer"
+        name: String = SystemActor.heuristicAnalyzer
     ) {
         self.redis = redis
         self.queue = queue

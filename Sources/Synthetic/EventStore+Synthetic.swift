@@ -15,7 +15,7 @@ extension EventStore {
         chunk: Int = 10_000,
         progress: (@Sendable (Int) -> Void)? = nil
     ) async throws {
-        let metadata = EventMetadata(actor: "synthetic", imported: true)
+        let metadata = EventMetadata(actor: SystemActor.synthetic, imported: true)
         if range.lowerBound == 0 {
             _ = try await appendBulk(try history.cameras.map { ($0.stream, try NewEvent($0, metadata: metadata)) })
         }

@@ -213,7 +213,9 @@ extension TestClientProtocol {
                 #expect(response.status == .unprocessableContent, "\(body): \(response.status)")
                 #expect(try json(response)["detail"] is [Any])
             }
-            for name in ["admin", "worker", "anonymous", "batch_aggregator"] {
+            for name in [
+                "admin", "worker", "anonymous", "batch_aggregator", "alert-engine", "webhook-deliverer", "synthetic",
+            ] {
                 let response = try await client.call(
                     .post, "/api/api-keys", key: Self.root, json: #"{"name": "\#(name)", "role": "viewer"}"#)
                 #expect(response.status == .conflict, "\(name)")
