@@ -313,6 +313,7 @@ func buildRouter(
         thresholds: thresholds, timeTravel: timeTravel
     ).addRoutes(to: router)
     AnalysisController(
+        events: readModels.securityEvents,
         store: store, appender: appender, readYourWrites: readYourWrites, thresholds: thresholds
     ).addRoutes(to: router)
     SystemController(

@@ -282,6 +282,13 @@ import VigilTesting
                     #expect(try json(response)["detail"] as? String == "Alert \(id) not found")
                 }
             }
+            // The event itself, its history and analyses, and a re-analysis of it: 404 as well.
+            for (method, path) in [
+                (HTTPRequest.Method.get, ""), (.get, "/history"), (.get, "/analyses"), (.post, "/reanalyse"),
+            ] {
+                let response = try await client.send(method, "/api/events/\(first)\(path)")
+                #expect(response.status == .notFound, "\(method) \(path)")
+            }
 
             // Registered again: a fresh camera, whose new alerts show and the old ones don't.
             try await IngestAPITests.register(client, "front_door")

@@ -293,6 +293,14 @@ import VigilTesting
             #expect(first.status == .created)
             #expect(try json(first)["risk_level"] as? String == "critical")
             #expect(try await client.send(.post, "/api/events/1/analysis", json: body).status == .ok)
+            // The same job answered again with another result: the first one, as the log holds it.
+            let second = #"{"risk_score": 20, "summary": "Just a cat", "job_id": "\#(job)"}"#
+            let again = try await client.send(.post, "/api/events/1/analysis", json: second)
+            #expect(again.status == .ok)
+            #expect(try json(again)["risk_score"] as? Int == 91)
+            #expect(try json(again)["risk_level"] as? String == "critical")
+            #expect(try json(again)["summary"] as? String == "Person at the back door")
+            #expect(try json(again)["model"] as? String == "llava")
             let event = try await client.getEventually("/api/events/1") { $0["risk_score"] as? Int == 91 }
             #expect(event["risk_score"] as? Int == 91)
             #expect(try await client.getJSON("/api/events/1/analyses")["count"] as? Int == 2)  // synthetic + this

@@ -15,7 +15,11 @@ import Projections
 /// - `POST /api/events/{id}/reanalyse` `{reason?}` → 202, `ReanalysisRequested`; the analysis
 ///   publisher turns it into a job on `analysis_queue`.
 /// - `GET /api/events/{id}/analyses` → every analysis, oldest first.
+///
+/// An event of a removed camera is a 404 to the reads and to `reanalyse`, as to `GET
+/// /api/events/{id}`; an analyzer's result for it is still recorded (the job was out).
 struct AnalysisController<Context: RequestContext> {
+    let events: SecurityEventsReadModel
     let store: EventStore
     let appender: GroupCommitAppender
     let readYourWrites: ReadYourWrites
@@ -75,16 +79,22 @@ struct AnalysisController<Context: RequestContext> {
             id: id, riskScore: score, summary: summary, reasoning: reasoning ?? "", model: model, latencyMs: latency)
         let eventID = job.map(AnalysisJob.analysisEventID) ?? .random()
         let result = try await append(analyzed, id: eventID, request: request, metadata: metadata)
-        let level = try await thresholds().level(score)
+        // A job answered twice (a retry, or a second analyzer after a republish) gets the first
+        // result, which is what the log holds, whatever this request said.
+        var recorded = analyzed
+        if result.wasAlreadyStored, let stored = try await store.events(withIDs: [eventID]).first {
+            recorded = try SecurityEventAnalyzed.decode(stored.data)
+        }
+        let level = try await thresholds().level(recorded.riskScore)
         var writer = JSONWriter()
         writer.object { object in
             object.field("event_id", id)
-            object.field("risk_score", score)
+            object.field("risk_score", recorded.riskScore)
             object.field("risk_level", level.rawValue)
-            object.field("summary", summary)
-            object.field("reasoning", reasoning ?? "")
-            object.field("model", model)
-            object.field("latency_ms", latency.map(Int64.init))
+            object.field("summary", recorded.summary)
+            object.field("reasoning", recorded.reasoning)
+            object.field("model", recorded.model)
+            object.field("latency_ms", recorded.latencyMs.map(Int64.init))
             object.field("job_id", job?.uuidString.lowercased())
         }
         return writer.response(status: result.wasAlreadyStored ? .ok : .created)
@@ -98,6 +108,7 @@ struct AnalysisController<Context: RequestContext> {
             reason = body.string("reason", length: 0...1000, multiline: true)
             try body.validate()
         }
+        try await requireVisible(id)
         let eventID = UUID.random()
         try await append(ReanalysisRequested(id: id, reason: reason), id: eventID, request: request)
         var writer = JSONWriter()
@@ -110,8 +121,9 @@ struct AnalysisController<Context: RequestContext> {
     }
 
     /// The security event's stream; 404 without events: never opened, or archived by retention
-    /// (the stream keeps its version only).
+    /// (the stream keeps its version only), or its camera removed.
     private func eventStream(_ id: Int64) async throws -> StreamPage {
+        try await requireVisible(id)
         guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000), !page.events.isEmpty
         else { throw APIError.notFound("Event \(id) not found") }
         return page
@@ -146,6 +158,12 @@ struct AnalysisController<Context: RequestContext> {
             object.field("count", analyses.count)
         }
         return writer.response()
+    }
+
+    /// 404 unless `GET /api/events/{id}` shows the event (the read model's rule: not a removed
+    /// camera's).
+    private func requireVisible(_ id: Int64) async throws {
+        guard try await events.isVisible(id) else { throw APIError.notFound("Event \(id) not found") }
     }
 
     /// Appends to an existing security event (404 if there is none) and waits for the read
