@@ -118,4 +118,34 @@ import VigilTesting
         #expect(try await ids("person", "&camera_id=back_yard") == [2])
         #expect(try await ids("person", "&object_type=car") == [1])
     }
+
+    /// Queries as forms and Python's `requests` write them: `+` is a space, an empty value is no
+    /// filter, and what a raw `+` was in a time's offset or a cursor is still understood.
+    @Test func queriesAsFormsWriteThem() async throws {
+        let client = try await Self.seeded().client
+        func ids(_ route: String, _ key: String) async throws -> Set<Int> {
+            Set(try await Self.ids(client, route, key: key))
+        }
+        #expect(try await ids("/api/events/search?q=person+-delivery", "results") == [1])
+        #expect(try await ids("/api/events/search?q=dog+or+crowbar", "results") == [1, 3])
+        #expect(try await ids("/api/events/search?q=%22near+the+door%22", "results") == [1])
+        #expect(try await ids("/api/events/search?q=door+near", "results") == [1])
+        // Every filter sent, none chosen: the whole list.
+        #expect(
+            try await ids("/api/events?camera_id=&risk_level=&object_type=&cursor=&start_date=", "events") == [1, 2, 3])
+        #expect(
+            try await ids("/api/detections?camera_id=&object_type=&end_date=&limit=", "detections") == [1, 2, 3, 4, 5])
+        // 12:00+01:00 is 11:00Z, typed raw; and with a space (a `+`) between date and time.
+        #expect(try await ids("/api/detections?start_date=2026-03-01T12:00:00+01:00", "detections") == [2, 3, 4, 5])
+        #expect(try await ids("/api/detections?start_date=2026-03-01+12:00:00+01:00", "detections") == [2, 3, 4, 5])
+        // A cursor with a `+` in its base64 (a text id past ASCII), put into the URL unescaped.
+        let cursor = Data(#"{"id":"ž","created_at":"2026-03-02T09:00:00Z"}"#.utf8).base64EncodedString()
+        #expect(cursor.contains("+"))
+        let raw = try await client.send(.get, "/api/cameras?limit=10&cursor=\(cursor)")
+        let escaped = try await client.send(
+            .get, "/api/cameras?limit=10&cursor=\(cursor.replacingOccurrences(of: "+", with: "%2B"))")
+        #expect(raw.status == .ok, "\(String(buffer: raw.body))")
+        #expect(escaped.status == .ok, "\(String(buffer: escaped.body))")
+        #expect(String(buffer: raw.body) == String(buffer: escaped.body))
+    }
 }

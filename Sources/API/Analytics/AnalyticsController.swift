@@ -179,7 +179,8 @@ struct AnalyticsController<Context: RequestContext> {
     /// applied (which moves exactly when their rows can change).
     private func entityTag(_ request: Request, variant: String) async throws -> String {
         let state = try await analytics.state()
-        let query = request.uri.queryParameters.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
+        let query = QueryParameters.pairs(request.uri.query).map { "\($0.name)=\($0.value)" }.sorted()
+            .joined(separator: "&")
         let digest = SHA256.hash(data: Data("\(request.uri.path)?\(query)|\(variant)|\(state)".utf8))
         return "\"" + lowercaseHex(digest.prefix(16)) + "\""
     }

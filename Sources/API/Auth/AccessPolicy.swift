@@ -269,6 +269,8 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static func presentedKey(_ request: Request) -> String? {
         if let key = request.headers[HTTPField.Name("X-API-Key")!], !key.isEmpty { return key }
+        // Read as it came, not as form text (``QueryParameters``): a key holds no space, so a
+        // `+` in one (a configured key may have it) is a `+`.
         if let key = request.uri.queryParameters["api_key"], !key.isEmpty { return String(key) }
         let protocols = request.headers[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",") }
         for entry in protocols {

@@ -35,10 +35,12 @@ struct Cursor: Equatable {
         return Data(json.utf8).base64EncodedString()
     }
 
-    /// Decodes a client's cursor: standard or URL-safe base64, with or without padding.
+    /// Decodes a client's cursor: standard or URL-safe base64, with or without padding. A
+    /// space is the `+` of a cursor put into a URL unescaped (a query reads `+` as a space;
+    /// base64 has none).
     /// Errors are the reason shown after `Invalid cursor: `.
     static func decode(_ text: String) throws(CursorError) -> Cursor {
-        var base64 = text.trimmingCharacters(in: .whitespaces)
+        var base64 = text.replacingOccurrences(of: " ", with: "+").trimmingCharacters(in: .whitespaces)
             .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         if base64.count % 4 != 0 { base64 += String(repeating: "=", count: 4 - base64.count % 4) }
         guard !text.isEmpty, let data = Data(base64Encoded: base64) else { throw CursorError("not valid base64") }

@@ -20,7 +20,7 @@ struct AsOf {
     /// The point the query asks for, nil without `as_of`. A malformed checkpoint is the 400
     /// `GET /api/log` answers for one; anything else that is not a time is a 422.
     init?(_ query: QueryParameters) throws {
-        guard let text = query.string(Self.parameter)?.trimmingCharacters(in: .whitespaces), !text.isEmpty else {
+        guard let text = query.string(Self.parameter).map(QueryParameters.restoringOffsetSign), !text.isEmpty else {
             return nil
         }
         if text.utf8.count == 32, text.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }) {

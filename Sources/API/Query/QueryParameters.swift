@@ -7,14 +7,53 @@ import Hummingbird
 ///
 /// Text that can't be stored or compared (NUL) never gets here: `QueryTextMiddleware` refuses
 /// it for every route.
+///
+/// Values are read as forms write them (`application/x-www-form-urlencoded`, as the original's
+/// Starlette reads them): `+` is a space, then `%XX` is decoded; what Python's `requests`, a
+/// browser's `URLSearchParams` and HTML forms send for `search=connection refused`. An empty
+/// value (`camera_id=`) is no value, as the original's `if camera_id:` has it: a UI that always
+/// sends every filter gets the unfiltered list, not one filtered on "".
 struct QueryParameters {
     let request: Request
+    /// Every `name=value` pair, decoded, in order.
+    let pairs: [(name: String, value: String)]
 
-    init(_ request: Request) { self.request = request }
+    init(_ request: Request) {
+        self.request = request
+        pairs = Self.pairs(request.uri.query)
+    }
 
+    /// The first non-empty value of `name`.
     func string(_ name: String) -> String? {
-        guard let value = request.uri.queryParameters[name[...]] else { return nil }
-        return String(value)
+        pairs.first { $0.name == name && !$0.value.isEmpty }?.value
+    }
+
+    static func pairs(_ query: String?) -> [(name: String, value: String)] {
+        guard let query, !query.isEmpty else { return [] }
+        return query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (formDecoded(parts[0]), parts.count > 1 ? formDecoded(parts[1]) : "")
+        }
+    }
+
+    /// `+` as a space, then percent-decoding; text that is not valid percent-encoding is kept
+    /// as it came (as Hummingbird's own parser keeps it).
+    static func formDecoded(_ text: Substring) -> String {
+        let spaced = text.contains("+") ? text.replacingOccurrences(of: "+", with: " ") : String(text)
+        return spaced.contains("%") ? spaced.removingPercentEncoding ?? spaced : spaced
+    }
+
+    /// A time as a query carried it: the `+` of an offset typed raw (`…T10:00:00+02:00`) was read
+    /// as a space, and is put back. Only a space after the time of day can be one (a space at
+    /// index 10 is the date and time separator PostgreSQL writes).
+    static func restoringOffsetSign(_ text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let space = trimmed.utf8.lastIndex(of: 0x20),
+            trimmed.utf8.distance(from: trimmed.utf8.startIndex, to: space) > 10
+        else { return trimmed }
+        var restored = trimmed
+        restored.replaceSubrange(space...space, with: "+")
+        return restored
     }
 
     /// An integer in `range`, `defaultValue` when absent.
@@ -33,8 +72,8 @@ struct QueryParameters {
 
     /// A comma-separated list (`types=A,B`), also accepting the parameter repeated.
     func list(_ name: String) -> [String]? {
-        let values = request.uri.queryParameters.getAll(name)
-            .flatMap { $0.split(separator: ",") }
+        let values = pairs.filter { $0.name == name }
+            .flatMap { $0.value.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
         return values.isEmpty ? nil : values
@@ -91,7 +130,7 @@ struct QueryParameters {
     /// read strictly (`Timestamp`) and within what PostgreSQL can compare against.
     func date(_ name: String) throws -> Date? {
         guard let text = string(name) else { return nil }
-        guard let date = Timestamp.parse(text.trimmingCharacters(in: .whitespaces)) else {
+        guard let date = Timestamp.parse(Self.restoringOffsetSign(text)) else {
             throw ValidationError(
                 location: ["query", name],
                 message: "Input should be a valid datetime or date, invalid format",
@@ -162,9 +201,9 @@ struct QueryTextMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Throws the 422 (a query parameter) or 400 (the path) for text PostgreSQL can't hold.
     static func check(_ request: Request) throws {
         var issues: [ValidationError.Issue] = []
-        for (name, value) in request.uri.queryParameters {
+        for (name, value) in QueryParameters.pairs(request.uri.query) {
             if let problem = StrictJSON.textProblem(value) {
-                issues.append(.init(location: ["query", String(name)], message: problem.message, type: problem.type))
+                issues.append(.init(location: ["query", name], message: problem.message, type: problem.type))
             }
         }
         if !issues.isEmpty { throw ValidationError(issues) }
