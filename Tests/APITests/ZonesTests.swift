@@ -51,6 +51,11 @@ import VigilTesting
             let renamed = try json(try await call(.put, "\(base)/\(id)", #"{"name": "Porch steps", "enabled": false}"#))
             #expect(renamed["name"] as? String == "Porch steps" && renamed["enabled"] as? Bool == false)
             #expect(renamed["zone_type"] as? String == "entry_point")
+            // The seed's `enabled` filter, counted too.
+            #expect(try json(try await call(.get, "\(base)?enabled=false"))["count"] as? Int == 1)
+            let enabledOnly = try json(try await call(.get, "\(base)?enabled=true"))
+            #expect(enabledOnly["count"] as? Int == 0 && (enabledOnly["zones"] as? [Any])?.isEmpty == true)
+            #expect(try await call(.get, "\(base)?enabled=banana").status == .unprocessableContent)
             let asRectangle = try await call(.put, "\(base)/\(id)", #"{"shape": "rectangle"}"#)
             #expect(asRectangle.status == .unprocessableContent)
             let square = #"[[0.2, 0.2], [0.4, 0.2], [0.4, 0.4], [0.2, 0.4]]"#

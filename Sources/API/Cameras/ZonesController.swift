@@ -29,8 +29,11 @@ struct ZonesController<Context: RequestContext> {
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         let camera = try await knownCamera(context)
-        let page = try PageRequest(QueryParameters(request), idIsInteger: false)
-        return page.response(try await zones.list(camera: camera, page: page.bounds), key: "zones")
+        let query = QueryParameters(request)
+        let enabled = try query.bool("enabled")
+        let page = try PageRequest(query, idIsInteger: false)
+        return page.response(
+            try await zones.list(camera: camera, enabled: enabled, page: page.bounds), key: "zones")
     }
 
     @Sendable func get(_ request: Request, context: Context) async throws -> Response {

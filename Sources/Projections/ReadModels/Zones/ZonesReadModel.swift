@@ -11,10 +11,11 @@ public struct ZonesReadModel: Sendable {
 
     static let list = ListSpec(table: "zones", timeColumn: "created_at", idIsInteger: false, visible: "true")
 
-    /// A page of the camera's zones, newest first.
-    public func list(camera: String, page: PageBounds) async throws -> ListPage {
+    /// A page of the camera's zones, newest first; only enabled or disabled ones with `enabled`.
+    public func list(camera: String, enabled: Bool? = nil, page: PageBounds) async throws -> ListPage {
         var sql = SQLBuilder()
         sql.condition("t.camera_id = \(sql.bind(camera))")
+        if let enabled { sql.condition("t.enabled = \(sql.bind(enabled))") }
         return try await Self.list.page(item: Self.item, filters: sql, bounds: page, in: database)
     }
 
