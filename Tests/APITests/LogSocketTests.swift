@@ -268,6 +268,36 @@ import VigilTesting
         }
     }
 
+    @Test("a key revoked while its sockets are open closes them with 1008 and why, /ws/log and /ws/system alike")
+    func revokedKeyClosesItsSockets() async throws {
+        try await Self.withLiveApp(configure: {
+            $0.adminKey = AuthTests.root
+            $0.keyUsageInterval = .milliseconds(100)
+        }) { _, _, port in
+            let http = HTTPClientForTests(port: port)
+            let key = try await http.issueKey("tail", role: "admin", adminKey: AuthTests.root)
+            async let log = RawWebSocket.refusal(port: port, path: LogSocket.path, headers: ["X-API-Key": key])
+            async let system = RawWebSocket.refusal(
+                port: port, path: EventsSocket.systemPath, headers: ["X-API-Key": key])
+            // Both handshakes have passed the key's check once its use shows them.
+            try await waitUntil("both sockets were let in") {
+                let (_, item) = try await BodyLimitTests.send(
+                    .GET, port: port, "/api/api-keys/tail", contentType: "application/json",
+                    headers: [("X-API-Key", AuthTests.root)], body: .bytes(.init()))
+                return (item["usage"] as? [String: Any])?["requests"] as? Int == 2
+            }
+            let (status, _) = try await BodyLimitTests.send(
+                .DELETE, port: port, "/api/api-keys/tail", contentType: "application/json",
+                headers: [("X-API-Key", AuthTests.root)], body: .bytes(.init()))
+            #expect(status == 204)
+            for answer in [try await log, try await system] {
+                #expect(answer.frames > 1, "a message before the close: the socket was open before the revocation")
+                #expect(answer.close?.code == 1008)
+                #expect(answer.close?.reason == "API key revoked or expired")
+            }
+        }
+    }
+
     @Test("a checkpoint the log did not hand out is refused in /api/log's words, with 1008")
     func badCheckpoints() async throws {
         try await Self.withLiveApp { _, _, port in

@@ -80,7 +80,9 @@ struct EventsSocket {
         if channels.contains(.system) { _ = subscriber.offer(await status.current(), on: .system) }
         let subscribable = fixedChannels == nil
         let lastHeard = LastHeard()
+        let keyWatch = access.keyWatch(context.request, path: path)
         try await withThrowingTaskGroup(of: Void.self) { group in
+            keyWatch?.watch(&group, closing: outbound)
             group.addTask {
                 for await message in subscriber.stream { try await LogSocket.send(message, outbound) }
                 if subscriber.overflowed {

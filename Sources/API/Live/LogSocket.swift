@@ -115,7 +115,9 @@ struct LogSocket {
         let start: Checkpoint
         if let after = query.after { start = after } else { start = try await store.head() }
         try await Self.send(Self.control("subscribed", start), outbound)
+        let keyWatch = access.keyWatch(context.request, path: Self.path)
         try await withThrowingTaskGroup(of: Void.self) { group in
+            keyWatch?.watch(&group, closing: outbound)
             group.addTask { try await stream(from: start, filter: query.filter, to: outbound) }
             group.addTask {
                 // Pings are answered, anything else with an error; the client closing ends the
@@ -242,6 +244,15 @@ struct SocketAccess: Sendable {
         }
     }
 
+    /// The key a socket was let in with, to check again while it is open (nil: auth is off, or
+    /// the route needs no key).
+    func keyWatch(_ request: Request, path: String) -> KeyWatch? {
+        guard let directory, case .needs = AccessPolicy.access(.get, path),
+            let presented = AuthMiddleware<VigilRequestContext>.presentedKey(request)
+        else { return nil }
+        return KeyWatch(directory: directory, presented: presented)
+    }
+
     private func keyRefusal(_ request: Request, path: String) async -> String? {
         guard let directory else { return nil }
         guard case .needs(let permission) = AccessPolicy.access(.get, path) else { return nil }
@@ -252,6 +263,38 @@ struct SocketAccess: Sendable {
         let allowed = principal.role.allows(permission)
         usage?.record(principal.name, refused: !allowed)
         return allowed ? nil : "API key '\(principal.name)' (role \(principal.role.rawValue)) may not GET \(path)"
+    }
+}
+
+/// A socket's key, checked again every `interval` while the socket is open: a key revoked
+/// (through this instance: within the interval; through another: within the directory's cache
+/// time too) or expired closes its sockets with 1008, as it refuses its requests.
+struct KeyWatch: Sendable {
+    static let reason = "API key revoked or expired"
+
+    let directory: KeyDirectory
+    let presented: String
+    var interval: Duration = .seconds(1)
+
+    /// Returns once the key opens nothing any more. A lookup that failed (the database down) is
+    /// not a revocation: the socket stays.
+    func untilRevoked() async throws {
+        while true {
+            try await Task.sleep(for: interval)
+            do {
+                if try await directory.principal(for: presented) == nil { return }
+            } catch {
+                try Task.checkCancellation()
+            }
+        }
+    }
+
+    /// Adds to `group` the task that closes the socket once its key is revoked.
+    func watch(_ group: inout ThrowingTaskGroup<Void, any Error>, closing outbound: WebSocketOutboundWriter) {
+        group.addTask {
+            try await untilRevoked()
+            try await LogSocket.close(outbound, .policyViolation, Self.reason)
+        }
     }
 }
 
