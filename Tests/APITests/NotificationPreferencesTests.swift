@@ -76,6 +76,25 @@ import VigilTesting
         }
     }
 
+    @Test("A removed camera's setting leaves the list; its name registered again starts from the defaults")
+    func removedCamerasSetting() async throws {
+        try await withApp { _, client in
+            try await IngestAPITests.register(client, "garage")
+            let path = "/api/notification-preferences/cameras/garage"
+            let set = try await client.send(.put, path, json: #"{"enabled": false, "risk_threshold": 90}"#)
+            #expect(set.status == .ok)
+            #expect(try await client.getJSON("/api/notification-preferences/cameras")["count"] as? Int == 1)
+            #expect(try await client.send(.delete, "/api/cameras/garage").status == .noContent)
+            try await waitUntil("the setting leaves the list") {
+                let list = try await client.getJSON("/api/notification-preferences/cameras")
+                return list["count"] as? Int == 0 && (list["settings"] as? [Any])?.isEmpty == true
+            }
+            try await IngestAPITests.register(client, "garage")
+            let fresh = try await client.getJSON(path)
+            #expect(fresh["enabled"] as? Bool == true && fresh["risk_threshold"] is NSNull, "\(fresh)")
+        }
+    }
+
     @Test("Quiet hours: create, wrap midnight, validation, update, delete, 404")
     func quietHours() async throws {
         try await withApp { _, client in

@@ -116,4 +116,23 @@ import VigilTesting
             #expect(refused.first?["actor"] as? String == "vera")
         }
     }
+
+    @Test("A removed camera's zones leave with it: its name registered again has none")
+    func removedCamerasZones() async throws {
+        try await withApp { _, client in
+            try await IngestAPITests.register(client, "garage")
+            let base = "/api/cameras/garage/zones"
+            let created = try await client.send(
+                .post, base, json: #"{"name": "Door", "shape": "polygon", "coordinates": \#(Self.triangle)}"#)
+            #expect(created.status == .created)
+            let id = try #require(try json(created)["id"] as? String)
+            #expect(try await client.send(.delete, "/api/cameras/garage").status == .noContent)
+            #expect(try await client.send(.get, base).status == .notFound)
+            try await IngestAPITests.register(client, "garage")
+            try await waitUntil("the zones read model has applied the removal") {
+                try await client.getJSON(base)["count"] as? Int == 0
+            }
+            #expect(try await client.send(.get, "\(base)/\(id)").status == .notFound)
+        }
+    }
 }

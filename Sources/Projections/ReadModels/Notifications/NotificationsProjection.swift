@@ -5,15 +5,19 @@ import PostgresNIO
 
 /// `notification_preferences`, `camera_notification_settings`, `quiet_hours`: what
 /// `/api/notification-preferences` shows and what the webhook deliverer obeys. Every event is a
-/// barrier (rare, and each thing's changes must apply in order).
+/// barrier (rare, and each thing's changes must apply in order). A camera's removal takes its
+/// setting with it: the same name registered again starts from the global preferences.
 public struct NotificationsProjection: RunBasedProjection {
     public let name = "notifications"
     static let types = [
         NotificationPreferencesChanged.type, CameraNotificationSettingChanged.type, QuietHoursSet.type,
-        QuietHoursDeleted.type,
+        QuietHoursDeleted.type, CameraRemoved.type,
     ]
     public let filter = LogFilter(types: Self.types)
     public let barriers = Set(Self.types)
+    /// 2: a removed camera's setting leaves (it stayed listed, and applied to a camera registered
+    /// again under the name).
+    public let version: Int32 = 2
 
     public init() {}
 
@@ -71,6 +75,10 @@ public struct NotificationsProjection: RunBasedProjection {
                     run.query { rows in
                         "DELETE FROM quiet_hours WHERE id IN (SELECT e.data->>'id' FROM \(rows) AS e(data, pos))"
                     }
+                ]
+            case CameraRemoved.type:
+                return [
+                    run.query { "DELETE FROM camera_notification_settings WHERE id = \(CameraTotals.removed($0))" }
                 ]
             default:
                 return []

@@ -5,11 +5,15 @@ import PostgresNIO
 
 /// `zones`: the zones of every camera, as `/api/cameras/{camera_id}/zones` lists them. Every
 /// zone event is a barrier (they are rare, and a zone's create, updates and delete must apply
-/// in order), so each applies where it stands.
+/// in order), so each applies where it stands. A camera's removal takes its zones with it: the
+/// same name registered again is a fresh camera, without the old one's zones.
 public struct ZonesProjection: RunBasedProjection {
     public let name = "zones"
-    public let filter = LogFilter(types: [ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type])
-    public let barriers: Set<String> = [ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type]
+    static let types = [ZoneCreated.type, ZoneUpdated.type, ZoneDeleted.type, CameraRemoved.type]
+    public let filter = LogFilter(types: Self.types)
+    public let barriers = Set(Self.types)
+    /// 2: a removed camera's zones leave (they came back with a camera registered again).
+    public let version: Int32 = 2
 
     public init() {}
 
@@ -55,6 +59,8 @@ public struct ZonesProjection: RunBasedProjection {
                         "DELETE FROM zones WHERE id IN (SELECT e.data->>'id' FROM \(rows) AS e(data, pos))"
                     }
                 ]
+            case CameraRemoved.type:
+                return [run.query { "DELETE FROM zones WHERE camera_id = \(CameraTotals.removed($0))" }]
             default:
                 return []
             }
