@@ -74,6 +74,10 @@ import VigilTesting
             #expect((postgres["database_bytes"] as? Int ?? 0) > 0 && (postgres["log_bytes"] as? Int ?? 0) > 0)
             #expect((postgres["read_models_bytes"] as? Int ?? 0) > 0)
             #expect(postgres["detections_count"] as? Int == 3 && postgres["events_count"] as? Int == 1)
+            // The seed's counts where 004_* has them, at the top.
+            #expect(storage["detections_count"] as? Int == 3 && storage["events_count"] as? Int == 1)
+            #expect(storage["logs_count"] as? Int == postgres["logs_count"] as? Int && storage["logs_count"] != nil)
+            #expect(storage["gpu_stats_count"] as? Int == 0 && storage["thumbnails"] is NSNull)
             #expect(storage["disk_used_bytes"] is NSNull)
         }
     }

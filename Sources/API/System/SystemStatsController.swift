@@ -36,16 +36,22 @@ struct SystemStatsController<Context: RequestContext> {
         return body.response()
     }
 
-    /// PostgreSQL's sizes; the seed's disk and media fields are null (Vigil keeps no files: its
-    /// data is all in PostgreSQL, whose disk it can't see).
+    /// The seed's fields, and PostgreSQL's sizes (`postgres`). The seed's disk and media fields
+    /// are null (Vigil keeps no files: its data is all in PostgreSQL, whose disk it can't see),
+    /// `gpu_stats_count` 0 (it keeps no GPU samples).
     @Sendable func storage(_ request: Request, context: Context) async throws -> Response {
-        let sizes = try await pipeline.storage()
+        let storage = try await pipeline.storage()
         var body = JSONWriter()
         body.object { object in
             for field in ["disk_used_bytes", "disk_total_bytes", "disk_free_bytes", "disk_usage_percent"] {
                 object.field(field, nil as String?)
             }
-            object.raw("postgres", json: sizes)
+            for field in ["thumbnails", "images", "clips"] { object.field(field, nil as String?) }
+            object.field("events_count", storage.eventsCount)
+            object.field("detections_count", storage.detectionsCount)
+            object.field("gpu_stats_count", 0)
+            object.field("logs_count", storage.logsCount)
+            object.raw("postgres", json: storage.postgres)
             object.field("timestamp", JSONWriter.microseconds(Date()))
         }
         return body.response()

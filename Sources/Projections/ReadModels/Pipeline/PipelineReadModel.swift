@@ -78,10 +78,18 @@ public struct PipelineReadModel: Sendable {
         return (0, 0, 0)
     }
 
-    /// Sizes in PostgreSQL: the database, the log (`events` with its indexes), the read models'
-    /// current tables, the operational logs; and the counts. JSON object text.
-    public func storage() async throws -> String {
-        try await database.json { _ in
+    /// What `/api/system/storage` shows: the counts the seed names, and sizes in PostgreSQL
+    /// (`postgres`, JSON object text: the database, the log (`events` with its indexes), the
+    /// read models' current tables, the operational logs, and the counts again).
+    public struct Storage: Sendable {
+        public var postgres: String
+        public var eventsCount: Int64
+        public var detectionsCount: Int64
+        public var logsCount: Int64
+    }
+
+    public func storage() async throws -> Storage {
+        let rows = try await database.rows(
             """
             SELECT json_build_object(
                 'database_bytes', pg_database_size(current_database()),
@@ -92,11 +100,15 @@ public struct PipelineReadModel: Sendable {
                                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                                       WHERE n.nspname LIKE 'projection\\_%' AND c.relkind IN ('r', 'm')),
                 'logs_bytes', pg_total_relation_size('public.operational_logs'),
-                'events_count', (SELECT coalesce(sum(n), 0)::int8 FROM security_event_scores),
-                'detections_count', (SELECT coalesce(sum(n), 0)::int8 FROM detection_totals),
-                'logs_count', (SELECT count(*) FROM public.operational_logs)
-            )::text
-            """
-        } ?? "{}"
+                'events_count', s.events, 'detections_count', s.detections, 'logs_count', s.logs
+            )::text, s.events, s.detections, s.logs
+            FROM (SELECT (SELECT coalesce(sum(n), 0)::int8 FROM security_event_scores) AS events,
+                         (SELECT coalesce(sum(n), 0)::int8 FROM detection_totals) AS detections,
+                         (SELECT count(*) FROM public.operational_logs) AS logs) AS s
+            """)
+        for try await (postgres, events, detections, logs) in rows.decode((String, Int64, Int64, Int64).self) {
+            return Storage(postgres: postgres, eventsCount: events, detectionsCount: detections, logsCount: logs)
+        }
+        return Storage(postgres: "{}", eventsCount: 0, detectionsCount: 0, logsCount: 0)
     }
 }
