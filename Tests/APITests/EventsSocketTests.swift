@@ -247,18 +247,15 @@ import VigilTesting
         }) { _, _, port in
             let missing = try await RawWebSocket.refusal(port: port, path: EventsSocket.eventsPath)
             #expect(missing.close?.code == 1008)
-            let viewer = try await HTTPClientForTests(port: port).issueKey(
-                "dashboard", role: "viewer", adminKey: AuthTests.root)
+            let http = HTTPClientForTests(port: port)
+            let viewer = try await http.issueKey("dashboard", role: "viewer", adminKey: AuthTests.root)
             try await Self.session(port: port, headers: [HTTPField.Name("X-API-Key")!: viewer]) { outbound, received in
                 _ = try await Self.ask("ping", expecting: "pong", outbound, received)
             }
             // With the address it came from, as a request's use is (it once erased it).
             try await waitUntil("the socket's use is saved, with its address") {
-                let (_, item) = try await BodyLimitTests.send(
-                    .GET, port: port, "/api/api-keys/dashboard", contentType: "application/json",
-                    headers: [("X-API-Key", AuthTests.root)], body: .bytes(.init()))
-                let usage = item["usage"] as? [String: Any]
-                return usage?["requests"] as? Int == 1 && usage?["last_used_from"] as? String == "127.0.0.1"
+                let usage = try await http.keyUsage("dashboard", adminKey: AuthTests.root)
+                return usage["requests"] as? Int == 1 && usage["last_used_from"] as? String == "127.0.0.1"
             }
         }
     }

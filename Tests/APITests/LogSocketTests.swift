@@ -281,10 +281,7 @@ import VigilTesting
                 port: port, path: EventsSocket.systemPath, headers: ["X-API-Key": key])
             // Both handshakes have passed the key's check once its use shows them.
             try await waitUntil("both sockets were let in") {
-                let (_, item) = try await BodyLimitTests.send(
-                    .GET, port: port, "/api/api-keys/tail", contentType: "application/json",
-                    headers: [("X-API-Key", AuthTests.root)], body: .bytes(.init()))
-                return (item["usage"] as? [String: Any])?["requests"] as? Int == 2
+                try await http.keyUsage("tail", adminKey: AuthTests.root)["requests"] as? Int == 2
             }
             let (status, _) = try await BodyLimitTests.send(
                 .DELETE, port: port, "/api/api-keys/tail", contentType: "application/json",
@@ -355,5 +352,13 @@ struct HTTPClientForTests {
             body: .bytes(.init(string: #"{"name": "\#(name)", "role": "\#(role)"}"#)))
         #expect(status == 201, "\(answer)")
         return try #require(answer["key"] as? String)
+    }
+
+    /// `/api/api-keys/{name}`'s `usage` (`requests`, `refused`, `last_used_at`, `last_used_from`).
+    func keyUsage(_ name: String, adminKey: String) async throws -> [String: Any] {
+        let (_, item) = try await BodyLimitTests.send(
+            .GET, port: port, "/api/api-keys/\(name)", contentType: "application/json",
+            headers: [("X-API-Key", adminKey)], body: .bytes(.init()))
+        return item["usage"] as? [String: Any] ?? [:]
     }
 }
