@@ -125,9 +125,14 @@ public struct AlertEngine: Projection {
             }
         }
         let transaction = EventStoreTransaction(connection: connection, logger: logger)
-        for result in try await transaction.appendBatch(requests) { _ = try result.get() }
+        var fresh: [AlertTriggered] = []
+        for (alert, result) in zip(raised, try await transaction.appendBatch(requests)) {
+            // An alert the log holds already (history decided again: a store moved by export
+            // and import) was delivered, or given up on, where it was raised.
+            if try !result.get().wasAlreadyStored { fresh.append(alert) }
+        }
         // Their webhook deliveries, due at once, with the alerts that cause them.
-        try await AlertOutbox.enqueue(raised, urls: webhookURLs, on: connection, logger: logger)
+        try await AlertOutbox.enqueue(fresh, urls: webhookURLs, on: connection, logger: logger)
         try await state.save(
             definitionsChanged: definitionsBefore != (state.rules, state.zones), on: connection, logger: logger)
     }

@@ -85,7 +85,8 @@ public struct BatchAggregatorReactor: Projection {
         // Log time: the newest event of the page, or the wall clock when the log is quiet.
         outputs += aggregator.advance(to: events.map(\.recordedAt).max() ?? clock())
 
-        let ids = try await IDSequence.securityEvents.take(aggregator.provisionalCount, on: connection, logger: logger)
+        let ids = try await Self.securityEventIDs(
+            for: outputs, count: aggregator.provisionalCount, on: connection, logger: logger)
         aggregator.assignIDs(ids)
         let resolved = outputs.map { (BatchAggregator.resolve($0, with: ids), causes[$0]) }
         try await append(resolved, on: connection, logger: logger)
@@ -107,6 +108,39 @@ public struct BatchAggregatorReactor: Projection {
                 ON CONFLICT (only_row) DO UPDATE SET config_values = excluded.config_values
                 """, logger: logger)
         }
+    }
+
+    /// The ids of the security events `outputs` open (`count` provisional ids, `-1, -2, …`). A
+    /// batch whose opening the log already holds keeps the security event it opened there: a
+    /// store moved by export and import (or any generation of this reactor that starts before the
+    /// log's end) decides its history again, and its decisions must then be the stored ones,
+    /// appended as retries (nothing written), not a second event of the same batch (refused: its
+    /// deterministic event id is stored in another stream, and the aggregator stopped for good).
+    /// New batches take ids from the sequence.
+    static func securityEventIDs(
+        for outputs: [BatchOutput], count: Int, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Int64] {
+        guard count > 0 else { return [] }
+        var openings: [UUID: Int] = [:]
+        for output in outputs {
+            if case .opened(let opened) = output, opened.id < 0 { openings[output.eventID] = Int(-opened.id) - 1 }
+        }
+        var ids = [Int64](repeating: 0, count: count)
+        var known = Set<Int>()
+        let rows = try await connection.query(
+            """
+            SELECT event_id, (data->>'id')::int8 FROM events
+            WHERE event_id = ANY(\(Array(openings.keys))::uuid[]) AND type = \(SecurityEventOpened.type)
+            """, logger: logger)
+        for try await (eventID, id) in rows.decode((UUID, Int64).self) {
+            guard let index = openings[eventID] else { continue }
+            ids[index] = id
+            known.insert(index)
+        }
+        let missing = (0..<count).filter { !known.contains($0) }
+        let fresh = try await IDSequence.securityEvents.take(missing.count, on: connection, logger: logger)
+        for (index, id) in zip(missing, fresh) { ids[index] = id }
+        return ids
     }
 
     /// The open batches' token (nil before they were first written) and the config values
