@@ -3,6 +3,7 @@ import Domain
 import EventStore
 import Foundation
 import Logging
+import PostgresNIO
 
 /// Retention's side of the archive folder: each run that takes events writes them to a segment
 /// (`retention-<time>-<first>-<last>.ndjson.lz4`, the export format with the cutoff in its
@@ -91,17 +92,35 @@ public struct RetentionArchive: Sendable {
 
     /// Removes the segment files (whole or partial) the store has no record of: what runs
     /// that failed before their commit left. Returns their names.
+    ///
+    /// A whole segment the log names (`RetentionApplied`) stays even when this database has no
+    /// row for it: a store moved by export and import brings its log, not its
+    /// `log_archive_segments`, and such a file may be the only copy of the events it holds.
     public func removeOrphans() async throws -> [String] {
-        let recorded = Set(try await store.archivedSegments().map(\.name))
+        let kept = Set(try await store.archivedSegments().map(\.name))
+            .union(try await segmentsNamedInLog())
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var removed: [String] = []
         for file in files.sorted() where file.hasPrefix(Self.segmentPrefix) {
             let name = file.hasSuffix(".partial") ? String(file.dropLast(".partial".count)) : file
-            guard name.hasSuffix(Self.segmentSuffix), !recorded.contains(file) else { continue }
+            guard name.hasSuffix(Self.segmentSuffix), !kept.contains(file) else { continue }
             try FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(file))
             removed.append(file)
         }
         return removed
+    }
+
+    /// The segment names the log's `RetentionApplied` events give: every segment of this store's
+    /// history, those of a store it was moved from too.
+    func segmentsNamedInLog() async throws -> Set<String> {
+        let rows = try await store.client.query(
+            """
+            SELECT DISTINCT data->>'segment' FROM events
+            WHERE type = \(RetentionApplied.type) AND data->>'segment' IS NOT NULL
+            """, logger: store.logger)
+        var names = Set<String>()
+        for try await name in rows.decode(String.self) { names.insert(name) }
+        return names
     }
 
     /// `manifest.json`: every recorded segment, oldest first, written whole (a temporary file

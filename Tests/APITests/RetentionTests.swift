@@ -189,6 +189,32 @@ import VigilTesting
         }
     }
 
+    /// A store moved by export and import keeps the archive folder its log names, though its
+    /// `log_archive_segments` is empty: the next run must not take those files for a failed
+    /// run's leftovers (they can be the only copy of what they hold).
+    @Test("A segment the log names stays without a row for it (a moved store's); a failed run's leftovers go")
+    func segmentsTheLogNamesStay() async throws {
+        try await withScratchDatabase { store, _ in
+            let directory = try Self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let named = "retention-20260101T000000Z-1-9.ndjson.lz4"
+            let applied = RetentionApplied(
+                cutoff: Date(timeIntervalSince1970: 1_790_000_000), retentionDays: 30, segment: named,
+                sha256: String(repeating: "0", count: 64), logEvents: 9, securityEvents: 1, detections: 1, alerts: 0,
+                operationalLogs: 0)
+            _ = try await store.append(
+                to: applied.stream, events: [try NewEvent(applied, metadata: EventMetadata(actor: "tests"))])
+            let leftovers = ["retention-0-deadbeef.ndjson.lz4", "retention-1-cafe.ndjson.lz4.partial"]
+            for file in [named] + leftovers {
+                let path = (directory as NSString).appendingPathComponent(file)
+                #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
+            }
+            let removed = try await RetentionArchive(store: store, directory: directory).removeOrphans()
+            #expect(removed == leftovers)
+            #expect(FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(named)))
+        }
+    }
+
     @Test("One run at a time, whichever instance: a second is a 409 and leaves the folder alone")
     func oneRunAtATime() async throws {
         let directory = try Self.temporaryDirectory()
