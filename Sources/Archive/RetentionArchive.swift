@@ -150,7 +150,7 @@ public struct RetentionArchive: Sendable {
         LogArchive.Header(
             format: LogArchive.format, formatVersion: LogArchive.formatVersion,
             exportedAt: Timestamp.format(Date()), through: plan.bound.token, from: nil, to: nil,
-            events: plan.logEvents, runs: plan.runs, sequences: [:], cutoff: Timestamp.format(plan.cutoff))
+            events: plan.logEvents, runs: plan.runs, sequences: plan.sequences, cutoff: Timestamp.format(plan.cutoff))
     }
 
     static func segmentName(at date: Date) -> String {

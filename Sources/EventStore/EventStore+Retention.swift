@@ -29,6 +29,9 @@ public struct RetentionPlan: Sendable, Equatable {
     public var positions: [Int64] = []
     /// Stretches of them, in log order, whose positions ascend (an archive's `runs`).
     public var runs = 0
+    /// The store's id sequences when the events were taken (a run that takes some): past every
+    /// id they carry, so a segment imported into a new store moves its sequences past them.
+    public var sequences: [String: Int64] = [:]
 
     public init(cutoff: Date, bound: Checkpoint) {
         self.cutoff = cutoff
@@ -106,9 +109,10 @@ extension EventStore {
                     ).decode(Bool.self).first { _ in true }
                     guard isLocked == true else { throw RetentionBusy() }
                     try await locked()
-                    let plan = try await Self.plan(cutoff: cutoff, bound: bound, on: connection, logger: logger)
+                    var plan = try await Self.plan(cutoff: cutoff, bound: bound, on: connection, logger: logger)
                     var segment: ArchivedSegment?
                     if !plan.positions.isEmpty {
+                        plan.sequences = try await Self.sequenceValues(on: connection, logger: logger)
                         try begin(plan)
                         try await connection.guardedQuery(
                             """

@@ -132,6 +132,9 @@ import VigilTesting
                 let summary = try await LogImporter(store: restored).importArchive(from: path)
                 #expect(summary.events == planned)
                 #expect(try await IngestAPITests.count(restored, type: SecurityEventReviewed.type) == 1)
+                // Its id sequences past the ids it holds: the next event is not a second `oldEvent`.
+                let next = try await IDSequence.securityEvents.take(1, from: restored.client, logger: restored.logger)
+                #expect(next.first.map { $0 > Int64(oldEvent) } == true, "\(next) after \(oldEvent)")
             }
 
             // Right after the run (the read models may still hold it) a write to it is a 404 too.
