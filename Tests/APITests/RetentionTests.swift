@@ -140,6 +140,13 @@ import VigilTesting
             // Right after the run (the read models may still hold it) a write to it is a 404 too.
             let early = try await client.send(.patch, "/api/events/\(oldEvent)", json: #"{"notes": "late"}"#)
             #expect(early.status == .notFound, "\(String(buffer: early.body))")
+            // Its stream keeps its version, not its events: a 404 that says where they went.
+            let stream = try await client.send(.get, "/api/streams/secevent-\(oldEvent)")
+            #expect(stream.status == .notFound, "\(String(buffer: stream.body))")
+            #expect(
+                try json(stream)["detail"] as? String
+                    == "Stream secevent-\(oldEvent) was archived by retention: its events are in the archive's segments"
+            )
 
             // The read models, rebuilt, hold only the kept event, its detection and its alert.
             try await Self.rebuilt(store, rebuilding, after: before)

@@ -55,6 +55,12 @@ struct LogController<Context: RequestContext> {
         guard let page = try await store.readStream(name, fromVersion: Int64(fromVersion), limit: limit + 1) else {
             throw APIError.notFound("Stream \(name) not found")
         }
+        // A version without events from the start: retention took them all (the stream row
+        // keeps its version, so that it takes no more events).
+        if page.events.isEmpty, fromVersion == 0 {
+            throw APIError.notFound(
+                "Stream \(name) was archived by retention: its events are in the archive's segments")
+        }
         let hasMore = page.events.count > limit
         let events = page.events.prefix(limit)
 
