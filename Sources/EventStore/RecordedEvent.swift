@@ -35,7 +35,9 @@ public struct RecordedEvent: Sendable, Hashable {
 public struct LogFilter: Sendable, Hashable {
     /// Only these event types (nil: all).
     public var types: [String]?
-    /// Only streams whose name starts with this (nil: all).
+    /// Only streams whose name starts with this (nil: all), byte for byte (UTF-8), as the table's
+    /// reads compare it (`starts_with`): not by Swift's characters, which would take `é` for a
+    /// prefix of `é` in another Unicode form and not take `e` for one of `e` + U+0301.
     public var streamPrefix: String?
 
     public init(types: [String]? = nil, streamPrefix: String? = nil) {
@@ -48,7 +50,7 @@ public struct LogFilter: Sendable, Hashable {
     /// Whether the filter takes `event`.
     public func takes(_ event: RecordedEvent) -> Bool {
         if let types, !types.contains(event.type) { return false }
-        if let streamPrefix, !event.stream.hasPrefix(streamPrefix) { return false }
+        if let streamPrefix, !event.stream.utf8.starts(with: streamPrefix.utf8) { return false }
         return true
     }
 }

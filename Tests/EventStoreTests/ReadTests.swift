@@ -80,6 +80,26 @@ struct ReadTests {
         }
     }
 
+    /// `/ws/log` catches up from the table (PostgreSQL's `starts_with`, bytes) and then filters
+    /// live in Swift: both must take the same events, also where a prefix ends inside a
+    /// combined character or differs from the stream only in Unicode form.
+    @Test("a stream prefix takes in Swift exactly what it takes in the table: by bytes")
+    func prefixesCompareBytes() async throws {
+        try await TestDatabase.withStore { store in
+            let streams = ["p-e\u{301}x", "p-\u{e9}y", "p-ez"]
+            for stream in streams { try await store.append(to: stream, events: [detection()]) }
+            let all = try await store.readSettled(after: .start)
+            for prefix in ["p-e", "p-\u{e9}", "p-e\u{301}", "p-"] {
+                let filter = LogFilter(streamPrefix: prefix)
+                let table = try await store.readSettled(after: .start, filter: filter).events.map(\.stream)
+                let live = all.events.filter(filter.takes).map(\.stream)
+                #expect(
+                    live.map { Array($0.utf8) } == table.map { Array($0.utf8) },
+                    "prefix \(prefix.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
+        }
+    }
+
     @Test("the head, reads and their order compare transaction ids as numbers across a power of ten")
     func transactionIDsAcrossPowersOfTen() async throws {
         try await TestDatabase.withStore { store in
