@@ -108,7 +108,7 @@ struct AnalysisController<Context: RequestContext> {
             reason = body.string("reason", length: 0...1000, multiline: true)
             try body.validate()
         }
-        try await requireVisible(id)
+        try await events.requireVisible(id)
         let eventID = UUID.random()
         try await append(ReanalysisRequested(id: id, reason: reason), id: eventID, request: request)
         var writer = JSONWriter()
@@ -123,7 +123,7 @@ struct AnalysisController<Context: RequestContext> {
     /// The security event's stream; 404 without events: never opened, or archived by retention
     /// (the stream keeps its version only), or its camera removed.
     private func eventStream(_ id: Int64) async throws -> StreamPage {
-        try await requireVisible(id)
+        try await events.requireVisible(id)
         guard let page = try await store.readStream(SecurityEvents.stream(id), limit: 100_000), !page.events.isEmpty
         else { throw APIError.notFound("Event \(id) not found") }
         return page
@@ -158,12 +158,6 @@ struct AnalysisController<Context: RequestContext> {
             object.field("count", analyses.count)
         }
         return writer.response()
-    }
-
-    /// 404 unless `GET /api/events/{id}` shows the event (the read model's rule: not a removed
-    /// camera's).
-    private func requireVisible(_ id: Int64) async throws {
-        guard try await events.isVisible(id) else { throw APIError.notFound("Event \(id) not found") }
     }
 
     /// Appends to an existing security event (404 if there is none) and waits for the read

@@ -61,7 +61,7 @@ struct EventsController<Context: RequestContext> {
         let notes: String?? =
             body.isNull("notes") ? .some(nil) : body.string("notes", length: 0...10_000, multiline: true).map { $0 }
         try body.validate()
-        try await requireVisible(id)
+        try await events.requireVisible(id)
         if try await changesReview(id, reviewed: reviewed, notes: notes) {
             try await appender.appendCommand(
                 SecurityEventReviewed(id: id, reviewed: reviewed, notes: notes), expected: .streamExists,
@@ -83,14 +83,10 @@ struct EventsController<Context: RequestContext> {
         return reviewed.map { $0 != current.reviewed } ?? false || notes.map { $0 != current.notes } ?? false
     }
 
-    private func requireVisible(_ id: Int64) async throws {
-        guard try await events.isVisible(id) else { throw APIError.notFound("Event \(id) not found") }
-    }
-
     @Sendable func detections(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.integerID("event_id")
         let page = try PageRequest(QueryParameters(request))
-        try await requireVisible(id)
+        try await events.requireVisible(id)
         return page.response(try await events.detections(of: id, page: page.bounds), key: "detections")
     }
 
